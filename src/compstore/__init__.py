@@ -1,0 +1,47 @@
+"""compstore: a caching, content-addressed object store for astronomical composite datasets.
+
+The public surface is exactly ``__all__``; everything else is an implementation
+detail. Names load lazily so that ``import compstore`` (and so the CLI) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "Butler": "compstore.butler",
+    "DatasetRef": "compstore.registry",
+    "DatasetType": "compstore.registry",
+    "Box2I": "compstore.objects",
+    "Mask": "compstore.objects",
+    "MaskedImage": "compstore.objects",
+    "Exposure": "compstore.objects",
+    "Wcs": "compstore.objects",
+    "Calib": "compstore.objects",
+    "Psf": "compstore.objects",
+    "GaussianPsf": "compstore.objects",
+    "ImagePsf": "compstore.objects",
+    "Background": "compstore.objects",
+    "VisitInfo": "compstore.objects",
+    "SourceCatalog": "compstore.objects",
+    "CompstoreError": "compstore.errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'compstore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

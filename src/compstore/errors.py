@@ -1,0 +1,300 @@
+"""The one exception hierarchy of compstore.
+
+Every error compstore raises on purpose is a :class:`CompstoreError`. Where an
+error is also naturally a builtin (a missing key, a bad value, a wrong type) it
+inherits that builtin too, so ``except KeyError`` keeps working::
+
+    CompstoreError
+    ├── RepositoryError
+    │   ├── RepositoryNotFoundError (FileNotFoundError)
+    │   ├── RepositoryExistsError (FileExistsError)
+    │   ├── RepositoryFormatError
+    │   └── ReadOnlyRepositoryError (PermissionError)
+    ├── DatasetTypeError
+    │   ├── MissingDatasetTypeError (KeyError)
+    │   ├── DatasetTypeConflictError
+    │   └── InvalidNameError (ValueError)
+    ├── DataIdError (ValueError)
+    ├── DatasetNotFoundError (LookupError)
+    ├── AmbiguousDatasetError (LookupError)
+    ├── ConflictingDatasetError
+    ├── CollectionError
+    │   ├── MissingCollectionError (KeyError)
+    │   └── CollectionTypeError (TypeError)
+    ├── StorageClassError
+    │   ├── UnknownStorageClassError (KeyError)
+    │   ├── StorageClassTypeError (TypeError)
+    │   ├── UnknownComponentError (KeyError)
+    │   └── InvalidParameterError (ValueError)
+    ├── QueryError (ValueError)
+    │   └── QuerySyntaxError
+    ├── BlobStoreError
+    │   ├── BlobNotFoundError (KeyError)
+    │   └── CorruptBlobError
+    ├── EncodingError (ValueError)
+    ├── ObjectError (ValueError)
+    │   └── FitsFormatError
+    └── PipelineError
+        ├── TaskError
+        └── PipelineDefinitionError (ValueError)
+
+Each class has a stable ``code`` (a short string that never changes once
+released) so that tools can match errors without parsing messages;
+``tests/test_errors.py`` pins the tree and the codes.
+
+Messages say what was wrong, with which key or digest, and what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AmbiguousDatasetError",
+    "BlobNotFoundError",
+    "BlobStoreError",
+    "CollectionError",
+    "CollectionTypeError",
+    "CompstoreError",
+    "ConflictingDatasetError",
+    "CorruptBlobError",
+    "DataIdError",
+    "DatasetNotFoundError",
+    "DatasetTypeConflictError",
+    "DatasetTypeError",
+    "EncodingError",
+    "FitsFormatError",
+    "InvalidNameError",
+    "InvalidParameterError",
+    "MissingCollectionError",
+    "MissingDatasetTypeError",
+    "ObjectError",
+    "PipelineDefinitionError",
+    "PipelineError",
+    "QueryError",
+    "QuerySyntaxError",
+    "ReadOnlyRepositoryError",
+    "RepositoryError",
+    "RepositoryExistsError",
+    "RepositoryFormatError",
+    "RepositoryNotFoundError",
+    "StorageClassError",
+    "StorageClassTypeError",
+    "TaskError",
+    "UnknownComponentError",
+    "UnknownStorageClassError",
+]
+
+
+class CompstoreError(Exception):
+    """Base class of every error compstore raises on purpose."""
+
+    code = "compstore"
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; our messages are sentences, never quoted.
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+# -- repositories -------------------------------------------------------------
+class RepositoryError(CompstoreError):
+    """A repository folder is missing, already exists, or cannot be used."""
+
+    code = "repository"
+
+
+class RepositoryNotFoundError(RepositoryError, FileNotFoundError):
+    """No compstore repository at the given path."""
+
+    code = "repository-not-found"
+
+
+class RepositoryExistsError(RepositoryError, FileExistsError):
+    """``create`` was asked for a folder that already holds a repository."""
+
+    code = "repository-exists"
+
+
+class RepositoryFormatError(RepositoryError):
+    """The repository's format version is unknown or its config is malformed."""
+
+    code = "repository-format"
+
+
+class ReadOnlyRepositoryError(RepositoryError, PermissionError):
+    """A write was attempted on a repository opened read-only."""
+
+    code = "repository-read-only"
+
+
+# -- dataset types ------------------------------------------------------------
+class DatasetTypeError(CompstoreError):
+    """A dataset type is unknown, conflicting or badly named."""
+
+    code = "dataset-type"
+
+
+class MissingDatasetTypeError(DatasetTypeError, KeyError):
+    """The dataset type is not registered in this repository."""
+
+    code = "dataset-type-missing"
+
+
+class DatasetTypeConflictError(DatasetTypeError):
+    """A dataset type is registered already with other dimensions or storage class."""
+
+    code = "dataset-type-conflict"
+
+
+class InvalidNameError(DatasetTypeError, ValueError):
+    """A dataset type, dimension, component or collection name is not allowed."""
+
+    code = "invalid-name"
+
+
+# -- data IDs and datasets ----------------------------------------------------
+class DataIdError(CompstoreError, ValueError):
+    """A data ID lacks a dimension, has an extra one, or has a bad value."""
+
+    code = "data-id"
+
+
+class DatasetNotFoundError(CompstoreError, LookupError):
+    """No dataset matches the dataset type and data ID in the searched collections."""
+
+    code = "dataset-not-found"
+
+
+class AmbiguousDatasetError(CompstoreError, LookupError):
+    """A partial data ID matches more than one dataset."""
+
+    code = "dataset-ambiguous"
+
+
+class ConflictingDatasetError(CompstoreError):
+    """A dataset of this type and data ID exists already in the RUN collection."""
+
+    code = "dataset-conflict"
+
+
+# -- collections --------------------------------------------------------------
+class CollectionError(CompstoreError):
+    """A collection is unknown or used in a way its type does not allow."""
+
+    code = "collection"
+
+
+class MissingCollectionError(CollectionError, KeyError):
+    """The collection does not exist in this repository."""
+
+    code = "collection-missing"
+
+
+class CollectionTypeError(CollectionError, TypeError):
+    """The collection has the wrong type for the operation (e.g. put into a CHAINED)."""
+
+    code = "collection-type"
+
+
+# -- storage classes ----------------------------------------------------------
+class StorageClassError(CompstoreError):
+    """A storage class is unknown or cannot handle the object or request."""
+
+    code = "storage-class"
+
+
+class UnknownStorageClassError(StorageClassError, KeyError):
+    """No storage class of this name is registered (built in or by entry point)."""
+
+    code = "storage-class-unknown"
+
+
+class StorageClassTypeError(StorageClassError, TypeError):
+    """The object's Python type does not match the dataset type's storage class."""
+
+    code = "storage-class-type"
+
+
+class UnknownComponentError(StorageClassError, KeyError):
+    """The storage class has no component of this name."""
+
+    code = "component-unknown"
+
+
+class InvalidParameterError(StorageClassError, ValueError):
+    """A read parameter is unknown to the storage class or has a bad value."""
+
+    code = "parameter-invalid"
+
+
+# -- queries ------------------------------------------------------------------
+class QueryError(CompstoreError, ValueError):
+    """A query names an unknown dimension or cannot be run."""
+
+    code = "query"
+
+
+class QuerySyntaxError(QueryError):
+    """A ``where`` expression is malformed; ``column`` is where it went wrong (1-based)."""
+
+    code = "query-syntax"
+
+    def __init__(self, message: str, *, expression: str = "", column: int = 0) -> None:
+        super().__init__(message)
+        self.expression = expression
+        self.column = column
+
+
+# -- the blob store -----------------------------------------------------------
+class BlobStoreError(CompstoreError):
+    """The blob store cannot read or write a component."""
+
+    code = "blob-store"
+
+
+class BlobNotFoundError(BlobStoreError, KeyError):
+    """No component with this digest in the blob store."""
+
+    code = "blob-not-found"
+
+
+class CorruptBlobError(BlobStoreError):
+    """A stored component does not match its digest or cannot be decoded."""
+
+    code = "blob-corrupt"
+
+
+class EncodingError(CompstoreError, ValueError):
+    """A value has no canonical encoding (e.g. an object-dtype array, a NaN key)."""
+
+    code = "encoding"
+
+
+# -- objects ------------------------------------------------------------------
+class ObjectError(CompstoreError, ValueError):
+    """An astronomical object was given inconsistent or invalid values."""
+
+    code = "object"
+
+
+class FitsFormatError(ObjectError):
+    """A FITS file cannot be read as the requested object."""
+
+    code = "fits-format"
+
+
+# -- pipelines ----------------------------------------------------------------
+class PipelineError(CompstoreError):
+    """A pipeline cannot be built or run."""
+
+    code = "pipeline"
+
+
+class TaskError(PipelineError):
+    """A task failed on a unit of work; ``data_id`` says which."""
+
+    code = "task"
+
+
+class PipelineDefinitionError(PipelineError, ValueError):
+    """A pipeline file or override is malformed."""
+
+    code = "pipeline-definition"
