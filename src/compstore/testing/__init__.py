@@ -1,0 +1,6 @@
+"""Test helpers shipped with compstore: conformance suites and a synthetic sky.
+
+``compstore.testing.sky`` makes sky-like exposures and catalogs;
+``compstore.testing.blobstore`` holds ``BlobStoreTests``, the conformance suite
+every blob-store backend passes (third-party backends subclass it too).
+"""
