@@ -1,0 +1,137 @@
+"""A repository folder: its config file, its registry and its blob store.
+
+Layout (``docs/format.md`` is the specification)::
+
+    <root>/
+      compstore.json        config: format name and version
+      registry.sqlite3      the registry (SQLite)
+      blobs/                the blob store (zarr v3 arrays + JSON documents)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cas import LocalBlobStore
+from .errors import (
+    RepositoryExistsError,
+    RepositoryFormatError,
+    RepositoryNotFoundError,
+)
+from .registry import Registry
+
+__all__ = ["CONFIG_NAME", "FORMAT_NAME", "FORMAT_VERSION", "Repository"]
+
+CONFIG_NAME = "compstore.json"
+FORMAT_NAME = "compstore"
+#: (major, minor): a reader refuses another major version and opens a newer
+#: minor version read-only.
+FORMAT_VERSION = (1, 0)
+_REGISTRY_NAME = "registry.sqlite3"
+_BLOBS_NAME = "blobs"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Repository:
+    """The open parts of one repository folder."""
+
+    root: Path
+    config: dict[str, Any]
+    registry: Registry
+    blobs: LocalBlobStore
+    read_only: bool
+
+    @classmethod
+    def create(cls, root: str | os.PathLike[str], *, exist_ok: bool = False) -> Repository:
+        """Create a repository in ``root`` (a new or empty folder).
+
+        Raises
+        ------
+        RepositoryExistsError
+            If ``root`` holds a repository already (and ``exist_ok`` is false), or
+            holds other files.
+        """
+        path = Path(root)
+        if (path / CONFIG_NAME).exists():
+            if exist_ok:
+                return cls.open(path)
+            raise RepositoryExistsError(
+                f"{path} holds a compstore repository already; open it with Butler({str(path)!r}) "
+                "or choose another folder"
+            )
+        if path.exists() and not path.is_dir():
+            raise RepositoryExistsError(f"{path} exists and is not a folder")
+        stray = [p.name for p in path.iterdir() if p.name not in {"README.md", ".gitignore"}] if path.exists() else []
+        if stray:
+            raise RepositoryExistsError(
+                f"{path} is not empty (it holds {', '.join(sorted(stray)[:5])}); "
+                "a repository is created in a new or empty folder"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        Registry.create(path / _REGISTRY_NAME)
+        LocalBlobStore(path / _BLOBS_NAME)
+        config = {
+            "format": FORMAT_NAME,
+            "version": f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}",
+            "registry": _REGISTRY_NAME,
+            "blobs": _BLOBS_NAME,
+        }
+        # The config is written last: a folder without it is not a repository,
+        # so a create that died half-way is never mistaken for one.
+        _write_atomic(path / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
+        return cls.open(path)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str], *, fsync: bool = True) -> Repository:
+        """Open the repository in ``root``.
+
+        Raises
+        ------
+        RepositoryNotFoundError
+            If ``root`` holds no repository.
+        RepositoryFormatError
+            If its config is malformed or has an unknown major version.
+        """
+        path = Path(root)
+        config_path = path / CONFIG_NAME
+        if not config_path.is_file():
+            raise RepositoryNotFoundError(
+                f"no compstore repository at {path} (no {CONFIG_NAME}); "
+                f"create one with Butler.create({str(path)!r}) or `compstore create`"
+            )
+        try:
+            config = json.loads(config_path.read_bytes())
+            major, minor = (int(p) for p in str(config["version"]).split("."))
+            if config["format"] != FORMAT_NAME:
+                raise ValueError(f"format is {config['format']!r}")
+        except (ValueError, KeyError, TypeError) as err:
+            raise RepositoryFormatError(f"{config_path} is not a valid compstore config: {err}") from None
+        if major != FORMAT_VERSION[0]:
+            raise RepositoryFormatError(
+                f"{path} has format version {major}.{minor}; this compstore reads version "
+                f"{FORMAT_VERSION[0]}.x only: use a compstore release that supports it"
+            )
+        read_only = minor > FORMAT_VERSION[1]
+        # Names in the config are fixed by the format, not followed: a config can
+        # never point compstore at another path.
+        registry = Registry(path / _REGISTRY_NAME)
+        blobs = LocalBlobStore(path / _BLOBS_NAME, fsync=fsync)
+        return cls(root=path, config=config, registry=registry, blobs=blobs, read_only=read_only)

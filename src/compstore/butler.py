@@ -1,0 +1,542 @@
+"""The Butler: the facade users hold to put and get datasets by type and data ID."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._repository import Repository
+from .cache import ObjectCache, shared_cache
+from .errors import (
+    CollectionError,
+    ConflictingDatasetError,
+    DataIdError,
+    DatasetNotFoundError,
+    InvalidNameError,
+    ReadOnlyRepositoryError,
+)
+from .registry import DataId, DatasetRef, DatasetType, Registry
+from .storage_classes import (
+    CompositeStorageClass,
+    ObjectIO,
+    WriteReport,
+    get_storage_class,
+)
+
+__all__ = ["Butler", "DatasetName", "PutResult", "RepositoryStats", "parse_dataset_name"]
+
+DEFAULT_CACHE_BYTES = 512 * 1024**2
+
+_NAME_RE = re.compile(
+    r"(?P<type>[A-Za-z_][A-Za-z0-9_]*)"
+    r"(?:\.(?P<component>[A-Za-z_][A-Za-z0-9_]*))?"
+    r"(?::(?P<stage>[A-Za-z0-9_./-]+))?"
+)
+
+
+@dataclass(frozen=True)
+class DatasetName:
+    """A parsed ``TYPE[.COMPONENT][:STAGE]`` name (``calexp.wcs:jointcal``)."""
+
+    dataset_type: str
+    component: str | None = None
+    stage: str | None = None
+
+
+def parse_dataset_name(name: str) -> DatasetName:
+    """Split ``TYPE[.COMPONENT][:STAGE]`` into its parts.
+
+    Raises
+    ------
+    InvalidNameError
+        If ``name`` does not have that shape.
+    """
+    match = _NAME_RE.fullmatch(name) if isinstance(name, str) else None
+    if match is None:
+        raise InvalidNameError(
+            f"invalid dataset name {name!r}: expected TYPE, TYPE.COMPONENT, TYPE:STAGE or "
+            "TYPE.COMPONENT:STAGE, e.g. 'calexp', 'calexp.wcs', 'calexp.wcs:jointcal'"
+        )
+    return DatasetName(match["type"], match["component"], match["stage"])
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """What one put added: the ref and the bytes it cost on disk."""
+
+    ref: DatasetRef
+    report: WriteReport
+
+
+@dataclass(frozen=True)
+class RepositoryStats:
+    """How much deduplication saves in a repository.
+
+    ``logical_bytes`` counts, for every dataset, the stored bytes of every
+    component it uses, as if each dataset had its own copy; ``stored_bytes``
+    counts each component once, as it is on disk.
+    """
+
+    datasets: int
+    dataset_types: int
+    collections: int
+    arrays: int
+    documents: int
+    logical_bytes: int
+    stored_bytes: int
+
+    @property
+    def components(self) -> int:
+        """Unique components (arrays and documents) in the blob store."""
+        return self.arrays + self.documents
+
+    @property
+    def dedup_ratio(self) -> float:
+        """``logical_bytes / stored_bytes`` (1.0 for an empty repository)."""
+        return self.logical_bytes / self.stored_bytes if self.stored_bytes else 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as a plain dict (for JSON output)."""
+        return {
+            "datasets": self.datasets,
+            "dataset_types": self.dataset_types,
+            "collections": self.collections,
+            "unique_components": self.components,
+            "arrays": self.arrays,
+            "documents": self.documents,
+            "logical_bytes": self.logical_bytes,
+            "stored_bytes": self.stored_bytes,
+            "dedup_ratio": round(self.dedup_ratio, 3),
+        }
+
+    def __str__(self) -> str:
+        rows = [
+            ("datasets", f"{self.datasets:,}"),
+            ("dataset types", f"{self.dataset_types:,}"),
+            ("collections", f"{self.collections:,}"),
+            ("unique components", f"{self.components:,} ({self.arrays:,} arrays, {self.documents:,} documents)"),
+            ("logical bytes", _human(self.logical_bytes)),
+            ("stored bytes", _human(self.stored_bytes)),
+            ("dedup ratio", f"{self.dedup_ratio:.2f}x"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _human(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{n:,} B" if unit == "B" else f"{value:.1f} {unit} ({n:,} B)"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+class Butler:
+    """Read and write datasets of one repository.
+
+    Parameters
+    ----------
+    root
+        The repository folder (see `Butler.create`).
+    run
+        The RUN collection that `put` writes into (created if missing).
+    collections
+        The collections `get` and `query_datasets` search, in order. Defaults to
+        ``[run]`` when a run is given, else every RUN collection.
+    cache_bytes
+        Bytes of recently used objects the identity cache keeps alive. The cache
+        is shared by every Butler of this repository in the process.
+    fsync
+        Make every put durable before it returns (switch off only for scratch
+        repositories and benchmarks).
+
+    Raises
+    ------
+    RepositoryNotFoundError
+        If ``root`` holds no repository.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = "store",
+        *,
+        run: str | None = None,
+        collections: str | Sequence[str] | None = None,
+        cache_bytes: int | None = None,
+        fsync: bool = True,
+    ) -> None:
+        self._repo = Repository.open(root, fsync=fsync)
+        self.root = self._repo.root
+        self.registry: Registry = self._repo.registry
+        self.blobs = self._repo.blobs
+        self.cache: ObjectCache = shared_cache(
+            str(self.root.resolve()), cache_bytes if cache_bytes is not None else DEFAULT_CACHE_BYTES
+        )
+        self._io = ObjectIO(self.blobs, self.cache, resolve_dataset=self._resolve_dataset)
+        self.run = run
+        if run is not None:
+            self._check_writeable()
+            self.registry.register_run(run)
+        if isinstance(collections, str):
+            collections = [collections]
+        self.collections: tuple[str, ...] | None = (
+            tuple(collections) if collections is not None else ((run,) if run else None)
+        )
+        self._put_lock = threading.Lock()
+
+    # -- creation -------------------------------------------------------------
+    @classmethod
+    def create(cls, root: str | os.PathLike[str], *, exist_ok: bool = False) -> Butler:
+        """Create a new, empty repository in ``root`` and return a Butler on it.
+
+        Raises
+        ------
+        RepositoryExistsError
+            If ``root`` holds a repository (and ``exist_ok`` is false) or other files.
+        """
+        Repository.create(root, exist_ok=exist_ok)
+        return cls(root)
+
+    def __repr__(self) -> str:
+        return f"Butler({str(self.root)!r}, run={self.run!r}, collections={self.collections!r})"
+
+    def _check_writeable(self) -> None:
+        if self._repo.read_only:
+            raise ReadOnlyRepositoryError(
+                f"{self.root} has a newer format version ({self._repo.config['version']}) "
+                "and is open read-only; upgrade compstore to write to it"
+            )
+
+    # -- dataset types --------------------------------------------------------
+    def register_dataset_type(
+        self, name: str, dimensions: Iterable[str], storage_class: str
+    ) -> DatasetType:
+        """Define dataset type ``name`` (idempotent when the definition is the same).
+
+        Raises
+        ------
+        UnknownStorageClassError
+            If ``storage_class`` is not known.
+        DatasetTypeConflictError
+            If ``name`` exists with other dimensions or storage class.
+        """
+        self._check_writeable()
+        get_storage_class(storage_class)
+        return self.registry.register_dataset_type(name, tuple(dimensions), storage_class)
+
+    # -- put ------------------------------------------------------------------
+    def put(
+        self,
+        obj: Any,
+        dataset_type: str,
+        data_id: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> DatasetRef:
+        """Store ``obj`` as a dataset of ``dataset_type`` in this Butler's run.
+
+        Components already in the repository (same digest) cost nothing; the
+        registry row is committed last, after every component and the
+        manifest are durable.
+
+        Raises
+        ------
+        CollectionError
+            If the Butler has no run.
+        MissingDatasetTypeError
+            If ``dataset_type`` is not registered.
+        DataIdError
+            If the data ID lacks a dimension or has an extra one.
+        StorageClassTypeError
+            If ``obj`` is not of the dataset type's storage class.
+        ConflictingDatasetError
+            If the run has this dataset type and data ID already.
+        """
+        return self.put_with_report(obj, dataset_type, data_id, **kwargs).ref
+
+    def put_with_report(
+        self,
+        obj: Any,
+        dataset_type: str,
+        data_id: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> PutResult:
+        """As `put`, and also report the bytes written (see `WriteReport`)."""
+        self._check_writeable()
+        if self.run is None:
+            raise CollectionError(
+                "this Butler has no run to put into: open it with Butler(root, run='NAME')"
+            )
+        name = parse_dataset_name(dataset_type)
+        if name.component or name.stage:
+            raise InvalidNameError(
+                f"put takes a plain dataset type name, not {dataset_type!r}; components are "
+                "stored by putting the whole object, and the stage is the Butler's run"
+            )
+        dtype = self.registry.get_dataset_type(name.dataset_type)
+        full_id = self._data_id(dtype, data_id, kwargs, partial=False)
+        get_storage_class(dtype.storage_class).check_type(obj)
+        existing = self.registry.find_dataset(dtype.name, full_id, [self.run])
+        if existing is not None:
+            raise ConflictingDatasetError(
+                f"run {self.run!r} has a {dtype.name} with data ID {full_id} already "
+                f"(dataset {existing.id}); put into another run or remove it first"
+            )
+        report = WriteReport()
+        manifest = self._io.write(obj, dtype.storage_class, report)
+        # Durability order: components and manifest reach the disk, then the row.
+        self.blobs.sync()
+        ref = self.registry.insert_dataset(dtype.name, full_id, self.run, manifest)
+        return PutResult(ref, report)
+
+    # -- get ------------------------------------------------------------------
+    def get(
+        self,
+        name_or_ref: str | DatasetRef,
+        data_id: Mapping[str, Any] | None = None,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        collections: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Read a dataset, or one component of it.
+
+        ``name_or_ref`` is a `DatasetRef` or ``TYPE[.COMPONENT][:STAGE]``:
+        ``calexp``, ``calexp.wcs`` (the component alone),
+        ``calexp:jointcal`` (strictly what stage ``jointcal`` wrote).
+
+        Raises
+        ------
+        MissingDatasetTypeError
+            If the dataset type is not registered.
+        DatasetNotFoundError
+            If no dataset matches in the searched collections (the message
+            names the data ID and the collections).
+        AmbiguousDatasetError
+            If a partial data ID matches several datasets.
+        InvalidParameterError
+            If ``parameters`` are not accepted by the storage class.
+        UnknownComponentError
+            If the storage class has no such component.
+        """
+        if isinstance(name_or_ref, DatasetRef):
+            component = kwargs.pop("component", None)
+            if data_id or kwargs:
+                raise DataIdError("get with a DatasetRef takes no data ID")
+            return self._io.read(name_or_ref.manifest, parameters, component)
+        name = parse_dataset_name(name_or_ref)
+        ref = self.find_dataset(name_or_ref, data_id, collections=collections, **kwargs)
+        if name.component is not None:
+            dtype = self.registry.get_dataset_type(name.dataset_type)
+            sc = get_storage_class(dtype.storage_class)
+            if isinstance(sc, CompositeStorageClass):
+                sc.component_storage_class(name.component)
+        return self._io.read(ref.manifest, parameters, name.component)
+
+    def find_dataset(
+        self,
+        name: str,
+        data_id: Mapping[str, Any] | None = None,
+        *,
+        collections: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> DatasetRef:
+        """Return the ref `get` would read for ``name`` and the data ID.
+
+        Raises
+        ------
+        DatasetNotFoundError, AmbiguousDatasetError, MissingDatasetTypeError, DataIdError
+            As `get`.
+        """
+        parsed = parse_dataset_name(name)
+        dtype = self.registry.get_dataset_type(parsed.dataset_type)
+        given = self._data_id(dtype, data_id, kwargs, partial=True)
+        search = self._search_path(parsed.stage, collections)
+        if len(given) == len(dtype.dimensions):
+            ref = self.registry.find_dataset(dtype.name, given, search)
+        else:
+            ref = self.registry.find_dataset_partial(dtype.name, given, search)
+        if ref is None:
+            raise DatasetNotFoundError(self._not_found_message(parsed, dtype, given, search))
+        return ref
+
+    def _not_found_message(
+        self, parsed: DatasetName, dtype: DatasetType, data_id: DataId, search: Sequence[str] | None
+    ) -> str:
+        where = f"collections {list(search)}" if search is not None else "any RUN collection"
+        message = f"no {dtype.name} dataset with data ID {data_id} in {where}"
+        if parsed.stage is not None:
+            elsewhere = self.registry.find_dataset_partial(dtype.name, data_id, None, first=True)
+            if elsewhere is not None:
+                message += (
+                    f"; run {elsewhere.run!r} has one, but stage-qualified lookups "
+                    f"('{dtype.name}:{parsed.stage}') never fall back to another stage: "
+                    f"has stage {parsed.stage!r} processed this data ID yet?"
+                )
+        return message
+
+    def _search_path(
+        self, stage: str | None, collections: str | Sequence[str] | None
+    ) -> list[str] | None:
+        if stage is not None:
+            self.registry.collection_type(stage)  # raises MissingCollectionError
+            return [stage]
+        if collections is not None:
+            return [collections] if isinstance(collections, str) else list(collections)
+        return list(self.collections) if self.collections is not None else None
+
+    def _data_id(
+        self,
+        dtype: DatasetType,
+        data_id: Mapping[str, Any] | None,
+        kwargs: Mapping[str, Any],
+        *,
+        partial: bool,
+    ) -> DataId:
+        merged = dict(data_id or {})
+        for key, value in kwargs.items():
+            if key in merged and merged[key] != value:
+                raise DataIdError(
+                    f"dimension {key!r} is given twice with different values "
+                    f"({merged[key]!r} and {value!r})"
+                )
+            merged[key] = value
+        extra = sorted(set(merged) - set(dtype.dimensions))
+        missing = [d for d in dtype.dimensions if d not in merged]
+        if extra or (missing and not partial):
+            parts = []
+            if missing and not partial:
+                parts.append(f"missing {', '.join(missing)}")
+            if extra:
+                parts.append(f"unexpected {', '.join(extra)}")
+            raise DataIdError(
+                f"bad data ID {merged} for {dtype.name}: {'; '.join(parts)} "
+                f"(its dimensions are {', '.join(dtype.dimensions)})"
+            )
+        return self.registry.normalize_data_id(dtype.name, merged)
+
+    def _resolve_dataset(self, dataset_id: str) -> str:
+        return self.registry.get_dataset(uuid.UUID(dataset_id)).manifest
+
+    # -- queries --------------------------------------------------------------
+    def query_datasets(
+        self,
+        dataset_type: str,
+        where: str | None = None,
+        *,
+        collections: str | Sequence[str] | None = None,
+        bind: Mapping[str, Any] | None = None,
+    ) -> list[DatasetRef]:
+        """Return refs of ``dataset_type`` matching ``where`` in ``collections``.
+
+        ``where`` is an expression over the dataset type's dimensions, e.g.
+        ``"visit = 1 AND detector IN (1, 2)"``; values are bound, never pasted
+        into SQL.
+
+        Raises
+        ------
+        QuerySyntaxError
+            If ``where`` is malformed (the message points at the column).
+        QueryError
+            If ``where`` names a dimension the dataset type does not have.
+        """
+        parsed = parse_dataset_name(dataset_type)
+        search = self._search_path(parsed.stage, collections)
+        return self.registry.query_datasets(parsed.dataset_type, where=where, collections=search, bind=bind)
+
+    def exists(
+        self,
+        name: str,
+        data_id: Mapping[str, Any] | None = None,
+        *,
+        collections: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Return whether `get` would find a dataset (without reading it)."""
+        try:
+            self.find_dataset(name, data_id, collections=collections, **kwargs)
+        except DatasetNotFoundError:
+            return False
+        return True
+
+    def remove(self, refs: DatasetRef | Iterable[DatasetRef]) -> None:
+        """Remove datasets from the registry.
+
+        Their components stay on disk until the garbage collector finds that
+        nothing references them.
+        """
+        self._check_writeable()
+        self.registry.remove_datasets([refs] if isinstance(refs, DatasetRef) else list(refs))
+
+    # -- inspection -------------------------------------------------------------
+    def component_path(
+        self, name: str, data_id: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Path:
+        """Return the folder of the zarr array behind an array component.
+
+        ``name`` is ``TYPE.COMPONENT`` (``calexp.image``); stock
+        ``zarr.open_array(path)`` reads it.
+
+        Raises
+        ------
+        UnknownComponentError
+            If the component is not stored as an array.
+        """
+        parsed = parse_dataset_name(name)
+        ref = self.find_dataset(name, data_id, **kwargs)
+        manifest = self._io.manifest(ref.manifest)
+        entry = manifest["components"].get(parsed.component or "")
+        if entry is None or "array" not in entry:
+            from .errors import UnknownComponentError
+
+            arrays = [k for k, v in manifest["components"].items() if "array" in v]
+            raise UnknownComponentError(
+                f"{name!r} is not an array component of {parsed.dataset_type}; "
+                f"its array components are: {', '.join(arrays) or 'none'}"
+            )
+        return self.blobs.root / self.blobs.component_path(entry["array"])
+
+    def stats(self) -> RepositoryStats:
+        """Count datasets and components, and the bytes deduplication saves."""
+        sizes: dict[tuple[str, str], int] = {}
+
+        def size(kind_digest: tuple[str, str]) -> int:
+            if kind_digest not in sizes:
+                sizes[kind_digest] = self.blobs.stored_bytes(kind_digest[1])
+            return sizes[kind_digest]
+
+        per_manifest: dict[str, int] = {}
+        logical = 0
+        refs = self._all_refs()
+        for ref in refs:
+            if ref.manifest not in per_manifest:
+                per_manifest[ref.manifest] = sum(
+                    size(kd) for kd in set(self._io.iter_components(ref.manifest))
+                )
+            logical += per_manifest[ref.manifest]
+        arrays = list(self.blobs.iter_arrays())
+        documents = list(self.blobs.iter_documents())
+        stored = sum(self.blobs.stored_bytes(d) for d in arrays) + sum(
+            self.blobs.stored_bytes(d) for d in documents
+        )
+        return RepositoryStats(
+            datasets=len(refs),
+            dataset_types=len(self.registry.dataset_types()),
+            collections=len(self.registry.query_collections()),
+            arrays=len(arrays),
+            documents=len(documents),
+            logical_bytes=logical,
+            stored_bytes=stored,
+        )
+
+    def _all_refs(self) -> list[DatasetRef]:
+        refs: list[DatasetRef] = []
+        for dtype in self.registry.dataset_types():
+            refs.extend(self.registry.query_datasets(dtype.name, collections=None))
+        return refs

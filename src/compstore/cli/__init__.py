@@ -1,0 +1,79 @@
+"""The ``compstore`` command line: one command per public Python call.
+
+Every command builds the Python code it stands for and runs that very code;
+``--python`` prints it instead. So the CLI has no logic of its own and a user
+can always see how to do the same from Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ..errors import CompstoreError
+from ._commands import COMMANDS, parse_data_id
+
+__all__ = ["build_parser", "main", "parse_data_id", "python_for"]
+
+
+def _default_repo() -> str:
+    return os.environ.get("COMPSTORE_REPO", "store")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``compstore``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--repo",
+        default=_default_repo(),
+        help="repository folder (default: $COMPSTORE_REPO or ./store)",
+    )
+    common.add_argument(
+        "--python",
+        action="store_true",
+        help="print the equivalent Python instead of running it",
+    )
+    parser = argparse.ArgumentParser(
+        prog="compstore",
+        description="A caching, content-addressed store for astronomical composite datasets.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.help, description=command.help, parents=[common])
+        command.configure(p)
+        p.set_defaults(_command=command)
+    return parser
+
+
+def python_for(argv: Sequence[str]) -> str:
+    """Return the Python that ``compstore ARGV`` runs."""
+    args = build_parser().parse_args(list(argv))
+    return args._command.code(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``compstore`` with ``argv``; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args._command.code(args)
+    except argparse.ArgumentTypeError as err:
+        parser.error(str(err))
+    if args.python:
+        sys.stdout.write(code)
+        return 0
+    try:
+        exec(compile(code, f"<compstore {args.command}>", "exec"), {"__name__": "__compstore_cli__"})
+    except CompstoreError as err:
+        print(f"compstore {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"compstore {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""One function per CLI command: each builds the Python it runs, then runs exactly that.
+
+A command's Python is both what ``--python`` prints and what the command
+executes, so the two can never drift apart. Every user value enters that code
+through ``repr``, so it is always a literal, never code.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["COMMANDS", "Command"]
+
+
+def _literal(value: Any) -> str:
+    return repr(value)
+
+
+def _data_id_kwargs(data_id: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in data_id.items())
+
+
+def _collections_arg(args: argparse.Namespace) -> str:
+    return f", collections={args.collections!r}" if args.collections else ""
+
+
+class Command:
+    """A CLI command: its arguments and the Python it stands for."""
+
+    name: str
+    help: str
+
+    def __init__(self, name: str, help: str, configure: Callable[[argparse.ArgumentParser], None],
+                 code: Callable[[argparse.Namespace], str]) -> None:
+        self.name = name
+        self.help = help
+        self.configure = configure
+        self.code = code
+
+
+def _butler_line(args: argparse.Namespace, run: str | None = None) -> str:
+    options = f", run={run!r}" if run else ""
+    return f"butler = Butler({args.repo!r}{options})"
+
+
+# -- create -------------------------------------------------------------------
+def _create_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exist-ok", action="store_true", help="succeed if the repository exists")
+
+
+def _create_code(args: argparse.Namespace) -> str:
+    exist = ", exist_ok=True" if args.exist_ok else ""
+    return (
+        "from compstore import Butler\n"
+        f"butler = Butler.create({args.repo!r}{exist})\n"
+        "print(f'created repository {butler.root}')\n"
+    )
+
+
+# -- register-dataset-type ----------------------------------------------------
+def _register_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="dataset type name, e.g. calexp")
+    p.add_argument("dimensions", help="comma-separated dimensions, e.g. visit,detector")
+    p.add_argument("storage_class", help="storage class, e.g. Exposure or SourceCatalog")
+
+
+def _register_code(args: argparse.Namespace) -> str:
+    dims = tuple(d.strip() for d in args.dimensions.split(",") if d.strip())
+    return (
+        "from compstore import Butler\n"
+        f"{_butler_line(args)}\n"
+        f"dataset_type = butler.register_dataset_type({args.name!r}, {dims!r}, {args.storage_class!r})\n"
+        "print(dataset_type)\n"
+    )
+
+
+# -- ingest -------------------------------------------------------------------
+def _ingest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset_type", help="registered dataset type (storage class Exposure or SourceCatalog)")
+    p.add_argument("files", nargs="+", help="FITS files")
+    p.add_argument("--run", required=True, help="RUN collection to write into")
+    p.add_argument("--data-id", default="", metavar="K=V,...",
+                   help="dimension values shared by every file, e.g. visit=1,detector=2")
+    p.add_argument("--header-key", action="append", default=[], metavar="DIM=KEYWORD",
+                   help="read a dimension from each file's header, e.g. visit=VISIT")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _ingest_code(args: argparse.Namespace) -> str:
+    data_id = parse_data_id(args.data_id)
+    header_keys = dict(_split_pair(item) for item in args.header_key)
+    return (
+        "from compstore import Butler\n"
+        "from compstore.fitsio import ingest_fits\n"
+        f"{_butler_line(args, args.run)}\n"
+        f"refs = ingest_fits(butler, {args.files!r}, {args.dataset_type!r}, {data_id!r},\n"
+        f"                   header_keys={header_keys!r}, progress={not args.no_progress!r})\n"
+        "for ref in refs:\n"
+        "    print(ref)\n"
+    )
+
+
+# -- get / export --------------------------------------------------------------
+def _get_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="TYPE[.COMPONENT][:STAGE], e.g. calexp, calexp.wcs, calexp:jointcal")
+    p.add_argument("data_id", nargs="*", metavar="KEY=VALUE", help="data ID, e.g. visit=1 detector=2")
+    p.add_argument("--collections", type=_csv, default=None, help="comma-separated collections to search")
+    p.add_argument("-o", "--output", default=None, help="write the dataset to this FITS file")
+
+
+def _get_code(args: argparse.Namespace) -> str:
+    data_id = parse_data_id(",".join(args.data_id))
+    if args.output:
+        return (
+            "from compstore import Butler\n"
+            "from compstore.fitsio import export_fits\n"
+            f"{_butler_line(args)}\n"
+            f"path = export_fits(butler, {args.name!r}, {data_id!r}, {args.output!r}"
+            f"{_collections_arg(args)})\n"
+            "print(f'wrote {path}')\n"
+        )
+    return (
+        "from compstore import Butler\n"
+        f"{_butler_line(args)}\n"
+        f"obj = butler.get({args.name!r}, {data_id!r}{_collections_arg(args)})\n"
+        "print(obj)\n"
+    )
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    _get_args(p)
+    for action in p._actions:
+        if action.dest == "output":
+            action.required = True
+
+
+# -- query ----------------------------------------------------------------------
+def _query_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset_type", help="dataset type, optionally :STAGE")
+    p.add_argument("--where", default=None, help='e.g. "visit = 1 AND detector IN (1, 2)"')
+    p.add_argument("--collections", type=_csv, default=None, help="comma-separated collections to search")
+
+
+def _query_code(args: argparse.Namespace) -> str:
+    where = f", where={args.where!r}" if args.where else ""
+    return (
+        "from compstore import Butler\n"
+        f"{_butler_line(args)}\n"
+        f"refs = butler.query_datasets({args.dataset_type!r}{where}{_collections_arg(args)})\n"
+        "for ref in refs:\n"
+        "    print(ref.run, dict(ref.data_id), ref.id)\n"
+        "print(f'{len(refs)} datasets')\n"
+    )
+
+
+# -- stats ----------------------------------------------------------------------
+def _stats_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def _stats_code(args: argparse.Namespace) -> str:
+    show = "json.dumps(stats.as_dict(), indent=2)" if args.json else "stats"
+    return (
+        ("import json\n" if args.json else "")
+        + "from compstore import Butler\n"
+        f"{_butler_line(args)}\n"
+        "stats = butler.stats()\n"
+        f"print({show})\n"
+    )
+
+
+# -- demo -------------------------------------------------------------------------
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--visits", type=int, default=3)
+    p.add_argument("--detectors", type=int, default=4)
+    p.add_argument("--size", type=int, default=1024, help="exposure width and height in pixels")
+
+
+def _demo_code(args: argparse.Namespace) -> str:
+    return (
+        "from compstore.demo import run_demo\n"
+        f"run_demo({args.repo!r}, visits={args.visits}, detectors={args.detectors}, size={args.size})\n"
+    )
+
+
+# -- helpers ----------------------------------------------------------------------
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _split_pair(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {item!r}")
+    return key.strip(), value.strip()
+
+
+def parse_data_id(text: str) -> dict[str, Any]:
+    """Parse ``visit=1,detector=2,band=r``: digits become ints, the rest strings."""
+    data_id: dict[str, Any] = {}
+    for item in _csv(text):
+        key, value = _split_pair(item)
+        data_id[key] = int(value) if value.lstrip("-").isdigit() else value
+    return data_id
+
+
+COMMANDS: list[Command] = [
+    Command("create", "create a new, empty repository", _create_args, _create_code),
+    Command("register-dataset-type", "define a dataset type", _register_args, _register_code),
+    Command("ingest", "put FITS files as datasets", _ingest_args, _ingest_code),
+    Command("get", "read a dataset (print it, or write it to FITS with -o)", _get_args, _get_code),
+    Command("export", "write a dataset to a FITS file", _export_args, _get_code),
+    Command("query", "list datasets matching a where expression", _query_args, _query_code),
+    Command("stats", "datasets, unique components, logical vs stored bytes", _stats_args, _stats_code),
+    Command("demo", "fill the repository with a synthetic survey and show the sharing", _demo_args, _demo_code),
+]

@@ -1,0 +1,42 @@
+"""Storage classes: how each Python type splits into components and joins back.
+
+Built in: ``Exposure``, ``Mask``, ``SourceCatalog``, ``Table``, ``Array`` and the
+leaf values ``Wcs``, ``Calib``, ``Psf``, ``VisitInfo``, ``Background``,
+``Box2I``, ``Metadata``. Third-party storage classes register through the
+``compstore.storage_classes`` entry-point group (see ``docs/concepts.md``).
+"""
+
+from __future__ import annotations
+
+from ._base import (
+    ArrayStorageClass,
+    ComponentReader,
+    CompositeStorageClass,
+    Disassembly,
+    DocumentStorageClass,
+    StorageClass,
+)
+from ._io import DOCUMENT_FORMAT, MANIFEST_FORMAT, ObjectIO, WriteReport
+from ._registry import (
+    ENTRY_POINT_GROUP,
+    get_storage_class,
+    register_storage_class,
+    storage_class_names,
+)
+
+__all__ = [
+    "DOCUMENT_FORMAT",
+    "ENTRY_POINT_GROUP",
+    "MANIFEST_FORMAT",
+    "ArrayStorageClass",
+    "ComponentReader",
+    "CompositeStorageClass",
+    "Disassembly",
+    "DocumentStorageClass",
+    "ObjectIO",
+    "StorageClass",
+    "WriteReport",
+    "get_storage_class",
+    "register_storage_class",
+    "storage_class_names",
+]

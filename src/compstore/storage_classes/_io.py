@@ -1,0 +1,316 @@
+"""Objects <-> manifests: writing components once by digest and reading them back through the cache.
+
+A dataset's root is always a *manifest* document::
+
+    {"format": "compstore.manifest/1", "storage_class": "Exposure",
+     "attributes": {"xy0": [0, 0], ...},
+     "components": {"image": {"storage_class": "Array", "array": "<digest>",
+                              "dtype": "<f4", "shape": [2048, 2048]},
+                    "mask":  {"storage_class": "Mask", "manifest": "<digest>"},
+                    "wcs":   {"storage_class": "Wcs", "document": "<digest>"},
+                    "inputs": {"storage_class": "Wcs", "dataset": "<uuid>", "component": "wcs"}}}
+
+A leaf-typed dataset (a lone Wcs) has one component, ``value``. Entries are
+self-describing, so reading never needs the parent storage class to know its
+children. ``docs/format.md`` is the specification.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..cache import ObjectCache
+from ..cas import BlobStore, canonical_json, digest_array
+from ..errors import CorruptBlobError, InvalidParameterError, StorageClassError
+from ._base import (
+    ArrayStorageClass,
+    CompositeStorageClass,
+    DocumentStorageClass,
+    StorageClass,
+)
+from ._registry import get_storage_class
+
+__all__ = ["DOCUMENT_FORMAT", "MANIFEST_FORMAT", "ObjectIO", "WriteReport"]
+
+MANIFEST_FORMAT = "compstore.manifest/1"
+DOCUMENT_FORMAT = "compstore.document/1"
+
+# manifest entry kinds, by the key that holds the digest or reference
+_KINDS = ("array", "document", "manifest", "dataset")
+
+
+@dataclass
+class WriteReport:
+    """What one write added to the blob store."""
+
+    arrays_written: int = 0
+    documents_written: int = 0
+    bytes_written: int = 0
+    components_reused: int = 0
+    bytes_hashed: int = 0
+
+
+class _Reader:
+    """A `ComponentReader` over one manifest."""
+
+    __slots__ = ("_io", "_manifest")
+
+    def __init__(self, io: ObjectIO, manifest: Mapping[str, Any]) -> None:
+        self._io = io
+        self._manifest = manifest
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        return self._manifest["attributes"]
+
+    def has(self, name: str) -> bool:
+        return name in self._manifest["components"]
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._manifest["components"])
+
+    def get(self, name: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        return self._io.read_entry(self._manifest["components"][name], parameters)
+
+
+class ObjectIO:
+    """Writes objects as components + manifests and reads them back.
+
+    Parameters
+    ----------
+    blobs
+        Where components and manifests live.
+    cache
+        The identity cache: the same digest yields the same object while held.
+    resolve_dataset
+        Maps a dataset UUID (a precursor reference) to its manifest digest.
+    """
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        cache: ObjectCache,
+        resolve_dataset: Callable[[str], str] | None = None,
+    ) -> None:
+        self.blobs = blobs
+        self.cache = cache
+        self._resolve_dataset = resolve_dataset
+        self._lock = threading.Lock()
+
+    # -- writing ------------------------------------------------------------
+    def write(self, obj: Any, storage_class: str, report: WriteReport | None = None) -> str:
+        """Store ``obj`` under ``storage_class``; return its manifest digest.
+
+        Components whose digest is present already are not written again, and
+        objects that came from this store are recognised without hashing.
+        """
+        report = report if report is not None else WriteReport()
+        sc = get_storage_class(storage_class)
+        sc.check_type(obj)
+        if isinstance(sc, CompositeStorageClass):
+            return self._write_composite(obj, sc, report)
+        entry = self._write_entry(obj, sc, report)
+        return self._write_manifest(sc.name, {"value": entry}, {}, report)
+
+    def _write_entry(self, value: Any, sc: StorageClass, report: WriteReport) -> dict[str, Any]:
+        if isinstance(value, _DatasetReference):
+            return {"storage_class": sc.name, "dataset": value.dataset_id, "component": value.component}
+        sc.check_type(value)
+        if isinstance(sc, ArrayStorageClass):
+            return self._write_array(value, report)
+        if isinstance(sc, DocumentStorageClass):
+            return {"storage_class": sc.name, "document": self._write_document(value, sc, report)}
+        if isinstance(sc, CompositeStorageClass):
+            return {"storage_class": sc.name, "manifest": self._write_composite(value, sc, report)}
+        raise StorageClassError(f"storage class {sc.name!r} is neither array, document nor composite")
+
+    def _write_array(self, array: np.ndarray, report: WriteReport) -> dict[str, Any]:
+        digest = self.cache.known_digest(array)
+        if digest is None:
+            digest = digest_array(array)
+            report.bytes_hashed += array.nbytes
+        if self.blobs.has_array(digest):
+            report.components_reused += 1
+        else:
+            self.blobs.put_array(array, digest=digest)
+            report.arrays_written += 1
+            report.bytes_written += self.blobs.stored_bytes(digest)
+        return {
+            "storage_class": "Array",
+            "array": digest,
+            "dtype": array.dtype.str,
+            "shape": list(array.shape),
+        }
+
+    def _put_document(self, data: bytes, report: WriteReport) -> str:
+        from ..cas import digest_bytes
+
+        digest = digest_bytes(data)
+        if self.blobs.has_document(digest):
+            report.components_reused += 1
+            return digest
+        stored = self.blobs.put_document(data, digest=digest)
+        report.documents_written += 1
+        report.bytes_written += self.blobs.stored_bytes(stored)
+        return stored
+
+    def _write_document(self, obj: Any, sc: DocumentStorageClass, report: WriteReport) -> str:
+        digest = self.cache.known_digest(obj)
+        if digest is not None:
+            report.components_reused += 1
+            return digest
+        data = canonical_json(
+            {"format": DOCUMENT_FORMAT, "storage_class": sc.name, "value": sc.to_json(obj)}
+        )
+        digest = self._put_document(data, report)
+        # Leaf values are immutable: later gets may hand back this very object,
+        # and putting it again costs no hashing.
+        self.cache.get_or_load(digest, lambda: obj)
+        self.cache.remember_digest(obj, digest)
+        return digest
+
+    def _write_composite(self, obj: Any, sc: CompositeStorageClass, report: WriteReport) -> str:
+        digest = self.cache.known_digest(obj)
+        if digest is not None:
+            report.components_reused += 1
+            return digest
+        parts = sc.disassemble(obj)
+        components: dict[str, Any] = {}
+        for name, (sc_name, value) in parts.components.items():
+            if value is None:
+                continue
+            components[name] = self._write_entry(value, get_storage_class(sc_name), report)
+        return self._write_manifest(sc.name, components, dict(parts.attributes), report)
+
+    def _write_manifest(
+        self,
+        storage_class: str,
+        components: dict[str, Any],
+        attributes: dict[str, Any],
+        report: WriteReport,
+    ) -> str:
+        data = canonical_json(
+            {
+                "format": MANIFEST_FORMAT,
+                "storage_class": storage_class,
+                "attributes": attributes,
+                "components": components,
+            }
+        )
+        return self._put_document(data, report)
+
+    # -- reading ------------------------------------------------------------
+    def manifest(self, digest: str) -> Mapping[str, Any]:
+        """Return the parsed manifest ``digest`` (cached; treat as read-only)."""
+        return self.cache.get_or_load(
+            "manifest:" + digest, lambda: self._parse_manifest(digest), size_of=lambda m: 1024
+        )
+
+    def _parse_manifest(self, digest: str) -> dict[str, Any]:
+        value = self._parse_document(digest)
+        if value.get("format") != MANIFEST_FORMAT:
+            raise CorruptBlobError(
+                f"document {digest} is not a compstore manifest (format {value.get('format')!r}); "
+                "the repository may be damaged: run `compstore verify`"
+            )
+        return value
+
+    def _parse_document(self, digest: str) -> dict[str, Any]:
+        data = self.blobs.get_document(digest)
+        try:
+            value = json.loads(data)
+        except ValueError as err:
+            raise CorruptBlobError(
+                f"document {digest} is not valid JSON ({err}); the repository may be damaged"
+            ) from None
+        if not isinstance(value, dict):
+            raise CorruptBlobError(f"document {digest} is not a JSON object")
+        return value
+
+    def read(
+        self,
+        digest: str,
+        parameters: Mapping[str, Any] | None = None,
+        component: str | None = None,
+    ) -> Any:
+        """Read the object (or one ``component`` of it) whose manifest is ``digest``."""
+        manifest = self.manifest(digest)
+        sc = get_storage_class(manifest["storage_class"])
+        reader = _Reader(self, manifest)
+        if isinstance(sc, CompositeStorageClass):
+            if component is not None:
+                return sc.read_component(reader, component, dict(parameters or {}))
+            params = sc.check_parameters(parameters)
+            if params or not sc.cacheable:
+                return sc.assemble(reader, params)
+            return self.cache.get_or_load(
+                digest, lambda: sc.assemble(reader, {}), size_of=sc.size_of
+            )
+        if component is not None:
+            raise InvalidParameterError(
+                f"storage class {sc.name!r} is a leaf value and has no component {component!r}"
+            )
+        return reader.get("value", parameters)
+
+    def read_entry(self, entry: Mapping[str, Any], parameters: Mapping[str, Any] | None) -> Any:
+        """Read one manifest entry (array, document, nested manifest or dataset reference)."""
+        if "array" in entry:
+            digest = entry["array"]
+            region = (parameters or {}).get("region")
+            if region is not None:
+                return self.blobs.get_array(digest, region)
+            return self.cache.get_or_load(
+                digest, lambda: self.blobs.get_array(digest), size_of=lambda a: a.nbytes
+            )
+        if "document" in entry:
+            digest = entry["document"]
+            return self.cache.get_or_load(digest, lambda: self._decode_document(digest))
+        if "manifest" in entry:
+            return self.read(entry["manifest"], parameters)
+        if "dataset" in entry:
+            if self._resolve_dataset is None:
+                raise StorageClassError("this store cannot resolve references to other datasets")
+            return self.read(
+                self._resolve_dataset(entry["dataset"]), parameters, component=entry.get("component")
+            )
+        raise CorruptBlobError(f"manifest entry {entry!r} has none of the keys {_KINDS}")
+
+    def _decode_document(self, digest: str) -> Any:
+        value = self._parse_document(digest)
+        if value.get("format") != DOCUMENT_FORMAT:
+            raise CorruptBlobError(f"document {digest} is not a compstore value document")
+        sc = get_storage_class(value["storage_class"])
+        if not isinstance(sc, DocumentStorageClass):
+            raise CorruptBlobError(
+                f"document {digest} names storage class {sc.name!r}, which is not a document type"
+            )
+        return sc.from_json(value["value"])
+
+    # -- walking --------------------------------------------------------------
+    def iter_components(self, digest: str) -> Iterator[tuple[str, str]]:
+        """Yield ``(kind, digest)`` of every blob manifest ``digest`` needs, itself included.
+
+        References to other datasets are not followed (they are those datasets' bytes).
+        """
+        yield "document", digest
+        for entry in self.manifest(digest)["components"].values():
+            if "array" in entry:
+                yield "array", entry["array"]
+            elif "document" in entry:
+                yield "document", entry["document"]
+            elif "manifest" in entry:
+                yield from self.iter_components(entry["manifest"])
+
+
+@dataclass(frozen=True)
+class _DatasetReference:
+    """A component value that points at (a component of) another dataset (use case 7)."""
+
+    dataset_id: str
+    component: str | None = None
