@@ -1,0 +1,29 @@
+"""Content addressing: digests, canonical encodings and the zarr-backed blob store.
+
+Everything here is bytes, arrays and digests; nothing knows astronomy. The
+on-disk format is specified in ``docs/format.md``.
+"""
+
+from __future__ import annotations
+
+from compstore.cas._digest import check_digest, digest_array, digest_bytes, is_digest
+from compstore.cas._encoding import canonical_json, digest_json
+from compstore.cas._errors import InvalidDigestError, InvalidRegionError
+from compstore.cas._local import LocalBlobStore
+from compstore.cas._memory import MemoryBlobStore
+from compstore.cas._store import ArrayInfo, BlobStore
+
+__all__ = [
+    "ArrayInfo",
+    "BlobStore",
+    "InvalidDigestError",
+    "InvalidRegionError",
+    "LocalBlobStore",
+    "MemoryBlobStore",
+    "canonical_json",
+    "check_digest",
+    "digest_array",
+    "digest_bytes",
+    "digest_json",
+    "is_digest",
+]

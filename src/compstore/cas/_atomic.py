@@ -1,0 +1,70 @@
+"""Small file-system primitives for write-once, atomic, durable files.
+
+A file appears under its final name only by ``os.replace``/``os.rename`` of a
+complete temporary, and durability is an explicit ``fsync`` of the file and
+of the directory holding its name (POSIX makes a rename durable only when the
+directory is synced).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+__all__ = ["fsync_dir", "fsync_file", "partial_name", "write_atomic", "write_new"]
+
+
+def partial_name(path: str) -> str:
+    """Return a unique temporary name beside ``path`` (``<path>.<random>.partial``).
+
+    The random part lets two writers of the same content never share a
+    temporary file.
+    """
+    return f"{path}.{secrets.token_hex(6)}.partial"
+
+
+def write_new(path: str, data: bytes | memoryview) -> None:
+    """Write ``data`` to a new file ``path`` (no fsync; the caller batches those)."""
+    with open(path, "xb") as f:
+        f.write(data)
+
+
+def write_atomic(path: str, data: bytes, *, fsync: bool = False) -> None:
+    """Write ``data`` to ``path`` through a ``.partial`` temporary and ``os.replace``.
+
+    With ``fsync`` the temporary is synced before the rename, so the final
+    name never points at incomplete content even after a power cut (the
+    directory still needs :func:`fsync_dir` for the name itself to last).
+    """
+    tmp = partial_name(path)
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def fsync_file(path: str) -> None:
+    """fsync a file's data and metadata by path."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str) -> None:
+    """fsync a directory, making the names created or removed in it durable."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,96 @@
+"""Canonical JSON: one byte string for one JSON value, and its digest.
+
+Rules (``docs/format.md``, "Documents"): keys sorted, no whitespace, UTF-8
+(not ASCII-escaped), floats by ``repr`` (shortest round-tripping form), only
+str keys, NaN and infinities rejected. Two values that compare equal as JSON
+data give the same bytes; a tuple encodes as the list with the same items.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from compstore.cas._digest import digest_bytes
+from compstore.errors import EncodingError
+
+__all__ = ["canonical_json", "digest_json"]
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False,
+    allow_nan=False,
+    sort_keys=True,
+    separators=(",", ":"),
+    check_circular=True,
+)
+
+
+def _check(value: Any, path: str) -> None:
+    # json.dumps would turn {1: x} into {"1": x} and accept NaN-free numpy
+    # scalars only sometimes; one explicit walk makes the accepted set exact.
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise EncodingError(
+                f"{value!r} at {path} has no canonical JSON encoding; "
+                "store it as null or a string explicitly"
+            )
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise EncodingError(
+                    f"key {key!r} at {path} is a {type(key).__name__}; canonical JSON keys are str"
+                )
+            _check(item, f"{path}.{key}")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check(item, f"{path}[{i}]")
+        return
+    raise EncodingError(
+        f"{type(value).__name__} at {path} is not a JSON value "
+        "(use str, int, float, bool, None, list or dict; convert numpy scalars first)"
+    )
+
+
+def canonical_json(value: Any) -> bytes:
+    """Encode a JSON value canonically.
+
+    Parameters
+    ----------
+    value
+        ``None``, ``bool``, ``int``, finite ``float``, ``str``, ``list``/``tuple``
+        and ``dict`` with ``str`` keys, nested freely.
+
+    Returns
+    -------
+    bytes
+        UTF-8 JSON with sorted keys and ``,``/``:`` separators.
+
+    Raises
+    ------
+    EncodingError
+        On NaN or infinity, a non-str key, a non-JSON type, a cycle, or a
+        string that is not valid Unicode (a lone surrogate).
+    """
+    try:
+        _check(value, "$")
+        return _ENCODER.encode(value).encode("utf-8")
+    except (ValueError, UnicodeEncodeError) as exc:  # circular reference, surrogates
+        raise EncodingError(f"value has no canonical JSON encoding: {exc}") from exc
+    except RecursionError as exc:
+        raise EncodingError("value is nested too deeply (or is circular)") from exc
+
+
+def digest_json(value: Any) -> str:
+    """Return ``digest_bytes(canonical_json(value))``, the digest of a document.
+
+    Raises
+    ------
+    EncodingError
+        As :func:`canonical_json`.
+    """
+    return digest_bytes(canonical_json(value))

@@ -1,0 +1,141 @@
+"""How an array component is laid out: chunk shape and codecs, by measurement.
+
+The figures behind these choices are in ``docs/format.md`` ("Array layout")
+and re-measured by ``benchmarks/bench_cas_layout.py``:
+
+* floating point (sky images, variance) barely compresses; blosc lz4 with
+  bitshuffle gains the most of the fast codecs and decodes at GB/s;
+* integers and booleans (masks, ids, flags) compress hundreds of times with
+  zstd level 1, which is then cheaper than writing them raw;
+* 2-D and higher: 512x512 in the last two axes makes small cutouts read a
+  handful of chunks; 1-D columns take large chunks since they are read whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+from compstore.errors import EncodingError
+
+__all__ = [
+    "CHUNK_1D_BYTES",
+    "CHUNK_2D_EDGE",
+    "ZARR_DATA_TYPES",
+    "ArrayLayout",
+    "choose_layout",
+]
+
+# numpy kind+itemsize -> zarr v3 core data type name.
+ZARR_DATA_TYPES: Final[dict[str, str]] = {
+    "b1": "bool",
+    "i1": "int8",
+    "i2": "int16",
+    "i4": "int32",
+    "i8": "int64",
+    "u1": "uint8",
+    "u2": "uint16",
+    "u4": "uint32",
+    "u8": "uint64",
+    "f2": "float16",
+    "f4": "float32",
+    "f8": "float64",
+    "c8": "complex64",
+    "c16": "complex128",
+}
+
+CHUNK_2D_EDGE: Final = 512
+"""Chunk length along each of the last two axes of an N-D (N >= 2) array."""
+
+CHUNK_1D_BYTES: Final = 4 << 20
+"""Target uncompressed chunk size of a 1-D array (a catalog column)."""
+
+BLOSC_CONFIG: Final[dict[str, Any]] = {
+    "cname": "lz4",
+    "clevel": 5,
+    "shuffle": "bitshuffle",
+    "blocksize": 0,
+}
+ZSTD_CONFIG: Final[dict[str, Any]] = {"level": 1, "checksum": False}
+
+
+@dataclass(frozen=True)
+class ArrayLayout:
+    """Chunk shape and codec chain of one array component.
+
+    Attributes
+    ----------
+    data_type
+        zarr v3 data type name (``"float32"``...).
+    endian
+        ``"little"``, ``"big"`` or ``None`` for one-byte types.
+    chunk_shape
+        Regular chunk grid; every entry >= 1.
+    compressor
+        ``{"name": ..., "configuration": {...}}`` as in zarr.json.
+    """
+
+    data_type: str
+    endian: str | None
+    chunk_shape: tuple[int, ...]
+    compressor: dict[str, Any]
+
+
+def zarr_data_type(dtype: np.dtype) -> str:
+    """Return the zarr v3 data type name of a numpy dtype the store can hold.
+
+    Raises
+    ------
+    EncodingError
+        For object, structured, string, datetime or any other dtype that is
+        not a zarr v3 core data type.
+    """
+    name = ZARR_DATA_TYPES.get(f"{dtype.kind}{dtype.itemsize}")
+    if name is None or dtype.fields is not None:
+        raise EncodingError(
+            f"the blob store holds bool, int, uint, float and complex arrays "
+            f"(zarr v3 core data types), not {dtype}; store it as a document or "
+            "convert it first"
+        )
+    return name
+
+
+def choose_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """Return the chunk shape for an array of this shape and item size."""
+    if not shape:
+        return ()
+    if len(shape) == 1:
+        return (max(1, min(shape[0], CHUNK_1D_BYTES // itemsize)),)
+    tail = [max(1, min(n, CHUNK_2D_EDGE)) for n in shape[-2:]]
+    # Leading axes share a budget of one 512x512 tile, so a stack of small
+    # planes is one chunk and a cube of big planes is one plane per chunk.
+    budget = max(1, (CHUNK_2D_EDGE * CHUNK_2D_EDGE) // (tail[0] * tail[1]))
+    lead: list[int] = []
+    for n in reversed(shape[:-2]):
+        c = max(1, min(n, budget))
+        lead.append(c)
+        budget = max(1, budget // c)
+    return (*reversed(lead), *tail)
+
+
+def choose_layout(dtype: np.dtype, shape: tuple[int, ...]) -> ArrayLayout:
+    """Pick chunk shape and codecs for a new array component.
+
+    Raises
+    ------
+    EncodingError
+        If the dtype is not one the store holds (see :func:`zarr_data_type`).
+    """
+    data_type = zarr_data_type(dtype)
+    # dtype.str spells the order explicitly even for native dtypes.
+    endian = None if dtype.itemsize == 1 else ("big" if dtype.str[0] == ">" else "little")
+    if dtype.kind in "fc":
+        compressor = {
+            "name": "blosc",
+            "configuration": {"typesize": dtype.itemsize, **BLOSC_CONFIG},
+        }
+    else:
+        compressor = {"name": "zstd", "configuration": dict(ZSTD_CONFIG)}
+    return ArrayLayout(data_type, endian, choose_chunks(shape, dtype.itemsize), compressor)

@@ -1,0 +1,286 @@
+"""The blob-store contract: the abstract base class every backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+import numpy as np
+
+from compstore.cas._digest import check_digest, digest_array, digest_bytes
+from compstore.cas._layout import zarr_data_type
+from compstore.errors import BlobNotFoundError, CorruptBlobError, EncodingError
+
+__all__ = ["ArrayInfo", "BlobStore", "RegionLike", "prepare_array", "prepare_document"]
+
+RegionLike = Sequence[slice] | slice | None
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    """What an array component is, without reading its data.
+
+    Attributes
+    ----------
+    shape
+        The array's shape.
+    dtype
+        The array's dtype, byte order included.
+    stored_bytes
+        Bytes the component occupies in the store (compressed, metadata included).
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    stored_bytes: int
+
+    @property
+    def nbytes(self) -> int:
+        """Logical (uncompressed) size in bytes."""
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+
+class BlobStore(ABC):
+    """A content-addressed store of array and document components.
+
+    Components are named by their digest (:func:`compstore.cas.digest_array`,
+    :func:`compstore.cas.digest_bytes`), written once and never changed. Every
+    method taking a digest validates it strictly first.
+
+    Arrays are bool, int, uint, float or complex numpy arrays of any shape
+    (byte order kept); documents are byte strings, canonical JSON by convention.
+    """
+
+    # -- arrays ---------------------------------------------------------------
+    @abstractmethod
+    def put_array(self, array: np.ndarray, digest: str | None = None) -> str:
+        """Store an array unless its digest is present; return the digest.
+
+        Parameters
+        ----------
+        array
+            The array; it is copied or written out, never kept by reference.
+        digest
+            The array's digest if the caller already knows it (e.g. the array
+            came out of this store): the caller vouches for it, nothing is hashed.
+
+        Raises
+        ------
+        EncodingError
+            If the dtype is not bool, int, uint, float or complex.
+        InvalidDigestError
+            If ``digest`` is given and malformed.
+        BlobStoreError
+            If the write fails.
+        """
+
+    @abstractmethod
+    def get_array(self, digest: str, region: RegionLike = None) -> np.ndarray:
+        """Return an array component, or the ``region`` of it, read-only.
+
+        Parameters
+        ----------
+        digest
+            The component's digest.
+        region
+            A slice or tuple of slices (fewer than ``ndim`` allowed); only the
+            chunks it overlaps are read. ``None`` reads the whole array.
+
+        Raises
+        ------
+        BlobNotFoundError
+            If no array has this digest.
+        InvalidDigestError, InvalidRegionError
+            On a malformed digest or region.
+        CorruptBlobError
+            If the stored component cannot be decoded.
+        """
+
+    @abstractmethod
+    def array_info(self, digest: str) -> ArrayInfo:
+        """Return shape, dtype and stored size of an array component.
+
+        Raises
+        ------
+        BlobNotFoundError
+            If no array has this digest.
+        """
+
+    @abstractmethod
+    def has_array(self, digest: str) -> bool:
+        """Return whether an array with this digest is stored.
+
+        Raises
+        ------
+        InvalidDigestError
+            On a malformed digest.
+        """
+
+    # -- documents ------------------------------------------------------------
+    @abstractmethod
+    def put_document(self, data: bytes, digest: str | None = None) -> str:
+        """Store a document unless its digest is present; return ``digest_bytes(data)``.
+
+        Raises
+        ------
+        EncodingError
+            If ``data`` is not bytes-like.
+        InvalidDigestError
+            If ``digest`` is given and malformed.
+        """
+
+    @abstractmethod
+    def get_document(self, digest: str) -> bytes:
+        """Return a document's bytes.
+
+        Raises
+        ------
+        BlobNotFoundError
+            If no document has this digest.
+        """
+
+    @abstractmethod
+    def has_document(self, digest: str) -> bool:
+        """Return whether a document with this digest is stored."""
+
+    # -- both -----------------------------------------------------------------
+    @abstractmethod
+    def stored_bytes(self, digest: str) -> int:
+        """Return the bytes the component (array or document) occupies in the store.
+
+        Raises
+        ------
+        BlobNotFoundError
+            If nothing has this digest.
+        """
+
+    @abstractmethod
+    def iter_arrays(self) -> Iterator[str]:
+        """Iterate over the digests of all array components (sorted)."""
+
+    @abstractmethod
+    def iter_documents(self) -> Iterator[str]:
+        """Iterate over the digests of all documents (sorted)."""
+
+    @abstractmethod
+    def delete(self, digest: str) -> None:
+        """Remove the component with this digest (array, document, or both).
+
+        Deleting is the garbage collector's job: only delete what nothing
+        references.
+
+        Raises
+        ------
+        BlobNotFoundError
+            If nothing has this digest.
+        """
+
+    @abstractmethod
+    def sync(self) -> None:
+        """Make everything written (and deleted) since the last sync durable.
+
+        Call it once before committing a registry row that refers to the new
+        components.
+
+        Raises
+        ------
+        BlobStoreError
+            If an fsync or rename fails.
+        """
+
+    # -- concrete helpers -----------------------------------------------------
+    def component_path(self, digest: str) -> str:
+        """Return an array's path relative to the zarr root: ``"<d[:2]>/<d>"``.
+
+        ``zarr.open_array(f"{store.zarr_root}/{store.component_path(d)}")``
+        opens it with stock zarr (for :class:`LocalBlobStore`).
+
+        Raises
+        ------
+        BlobNotFoundError
+            If no array has this digest.
+        """
+        if not self.has_array(digest):
+            raise BlobNotFoundError(f"no array component {digest} in the blob store")
+        return f"{digest[:2]}/{digest}"
+
+    def verify(self, digest: str) -> None:
+        """Re-read and re-hash a component; raise if it does not match its digest.
+
+        Raises
+        ------
+        BlobNotFoundError
+            If nothing has this digest.
+        CorruptBlobError
+            If the content's digest differs, or it cannot be decoded.
+        """
+        found = False
+        if self.has_array(digest):
+            found = True
+            actual = digest_array(self.get_array(digest))
+            if actual != digest:
+                raise CorruptBlobError(
+                    f"array component {digest} is corrupt: its content hashes to {actual}"
+                )
+        if self.has_document(digest):
+            found = True
+            actual = digest_bytes(self.get_document(digest))
+            if actual != digest:
+                raise CorruptBlobError(
+                    f"document {digest} is corrupt: its content hashes to {actual}"
+                )
+        if not found:
+            raise BlobNotFoundError(f"no component {digest} in the blob store")
+
+    def close(self) -> None:
+        """Sync and release resources; the default only syncs."""
+        self.sync()
+
+    def __enter__(self) -> BlobStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def prepare_array(array: np.ndarray, digest: str | None) -> tuple[np.ndarray, str]:
+    """Check that an array can be stored and return it with its digest.
+
+    Raises
+    ------
+    EncodingError
+        If the dtype is not one the store holds.
+    InvalidDigestError
+        If ``digest`` is given and malformed.
+    """
+    if not isinstance(array, np.ndarray):
+        raise EncodingError(f"put_array takes a numpy array, not {type(array).__name__}")
+    zarr_data_type(array.dtype)
+    if digest is None:
+        digest = digest_array(array)
+    else:
+        check_digest(digest)
+    return array, digest
+
+
+def prepare_document(data: bytes, digest: str | None) -> tuple[bytes, str]:
+    """Check a document and return it as ``bytes`` with its digest.
+
+    Raises
+    ------
+    EncodingError
+        If ``data`` is not bytes-like.
+    InvalidDigestError
+        If ``digest`` is given and malformed.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise EncodingError(f"a document is bytes, not {type(data).__name__}")
+    data = bytes(data)
+    return data, (digest_bytes(data) if digest is None else check_digest(digest))

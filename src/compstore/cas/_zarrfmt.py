@@ -1,0 +1,232 @@
+"""Reading and writing zarr v3 array files directly, without zarr's per-array cost.
+
+What is written here is byte-for-byte what a zarr v3 reader expects: a
+``zarr.json`` with the same fields zarr-python writes, and one file per chunk
+under the default chunk key encoding (``c/0/1``; ``c`` for a 0-d array),
+encoded by the ``bytes`` codec and then blosc or zstd via numcodecs, the
+library zarr-python itself calls. Stock ``zarr.open_array`` reads these
+arrays, and :func:`parse_array_metadata` reads arrays zarr wrote with the
+codecs below; anything else is reported as unsupported so the caller can fall
+back to zarr itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numcodecs
+import numpy as np
+
+from compstore.cas._layout import ZARR_DATA_TYPES, ArrayLayout
+
+__all__ = [
+    "ArrayMeta",
+    "UnsupportedZarrError",
+    "array_metadata",
+    "chunk_key",
+    "decode_chunk",
+    "encode_chunk",
+    "group_metadata",
+    "iter_chunk_indices",
+    "numcodec_of",
+    "parse_array_metadata",
+]
+
+_NUMPY_OF_ZARR: Final = {name: code for code, name in ZARR_DATA_TYPES.items()}
+
+GROUP_METADATA: Final = (
+    json.dumps({"attributes": {}, "zarr_format": 3, "node_type": "group"}, indent=2).encode()
+)
+
+
+class UnsupportedZarrError(Exception):
+    """zarr.json is valid zarr but outside what the direct reader handles."""
+
+
+def group_metadata() -> bytes:
+    """Return the ``zarr.json`` of an empty zarr v3 group."""
+    return GROUP_METADATA
+
+
+def _fill_value_json(data_type: str) -> Any:
+    if data_type == "bool":
+        return False
+    if data_type.startswith("complex"):
+        return [0.0, 0.0]
+    if data_type.startswith("float"):
+        return 0.0
+    return 0
+
+
+def array_metadata(
+    shape: tuple[int, ...],
+    layout: ArrayLayout,
+    dimension_names: list[str],
+    attributes: dict[str, Any],
+) -> bytes:
+    """Return the ``zarr.json`` of an array, fields in the order zarr-python writes them."""
+    bytes_codec: dict[str, Any] = {"name": "bytes"}
+    if layout.endian is not None:
+        bytes_codec["configuration"] = {"endian": layout.endian}
+    meta: dict[str, Any] = {
+        "shape": list(shape),
+        "data_type": layout.data_type,
+        "chunk_grid": {
+            "name": "regular",
+            "configuration": {"chunk_shape": list(layout.chunk_shape)},
+        },
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": _fill_value_json(layout.data_type),
+        "codecs": [bytes_codec, layout.compressor],
+        "attributes": attributes,
+    }
+    if shape:
+        # zarr omits dimension_names for 0-d arrays; so do we.
+        meta["dimension_names"] = dimension_names
+    meta.update({"zarr_format": 3, "node_type": "array", "storage_transformers": []})
+    return json.dumps(meta, indent=2).encode()
+
+
+@dataclass(frozen=True)
+class ArrayMeta:
+    """What the direct reader needs from an array's ``zarr.json``."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    chunk_shape: tuple[int, ...]
+    separator: str
+    fill_value: Any
+    compressors: tuple[Any, ...]  # numcodecs codecs, applied in order on write
+    attributes: dict[str, Any]
+
+
+def numcodec_of(codec: dict[str, Any]) -> Any:
+    """Return the numcodecs codec for one zarr v3 compressor entry of zarr.json.
+
+    Raises
+    ------
+    UnsupportedZarrError
+        For codecs other than blosc, zstd and gzip.
+    """
+    name = codec.get("name")
+    config = codec.get("configuration", {})
+    if name == "blosc":
+        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[config.get("shuffle", "bitshuffle")]
+        return numcodecs.Blosc(
+            cname=config.get("cname", "zstd"),
+            clevel=config.get("clevel", 5),
+            shuffle=shuffle,
+            blocksize=config.get("blocksize", 0),
+            typesize=config.get("typesize"),
+        )
+    if name == "zstd":
+        return numcodecs.Zstd(level=config.get("level", 0), checksum=config.get("checksum", False))
+    if name == "gzip":
+        return numcodecs.GZip(level=config.get("level", 5))
+    raise UnsupportedZarrError(f"codec {name!r}")
+
+
+def parse_array_metadata(raw: bytes) -> ArrayMeta:
+    """Parse an array ``zarr.json``.
+
+    Raises
+    ------
+    UnsupportedZarrError
+        If the array uses a data type, grid, key encoding or codec the direct
+        reader does not handle (sharding, transpose, variable-length...).
+    ValueError
+        If ``raw`` is not JSON or lacks required fields (``KeyError`` too).
+    """
+    meta = json.loads(raw)
+    if meta.get("zarr_format") != 3 or meta.get("node_type") != "array":
+        raise UnsupportedZarrError("not a zarr v3 array")
+    if meta.get("storage_transformers"):
+        raise UnsupportedZarrError("storage transformers")
+    code = _NUMPY_OF_ZARR.get(meta["data_type"]) if isinstance(meta["data_type"], str) else None
+    if code is None:
+        raise UnsupportedZarrError(f"data type {meta['data_type']!r}")
+    grid = meta["chunk_grid"]
+    if grid.get("name") != "regular":
+        raise UnsupportedZarrError(f"chunk grid {grid.get('name')!r}")
+    keys = meta["chunk_key_encoding"]
+    if keys.get("name") != "default":
+        raise UnsupportedZarrError(f"chunk key encoding {keys.get('name')!r}")
+    codecs = list(meta["codecs"])
+    if not codecs or codecs[0].get("name") != "bytes":
+        raise UnsupportedZarrError("first codec is not 'bytes'")
+    endian = codecs[0].get("configuration", {}).get("endian", "little")
+    dtype = np.dtype(code)
+    if dtype.itemsize > 1:
+        dtype = dtype.newbyteorder("<" if endian == "little" else ">")
+    fill = meta["fill_value"]
+    if isinstance(fill, list):
+        fill = complex(fill[0], fill[1])
+    return ArrayMeta(
+        shape=tuple(int(n) for n in meta["shape"]),
+        dtype=dtype,
+        chunk_shape=tuple(int(n) for n in grid["configuration"]["chunk_shape"]),
+        separator=keys.get("configuration", {}).get("separator", "/"),
+        fill_value=np.array(fill, dtype=dtype) if not isinstance(fill, str) else None,
+        compressors=tuple(numcodec_of(c) for c in codecs[1:]),
+        attributes=meta.get("attributes", {}),
+    )
+
+
+def chunk_key(index: tuple[int, ...], separator: str = "/") -> str:
+    """Return the default-encoding key of a chunk: ``c/0/1``, or ``c`` for a 0-d array."""
+    return separator.join(("c", *map(str, index)))
+
+
+def iter_chunk_indices(
+    lo: tuple[int, ...], hi: tuple[int, ...], chunk_shape: tuple[int, ...]
+) -> Iterator[tuple[int, ...]]:
+    """Yield the indices of every chunk overlapping the box ``[lo, hi)``."""
+    ranges = [
+        range(a // c, (b - 1) // c + 1) if b > a else range(0)
+        for a, b, c in zip(lo, hi, chunk_shape)
+    ]
+    return itertools.product(*ranges)
+
+
+def encode_chunk(chunk: np.ndarray, compressors: tuple[Any, ...]) -> bytes:
+    """Encode one full-size chunk (already in its stored byte order)."""
+    data: Any = np.ascontiguousarray(chunk)
+    for codec in compressors:
+        data = codec.encode(data)
+    return bytes(data) if not isinstance(data, bytes) else data
+
+
+def decode_chunk(
+    raw: bytes, meta: ArrayMeta, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Decode one chunk file to an array of ``meta.chunk_shape``.
+
+    ``out``, when given, must be a C-contiguous array of the chunk's shape and
+    dtype; single-codec chains decode straight into it (no extra copy).
+
+    Raises
+    ------
+    ValueError
+        If the decoded size does not match the chunk shape (a corrupt chunk).
+    """
+    n = int(np.prod(meta.chunk_shape, dtype=np.int64)) * meta.dtype.itemsize
+    if len(meta.compressors) == 1 and out is not None and isinstance(
+        meta.compressors[0], (numcodecs.Blosc, numcodecs.Zstd)
+    ):
+        meta.compressors[0].decode(raw, out=out.reshape(-1).view(np.uint8))
+        return out
+    data: Any = raw
+    for codec in reversed(meta.compressors):
+        data = codec.decode(data)
+    buf = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    if len(buf) != n:
+        raise ValueError(f"chunk decodes to {len(buf)} bytes, expected {n}")
+    arr = np.frombuffer(buf, dtype=meta.dtype).reshape(meta.chunk_shape)
+    if out is not None:
+        out[...] = arr
+        return out
+    return arr
