@@ -1,0 +1,22 @@
+"""The SQL registry: dataset types, data IDs, collections, datasets and provenance.
+
+Built on SQLAlchemy Core over a SQLite file (or a PostgreSQL URL). This
+package imports nothing from compstore but :mod:`compstore.errors`.
+"""
+
+from __future__ import annotations
+
+from ._dimensions import BUILTIN_DIMENSIONS
+from ._registry import Registry
+from ._types import CollectionType, DataId, DatasetRef, DatasetType
+from ._where import parse_where
+
+__all__ = [
+    "BUILTIN_DIMENSIONS",
+    "CollectionType",
+    "DataId",
+    "DatasetRef",
+    "DatasetType",
+    "Registry",
+    "parse_where",
+]

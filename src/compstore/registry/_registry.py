@@ -1,0 +1,1459 @@
+"""The SQL registry: dataset types, dimensions, collections, datasets and provenance."""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import os
+import re
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from compstore.errors import (
+    AmbiguousDatasetError,
+    CollectionError,
+    CollectionTypeError,
+    ConflictingDatasetError,
+    DataIdError,
+    DatasetNotFoundError,
+    DatasetTypeConflictError,
+    EncodingError,
+    InvalidNameError,
+    MissingCollectionError,
+    MissingDatasetTypeError,
+    RepositoryExistsError,
+    RepositoryFormatError,
+    RepositoryNotFoundError,
+)
+
+from ._dimensions import (
+    BUILTIN_DIMENSIONS,
+    ValueType,
+    check_data_id_keys,
+    coerce_value,
+    infer_value_type,
+)
+from ._engine import is_sqlite, make_engine, make_url
+from ._schema import SCHEMA_VERSION, add_dimension_column, build_metadata, dimension_column_name
+from ._types import (
+    CollectionType,
+    DataId,
+    DataIdValue,
+    DatasetRef,
+    DatasetType,
+    validate_collection_name,
+    validate_dataset_type_name,
+    validate_dimension_name,
+)
+from ._where import check_where, parse_where, where_to_sql
+
+__all__ = ["Registry"]
+
+# Rows per executemany call in bulk inserts: large enough to amortise the
+# statement overhead, small enough to keep memory flat for a million rows.
+_CHUNK = 20_000
+# Values per IN (...) list: SQLite's default limit on bound parameters is 32766.
+_IN_CHUNK = 500
+# How many candidates/names an error message lists before "and N more".
+_LIST_LIMIT = 20
+
+CollectionArg = str | Sequence[str]
+
+
+def _listing(names: Iterable[object]) -> str:
+    items = [str(n) for n in names]
+    if not items:
+        return "(none)"
+    shown = ", ".join(items[:_LIST_LIMIT])
+    return shown + (f" and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else "")
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _data_id_key(values: Sequence[DataIdValue]) -> str:
+    # JSON of the values in sorted-dimension order: injective for a given dataset
+    # type (its dimensions and their types are fixed), compact and portable.
+    return json.dumps(values, separators=(",", ":"))
+
+
+class _TypeInfo:
+    """What the registry needs to know about one dataset type, precomputed once."""
+
+    __slots__ = ("id", "dataset_type", "sorted_dims")
+
+    def __init__(self, id: int, dataset_type: DatasetType) -> None:
+        self.id = id
+        self.dataset_type = dataset_type
+        self.sorted_dims = tuple(sorted(dataset_type.dimensions))
+
+
+class Registry:
+    """The SQL registry of a compstore repository.
+
+    Parameters
+    ----------
+    target : `str`, `os.PathLike` or `sqlalchemy.URL`
+        Path of an existing SQLite registry file, or a ``sqlite:`` /
+        ``postgresql:`` URL.
+
+    Raises
+    ------
+    RepositoryNotFoundError
+        If there is no registry at ``target``.
+    RepositoryFormatError
+        If the registry's schema has another major version.
+
+    Notes
+    -----
+    A Registry may be shared by threads: each thread gets its own connection,
+    and :meth:`transaction` is per thread.
+    """
+
+    def __init__(self, target: str | os.PathLike[str] | sa.URL, *, _create: bool = False) -> None:
+        self._url = make_url(target)
+        database = self._url.database
+        file_backed = is_sqlite(self._url) and database not in (None, "", ":memory:")
+        if file_backed and not _create and not os.path.exists(str(database)):
+            # Connecting would create an empty file: check first.
+            raise RepositoryNotFoundError(f"no registry at {database!r}: create it first")
+        self._engine = make_engine(self._url)
+        self._local = threading.local()
+        self._lock = threading.RLock()
+        self._stale = True
+        self._dimensions: dict[str, ValueType | None] = {}
+        self._md = build_metadata({})
+        self._types: dict[str, _TypeInfo] = {}
+        self._type_names: dict[int, str] = {}
+        self._collections: dict[str, tuple[int, CollectionType]] = {}
+        self._collection_names: dict[int, str] = {}
+        if _create:
+            self._create_schema()
+        else:
+            self._check_schema()
+
+    # -- opening and closing -----------------------------------------------------
+    @classmethod
+    def create(cls, target: str | os.PathLike[str] | sa.URL) -> Registry:
+        """Create a new, empty registry and return it open.
+
+        Parameters
+        ----------
+        target : `str`, `os.PathLike` or `sqlalchemy.URL`
+            Path of the SQLite file to create, or a database URL.
+
+        Returns
+        -------
+        registry : `Registry`
+            The new registry.
+
+        Raises
+        ------
+        RepositoryExistsError
+            If a registry exists already at ``target``.
+        """
+        return cls(target, _create=True)
+
+    def _create_schema(self) -> None:
+        with self._engine.connect() as conn:
+            if sa.inspect(conn).has_table("registry_meta"):
+                raise RepositoryExistsError(f"a registry exists already at {self._where()}")
+        md = build_metadata(dict(BUILTIN_DIMENSIONS))
+        with self._engine.connect() as conn:
+            conn.execution_options(compstore_write=True)
+            with conn.begin():
+                md.create_all(conn)
+                conn.execute(
+                    md.tables["registry_meta"].insert(),
+                    [{"key": "schema_version", "value": SCHEMA_VERSION}],
+                )
+                conn.execute(
+                    md.tables["dimension"].insert(),
+                    [{"name": n, "value_type": t} for n, t in BUILTIN_DIMENSIONS.items()],
+                )
+
+    def _check_schema(self) -> None:
+        with self._engine.connect() as conn:
+            if not sa.inspect(conn).has_table("registry_meta"):
+                raise RepositoryNotFoundError(f"no registry at {self._where()}")
+            meta = build_metadata({}).tables["registry_meta"]
+            version = conn.execute(
+                sa.select(meta.c.value).where(meta.c.key == "schema_version")
+            ).scalar()
+        if version is None or version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise RepositoryFormatError(
+                f"registry at {self._where()} has schema version {version!r}; "
+                f"this compstore reads version {SCHEMA_VERSION.split('.')[0]}.x"
+            )
+
+    def _where(self) -> str:
+        return repr(self._url.database) if is_sqlite(self._url) else self._url.render_as_string()
+
+    def close(self) -> None:
+        """Close every pooled connection; the registry can be reopened by path."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Registry({self._url.render_as_string()!r})"
+
+    @property
+    def url(self) -> str:
+        """The database URL (password hidden)."""
+        return self._url.render_as_string()
+
+    # -- connections and transactions ------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the enclosed registry calls in one database transaction.
+
+        Commits when the block ends normally, rolls back if it raises. Nested
+        blocks are savepoints. The transaction belongs to the calling thread.
+
+        Raises
+        ------
+        sqlalchemy.exc.OperationalError
+            If the database stays locked by another writer for 60 s.
+        """
+        with self._write() as _conn:
+            yield
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        outer: sa.Connection | None = getattr(self._local, "conn", None)
+        try:
+            if outer is not None:
+                # A savepoint: a failed call inside the caller's transaction undoes
+                # only itself (an executemany that failed half-way, a new column).
+                with outer.begin_nested():
+                    yield outer
+                return
+            with self._engine.connect() as conn:
+                conn.execution_options(compstore_write=True)
+                self._local.conn = conn
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    self._local.conn = None
+        except BaseException:
+            # Cached types, collections and dimension columns may describe rows
+            # that were just rolled back: reload them on next use.
+            self._stale = True
+            raise
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        outer: sa.Connection | None = getattr(self._local, "conn", None)
+        if outer is not None:
+            yield outer
+            return
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _refresh(self, conn: sa.Connection, *, force: bool = False) -> None:
+        """Reload dimensions (and drop caches) if stale or if ``force``."""
+        if not (self._stale or force):
+            return
+        with self._lock:
+            dim = self._md.tables["dimension"]
+            rows = conn.execute(sa.select(dim.c.name, dim.c.value_type)).all()
+            self._dimensions = {name: vt for name, vt in rows}
+            self._md = build_metadata(self._dimensions)
+            if self._stale:
+                self._types.clear()
+                self._type_names.clear()
+                self._collections.clear()
+                self._collection_names.clear()
+            self._stale = False
+
+    @property
+    def _t(self) -> Mapping[str, sa.Table]:
+        return self._md.tables
+
+    # -- dimensions -----------------------------------------------------------------
+    def dimensions(self) -> dict[str, str | None]:
+        """Return every known dimension and its value type.
+
+        Returns
+        -------
+        dimensions : `dict` [`str`, `str` or `None`]
+            ``"int"`` or ``"str"``; `None` for a dimension registered with a
+            dataset type but given no value yet.
+        """
+        with self._read() as conn:
+            self._refresh(conn, force=True)
+            return dict(sorted(self._dimensions.items()))
+
+    def _dimension_types(self, conn: sa.Connection, info: _TypeInfo) -> dict[str, ValueType | None]:
+        dims = info.dataset_type.dimensions
+        if any(self._dimensions.get(d) is None for d in dims):
+            # Another process (or an earlier insert) may have typed it since.
+            self._refresh(conn, force=True)
+        return {d: self._dimensions.get(d) for d in dims}
+
+    def _type_new_dimensions(
+        self, conn: sa.Connection, info: _TypeInfo, first: Mapping[str, object]
+    ) -> dict[str, ValueType]:
+        """Give untyped dimensions a type from the first inserted data ID."""
+        types = self._dimension_types(conn, info)
+        for dim, value_type in types.items():
+            if value_type is None:
+                new_type = infer_value_type(dim, first[dim])
+                dim_table = self._t["dimension"]
+                with self._lock:
+                    conn.execute(
+                        sa.update(dim_table)
+                        .where(dim_table.c.name == dim, dim_table.c.value_type.is_(None))
+                        .values(value_type=new_type)
+                    )
+                    add_dimension_column(conn, self._md, dim, new_type)
+                    self._dimensions[dim] = new_type
+                types[dim] = new_type
+        return types  # type: ignore[return-value]
+
+    # -- dataset types ---------------------------------------------------------------
+    def register_dataset_type(
+        self, name: str, dimensions: Sequence[str], storage_class: str
+    ) -> DatasetType:
+        """Register a dataset type, or check an existing one is identical.
+
+        Parameters
+        ----------
+        name : `str`
+            Dataset type name (``^[A-Za-z_][A-Za-z0-9_]*$``).
+        dimensions : sequence of `str`
+            Its dimensions, e.g. ``("visit", "detector")``. A dimension not yet
+            known is created; its value type comes from the first value inserted.
+        storage_class : `str`
+            Storage class name.
+
+        Returns
+        -------
+        dataset_type : `DatasetType`
+            The registered dataset type (the stored one if it existed).
+
+        Raises
+        ------
+        InvalidNameError
+            If the name, a dimension name or the storage class is malformed, or
+            a dimension is listed twice.
+        DatasetTypeConflictError
+            If ``name`` is registered with other dimensions or storage class.
+        """
+        validate_dataset_type_name(name)
+        if isinstance(dimensions, str):
+            dimensions = (dimensions,)
+        dims = tuple(validate_dimension_name(d) for d in dimensions)
+        if len(set(dims)) != len(dims):
+            raise InvalidNameError(f"dataset type {name!r} lists a dimension twice: {dims}")
+        if not isinstance(storage_class, str) or not storage_class.strip():
+            raise InvalidNameError(f"invalid storage class name {storage_class!r}")
+        wanted = DatasetType(name, dims, storage_class)
+        with self._write() as conn:
+            self._refresh(conn)
+            existing = self._lookup_type(conn, name)
+            if existing is not None:
+                have = existing.dataset_type
+                if set(have.dimensions) != set(dims) or have.storage_class != storage_class:
+                    raise DatasetTypeConflictError(
+                        f"dataset type {name!r} is registered as {have}; "
+                        f"cannot register it again as {wanted}"
+                    )
+                return have
+            dim_table = self._t["dimension"]
+            known = {n for (n,) in conn.execute(sa.select(dim_table.c.name))}
+            new_dims = [d for d in dims if d not in known]
+            if new_dims:
+                conn.execute(
+                    dim_table.insert(), [{"name": d, "value_type": None} for d in new_dims]
+                )
+                with self._lock:
+                    for d in new_dims:
+                        self._dimensions.setdefault(d, None)
+            table = self._t["dataset_type"]
+            conn.execute(
+                table.insert().values(
+                    name=name, dimensions=json.dumps(list(dims)), storage_class=storage_class
+                )
+            )
+            info = self._lookup_type(conn, name)
+            assert info is not None
+            return info.dataset_type
+
+    def _lookup_type(self, conn: sa.Connection, name: str) -> _TypeInfo | None:
+        info = self._types.get(name)
+        if info is not None:
+            return info
+        table = self._t["dataset_type"]
+        row = conn.execute(sa.select(table).where(table.c.name == name)).first()
+        if row is None:
+            return None
+        # Dataset types never change once registered, so caching them is safe.
+        info = _TypeInfo(
+            row.id, DatasetType(row.name, tuple(json.loads(row.dimensions)), row.storage_class)
+        )
+        with self._lock:
+            self._types[name] = info
+            self._type_names[row.id] = name
+        return info
+
+    def _type(self, conn: sa.Connection, name: str) -> _TypeInfo:
+        self._refresh(conn)
+        info = self._lookup_type(conn, name)
+        if info is None:
+            table = self._t["dataset_type"]
+            known = conn.execute(sa.select(table.c.name).order_by(table.c.name)).scalars()
+            raise MissingDatasetTypeError(
+                f"dataset type {name!r} is not registered; known dataset types: "
+                f"{_listing(known)}"
+            )
+        return info
+
+    def _type_name(self, conn: sa.Connection, type_id: int) -> str:
+        name = self._type_names.get(type_id)
+        if name is None:
+            table = self._t["dataset_type"]
+            name = conn.execute(sa.select(table.c.name).where(table.c.id == type_id)).scalar_one()
+            self._lookup_type(conn, name)
+        return name
+
+    def get_dataset_type(self, name: str) -> DatasetType:
+        """Return the registered dataset type called ``name``.
+
+        Raises
+        ------
+        MissingDatasetTypeError
+            If it is not registered; the message lists the known names.
+        """
+        with self._read() as conn:
+            return self._type(conn, name).dataset_type
+
+    def dataset_types(self) -> list[DatasetType]:
+        """Return every registered dataset type, sorted by name."""
+        with self._read() as conn:
+            self._refresh(conn)
+            table = self._t["dataset_type"]
+            names = conn.execute(sa.select(table.c.name).order_by(table.c.name)).scalars().all()
+            return [self._type(conn, n).dataset_type for n in names]
+
+    # -- collections -----------------------------------------------------------------
+    def _lookup_collection(
+        self, conn: sa.Connection, name: str
+    ) -> tuple[int, CollectionType] | None:
+        hit = self._collections.get(name)
+        if hit is not None:
+            return hit
+        table = self._t["collection"]
+        row = conn.execute(
+            sa.select(table.c.id, table.c.type).where(table.c.name == name)
+        ).first()
+        if row is None:
+            return None
+        # A collection's type never changes and collections are never renamed.
+        hit = (row.id, CollectionType(row.type))
+        with self._lock:
+            self._collections[name] = hit
+            self._collection_names[row.id] = name
+        return hit
+
+    def _collection(self, conn: sa.Connection, name: str) -> tuple[int, CollectionType]:
+        if not isinstance(name, str):
+            raise InvalidNameError(f"a collection name is a string, got {name!r}")
+        self._refresh(conn)
+        hit = self._lookup_collection(conn, name)
+        if hit is None:
+            table = self._t["collection"]
+            known = conn.execute(sa.select(table.c.name).order_by(table.c.name)).scalars()
+            raise MissingCollectionError(
+                f"collection {name!r} does not exist; known collections: {_listing(known)}"
+            )
+        return hit
+
+    def _collection_name(self, conn: sa.Connection, collection_id: int) -> str:
+        name = self._collection_names.get(collection_id)
+        if name is None:
+            table = self._t["collection"]
+            name = conn.execute(
+                sa.select(table.c.name).where(table.c.id == collection_id)
+            ).scalar_one()
+            self._lookup_collection(conn, name)
+        return name
+
+    def register_collection(self, name: str, collection_type: CollectionType) -> bool:
+        """Create a collection of the given type, if it does not exist yet.
+
+        Parameters
+        ----------
+        name : `str`
+            Collection name: letters, digits, ``/``, ``-``, ``.``, ``_``.
+        collection_type : `CollectionType`
+            RUN, CHAINED or TAGGED.
+
+        Returns
+        -------
+        created : `bool`
+            True if the collection was created, False if it existed already.
+
+        Raises
+        ------
+        InvalidNameError
+            If the name is malformed.
+        CollectionTypeError
+            If it exists with another type.
+        """
+        validate_collection_name(name)
+        collection_type = CollectionType(collection_type)
+        with self._write() as conn:
+            self._refresh(conn)
+            hit = self._lookup_collection(conn, name)
+            if hit is not None:
+                if hit[1] is not collection_type:
+                    raise CollectionTypeError(
+                        f"collection {name!r} exists already as {hit[1].name}, "
+                        f"not {collection_type.name}"
+                    )
+                return False
+            conn.execute(
+                self._t["collection"].insert().values(name=name, type=collection_type.value)
+            )
+            return True
+
+    def register_run(self, name: str) -> bool:
+        """Create a RUN collection if it does not exist yet.
+
+        Returns
+        -------
+        created : `bool`
+            True if the collection was created.
+
+        Raises
+        ------
+        InvalidNameError
+            If the name is malformed.
+        CollectionTypeError
+            If ``name`` exists as a CHAINED or TAGGED collection.
+        """
+        return self.register_collection(name, CollectionType.RUN)
+
+    def collection_type(self, name: str) -> CollectionType:
+        """Return the type of collection ``name``.
+
+        Raises
+        ------
+        MissingCollectionError
+            If there is no such collection.
+        """
+        with self._read() as conn:
+            return self._collection(conn, name)[1]
+
+    def query_collections(
+        self,
+        pattern: str | re.Pattern[str] | None = None,
+        collection_type: CollectionType | None = None,
+    ) -> list[str]:
+        """Return the names of collections, sorted.
+
+        Parameters
+        ----------
+        pattern : `str` or `re.Pattern`, optional
+            A glob (``u/alice/*``) or a compiled regular expression that must
+            match the whole name; `None` for all.
+        collection_type : `CollectionType`, optional
+            Only collections of this type.
+
+        Returns
+        -------
+        names : `list` [`str`]
+            Matching collection names.
+        """
+        with self._read() as conn:
+            self._refresh(conn)
+            table = self._t["collection"]
+            query = sa.select(table.c.name, table.c.type).order_by(table.c.name)
+            if collection_type is not None:
+                query = query.where(table.c.type == CollectionType(collection_type).value)
+            names = [row.name for row in conn.execute(query)]
+        if pattern is None:
+            return names
+        if isinstance(pattern, re.Pattern):
+            return [n for n in names if pattern.fullmatch(n)]
+        return [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+    def _children(self, conn: sa.Connection, parent_id: int) -> list[int]:
+        chain = self._t["collection_chain"]
+        return list(
+            conn.execute(
+                sa.select(chain.c.child_id)
+                .where(chain.c.parent_id == parent_id)
+                .order_by(chain.c.position)
+            ).scalars()
+        )
+
+    def set_chain(self, name: str, children: Sequence[str]) -> None:
+        """Set the ordered search path of CHAINED collection ``name``.
+
+        Parameters
+        ----------
+        name : `str`
+            An existing CHAINED collection.
+        children : sequence of `str`
+            Existing collections, searched in this order.
+
+        Raises
+        ------
+        MissingCollectionError
+            If ``name`` or a child does not exist.
+        CollectionTypeError
+            If ``name`` is not CHAINED.
+        CollectionError
+            If the chain would contain itself (a cycle); the message shows the cycle.
+        """
+        if isinstance(children, str):
+            children = [children]
+        with self._write() as conn:
+            parent_id, parent_type = self._collection(conn, name)
+            if parent_type is not CollectionType.CHAINED:
+                raise CollectionTypeError(
+                    f"collection {name!r} is {parent_type.name}, not CHAINED: it has no chain"
+                )
+            child_ids = [self._collection(conn, c)[0] for c in children]
+            for child, child_id in zip(children, child_ids):
+                path = self._path_to(conn, child_id, parent_id)
+                if path is not None:
+                    cycle = " -> ".join(
+                        [name, child, *(self._collection_name(conn, i) for i in path[1:])]
+                    )
+                    raise CollectionError(
+                        f"cannot chain {child!r} into {name!r}: it would make a cycle "
+                        f"({cycle})"
+                    )
+            chain = self._t["collection_chain"]
+            conn.execute(sa.delete(chain).where(chain.c.parent_id == parent_id))
+            if child_ids:
+                conn.execute(
+                    chain.insert(),
+                    [
+                        {"parent_id": parent_id, "position": i, "child_id": c}
+                        for i, c in enumerate(child_ids)
+                    ],
+                )
+
+    def _path_to(self, conn: sa.Connection, start: int, target: int) -> list[int] | None:
+        """Return a chain path of collection IDs from ``start`` to ``target``, if any."""
+        stack: list[tuple[int, list[int]]] = [(start, [start])]
+        seen: set[int] = set()
+        while stack:
+            node, path = stack.pop()
+            if node == target:
+                return path
+            if node in seen:
+                continue
+            seen.add(node)
+            for child in self._children(conn, node):
+                stack.append((child, [*path, child]))
+        return None
+
+    def get_chain(self, name: str) -> tuple[str, ...]:
+        """Return the children of CHAINED collection ``name``, in search order.
+
+        Raises
+        ------
+        MissingCollectionError
+            If there is no such collection.
+        CollectionTypeError
+            If it is not CHAINED.
+        """
+        with self._read() as conn:
+            collection_id, collection_type = self._collection(conn, name)
+            if collection_type is not CollectionType.CHAINED:
+                raise CollectionTypeError(f"collection {name!r} is {collection_type.name}, not CHAINED")
+            return tuple(self._collection_name(conn, c) for c in self._children(conn, collection_id))
+
+    def _flatten(
+        self, conn: sa.Connection, collections: CollectionArg
+    ) -> list[tuple[int, CollectionType]]:
+        if isinstance(collections, str):
+            collections = [collections]
+        out: list[tuple[int, CollectionType]] = []
+        seen: set[int] = set()
+
+        def visit(collection_id: int, collection_type: CollectionType) -> None:
+            if collection_id in seen:
+                return
+            seen.add(collection_id)
+            if collection_type is CollectionType.CHAINED:
+                for child in self._children(conn, collection_id):
+                    visit(*self._collection(conn, self._collection_name(conn, child)))
+            else:
+                out.append((collection_id, collection_type))
+
+        for name in collections:
+            visit(*self._collection(conn, name))
+        return out
+
+    def flatten_collections(self, collections: CollectionArg) -> list[str]:
+        """Return the RUN and TAGGED collections searched for ``collections``, in order.
+
+        Chains are expanded depth first; a collection reached twice is searched
+        at its first place only.
+
+        Raises
+        ------
+        MissingCollectionError
+            If a collection does not exist.
+        """
+        with self._read() as conn:
+            return [self._collection_name(conn, i) for i, _ in self._flatten(conn, collections)]
+
+    def _tagged(self, conn: sa.Connection, name: str) -> int:
+        collection_id, collection_type = self._collection(conn, name)
+        if collection_type is not CollectionType.TAGGED:
+            raise CollectionTypeError(
+                f"collection {name!r} is {collection_type.name}, not TAGGED: datasets are "
+                "associated only with TAGGED collections"
+            )
+        return collection_id
+
+    def associate(self, tagged: str, refs: Iterable[DatasetRef | uuid.UUID]) -> None:
+        """Add datasets to TAGGED collection ``tagged`` (already present ones are kept).
+
+        Raises
+        ------
+        MissingCollectionError
+            If ``tagged`` does not exist.
+        CollectionTypeError
+            If it is not TAGGED.
+        DatasetNotFoundError
+            If a dataset does not exist.
+        ConflictingDatasetError
+            If the collection holds another dataset of the same type and data ID.
+        """
+        ids = _ids(refs)
+        with self._write() as conn:
+            tag_id = self._tagged(conn, tagged)
+            dataset, tag = self._t["dataset"], self._t["dataset_tag"]
+            rows: dict[uuid.UUID, Any] = {}
+            for chunk in _chunks(ids, _IN_CHUNK):
+                for row in conn.execute(
+                    sa.select(dataset.c.id, dataset.c.dataset_type_id, dataset.c.data_id_key)
+                    .where(dataset.c.id.in_(chunk))
+                ):
+                    rows[row.id] = row
+            missing = [i for i in ids if i not in rows]
+            if missing:
+                raise DatasetNotFoundError(f"no dataset with ID {_listing(missing)}")
+            new: dict[tuple[int, str], uuid.UUID] = {}
+            for dataset_id in ids:
+                row = rows[dataset_id]
+                key = (row.dataset_type_id, row.data_id_key)
+                existing = conn.execute(
+                    sa.select(tag.c.dataset_id).where(
+                        tag.c.collection_id == tag_id,
+                        tag.c.dataset_type_id == row.dataset_type_id,
+                        tag.c.data_id_key == row.data_id_key,
+                    )
+                ).scalar()
+                other = existing if existing is not None else new.get(key)
+                if other is not None and other != dataset_id:
+                    raise ConflictingDatasetError(
+                        f"TAGGED collection {tagged!r} already holds dataset "
+                        f"{self._describe(conn, other)}; cannot also tag "
+                        f"{self._describe(conn, dataset_id)} (same dataset type and data ID)"
+                    )
+                if existing is None:
+                    new[key] = dataset_id
+            if new:
+                conn.execute(
+                    tag.insert(),
+                    [
+                        {"collection_id": tag_id, "dataset_id": i, "dataset_type_id": t,
+                         "data_id_key": k}
+                        for (t, k), i in new.items()
+                    ],
+                )
+
+    def disassociate(self, tagged: str, refs: Iterable[DatasetRef | uuid.UUID]) -> None:
+        """Remove datasets from TAGGED collection ``tagged`` (absent ones are ignored).
+
+        Raises
+        ------
+        MissingCollectionError
+            If ``tagged`` does not exist.
+        CollectionTypeError
+            If it is not TAGGED.
+        """
+        ids = _ids(refs)
+        with self._write() as conn:
+            tag_id = self._tagged(conn, tagged)
+            tag = self._t["dataset_tag"]
+            for chunk in _chunks(ids, _IN_CHUNK):
+                conn.execute(
+                    sa.delete(tag).where(tag.c.collection_id == tag_id, tag.c.dataset_id.in_(chunk))
+                )
+
+    # -- datasets: writing -----------------------------------------------------------
+    def insert_dataset(
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, Any],
+        run: str,
+        manifest: str,
+        id: uuid.UUID | None = None,
+    ) -> DatasetRef:
+        """Record one dataset.
+
+        Parameters
+        ----------
+        dataset_type : `str`
+            A registered dataset type name.
+        data_id : mapping
+            Exactly the dataset type's dimensions. Integers may be given as numpy
+            integers or digit strings.
+        run : `str`
+            An existing RUN collection.
+        manifest : `str`
+            The digest of the dataset's manifest.
+        id : `uuid.UUID`, optional
+            The dataset ID; a random (version 4) UUID by default.
+
+        Returns
+        -------
+        ref : `DatasetRef`
+            The new dataset.
+
+        Raises
+        ------
+        MissingDatasetTypeError
+            If the dataset type is not registered.
+        DataIdError
+            If the data ID lacks or adds a dimension or has a wrongly typed value.
+        MissingCollectionError
+            If ``run`` does not exist.
+        CollectionTypeError
+            If ``run`` is not a RUN collection.
+        ConflictingDatasetError
+            If ``run`` holds a dataset of this type and data ID already, or ``id``
+            is taken; the message names both datasets.
+        """
+        return self.insert_datasets(
+            dataset_type, [data_id], run, [manifest], None if id is None else [id]
+        )[0]
+
+    def insert_datasets(
+        self,
+        dataset_type: str,
+        data_ids: Sequence[Mapping[str, Any]],
+        run: str,
+        manifests: Sequence[str],
+        ids: Sequence[uuid.UUID] | None = None,
+    ) -> list[DatasetRef]:
+        """Record many datasets of one type in one RUN, in one transaction.
+
+        Rows go to the database with ``executemany`` in chunks, so a million
+        rows take seconds, not minutes. Either every dataset is recorded or none.
+
+        Parameters
+        ----------
+        dataset_type : `str`
+            A registered dataset type name.
+        data_ids : sequence of mappings
+            One full data ID per dataset.
+        run : `str`
+            An existing RUN collection.
+        manifests : sequence of `str`
+            One manifest digest per dataset.
+        ids : sequence of `uuid.UUID`, optional
+            One dataset ID per dataset; random UUIDs by default.
+
+        Returns
+        -------
+        refs : `list` [`DatasetRef`]
+            The new datasets, in input order.
+
+        Raises
+        ------
+        MissingDatasetTypeError
+            If the dataset type is not registered.
+        DataIdError
+            If a data ID does not fit the dataset type, or the sequences differ
+            in length.
+        MissingCollectionError
+            If ``run`` does not exist.
+        CollectionTypeError
+            If ``run`` is not a RUN collection.
+        ConflictingDatasetError
+            If a data ID or ID is in ``run`` already or twice in the input.
+        """
+        if len(manifests) != len(data_ids) or (ids is not None and len(ids) != len(data_ids)):
+            raise DataIdError(
+                f"insert_datasets got {len(data_ids)} data IDs, {len(manifests)} manifests"
+                + ("" if ids is None else f" and {len(ids)} IDs")
+                + ": give one of each per dataset"
+            )
+        refs: list[DatasetRef] = []
+        with self._write() as conn:
+            info = self._type(conn, dataset_type)
+            run_id, run_type = self._collection(conn, run)
+            if run_type is not CollectionType.RUN:
+                raise CollectionTypeError(
+                    f"collection {run!r} is {run_type.name}: datasets are inserted into "
+                    "RUN collections only"
+                )
+            if not data_ids:
+                return refs
+            dims = info.dataset_type.dimensions
+            check_data_id_keys(dataset_type, dims, data_ids[0])
+            types = self._type_new_dimensions(conn, info, data_ids[0])
+            sorted_dims = info.sorted_dims
+            sorted_types = [types[d] for d in sorted_dims]
+            columns = [dimension_column_name(d) for d in sorted_dims]
+            dim_set = set(dims)
+            table = self._t["dataset"]
+            insert = table.insert()
+            type_id = info.id
+            for start in range(0, len(data_ids), _CHUNK):
+                rows: list[dict[str, Any]] = []
+                for offset, data_id in enumerate(data_ids[start : start + _CHUNK]):
+                    index = start + offset
+                    if data_id.keys() != dim_set:
+                        check_data_id_keys(dataset_type, dims, data_id)
+                    values = [
+                        coerce_value(d, t, data_id[d])  # type: ignore[arg-type]
+                        for d, t in zip(sorted_dims, sorted_types)
+                    ]
+                    manifest = manifests[index]
+                    if not isinstance(manifest, str) or not manifest:
+                        raise DataIdError(f"manifest digest {manifest!r} is not a non-empty string")
+                    dataset_id = uuid.uuid4() if ids is None else _as_uuid(ids[index])
+                    row = dict(zip(columns, values))
+                    row["id"] = dataset_id
+                    row["dataset_type_id"] = type_id
+                    row["run_id"] = run_id
+                    row["manifest"] = manifest
+                    row["data_id_key"] = _data_id_key(values)
+                    rows.append(row)
+                    refs.append(
+                        DatasetRef(
+                            dataset_id,
+                            dataset_type,
+                            DataId._from_sorted(tuple(zip(sorted_dims, values))),
+                            run,
+                            manifest,
+                        )
+                    )
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert, rows)
+                except sa.exc.IntegrityError:
+                    raise self._conflict(conn, info, run, run_id, rows) from None
+        return refs
+
+    def _conflict(
+        self,
+        conn: sa.Connection,
+        info: _TypeInfo,
+        run: str,
+        run_id: int,
+        rows: list[dict[str, Any]],
+    ) -> Exception:
+        """Explain why inserting ``rows`` violated a unique constraint."""
+        table = self._t["dataset"]
+
+        def new(row: dict[str, Any]) -> str:
+            return f"{row['id']} (manifest {row['manifest']})"
+
+        by_key: dict[str, dict[str, Any]] = {}
+        by_id: dict[uuid.UUID, dict[str, Any]] = {}
+        for row in rows:
+            for index, field in ((by_key, "data_id_key"), (by_id, "id")):
+                first = index.get(row[field])
+                if first is not None:
+                    return ConflictingDatasetError(
+                        f"the datasets to insert hold {self._describe_row(info, first)} twice: "
+                        f"{new(first)} and {new(row)}"
+                    )
+                index[row[field]] = row  # type: ignore[index]
+        keys = list(by_key)
+        for chunk in _chunks(keys, _IN_CHUNK):
+            hit = conn.execute(
+                sa.select(table.c.id, table.c.data_id_key).where(
+                    table.c.dataset_type_id == info.id,
+                    table.c.run_id == run_id,
+                    table.c.data_id_key.in_(chunk),
+                )
+            ).first()
+            if hit is not None:
+                row = by_key[hit.data_id_key]
+                return ConflictingDatasetError(
+                    f"RUN collection {run!r} already has {self._describe(conn, hit.id)}; "
+                    f"cannot insert {new(row)} with the same dataset type and data ID"
+                )
+        for chunk in _chunks(list(by_id), _IN_CHUNK):
+            taken = conn.execute(sa.select(table.c.id).where(table.c.id.in_(chunk))).scalar()
+            if taken is not None:
+                return ConflictingDatasetError(
+                    f"dataset ID {taken} is taken by {self._describe(conn, taken)}; cannot "
+                    f"insert {self._describe_row(info, by_id[taken])} with it"
+                )
+        return ConflictingDatasetError(f"cannot insert into RUN collection {run!r}: conflict")
+
+    def _describe_row(self, info: _TypeInfo, row: Mapping[str, Any]) -> str:
+        data_id = DataId({d: row[dimension_column_name(d)] for d in info.sorted_dims})
+        return f"{info.dataset_type.name}@{data_id!r}"
+
+    def _describe(self, conn: sa.Connection, dataset_id: uuid.UUID) -> str:
+        ref = self._get(conn, dataset_id)
+        if ref is None:
+            return str(dataset_id)
+        return f"{ref.dataset_type}@{ref.data_id!r} {ref.id} in {ref.run!r} (manifest {ref.manifest})"
+
+    def remove_datasets(self, refs: Iterable[DatasetRef | uuid.UUID]) -> int:
+        """Forget datasets: their rows, tags and provenance. Absent ones are ignored.
+
+        The manifests and components stay in the blob store; the layer above
+        deletes those that :meth:`manifests` no longer lists.
+
+        Returns
+        -------
+        removed : `int`
+            How many datasets were removed.
+        """
+        ids = _ids(refs)
+        removed = 0
+        with self._write() as conn:
+            self._refresh(conn)
+            t = self._t
+            for chunk in _chunks(ids, _IN_CHUNK):
+                conn.execute(sa.delete(t["dataset_tag"]).where(t["dataset_tag"].c.dataset_id.in_(chunk)))
+                conn.execute(
+                    sa.delete(t["provenance_input"]).where(t["provenance_input"].c.output_id.in_(chunk))
+                )
+                conn.execute(sa.delete(t["provenance"]).where(t["provenance"].c.output_id.in_(chunk)))
+                result = conn.execute(sa.delete(t["dataset"]).where(t["dataset"].c.id.in_(chunk)))
+                removed += result.rowcount
+        return removed
+
+    # -- datasets: reading -----------------------------------------------------------
+    def _ref_columns(self, info: _TypeInfo) -> list[sa.ColumnElement[Any]]:
+        table = self._t["dataset"]
+        return [
+            table.c.id,
+            table.c.run_id,
+            table.c.manifest,
+            table.c.data_id_key,
+            *(table.c[dimension_column_name(d)] for d in info.sorted_dims),
+        ]
+
+    def _ref(self, conn: sa.Connection, info: _TypeInfo, row: Sequence[Any]) -> DatasetRef:
+        # row: id, run_id, manifest, data_id_key, then sorted dimension values
+        return DatasetRef(
+            row[0],
+            info.dataset_type.name,
+            DataId._from_sorted(tuple(zip(info.sorted_dims, row[4 : 4 + len(info.sorted_dims)]))),
+            self._collection_name(conn, row[1]),
+            row[2],
+        )
+
+    def _select(
+        self,
+        conn: sa.Connection,
+        info: _TypeInfo,
+        condition: sa.ColumnElement[bool] | None,
+        collections: CollectionArg | None,
+        *,
+        find_first: bool,
+    ) -> list[DatasetRef]:
+        """Return the datasets of one type matching ``condition`` in ``collections``.
+
+        With ``collections`` None every RUN is searched and nothing is shadowed.
+        Otherwise the flattened search path gives each dataset a rank; a dataset
+        reached twice counts once, and with ``find_first`` only the
+        best-ranked dataset of each data ID is kept.
+        """
+        table = self._t["dataset"]
+        columns = self._ref_columns(info)
+        where = [table.c.dataset_type_id == info.id]
+        if condition is not None:
+            where.append(condition)
+        ranked: list[tuple[int, Any]] = []
+        if collections is None:
+            ranked = [(0, row) for row in conn.execute(sa.select(*columns).where(*where))]
+        else:
+            flat = self._flatten(conn, collections)
+            rank = {cid: i for i, (cid, _) in enumerate(flat)}
+            run_ids = [cid for cid, ctype in flat if ctype is CollectionType.RUN]
+            tag_ids = [cid for cid, ctype in flat if ctype is CollectionType.TAGGED]
+            if run_ids:
+                query = sa.select(*columns).where(*where, table.c.run_id.in_(run_ids))
+                ranked.extend((rank[row[1]], row) for row in conn.execute(query))
+            if tag_ids:
+                tag = self._t["dataset_tag"]
+                query = (
+                    sa.select(*columns, tag.c.collection_id)
+                    .join(tag, tag.c.dataset_id == table.c.id)
+                    .where(*where, tag.c.collection_id.in_(tag_ids))
+                )
+                ranked.extend((rank[row[-1]], row) for row in conn.execute(query))
+        best: dict[Any, tuple[int, Any]] = {}
+        group = 3 if find_first else 0  # data_id_key or dataset id
+        for r, row in ranked:
+            key = row[group]
+            have = best.get(key)
+            if have is None or r < have[0]:
+                best[key] = (r, row)
+        refs = [self._ref(conn, info, row) for _, row in best.values()]
+        order = info.dataset_type.dimensions
+        refs.sort(key=lambda ref: (tuple(ref.data_id[d] for d in order), ref.run, str(ref.id)))
+        return refs
+
+    def find_dataset(
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, Any],
+        collections: CollectionArg,
+        *,
+        partial: bool = False,
+    ) -> DatasetRef | None:
+        """Find the dataset of a type and data ID, searching collections in order.
+
+        Parameters
+        ----------
+        dataset_type : `str`
+            A registered dataset type name.
+        data_id : mapping
+            The data ID. With ``partial``, dimensions may be left out.
+        collections : `str` or sequence of `str`
+            Collections to search, in order; chains are flattened. The first
+            collection holding a match wins.
+        partial : `bool`, optional
+            Allow a data ID that leaves dimensions out: exactly one matching
+            dataset is returned, several are an error.
+
+        Returns
+        -------
+        ref : `DatasetRef` or `None`
+            The dataset found, or `None`.
+
+        Raises
+        ------
+        MissingDatasetTypeError
+            If the dataset type is not registered.
+        DataIdError
+            If the data ID lacks (unless ``partial``) or adds a dimension, or a
+            value has the wrong type.
+        MissingCollectionError
+            If a collection does not exist.
+        AmbiguousDatasetError
+            With ``partial``, if several datasets match; the message lists them.
+        """
+        if partial:
+            candidates = self.find_datasets_partial(dataset_type, data_id, collections)
+            if len(candidates) > 1:
+                raise AmbiguousDatasetError(
+                    f"data ID {dict(data_id)!r} matches {len(candidates)} datasets of type "
+                    f"{dataset_type!r}; add dimensions to choose one of: "
+                    + _listing(repr(ref.data_id) for ref in candidates)
+                )
+            return candidates[0] if candidates else None
+        with self._read() as conn:
+            info = self._type(conn, dataset_type)
+            dims = info.dataset_type.dimensions
+            check_data_id_keys(dataset_type, dims, data_id)
+            types = self._dimension_types(conn, info)
+            if any(t is None for t in types.values()):
+                return None  # a dimension with no value yet: no dataset of this type exists
+            values = [coerce_value(d, types[d], data_id[d]) for d in info.sorted_dims]  # type: ignore[arg-type]
+            table = self._t["dataset"]
+            condition = table.c.data_id_key == _data_id_key(values)
+            refs = self._select(conn, info, condition, collections, find_first=True)
+            return refs[0] if refs else None
+
+    def find_datasets_partial(
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, Any],
+        collections: CollectionArg,
+    ) -> list[DatasetRef]:
+        """Return every dataset whose data ID extends a partial one.
+
+        For each full data ID, the first collection in the search path that has
+        it wins, as in :meth:`find_dataset`.
+
+        Parameters
+        ----------
+        dataset_type : `str`
+            A registered dataset type name.
+        data_id : mapping
+            Some of the dataset type's dimensions (all of them is fine too).
+        collections : `str` or sequence of `str`
+            Collections to search, in order.
+
+        Returns
+        -------
+        refs : `list` [`DatasetRef`]
+            The candidates, sorted by data ID.
+
+        Raises
+        ------
+        MissingDatasetTypeError
+            If the dataset type is not registered.
+        DataIdError
+            If the data ID has a dimension the dataset type lacks or a badly
+            typed value.
+        MissingCollectionError
+            If a collection does not exist.
+        """
+        with self._read() as conn:
+            info = self._type(conn, dataset_type)
+            check_data_id_keys(dataset_type, info.dataset_type.dimensions, data_id, partial=True)
+            types = self._dimension_types(conn, info)
+            if any(t is None for t in types.values()):
+                return []
+            table = self._t["dataset"]
+            condition = sa.and_(
+                sa.true(),
+                *(
+                    table.c[dimension_column_name(d)] == coerce_value(d, types[d], v)  # type: ignore[arg-type]
+                    for d, v in data_id.items()
+                ),
+            )
+            return self._select(conn, info, condition, collections, find_first=True)
+
+    def query_datasets(
+        self,
+        dataset_type: str,
+        where: str | None = None,
+        collections: CollectionArg | None = None,
+        bind: Mapping[str, Any] | None = None,
+        *,
+        find_first: bool = False,
+    ) -> list[DatasetRef]:
+        """Return the datasets of a type that satisfy a ``where`` expression.
+
+        Parameters
+        ----------
+        dataset_type : `str`
+            A registered dataset type name.
+        where : `str`, optional
+            An expression over the dataset type's dimensions, e.g.
+            ``"visit = 1 AND detector IN (1, 2)"``; see ``docs/registry.md``.
+            `None` or blank: every dataset.
+        collections : `str` or sequence of `str`, optional
+            Collections to search; `None` for every RUN collection.
+        bind : mapping, optional
+            Values for ``:name`` parameters in ``where``.
+        find_first : `bool`, optional
+            Keep, per data ID, only the dataset from the first collection in
+            the search path (like :meth:`find_dataset`).
+
+        Returns
+        -------
+        refs : `list` [`DatasetRef`]
+            Matching datasets, sorted by data ID (in the dataset type's
+            dimension order), then run.
+
+        Raises
+        ------
+        MissingDatasetTypeError
+            If the dataset type is not registered.
+        QuerySyntaxError
+            If ``where`` is malformed (the message points at the column).
+        QueryError
+            If ``where`` names an unknown dimension, compares a dimension with a
+            value of the wrong type, or uses a missing bind value.
+        MissingCollectionError
+            If a collection does not exist.
+        """
+        with self._read() as conn:
+            info = self._type(conn, dataset_type)
+            types = self._dimension_types(conn, info)
+            condition: sa.ColumnElement[bool] | None = None
+            if where is not None and where.strip():
+                node = parse_where(where)
+                check_where(node, dataset_type, types, bind, where)
+                if any(t is None for t in types.values()):
+                    return []
+                table = self._t["dataset"]
+                condition = where_to_sql(
+                    node, lambda d: table.c[dimension_column_name(d)], bind
+                )
+            elif any(t is None for t in types.values()):
+                return []
+            return self._select(conn, info, condition, collections, find_first=find_first)
+
+    def _get(self, conn: sa.Connection, dataset_id: uuid.UUID) -> DatasetRef | None:
+        self._refresh(conn)
+        table = self._t["dataset"]
+        type_id = conn.execute(
+            sa.select(table.c.dataset_type_id).where(table.c.id == dataset_id)
+        ).scalar()
+        if type_id is None:
+            return None
+        info = self._type(conn, self._type_name(conn, type_id))
+        self._dimension_types(conn, info)
+        row = conn.execute(
+            sa.select(*self._ref_columns(info)).where(table.c.id == dataset_id)
+        ).one()
+        return self._ref(conn, info, row)
+
+    def get_dataset(self, id: uuid.UUID) -> DatasetRef | None:
+        """Return the dataset with this ID, or `None` if there is none."""
+        with self._read() as conn:
+            return self._get(conn, _as_uuid(id))
+
+    def manifests(self) -> set[str]:
+        """Return every manifest digest some dataset refers to."""
+        with self._read() as conn:
+            self._refresh(conn)
+            table = self._t["dataset"]
+            return set(conn.execute(sa.select(table.c.manifest).distinct()).scalars())
+
+    def count_datasets(self, dataset_type: str | None = None) -> int:
+        """Return how many datasets there are (of one type, if given).
+
+        Raises
+        ------
+        MissingDatasetTypeError
+            If ``dataset_type`` is given and not registered.
+        """
+        with self._read() as conn:
+            self._refresh(conn)
+            table = self._t["dataset"]
+            query = sa.select(sa.func.count()).select_from(table)
+            if dataset_type is not None:
+                query = query.where(table.c.dataset_type_id == self._type(conn, dataset_type).id)
+            return int(conn.execute(query).scalar_one())
+
+    # -- provenance ------------------------------------------------------------------
+    def record_provenance(
+        self,
+        output_id: uuid.UUID,
+        task_label: str,
+        task_class: str,
+        config: Mapping[str, Any],
+        input_ids: Sequence[uuid.UUID],
+    ) -> None:
+        """Record which task, configured how, made a dataset from which inputs.
+
+        Recording the same provenance twice is a no-op.
+
+        Parameters
+        ----------
+        output_id : `uuid.UUID`
+            The dataset produced.
+        task_label : `str`
+            The task's label in its pipeline.
+        task_class : `str`
+            The task's class name (recorded, never imported).
+        config : mapping
+            The task configuration, stored as JSON.
+        input_ids : sequence of `uuid.UUID`
+            The datasets read, in order.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If ``output_id`` is not a dataset.
+        EncodingError
+            If ``config`` is not JSON-serialisable (or holds NaN).
+        ConflictingDatasetError
+            If different provenance is recorded already for ``output_id``.
+        """
+        output_id = _as_uuid(output_id)
+        inputs = [_as_uuid(i) for i in input_ids]
+        try:
+            config_json = json.dumps(config, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise EncodingError(f"task config of {task_label!r} is not plain JSON: {exc}") from None
+        with self._write() as conn:
+            self._refresh(conn)
+            existing = self._get_provenance(conn, output_id)
+            wanted = {
+                "output_id": output_id,
+                "task_label": task_label,
+                "task_class": task_class,
+                "config": json.loads(config_json),
+                "input_ids": inputs,
+            }
+            if existing is not None:
+                if existing != wanted:
+                    raise ConflictingDatasetError(
+                        f"dataset {output_id} has provenance already (task {existing['task_label']!r}, "
+                        f"{existing['task_class']}); cannot record task {task_label!r} for it"
+                    )
+                return
+            if self._get(conn, output_id) is None:
+                raise DatasetNotFoundError(f"no dataset with ID {output_id} to record provenance for")
+            conn.execute(
+                self._t["provenance"].insert().values(
+                    output_id=output_id, task_label=task_label, task_class=task_class,
+                    config=config_json,
+                )
+            )
+            if inputs:
+                conn.execute(
+                    self._t["provenance_input"].insert(),
+                    [{"output_id": output_id, "position": i, "input_id": v}
+                     for i, v in enumerate(inputs)],
+                )
+
+    def _get_provenance(self, conn: sa.Connection, output_id: uuid.UUID) -> dict[str, Any] | None:
+        prov, inputs = self._t["provenance"], self._t["provenance_input"]
+        row = conn.execute(sa.select(prov).where(prov.c.output_id == output_id)).first()
+        if row is None:
+            return None
+        input_ids = conn.execute(
+            sa.select(inputs.c.input_id)
+            .where(inputs.c.output_id == output_id)
+            .order_by(inputs.c.position)
+        ).scalars().all()
+        return {
+            "output_id": row.output_id,
+            "task_label": row.task_label,
+            "task_class": row.task_class,
+            "config": json.loads(row.config),
+            "input_ids": list(input_ids),
+        }
+
+    def get_provenance(self, id: uuid.UUID) -> dict[str, Any] | None:
+        """Return the provenance of a dataset, or `None` if none was recorded.
+
+        Returns
+        -------
+        provenance : `dict` or `None`
+            Keys ``output_id``, ``task_label``, ``task_class``, ``config``
+            (a dict) and ``input_ids`` (a list of UUIDs, in order).
+        """
+        with self._read() as conn:
+            self._refresh(conn)
+            return self._get_provenance(conn, _as_uuid(id))
+
+
+def _as_uuid(value: object) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise DataIdError(f"{value!r} is not a dataset ID (a UUID)")
+
+
+def _ids(refs: Iterable[DatasetRef | uuid.UUID]) -> list[uuid.UUID]:
+    if isinstance(refs, (DatasetRef, uuid.UUID)):
+        refs = [refs]
+    return [r.id if isinstance(r, DatasetRef) else _as_uuid(r) for r in refs]
