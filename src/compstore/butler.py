@@ -14,6 +14,7 @@ from typing import Any
 from ._repository import Repository
 from .cache import ObjectCache, shared_cache
 from .errors import (
+    AmbiguousDatasetError,
     CollectionError,
     ConflictingDatasetError,
     DataIdError,
@@ -358,10 +359,21 @@ class Butler:
         dtype = self.registry.get_dataset_type(parsed.dataset_type)
         given = self._data_id(dtype, data_id, kwargs, partial=True)
         search = self._search_path(parsed.stage, collections)
-        if len(given) == len(dtype.dimensions):
-            ref = self.registry.find_dataset(dtype.name, given, search)
+        if search is None:
+            # No search path: every RUN, and a data ID found in several runs is
+            # ambiguous rather than silently resolved.
+            candidates = self.registry.find_datasets_partial(dtype.name, given, None)
+            if len(candidates) > 1:
+                raise AmbiguousDatasetError(
+                    f"{dtype.name} with data ID {given} matches {len(candidates)} datasets: "
+                    + "; ".join(f"{c.data_id} in run {c.run!r}" for c in candidates[:10])
+                    + ". Pass collections=[...] (or a stage, 'calexp:RUN') or a fuller data ID"
+                )
+            ref = candidates[0] if candidates else None
         else:
-            ref = self.registry.find_dataset_partial(dtype.name, given, search)
+            ref = self.registry.find_dataset(
+                dtype.name, given, search, partial=len(given) < len(dtype.dimensions)
+            )
         if ref is None:
             raise DatasetNotFoundError(self._not_found_message(parsed, dtype, given, search))
         return ref
@@ -372,10 +384,11 @@ class Butler:
         where = f"collections {list(search)}" if search is not None else "any RUN collection"
         message = f"no {dtype.name} dataset with data ID {data_id} in {where}"
         if parsed.stage is not None:
-            elsewhere = self.registry.find_dataset_partial(dtype.name, data_id, None, first=True)
-            if elsewhere is not None:
+            elsewhere = self.registry.find_datasets_partial(dtype.name, data_id, None)
+            if elsewhere:
+                runs = sorted({ref.run for ref in elsewhere})
                 message += (
-                    f"; run {elsewhere.run!r} has one, but stage-qualified lookups "
+                    f"; run(s) {', '.join(map(repr, runs))} have one, but stage-qualified lookups "
                     f"('{dtype.name}:{parsed.stage}') never fall back to another stage: "
                     f"has stage {parsed.stage!r} processed this data ID yet?"
                 )
@@ -419,10 +432,16 @@ class Butler:
                 f"bad data ID {merged} for {dtype.name}: {'; '.join(parts)} "
                 f"(its dimensions are {', '.join(dtype.dimensions)})"
             )
-        return self.registry.normalize_data_id(dtype.name, merged)
+        return DataId(merged)
 
     def _resolve_dataset(self, dataset_id: str) -> str:
-        return self.registry.get_dataset(uuid.UUID(dataset_id)).manifest
+        ref = self.registry.get_dataset(uuid.UUID(dataset_id))
+        if ref is None:
+            raise DatasetNotFoundError(
+                f"a manifest refers to dataset {dataset_id}, which is not in the registry "
+                "(removed?); its referrer cannot be read whole"
+            )
+        return ref.manifest
 
     # -- queries --------------------------------------------------------------
     def query_datasets(

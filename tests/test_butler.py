@@ -1,0 +1,199 @@
+"""The Butler: put/get round trips, components, parameters, queries, errors, stats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from compstore import Box2I, Butler
+from compstore.errors import (
+    ConflictingDatasetError,
+    DataIdError,
+    DatasetNotFoundError,
+    InvalidNameError,
+    InvalidParameterError,
+    MissingDatasetTypeError,
+    RepositoryExistsError,
+    RepositoryFormatError,
+    RepositoryNotFoundError,
+    StorageClassTypeError,
+    UnknownComponentError,
+    UnknownStorageClassError,
+)
+
+
+def assert_exposures_equal(a, b):
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.mask.array, b.mask.array)
+    assert dict(a.mask.planes) == dict(b.mask.planes)
+    np.testing.assert_array_equal(a.variance, b.variance)
+    assert a.xy0 == b.xy0
+    for name in ("wcs", "calib", "psf", "visit_info", "background", "band", "detector"):
+        assert getattr(a, name) == getattr(b, name), name
+    assert dict(a.metadata) == dict(b.metadata)
+
+
+def test_create_refuses_existing_and_open_refuses_missing(tmp_path, repo):
+    with pytest.raises(RepositoryExistsError, match="already"):
+        Butler.create(repo)
+    assert Butler.create(repo, exist_ok=True).root == repo
+    with pytest.raises(RepositoryNotFoundError, match="no compstore repository"):
+        Butler(tmp_path / "nowhere")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("x")
+    with pytest.raises(RepositoryExistsError, match="not empty"):
+        Butler.create(tmp_path / "full")
+
+
+def test_unknown_major_version_is_refused_and_newer_minor_is_read_only(repo):
+    import json
+
+    config = repo / "compstore.json"
+    data = json.loads(config.read_text())
+    config.write_text(json.dumps({**data, "version": "2.0"}))
+    with pytest.raises(RepositoryFormatError, match="version 2.0"):
+        Butler(repo)
+    config.write_text(json.dumps({**data, "version": "1.9"}))
+    butler = Butler(repo)
+    from compstore.errors import ReadOnlyRepositoryError
+
+    with pytest.raises(ReadOnlyRepositoryError):
+        butler.register_dataset_type("x", ("visit",), "Wcs")
+
+
+def test_put_get_round_trip(butler, sky):
+    exposure, catalog = sky(1, 0)
+    ref = butler.put(exposure, "calexp", visit=1, detector=0)
+    assert ref.run == "sfm" and dict(ref.data_id) == {"visit": 1, "detector": 0}
+    butler.put(catalog, "src", {"visit": 1}, detector=0)
+    got = butler.get("calexp", visit=1, detector=0)
+    assert_exposures_equal(got, exposure)
+    assert not got.image.flags.writeable and not got.variance.flags.writeable
+    cat = butler.get("src", visit=1, detector=0)
+    assert cat.columns == catalog.columns
+    for name in catalog.columns:
+        np.testing.assert_array_equal(cat[name], catalog[name])
+        assert cat[name].unit == catalog[name].unit
+    assert cat.wcs == catalog.wcs and cat.calib == catalog.calib
+    # get by ref
+    assert butler.get(ref) is got
+
+
+def test_identity_while_held_and_across_butlers(butler, sky, repo):
+    exposure, catalog = sky(1, 0)
+    butler.put(exposure, "calexp", visit=1, detector=0)
+    butler.put(catalog, "src", visit=1, detector=0)
+    butler.cache.clear()
+    reader = Butler(repo, collections=["sfm"])
+    exp = reader.get("calexp", visit=1, detector=0)
+    again = Butler(repo, collections="sfm").get("calexp", visit=1, detector=0)
+    assert again is exp
+    cat = reader.get("src", visit=1, detector=0)
+    assert cat.wcs is exp.wcs and cat.calib is exp.calib
+    assert reader.get("calexp.wcs", visit=1, detector=0) is exp.wcs
+
+
+def test_components_and_bbox(butler, sky):
+    exposure, _ = sky(1, 1)
+    butler.put(exposure, "calexp", visit=1, detector=1)
+    assert butler.get("calexp.psf", visit=1, detector=1) == exposure.psf
+    assert butler.get("calexp.visit_info", visit=1, detector=1) == exposure.visit_info
+    np.testing.assert_array_equal(butler.get("calexp.image", visit=1, detector=1), exposure.image)
+    bbox = Box2I((exposure.xy0[0] + 10, exposure.xy0[1] + 20), (30, 40))
+    cut = butler.get("calexp", visit=1, detector=1, parameters={"bbox": bbox})
+    assert cut.bbox == bbox
+    assert_exposures_equal(cut, exposure.subset(bbox))
+    image_cut = butler.get("calexp.image", visit=1, detector=1, parameters={"bbox": bbox})
+    np.testing.assert_array_equal(image_cut, exposure.subset(bbox).image)
+    mask_cut = butler.get("calexp.mask", visit=1, detector=1, parameters={"bbox": bbox})
+    np.testing.assert_array_equal(mask_cut.array, exposure.subset(bbox).mask.array)
+
+
+def test_catalog_columns_parameter(butler, sky):
+    exposure, catalog = sky(1, 2)
+    butler.put(catalog, "src", visit=1, detector=2)
+    cat = butler.get("src", visit=1, detector=2, parameters={"columns": ["ra", "dec"]})
+    assert cat.columns == ("ra", "dec")
+    assert cat.wcs == catalog.wcs
+    with pytest.raises(InvalidParameterError, match="no column"):
+        butler.get("src", visit=1, detector=2, parameters={"columns": ["nope"]})
+
+
+def test_bad_requests_raise_clear_errors(butler, sky):
+    exposure, catalog = sky(1, 0)
+    with pytest.raises(MissingDatasetTypeError, match="calexpp"):
+        butler.put(exposure, "calexpp", visit=1, detector=0)
+    with pytest.raises(DataIdError, match="missing detector"):
+        butler.put(exposure, "calexp", visit=1)
+    with pytest.raises(DataIdError, match="unexpected tract"):
+        butler.put(exposure, "calexp", visit=1, detector=0, tract=9)
+    with pytest.raises(StorageClassTypeError, match="Exposure"):
+        butler.put(catalog, "calexp", visit=1, detector=0)
+    butler.put(exposure, "calexp", visit=1, detector=0)
+    with pytest.raises(ConflictingDatasetError, match="already"):
+        butler.put(exposure, "calexp", visit=1, detector=0)
+    with pytest.raises(DatasetNotFoundError, match=r"detector: 5.*sfm"):
+        butler.get("calexp", visit=1, detector=5)
+    with pytest.raises(UnknownComponentError, match="wcss"):
+        butler.get("calexp.wcss", visit=1, detector=0)
+    with pytest.raises(InvalidParameterError, match="bbox"):
+        butler.get("calexp", visit=1, detector=0, parameters={"columns": ["x"]})
+    with pytest.raises(InvalidParameterError, match="not inside"):
+        butler.get("calexp", visit=1, detector=0, parameters={"bbox": Box2I((-5, -5), (3, 3))})
+    with pytest.raises(InvalidNameError):
+        butler.get("calexp..wcs", visit=1, detector=0)
+    with pytest.raises(UnknownStorageClassError, match="Nope"):
+        butler.register_dataset_type("x", ("visit",), "Nope")
+
+
+def test_query_exists_remove(butler, sky):
+    for detector in range(3):
+        butler.put(sky(2, detector)[0], "calexp", visit=2, detector=detector)
+    refs = butler.query_datasets("calexp", where="visit = 2 AND detector IN (0, 2)")
+    assert sorted(r.data_id["detector"] for r in refs) == [0, 2]
+    assert butler.exists("calexp", visit=2, detector=1)
+    butler.remove(refs[0])
+    assert not butler.exists("calexp", refs[0].data_id)
+    assert len(butler.query_datasets("calexp")) == 2
+
+
+def test_component_path_opens_with_stock_zarr(butler, sky):
+    exposure, _ = sky(1, 0)
+    butler.put(exposure, "calexp", visit=1, detector=0)
+    path = butler.component_path("calexp.image", visit=1, detector=0)
+    array = zarr.open_array(str(path), mode="r")
+    np.testing.assert_array_equal(array[:], exposure.image)
+    with pytest.raises(UnknownComponentError, match="array components"):
+        butler.component_path("calexp.wcs", visit=1, detector=0)
+
+
+def test_stats_count_dedup(butler, sky):
+    exposure, catalog = sky(1, 0)
+    butler.put(exposure, "calexp", visit=1, detector=0)
+    butler.put(catalog, "src", visit=1, detector=0)
+    first = butler.stats()
+    assert first.datasets == 2
+    other = Butler(butler.root, run="copy")
+    other.put(exposure, "calexp", visit=1, detector=0)
+    second = butler.stats()
+    assert second.datasets == 3
+    # The second copy costs only its registry row: no new component at all.
+    assert second.stored_bytes == first.stored_bytes
+    assert second.logical_bytes > first.logical_bytes
+    assert second.dedup_ratio > first.dedup_ratio
+    assert "dedup ratio" in str(second)
+
+
+def test_reput_from_store_costs_no_hashing(butler, sky, repo):
+    exposure, _ = sky(1, 0)
+    butler.put(exposure, "calexp", visit=1, detector=0)
+    loaded = Butler(repo, collections="sfm").get("calexp", visit=1, detector=0)
+    result = Butler(repo, run="again").put_with_report(loaded, "calexp", visit=1, detector=0)
+    assert result.report.bytes_hashed == 0
+    assert result.report.bytes_written == 0
+    changed = loaded.replace(calib=type(loaded.calib)(loaded.calib.calibration * 1.01))
+    result = Butler(repo, run="again2").put_with_report(changed, "calexp", visit=1, detector=0)
+    assert result.report.bytes_hashed == 0  # pixels came from the store: recognised
+    assert result.report.arrays_written == 0
+    assert result.report.documents_written == 2  # the new Calib and the new manifest

@@ -1,0 +1,73 @@
+"""The error hierarchy is public: pin its tree and its stable codes."""
+
+from __future__ import annotations
+
+import inspect
+
+from compstore import errors
+
+EXPECTED_TREE = {
+    "CompstoreError": (Exception,),
+    "RepositoryError": ("CompstoreError",),
+    "RepositoryNotFoundError": ("RepositoryError", FileNotFoundError),
+    "RepositoryExistsError": ("RepositoryError", FileExistsError),
+    "RepositoryFormatError": ("RepositoryError",),
+    "ReadOnlyRepositoryError": ("RepositoryError", PermissionError),
+    "DatasetTypeError": ("CompstoreError",),
+    "MissingDatasetTypeError": ("DatasetTypeError", KeyError),
+    "DatasetTypeConflictError": ("DatasetTypeError",),
+    "InvalidNameError": ("DatasetTypeError", ValueError),
+    "DataIdError": ("CompstoreError", ValueError),
+    "DatasetNotFoundError": ("CompstoreError", LookupError),
+    "AmbiguousDatasetError": ("CompstoreError", LookupError),
+    "ConflictingDatasetError": ("CompstoreError",),
+    "CollectionError": ("CompstoreError",),
+    "MissingCollectionError": ("CollectionError", KeyError),
+    "CollectionTypeError": ("CollectionError", TypeError),
+    "StorageClassError": ("CompstoreError",),
+    "UnknownStorageClassError": ("StorageClassError", KeyError),
+    "StorageClassTypeError": ("StorageClassError", TypeError),
+    "UnknownComponentError": ("StorageClassError", KeyError),
+    "InvalidParameterError": ("StorageClassError", ValueError),
+    "QueryError": ("CompstoreError", ValueError),
+    "QuerySyntaxError": ("QueryError",),
+    "BlobStoreError": ("CompstoreError",),
+    "BlobNotFoundError": ("BlobStoreError", KeyError),
+    "CorruptBlobError": ("BlobStoreError",),
+    "EncodingError": ("CompstoreError", ValueError),
+    "ObjectError": ("CompstoreError", ValueError),
+    "FitsFormatError": ("ObjectError",),
+    "PipelineError": ("CompstoreError",),
+    "TaskError": ("PipelineError",),
+    "PipelineDefinitionError": ("PipelineError", ValueError),
+}
+
+
+def test_tree_is_pinned():
+    classes = {
+        name: cls
+        for name, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, Exception) and cls.__module__ == errors.__name__
+    }
+    assert set(classes) == set(EXPECTED_TREE) == set(errors.__all__)
+    for name, bases in EXPECTED_TREE.items():
+        expected = tuple(getattr(errors, b) if isinstance(b, str) else b for b in bases)
+        assert classes[name].__bases__ == expected, name
+
+
+def test_codes_are_unique_and_stable():
+    codes = [getattr(errors, name).code for name in EXPECTED_TREE]
+    assert len(codes) == len(set(codes))
+    assert errors.MissingDatasetTypeError.code == "dataset-type-missing"
+    assert errors.DatasetNotFoundError.code == "dataset-not-found"
+
+
+def test_messages_are_not_quoted_like_keyerror():
+    err = errors.MissingDatasetTypeError("no dataset type 'x'")
+    assert str(err) == "no dataset type 'x'"
+    assert isinstance(err, KeyError)
+
+
+def test_query_syntax_error_carries_column():
+    err = errors.QuerySyntaxError("bad", expression="visit = = 1", column=9)
+    assert err.column == 9 and err.expression == "visit = = 1"

@@ -1,0 +1,24 @@
+"""The package's public surface is exactly ``__all__``, and every name imports."""
+
+from __future__ import annotations
+
+import compstore
+
+EXPECTED = {
+    "Background", "Box2I", "Butler", "Calib", "CompstoreError", "DatasetRef", "DatasetType",
+    "Exposure", "GaussianPsf", "ImagePsf", "Mask", "MaskedImage", "Psf", "SourceCatalog",
+    "VisitInfo", "Wcs", "__version__",
+}
+
+
+def test_all_is_pinned():
+    assert set(compstore.__all__) == EXPECTED
+
+
+def test_every_name_resolves():
+    for name in compstore.__all__:
+        assert getattr(compstore, name) is not None
+
+
+def test_design_import_line():
+    from compstore import Butler, Calib, Exposure, Mask, SourceCatalog, Wcs  # noqa: F401
