@@ -26,6 +26,7 @@ import secrets
 import shutil
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Final
 
 import numpy as np
@@ -34,6 +35,7 @@ from compstore.cas._atomic import fsync_dir, fsync_file, write_atomic, write_new
 from compstore.cas._digest import check_digest, is_digest
 from compstore.cas._region import normalize_region
 from compstore.cas._store import (
+    ARRAYS_GROUP,
     ArrayInfo,
     BlobStore,
     RegionLike,
@@ -82,7 +84,7 @@ class LocalBlobStore(BlobStore):
     def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
         self._root = os.path.abspath(os.fspath(root))
         self._fsync = fsync
-        self._arrays_dir = os.path.join(self._root, "arrays")
+        self._arrays_dir = os.path.join(self._root, ARRAYS_GROUP)
         self._documents_dir = os.path.join(self._root, "documents")
         self._staging_dir = os.path.join(self._root, "staging")
         self._session: str | None = None
@@ -100,14 +102,14 @@ class LocalBlobStore(BlobStore):
 
     # -- paths ----------------------------------------------------------------
     @property
-    def root(self) -> str:
-        """The blob store's folder (absolute)."""
-        return self._root
+    def root(self) -> Path:
+        """The blob store's folder (absolute); :meth:`component_path` is relative to it."""
+        return Path(self._root)
 
     @property
-    def zarr_root(self) -> str:
+    def zarr_root(self) -> Path:
         """The zarr v3 root group holding every array component (``<root>/arrays``)."""
-        return self._arrays_dir
+        return Path(self._arrays_dir)
 
     @property
     def fsync(self) -> bool:

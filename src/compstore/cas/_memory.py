@@ -50,7 +50,8 @@ class MemoryBlobStore(BlobStore):
     def get_array(self, digest: str, region: RegionLike = None) -> np.ndarray:
         stored = self._array(digest)
         reg = normalize_region(region, stored.shape)
-        box = stored[tuple(slice(a, b) for a, b in zip(reg.lo, reg.hi))]
+        # The trailing Ellipsis keeps a 0-d result an array ([()] would be a scalar).
+        box = stored[(*(slice(a, b) for a, b in zip(reg.lo, reg.hi)), Ellipsis)]
         # A view of a read-only base cannot be made writeable again.
         return box[reg.local] if not reg.is_whole_box else box.view()
 

@@ -13,7 +13,10 @@ from compstore.cas._digest import check_digest, digest_array, digest_bytes
 from compstore.cas._layout import zarr_data_type
 from compstore.errors import BlobNotFoundError, CorruptBlobError, EncodingError
 
-__all__ = ["ArrayInfo", "BlobStore", "RegionLike", "prepare_array", "prepare_document"]
+ARRAYS_GROUP = "arrays"
+"""Name of the zarr root group of array components, under a blob store's root."""
+
+__all__ = ["ARRAYS_GROUP", "ArrayInfo", "BlobStore", "RegionLike", "prepare_array", "prepare_document"]
 
 RegionLike = Sequence[slice] | slice | None
 
@@ -192,19 +195,23 @@ class BlobStore(ABC):
 
     # -- concrete helpers -----------------------------------------------------
     def component_path(self, digest: str) -> str:
-        """Return an array's path relative to the zarr root: ``"<d[:2]>/<d>"``.
+        """Return an array's path relative to the blob store root: ``"arrays/<d[:2]>/<d>"``.
 
-        ``zarr.open_array(f"{store.zarr_root}/{store.component_path(d)}")``
-        opens it with stock zarr (for :class:`LocalBlobStore`).
+        ``arrays`` is the zarr v3 root group of all array components, so
+        ``zarr.open_array(store.root / store.component_path(d))`` opens the
+        array with stock zarr (for :class:`LocalBlobStore`), and
+        ``xarray.open_zarr(store.root / "arrays", group=d[:2])`` its group.
 
         Raises
         ------
         BlobNotFoundError
             If no array has this digest.
+        InvalidDigestError
+            On a malformed digest.
         """
         if not self.has_array(digest):
             raise BlobNotFoundError(f"no array component {digest} in the blob store")
-        return f"{digest[:2]}/{digest}"
+        return f"{ARRAYS_GROUP}/{digest[:2]}/{digest}"
 
     def verify(self, digest: str) -> None:
         """Re-read and re-hash a component; raise if it does not match its digest.

@@ -1,0 +1,18 @@
+"""LocalBlobStore passes the blob-store conformance suite, durable and not."""
+
+from __future__ import annotations
+
+import pathlib
+
+from compstore.cas import BlobStore, LocalBlobStore
+from compstore.testing.blobstore import BlobStoreTests
+
+
+class TestLocalBlobStore(BlobStoreTests):
+    def make_store(self, tmp_path: pathlib.Path) -> BlobStore:
+        return LocalBlobStore(tmp_path / "blobs")
+
+
+class TestLocalBlobStoreNoFsync(BlobStoreTests):
+    def make_store(self, tmp_path: pathlib.Path) -> BlobStore:
+        return LocalBlobStore(tmp_path / "blobs", fsync=False)
