@@ -20,7 +20,10 @@ def _as_int_pair(value: Any, what: str) -> tuple[int, int]:
         raise ObjectError(f"Box2I {what} must be a pair of integers, got {value!r}") from exc
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True, init=False)
+# No slots=True: on Python 3.11 a frozen slotted dataclass raises TypeError, not
+# AttributeError, when a new attribute is set (CPython gh-90562). A plain instance
+# also keeps __weakref__, which the identity cache needs.
+@dataclass(frozen=True, init=False)
 class Box2I:
     """An integer pixel box given by its minimum corner and its dimensions.
 

@@ -39,7 +39,10 @@ def _plain(values: ArrayLike) -> Any:
     return float(arr) if arr.ndim == 0 else arr
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)
+# No slots=True: on Python 3.11 a frozen slotted dataclass raises TypeError, not
+# AttributeError, when a new attribute is set (CPython gh-90562). A plain instance
+# also keeps __weakref__, which the identity cache needs.
+@dataclass(frozen=True)
 class Calib:
     """Photometric calibration: ``calibration`` nanojansky per instrumental count.
 

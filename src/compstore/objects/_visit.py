@@ -19,7 +19,10 @@ RUBIN_LATITUDE = -30.244639
 RUBIN_ELEVATION = 2663.0
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True, kw_only=True)
+# No slots=True: on Python 3.11 a frozen slotted dataclass raises TypeError, not
+# AttributeError, when a new attribute is set (CPython gh-90562). A plain instance
+# also keeps __weakref__, which the identity cache needs.
+@dataclass(frozen=True, kw_only=True)
 class VisitInfo:
     """Observation metadata of one visit.
 

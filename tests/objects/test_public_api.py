@@ -1,0 +1,36 @@
+"""compstore.objects exports exactly its documented names, and nothing imports storage."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import compstore.objects
+
+EXPECTED = {
+    "Background", "Box2I", "Calib", "DEFAULT_MASK_PLANES", "Exposure", "GaussianPsf",
+    "ImagePsf", "Mask", "MaskedImage", "Psf", "ReplaceKeyError", "SourceCatalog",
+    "VisitInfo", "Wcs",
+}
+
+
+def test_all_is_pinned():
+    assert set(compstore.objects.__all__) == EXPECTED
+    for name in EXPECTED:
+        assert getattr(compstore.objects, name) is not None
+
+
+def test_only_numpy_astropy_and_errors():
+    # The object model has no storage code: the only compstore import is compstore.errors.
+    package = Path(compstore.objects.__file__).parent
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module.startswith("compstore"):
+                    assert node.module in ("compstore.errors", "compstore.objects"), path
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith("compstore."), path
+                    root = alias.name.split(".")[0]
+                    assert root not in ("zarr", "sqlalchemy", "scipy", "pickle"), path
