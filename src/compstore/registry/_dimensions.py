@@ -79,6 +79,8 @@ def coerce_value(dimension: str, value_type: ValueType, value: object) -> DataId
         If the value has the wrong type or does not fit a 64-bit integer.
     """
     if value_type == "int":
+        if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+            return value  # the common case, without the slow ABC check below
         if _is_int(value):
             number = int(value)  # type: ignore[call-overload]
         elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
@@ -90,6 +92,8 @@ def coerce_value(dimension: str, value_type: ValueType, value: object) -> DataId
         if not INT64_MIN <= number <= INT64_MAX:
             raise DataIdError(f"value {number} of dimension {dimension!r} does not fit 64 bits")
         return number
+    if type(value) is str:
+        return value
     if isinstance(value, str):
         return str(value)  # numpy.str_ -> str, so values round-trip as plain str
     raise DataIdError(
