@@ -1,0 +1,387 @@
+"""LocalBlobStore specifics: files on disk, zarr/xarray interoperability, durability."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import zarr
+from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
+
+from compstore.cas import LocalBlobStore, digest_array
+from compstore.cas._layout import choose_layout
+from compstore.errors import CorruptBlobError
+from compstore.testing.blobstore import DTYPES, sample_array
+
+INTEROP_SHAPES = [(), (1,), (17,), (1_100_003,), (3, 4), (600, 530), (2, 3, 4), (3, 513, 7), (0, 5)]
+
+
+@pytest.fixture
+def store(tmp_path: pathlib.Path) -> LocalBlobStore:
+    return LocalBlobStore(tmp_path / "blobs")
+
+
+def _files_under(path: pathlib.Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+
+
+# -- layout -------------------------------------------------------------------
+def test_layout(store: LocalBlobStore) -> None:
+    a = store.put_array(np.arange(6, dtype="<f4").reshape(2, 3))
+    d = store.put_document(b'{"k":1}')
+    store.sync()
+    root = store.root
+    assert isinstance(root, pathlib.Path)
+    files = _files_under(root)
+    assert files == sorted(
+        [
+            "arrays/zarr.json",
+            f"arrays/{a[:2]}/zarr.json",
+            f"arrays/{a[:2]}/{a}/zarr.json",
+            f"arrays/{a[:2]}/{a}/c/0/0",
+            f"documents/{d[:2]}/{d}.json",
+        ]
+    )
+    assert json.loads((root / "arrays/zarr.json").read_bytes()) == {
+        "attributes": {},
+        "zarr_format": 3,
+        "node_type": "group",
+    }
+    assert (root / f"documents/{d[:2]}/{d}.json").read_bytes() == b'{"k":1}'
+    assert store.zarr_root == root / "arrays"
+    assert store.component_path(a) == f"arrays/{a[:2]}/{a}"
+
+
+def test_chosen_layout() -> None:
+    f4 = choose_layout(np.dtype("<f4"), (4096, 4096))
+    assert f4.chunk_shape == (512, 512)
+    assert f4.compressor["name"] == "blosc"
+    assert f4.compressor["configuration"]["shuffle"] == "bitshuffle"
+    i4 = choose_layout(np.dtype("<i4"), (4096, 4096))
+    assert i4.compressor == {"name": "zstd", "configuration": {"level": 1, "checksum": False}}
+    assert choose_layout(np.dtype("<f8"), (10_000_000,)).chunk_shape == (524288,)
+    assert choose_layout(np.dtype("<f4"), (10, 4096, 4096)).chunk_shape == (1, 512, 512)
+    assert choose_layout(np.dtype("<f4"), (10, 20, 30)).chunk_shape == (10, 20, 30)
+    assert choose_layout(np.dtype("<f4"), (0, 5)).chunk_shape == (1, 5)
+    assert choose_layout(np.dtype(">f4"), (3,)).endian == "big"
+    assert choose_layout(np.dtype("|u1"), (3,)).endian is None
+
+
+# -- zarr reads what we wrote ---------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zarr_reads_ours_bit_for_bit(store: LocalBlobStore, dtype: str) -> None:
+    for shape in INTEROP_SHAPES:
+        if np.prod(shape) > 100_000 and dtype not in ("<f4", "|b1", ">i4"):
+            continue
+        array = sample_array(dtype, shape, seed=7)
+        digest = store.put_array(array)
+        store.sync()
+        z = zarr.open_array(store.root / store.component_path(digest), mode="r")
+        got = np.asarray(z[...])
+        assert got.shape == shape
+        assert z.dtype == array.dtype.newbyteorder("=") or z.dtype == array.dtype
+        # zarr hands back native byte order; the values are identical bit for bit.
+        assert got.astype(array.dtype).tobytes() == array.tobytes(), (dtype, shape)
+        assert z.metadata.dimension_names == (
+            tuple(f"{digest}_{i}" for i in range(len(shape))) if shape else None
+        )
+
+
+@pytest.mark.parametrize("dtype", ["<f4", "<f8", "<c8", "<i4", "|b1", "|u1", "<u8", "<f2"])
+@pytest.mark.parametrize("shape", [(), (17,), (600, 530), (2, 3, 4)], ids=str)
+def test_metadata_equals_zarrs(
+    store: LocalBlobStore, tmp_path: pathlib.Path, dtype: str, shape: tuple[int, ...]
+) -> None:
+    array = sample_array(dtype, shape)
+    digest = store.put_array(array)
+    store.sync()
+    ours = json.loads((store.root / store.component_path(digest) / "zarr.json").read_bytes())
+    layout = choose_layout(array.dtype, shape)
+    codec = layout.compressor
+    compressor = (
+        BloscCodec(**codec["configuration"]) if codec["name"] == "blosc" else ZstdCodec(**codec["configuration"])
+    )
+    theirs_array = zarr.create_array(
+        store=str(tmp_path / "theirs"),
+        shape=shape,
+        dtype=array.dtype,
+        chunks=layout.chunk_shape,
+        compressors=[compressor],
+        fill_value=0,
+        dimension_names=[f"{digest}_{i}" for i in range(len(shape))] if shape else None,
+    )
+    theirs_array[...] = array
+    theirs = json.loads((tmp_path / "theirs" / "zarr.json").read_bytes())
+    assert ours == theirs
+    # Chunk for chunk, the files hold the same array after decoding.
+    for name in _files_under(tmp_path / "theirs"):
+        if name != "zarr.json":
+            assert (store.root / store.component_path(digest) / name).is_file()
+
+
+def test_zarr_opens_the_whole_tree_without_warnings(store: LocalBlobStore) -> None:
+    digests = [store.put_array(sample_array("<f4", (5, 5), seed=i)) for i in range(20)]
+    store.put_document(b"{}")
+    store.sync()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        root = zarr.open_group(store.zarr_root, mode="r")
+        members = dict(root.members(max_depth=None))
+    for d in digests:
+        assert isinstance(members[f"{d[:2]}/{d}"], zarr.Array)
+
+
+def test_xarray_opens_a_fanout_group(store: LocalBlobStore) -> None:
+    xr = pytest.importorskip("xarray")
+    a = sample_array("<f4", (600, 530))
+    digest = store.put_array(a)
+    # Another array of a different shape in the same group must not clash.
+    others = [store.put_array(sample_array("<i4", (7, n))) for n in range(1, 40)]
+    store.sync()
+    group = digest[:2]
+    ds = xr.open_zarr(store.zarr_root, group=group, consolidated=False)
+    assert digest in ds.data_vars
+    var = ds[digest]
+    assert var.dims == (f"{digest}_0", f"{digest}_1")
+    np.testing.assert_array_equal(var.values, a)
+    for d in others:
+        if d[:2] == group:
+            assert d in ds.data_vars
+
+
+# -- we read what zarr wrote ------------------------------------------------------
+def _zarr_write(path: pathlib.Path, array: np.ndarray, **kwargs: object) -> None:
+    layout = choose_layout(array.dtype, array.shape)
+    codec = layout.compressor
+    compressor = (
+        BloscCodec(**codec["configuration"]) if codec["name"] == "blosc" else ZstdCodec(**codec["configuration"])
+    )
+    options: dict[str, object] = {
+        "chunks": layout.chunk_shape,
+        "compressors": [compressor],
+        "fill_value": 0,
+    }
+    options.update(kwargs)
+    z = zarr.create_array(store=str(path), shape=array.shape, dtype=array.dtype, **options)  # type: ignore[arg-type]
+    z[...] = array
+
+
+@pytest.mark.parametrize("dtype", ["<f4", ">f4", "<f8", "<c16", "<i2", "|b1", "<u4", "|i1"])
+@pytest.mark.parametrize("shape", [(), (17,), (600, 530), (3, 513, 7)], ids=str)
+def test_we_read_what_zarr_wrote(store: LocalBlobStore, dtype: str, shape: tuple[int, ...]) -> None:
+    array = sample_array(dtype, shape, seed=3)
+    # Zero a whole chunk: zarr then skips writing it (write_empty_chunks=False).
+    if len(shape) == 2:
+        array[:512, :512] = 0
+    digest = digest_array(array)
+    path = store.zarr_root / digest[:2] / digest
+    path.parent.mkdir(exist_ok=True)
+    serializer = BytesCodec(endian="big") if dtype.startswith(">") else "auto"
+    _zarr_write(path, array, serializer=serializer)
+    got = store.get_array(digest)
+    assert got.tobytes() == array.tobytes() and got.dtype == array.dtype
+    store.verify(digest)
+    if shape:
+        region = tuple(slice(n // 3, n - n // 5) for n in shape)
+        np.testing.assert_array_equal(store.get_array(digest, region), array[region])
+
+
+def test_other_zarr_codecs_fall_back_to_zarr(store: LocalBlobStore) -> None:
+    from zarr.codecs import ShardingCodec
+
+    array = sample_array("<f4", (300, 200))
+    digest = digest_array(array)
+    path = store.zarr_root / digest[:2] / digest
+    path.parent.mkdir(exist_ok=True)
+    z = zarr.create_array(store=str(path), shape=array.shape, dtype=array.dtype, chunks=(100, 100),
+                          shards=(200, 200), fill_value=0)  # fmt: skip
+    z[...] = array
+    assert isinstance(z.metadata.codecs[0], ShardingCodec)
+    np.testing.assert_array_equal(store.get_array(digest), array)
+    np.testing.assert_array_equal(store.get_array(digest, (slice(50, 250),)), array[50:250])
+    assert store.array_info(digest).shape == (300, 200)
+
+
+# -- reads touch only what they need ---------------------------------------------
+def test_region_reads_only_overlapping_chunks(store: LocalBlobStore) -> None:
+    array = sample_array("<f4", (2048, 2048))
+    digest = store.put_array(array)
+    store.sync()
+    chunks = store.root / store.component_path(digest) / "c"
+    # Damage every chunk but (1, 2): a cutout inside it still reads.
+    for path in chunks.rglob("*"):
+        if path.is_file() and path.relative_to(chunks).parts != ("1", "2"):
+            path.write_bytes(b"garbage")
+    np.testing.assert_array_equal(
+        store.get_array(digest, (slice(600, 700), slice(1100, 1200))), array[600:700, 1100:1200]
+    )
+    with pytest.raises(CorruptBlobError, match=digest):
+        store.get_array(digest)
+    with pytest.raises(CorruptBlobError):
+        store.verify(digest)
+
+
+def test_big_array_parallel_paths(store: LocalBlobStore) -> None:
+    array = sample_array("<f4", (2100, 2100))
+    digest = store.put_array(array)
+    np.testing.assert_array_equal(store.get_array(digest), array)
+    np.testing.assert_array_equal(store.get_array(digest, (slice(1, 2099, 3),)), array[1:2099:3])
+    mask = sample_array("<i4", (2100, 2100)) & 0x3
+    np.testing.assert_array_equal(store.get_array(store.put_array(mask)), mask)
+
+
+# -- corruption -------------------------------------------------------------------
+def test_verify_catches_silent_corruption(store: LocalBlobStore) -> None:
+    array = np.zeros((100, 100), dtype="<i4")
+    digest = store.put_array(array)
+    doc = store.put_document(b'{"a":1}')
+    store.sync()
+    store.verify(digest)
+    # Replace the chunk with a valid encoding of other data: decodes fine, hashes wrong.
+    other = LocalBlobStore(store.root.parent / "other", fsync=False)
+    od = other.put_array(np.ones((100, 100), dtype="<i4"))
+    chunk = "c/0/0"
+    (store.root / store.component_path(digest) / chunk).write_bytes(
+        (other.root / other.component_path(od) / chunk).read_bytes()
+    )
+    store._meta.clear()
+    with pytest.raises(CorruptBlobError, match=digest):
+        store.verify(digest)
+    (store.root / f"documents/{doc[:2]}/{doc}.json").write_bytes(b'{"a":2}')
+    with pytest.raises(CorruptBlobError, match=doc):
+        store.verify(doc)
+
+
+def test_bad_zarr_json_is_corrupt(store: LocalBlobStore) -> None:
+    digest = store.put_array(np.zeros(3))
+    store.sync()
+    (store.root / store.component_path(digest) / "zarr.json").write_bytes(b"{not json")
+    with pytest.raises(CorruptBlobError):
+        LocalBlobStore(store.root).get_array(digest)
+
+
+# -- durability and concurrency ---------------------------------------------------
+def test_unsynced_puts_are_staged(tmp_path: pathlib.Path) -> None:
+    writer = LocalBlobStore(tmp_path / "b")
+    reader = LocalBlobStore(tmp_path / "b")
+    a = writer.put_array(sample_array("<f4", (30, 30)))
+    d = writer.put_document(b"[]")
+    # Visible to the writer, not yet under a final name.
+    assert writer.has_array(a) and writer.has_document(d)
+    assert not reader.has_array(a) and not reader.has_document(d)
+    assert not (writer.root / writer.component_path(a)).exists()
+    writer.sync()
+    assert reader.has_array(a) and reader.has_document(d)
+    np.testing.assert_array_equal(reader.get_array(a), writer.get_array(a))
+    writer.close()
+    assert list((tmp_path / "b" / "staging").iterdir()) == []
+    assert not [p for p in (tmp_path / "b").rglob("*") if "partial" in p.name]
+
+
+def test_no_fsync_publishes_at_once(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd))
+    writer = LocalBlobStore(tmp_path / "b", fsync=False)
+    a = writer.put_array(sample_array("<f4", (30, 30)))
+    d = writer.put_document(b"[]")
+    reader = LocalBlobStore(tmp_path / "b", fsync=False)
+    assert reader.has_array(a) and reader.has_document(d)
+    writer.sync()
+    assert calls == []
+
+
+def test_sync_fsyncs_files_and_directories(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalBlobStore(tmp_path / "b")
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    a = store.put_array(sample_array("<f4", (600, 600)))
+    d = store.put_document(b"{}")
+    assert synced == []  # puts never fsync: sync batches them
+    store.sync()
+    final = str(store.root / store.component_path(a))
+    # Content was synced before the rename, under its staging name; the directory
+    # that gained the final name is synced after.
+    staged = [p for p in synced if "/staging/" in p]
+    assert sum(p.endswith("/zarr.json") for p in staged) == 1
+    assert sum("/c/" in p for p in staged) >= 4  # 2x2 chunks (plus their folders)
+    assert os.path.dirname(final) in synced
+    assert str(store.root / "documents" / d[:2]) in synced
+    synced.clear()
+    store.sync()
+    assert synced == []
+
+
+def test_two_writers_same_component(tmp_path: pathlib.Path) -> None:
+    one = LocalBlobStore(tmp_path / "b")
+    two = LocalBlobStore(tmp_path / "b")
+    array = sample_array("<f4", (700, 700))
+    a1 = one.put_array(array)
+    a2 = two.put_array(array)
+    d1 = one.put_document(b"x")
+    d2 = two.put_document(b"x")
+    one.sync()
+    two.sync()  # the target appeared meanwhile: two discards its copy
+    assert (a1, d1) == (a2, d2)
+    np.testing.assert_array_equal(two.get_array(a1), array)
+    one.close()
+    two.close()
+    assert list((tmp_path / "b" / "staging").iterdir()) == []
+    assert list(LocalBlobStore(tmp_path / "b").iter_arrays()) == [a1]
+
+
+def test_concurrent_threads(store: LocalBlobStore) -> None:
+    arrays = [sample_array("<i4", (300, 300), seed=i % 3) for i in range(12)]
+    errors: list[BaseException] = []
+
+    def work(a: np.ndarray) -> None:
+        try:
+            d = store.put_array(a)
+            np.testing.assert_array_equal(store.get_array(d), a)
+            store.sync()
+            np.testing.assert_array_equal(store.get_array(d), a)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(a,)) for a in arrays]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    store.sync()
+    assert len(list(store.iter_arrays())) == 3
+
+
+def test_reopen_reads_back(tmp_path: pathlib.Path) -> None:
+    store = LocalBlobStore(tmp_path / "b")
+    array = sample_array(">f8", (40, 50))
+    a = store.put_array(array)
+    store.close()
+    again = LocalBlobStore(tmp_path / "b")
+    got = again.get_array(a)
+    assert got.dtype == np.dtype(">f8") and digest_array(got) == a
+    info = again.array_info(a)
+    assert info.nbytes == array.nbytes and info.stored_bytes > 0
+
+
+def test_strays_are_ignored(store: LocalBlobStore) -> None:
+    a = store.put_array(np.zeros(3))
+    d = store.put_document(b"1")
+    store.sync()
+    (store.zarr_root / a[:2] / f"{a}.abc.partial").mkdir()
+    (store.zarr_root / a[:2] / "junk").mkdir()
+    (store.root / "documents" / d[:2] / f"{d}.json.abc.partial").write_bytes(b"")
+    (store.root / "documents" / d[:2] / "README").write_bytes(b"")
+    assert list(store.iter_arrays()) == [a]
+    assert list(store.iter_documents()) == [d]

@@ -1,0 +1,33 @@
+"""compstore.cas exports exactly its public names."""
+
+from __future__ import annotations
+
+import compstore.cas as cas
+
+
+def test_all() -> None:
+    assert sorted(cas.__all__) == [
+        "ArrayInfo",
+        "BlobStore",
+        "InvalidDigestError",
+        "InvalidRegionError",
+        "LocalBlobStore",
+        "MemoryBlobStore",
+        "canonical_json",
+        "check_digest",
+        "digest_array",
+        "digest_bytes",
+        "digest_json",
+        "is_digest",
+    ]
+    for name in cas.__all__:
+        assert getattr(cas, name).__module__.startswith("compstore.cas")
+
+
+def test_error_tree() -> None:
+    from compstore.errors import BlobStoreError, CompstoreError
+
+    for cls, code in [(cas.InvalidDigestError, "digest-invalid"), (cas.InvalidRegionError, "region-invalid")]:
+        assert issubclass(cls, BlobStoreError) and issubclass(cls, ValueError)
+        assert issubclass(cls, CompstoreError)
+        assert cls.code == code
