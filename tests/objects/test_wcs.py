@@ -212,3 +212,14 @@ def test_immutable(sip_wcs):
         sip_wcs._wcs = None
     with pytest.raises(AttributeError):
         sip_wcs.foo = 1
+
+
+def test_from_header_sip_cube(sip_wcs, sip_astropy):
+    # astropy refuses SIP with three axes unless the celestial axes are picked first.
+    header = sip_astropy.to_header(relax=True)
+    header["WCSAXES"] = 3
+    header["CTYPE3"], header["CRVAL3"], header["CDELT3"], header["CRPIX3"] = "FREQ", 1.4e9, 1e6, 1.0
+    cube = Wcs.from_header(header)
+    assert cube.has_distortion and cube.astropy.naxis == 2
+    x, y = GRID
+    np.testing.assert_allclose(cube.pixel_to_sky(x, y), sip_wcs.pixel_to_sky(x, y), atol=1e-9)

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning, NoConvergence, Sip
+from astropy.wcs import WCS, WCSSUB_CELESTIAL, FITSFixedWarning, NoConvergence, Sip
 from numpy.typing import ArrayLike
 
 from compstore.errors import ObjectError
@@ -227,9 +227,16 @@ class Wcs:
             header = fits.Header(list(dict(header).items()))
         try:
             with _quiet():
-                wcs = WCS(header, relax=True)
-        except Exception as exc:
-            raise ObjectError(f"cannot read a WCS from the header: {exc}") from exc
+                # Select the celestial axes while parsing, not after: astropy refuses SIP
+                # in a header with more than two axes (a SIP image cube) unless sub-setting
+                # happens first.
+                wcs = WCS(header, relax=True, naxis=[WCSSUB_CELESTIAL])
+        except Exception:
+            try:
+                with _quiet():
+                    wcs = WCS(header, relax=True)
+            except Exception as exc:
+                raise ObjectError(f"cannot read a WCS from the header: {exc}") from exc
         return cls(wcs)
 
     @classmethod
