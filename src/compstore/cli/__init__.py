@@ -15,7 +15,10 @@ from collections.abc import Sequence
 from ..errors import CompstoreError
 from ._commands import COMMANDS, parse_data_id
 
-__all__ = ["build_parser", "main", "parse_data_id", "python_for"]
+__all__ = ["COMMANDS_DOCUMENTED", "build_parser", "main", "parse_data_id", "python_for"]
+
+#: Commands whose CLI/Python pairs docs/cli-and-python.md must show.
+COMMANDS_DOCUMENTED = tuple(c.name for c in COMMANDS)
 
 
 def _default_repo() -> str:
