@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table
+from astropy.table import MaskedColumn, Table
 from astropy.wcs import WCS, FITSFixedWarning
 
 from compstore.errors import FitsFormatError, ObjectError
@@ -636,6 +636,9 @@ def write_catalog(catalog: SourceCatalog, path: str | os.PathLike[str]) -> None:
     except (ValueError, TypeError) as exc:
         raise FitsFormatError(f"{path}: cannot write the catalog table as FITS: {exc}") from exc
     table_hdu.name = "CATALOG"
+    masked = [c.name for c in bare.itercols() if getattr(c, "mask", None) is not None]
+    if masked:
+        table_hdu.header.append(_card(f"{_NS} MASKED JSON", json.dumps(masked)))
     if int8:
         table_hdu.header.append(_card(f"{_NS} INT8 JSON", json.dumps(int8)))
     if meta:
@@ -680,7 +683,13 @@ def read_catalog(path: str | os.PathLike[str]) -> SourceCatalog:
                 raise FitsFormatError(f"{name}: no binary-table HDU to read as a catalog")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-                table = Table.read(table_hdu, character_as_bytes=False)
+                # mask_invalid=False: a NaN in a plain float column is a value, not a gap.
+                table = Table.read(table_hdu, character_as_bytes=False, mask_invalid=False)
+            for col_name in json.loads(table_hdu.header.get(f"{_NS} MASKED JSON", "[]")):
+                column = table[col_name]
+                if not hasattr(column, "mask") and column.dtype.kind == "f":
+                    # Masked float entries are stored as NaN (the FITS convention).
+                    table[col_name] = MaskedColumn(column, mask=np.isnan(column))
             for column in table.itercols():
                 if not column.dtype.isnative:
                     # FITS is big-endian; callers compare dtypes with native ones.
