@@ -22,7 +22,7 @@ from .errors import (
     InvalidNameError,
     ReadOnlyRepositoryError,
 )
-from .registry import DataId, DatasetRef, DatasetType, Registry
+from .registry import CollectionType, DataId, DatasetRef, DatasetType, Registry
 from .storage_classes import (
     CompositeStorageClass,
     ObjectIO,
@@ -269,32 +269,103 @@ class Butler:
         **kwargs: Any,
     ) -> PutResult:
         """As `put`, and also report the bytes written (see `WriteReport`)."""
+        report = WriteReport()
+        (ref,) = self.put_many([(obj, dataset_type, {**(data_id or {}), **kwargs})], report=report)
+        return PutResult(ref, report)
+
+    def put_many(
+        self,
+        items: Iterable[tuple[Any, str, Mapping[str, Any]]],
+        *,
+        provenance: Mapping[str, Any] | None = None,
+        report: WriteReport | None = None,
+    ) -> list[DatasetRef]:
+        """Put several datasets atomically: all their registry rows commit together, or none.
+
+        Parameters
+        ----------
+        items
+            ``(object, dataset_type, data_id)`` triples.
+        provenance
+            Recorded for every new dataset: ``task_label``, ``task_class``,
+            ``config`` (a JSON-able dict) and ``inputs`` (dataset UUIDs).
+        report
+            Accumulates what was written.
+
+        Raises
+        ------
+        As `put`; when one item fails, no registry row of any item is committed.
+        """
         self._check_writeable()
         if self.run is None:
             raise CollectionError(
                 "this Butler has no run to put into: open it with Butler(root, run='NAME')"
             )
-        name = parse_dataset_name(dataset_type)
-        if name.component or name.stage:
-            raise InvalidNameError(
-                f"put takes a plain dataset type name, not {dataset_type!r}; components are "
-                "stored by putting the whole object, and the stage is the Butler's run"
-            )
-        dtype = self.registry.get_dataset_type(name.dataset_type)
-        full_id = self._data_id(dtype, data_id, kwargs, partial=False)
-        get_storage_class(dtype.storage_class).check_type(obj)
-        existing = self.registry.find_dataset(dtype.name, full_id, [self.run])
-        if existing is not None:
-            raise ConflictingDatasetError(
-                f"run {self.run!r} has a {dtype.name} with data ID {full_id} already "
-                f"(dataset {existing.id}); put into another run or remove it first"
-            )
-        report = WriteReport()
-        manifest = self._io.write(obj, dtype.storage_class, report)
-        # Durability order: components and manifest reach the disk, then the row.
+        report = report if report is not None else WriteReport()
+        prepared = []
+        for obj, dataset_type, data_id in items:
+            name = parse_dataset_name(dataset_type)
+            if name.component or name.stage:
+                raise InvalidNameError(
+                    f"put takes a plain dataset type name, not {dataset_type!r}; components are "
+                    "stored by putting the whole object, and the stage is the Butler's run"
+                )
+            dtype = self.registry.get_dataset_type(name.dataset_type)
+            full_id = self._data_id(dtype, data_id, {}, partial=False)
+            get_storage_class(dtype.storage_class).check_type(obj)
+            existing = self.registry.find_dataset(dtype.name, full_id, [self.run])
+            if existing is not None:
+                raise ConflictingDatasetError(
+                    f"run {self.run!r} has a {dtype.name} with data ID {full_id} already "
+                    f"(dataset {existing.id}); put into another run or remove it first"
+                )
+            prepared.append((obj, dtype, full_id))
+        manifests = [self._io.write(obj, dtype.storage_class, report) for obj, dtype, _ in prepared]
+        # Durability order: components and manifests reach the disk, then the rows.
         self.blobs.sync()
-        ref = self.registry.insert_dataset(dtype.name, full_id, self.run, manifest)
-        return PutResult(ref, report)
+        refs = []
+        with self.registry.transaction():
+            for (_, dtype, full_id), manifest in zip(prepared, manifests, strict=True):
+                ref = self.registry.insert_dataset(dtype.name, full_id, self.run, manifest)
+                if provenance is not None:
+                    self.registry.record_provenance(
+                        ref.id,
+                        provenance["task_label"],
+                        provenance["task_class"],
+                        dict(provenance.get("config", {})),
+                        [uuid.UUID(str(i)) for i in provenance.get("inputs", ())],
+                    )
+                refs.append(ref)
+        return refs
+
+    def provenance(self, ref: DatasetRef) -> dict[str, Any] | None:
+        """Return how ``ref`` was made (task label and class, config, input UUIDs), or None."""
+        return self.registry.get_provenance(ref.id)
+
+    # -- collections ----------------------------------------------------------
+    def register_collection(self, name: str, collection_type: CollectionType | str) -> None:
+        """Create a collection (``"RUN"``, ``"CHAINED"`` or ``"TAGGED"``) if it does not exist."""
+        self._check_writeable()
+        if isinstance(collection_type, str):
+            collection_type = CollectionType[collection_type.upper()]
+        self.registry.register_collection(name, collection_type)
+
+    def collection_chain(self, name: str, children: Sequence[str]) -> None:
+        """Make ``name`` a CHAINED collection searching ``children`` in order."""
+        self.register_collection(name, CollectionType.CHAINED)
+        self.registry.set_chain(name, list(children))
+
+    def tag(self, tagged: str, refs: Iterable[DatasetRef]) -> None:
+        """Add datasets to the TAGGED collection ``tagged`` (created if missing)."""
+        self.register_collection(tagged, CollectionType.TAGGED)
+        self.registry.associate(tagged, list(refs))
+
+    def query_collections(self, pattern: str | None = None) -> list[tuple[str, str]]:
+        """Return ``(name, type)`` of collections matching a glob ``pattern`` (all if None)."""
+        return [
+            (name, self.registry.collection_type(name).name)
+            for name in self.registry.query_collections(pattern)
+        ]
 
     # -- get ------------------------------------------------------------------
     def get(

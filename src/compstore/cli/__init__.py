@@ -67,15 +67,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.python:
         sys.stdout.write(code)
         return 0
+    namespace: dict[str, object] = {"__name__": "__compstore_cli__"}
     try:
-        exec(compile(code, f"<compstore {args.command}>", "exec"), {"__name__": "__compstore_cli__"})
+        exec(compile(code, f"<compstore {args.command}>", "exec"), namespace)
     except CompstoreError as err:
         print(f"compstore {args.command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"compstore {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    # A command's code may set ``exit_status`` (e.g. `run` when a unit failed).
+    status = namespace.get("exit_status", 0)
+    return status if isinstance(status, int) else 1
 
 
 if __name__ == "__main__":  # pragma: no cover
