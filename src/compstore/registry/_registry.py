@@ -9,7 +9,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,7 +39,13 @@ from ._dimensions import (
     infer_value_type,
 )
 from ._engine import is_sqlite, make_engine, make_url
-from ._schema import SCHEMA_VERSION, add_dimension_column, build_metadata, dimension_column_name
+from ._schema import (
+    SCHEMA_VERSION,
+    add_dimension_column,
+    build_metadata,
+    dimension_column_name,
+    refresh_statistics,
+)
 from ._types import (
     CollectionType,
     DataId,
@@ -59,6 +65,8 @@ __all__ = ["Registry"]
 _CHUNK = 20_000
 # Values per IN (...) list: SQLite's default limit on bound parameters is 32766.
 _IN_CHUNK = 500
+# Bulk inserts at least this large may refresh the planner's statistics.
+_ANALYZE_AFTER = 10_000
 # How many candidates/names an error message lists before "and N more".
 _LIST_LIMIT = 20
 
@@ -922,13 +930,16 @@ class Registry:
             types = self._type_new_dimensions(conn, info, data_ids[0])
             sorted_dims = info.sorted_dims
             sorted_types = [types[d] for d in sorted_dims]
-            columns = [dimension_column_name(d) for d in sorted_dims]
             dim_set = set(dims)
             table = self._t["dataset"]
-            insert = table.insert()
+            names = ["id", "dataset_type_id", "run_id", "manifest", "data_id_key",
+                     *(dimension_column_name(d) for d in sorted_dims)]
+            execute_many, bind_id = _bulk_inserter(conn, table, names)
             type_id = info.id
             for start in range(0, len(data_ids), _CHUNK):
-                rows: list[dict[str, Any]] = []
+                rows: list[tuple[Any, ...]] = []
+                keys: list[str] = []
+                chunk_start = len(refs)
                 for offset, data_id in enumerate(data_ids[start : start + _CHUNK]):
                     index = start + offset
                     if data_id.keys() != dim_set:
@@ -941,13 +952,9 @@ class Registry:
                     if not isinstance(manifest, str) or not manifest:
                         raise DataIdError(f"manifest digest {manifest!r} is not a non-empty string")
                     dataset_id = _new_uuid() if ids is None else _as_uuid(ids[index])
-                    row = dict(zip(columns, values))
-                    row["id"] = dataset_id
-                    row["dataset_type_id"] = type_id
-                    row["run_id"] = run_id
-                    row["manifest"] = manifest
-                    row["data_id_key"] = _data_id_key(values)
-                    rows.append(row)
+                    key = _data_id_key(values)
+                    rows.append((bind_id(dataset_id), type_id, run_id, manifest, key, *values))
+                    keys.append(key)
                     refs.append(
                         DatasetRef(
                             dataset_id,
@@ -959,9 +966,13 @@ class Registry:
                     )
                 try:
                     with conn.begin_nested():
-                        conn.execute(insert, rows)
+                        execute_many(rows)
                 except sa.exc.IntegrityError:
-                    raise self._conflict(conn, info, run, run_id, rows) from None
+                    raise self._conflict(
+                        conn, info, run, run_id, list(zip(refs[chunk_start:], keys))
+                    ) from None
+            if len(data_ids) >= _ANALYZE_AFTER:
+                refresh_statistics(conn, table)
         return refs
 
     def _conflict(
@@ -970,27 +981,28 @@ class Registry:
         info: _TypeInfo,
         run: str,
         run_id: int,
-        rows: list[dict[str, Any]],
+        rows: list[tuple[DatasetRef, str]],
     ) -> Exception:
-        """Explain why inserting ``rows`` violated a unique constraint."""
+        """Explain why inserting ``rows`` (ref, data ID key) violated a unique constraint."""
         table = self._t["dataset"]
 
-        def new(row: dict[str, Any]) -> str:
-            return f"{row['id']} (manifest {row['manifest']})"
+        def new(ref: DatasetRef) -> str:
+            return f"{ref.id} (manifest {ref.manifest})"
 
-        by_key: dict[str, dict[str, Any]] = {}
-        by_id: dict[uuid.UUID, dict[str, Any]] = {}
-        for row in rows:
-            for index, field in ((by_key, "data_id_key"), (by_id, "id")):
-                first = index.get(row[field])
-                if first is not None:
-                    return ConflictingDatasetError(
-                        f"the datasets to insert hold {self._describe_row(info, first)} twice: "
-                        f"{new(first)} and {new(row)}"
-                    )
-                index[row[field]] = row  # type: ignore[index]
-        keys = list(by_key)
-        for chunk in _chunks(keys, _IN_CHUNK):
+        def what(ref: DatasetRef) -> str:
+            return f"{ref.dataset_type}@{ref.data_id!r}"
+
+        by_key: dict[str, DatasetRef] = {}
+        by_id: dict[uuid.UUID, DatasetRef] = {}
+        for ref, key in rows:
+            first = by_key.get(key) or by_id.get(ref.id)
+            if first is not None:
+                return ConflictingDatasetError(
+                    f"the datasets to insert hold {what(first)} twice: "
+                    f"{new(first)} and {new(ref)}"
+                )
+            by_key[key] = by_id[ref.id] = ref
+        for chunk in _chunks(list(by_key), _IN_CHUNK):
             hit = conn.execute(
                 sa.select(table.c.id, table.c.data_id_key).where(
                     table.c.dataset_type_id == info.id,
@@ -999,23 +1011,19 @@ class Registry:
                 )
             ).first()
             if hit is not None:
-                row = by_key[hit.data_id_key]
                 return ConflictingDatasetError(
                     f"RUN collection {run!r} already has {self._describe(conn, hit.id)}; "
-                    f"cannot insert {new(row)} with the same dataset type and data ID"
+                    f"cannot insert {new(by_key[hit.data_id_key])} with the same dataset "
+                    "type and data ID"
                 )
         for chunk in _chunks(list(by_id), _IN_CHUNK):
             taken = conn.execute(sa.select(table.c.id).where(table.c.id.in_(chunk))).scalar()
             if taken is not None:
                 return ConflictingDatasetError(
                     f"dataset ID {taken} is taken by {self._describe(conn, taken)}; cannot "
-                    f"insert {self._describe_row(info, by_id[taken])} with it"
+                    f"insert {what(by_id[taken])} with it"
                 )
         return ConflictingDatasetError(f"cannot insert into RUN collection {run!r}: conflict")
-
-    def _describe_row(self, info: _TypeInfo, row: Mapping[str, Any]) -> str:
-        data_id = DataId({d: row[dimension_column_name(d)] for d in info.sorted_dims})
-        return f"{info.dataset_type.name}@{data_id!r}"
 
     def _describe(self, conn: sa.Connection, dataset_id: uuid.UUID) -> str:
         ref = self._get(conn, dataset_id)
@@ -1475,6 +1483,38 @@ class Registry:
         with self._read() as conn:
             self._refresh(conn)
             return self._get_provenance(conn, _as_uuid(id))
+
+
+def _bulk_inserter(
+    conn: sa.Connection, table: sa.Table, names: Sequence[str]
+) -> tuple[Callable[[list[tuple[Any, ...]]], None], Callable[[uuid.UUID], Any]]:
+    """Return ``(execute_many, bind_id)`` for inserting rows given as tuples in ``names`` order.
+
+    On SQLite the statement is compiled once by SQLAlchemy and run with the
+    driver's executemany on plain tuples: SQLAlchemy's per-row parameter
+    processing would otherwise cost more than SQLite's own work. ``bind_id``
+    converts a UUID the way the column type would (SQLAlchemy's own bind
+    processor). Elsewhere, plain SQLAlchemy executemany.
+    """
+    dialect = conn.dialect
+    compiled = table.insert().compile(dialect=dialect, column_keys=list(names))
+    order = compiled.positiontup
+    if dialect.name == "sqlite" and order is not None and sorted(order) == sorted(names):
+        sql = compiled.string
+        id_processor = table.c.id.type.bind_processor(dialect)
+        bind_id: Callable[[uuid.UUID], Any] = id_processor or (lambda value: value)
+        permutation = [list(names).index(n) for n in order]
+        if permutation == list(range(len(names))):
+            return (lambda rows: conn.exec_driver_sql(sql, rows)), bind_id  # type: ignore[arg-type]
+        return (
+            lambda rows: conn.exec_driver_sql(  # type: ignore[arg-type]
+                sql, [tuple(row[i] for i in permutation) for row in rows]
+            )
+        ), bind_id
+    insert = table.insert()
+    return (
+        lambda rows: conn.execute(insert, [dict(zip(names, row)) for row in rows])
+    ), (lambda value: value)
 
 
 def _new_uuid() -> uuid.UUID:

@@ -67,7 +67,9 @@ _OR.2: /OR\b/i
 _AND.2: /AND\b/i
 NOT.2: /NOT\b/i
 _IN.2: /IN\b/i
-NAME: /[A-Za-z_][A-Za-z0-9_]*/
+// Keywords are reserved: otherwise the contextual lexer would read a misplaced
+// "AND" as a dimension name and report the error one token too late.
+NAME: /(?!(?i:and|or|not|in)\b)[A-Za-z_][A-Za-z0-9_]*/
 INT: /-?[0-9]+/
 STRING: /'(?:[^']|'')*'/ | /"(?:[^"]|"")*"/
 BIND: /:[A-Za-z_][A-Za-z0-9_]*/
