@@ -98,5 +98,6 @@ def test_dict_and_value_semantics():
     assert back == bg and hash(back) == hash(bg) and back.to_dict() == d
     assert np.array_equal(back.grid, bg.grid)  # exact floats
     assert bg != _background(seed=1)
-    assert Background(-np.zeros((1, 1)), BBOX).to_dict() == Background(np.zeros((1, 1)), BBOX).to_dict()
+    negative_zero = Background(-np.zeros((1, 1)), BBOX)
+    assert negative_zero.to_dict() == Background(np.zeros((1, 1)), BBOX).to_dict()
     assert not bg.grid.flags.writeable

@@ -27,7 +27,9 @@ def test_properties():
     assert Box2I((0, 0), (0, 3)).is_empty
 
 
-@pytest.mark.parametrize("bad", [((0, 0), (-1, 2)), ((0.5, 0), (1, 1)), ((0,), (1, 1)), ("ab", (1, 1))])
+@pytest.mark.parametrize(
+    "bad", [((0, 0), (-1, 2)), ((0.5, 0), (1, 1)), ((0,), (1, 1)), ("ab", (1, 1))]
+)
 def test_invalid(bad):
     with pytest.raises(ObjectError):
         Box2I(*bad)

@@ -97,7 +97,7 @@ def test_conversions_and_errors():
         Mask(np.full((1, 1), 2**40, np.int64))
     with pytest.raises(ObjectError, match="share a bit"):
         Mask(arr, {"A": 1, "B": 1})
-    with pytest.raises(ObjectError, match="0..31"):
+    with pytest.raises(ObjectError, match=r"0\.\.31"):
         Mask(arr, {"A": 32})
 
 

@@ -53,7 +53,9 @@ def test_image_psf_rejects(kernel):
         ImagePsf(kernel)
 
 
-@pytest.mark.parametrize(("sigma", "size"), [(0.0, 25), (-1.0, 25), (1.0, 24), (1.0, 0), (1.0, 2.5)])
+@pytest.mark.parametrize(
+    ("sigma", "size"), [(0.0, 25), (-1.0, 25), (1.0, 24), (1.0, 0), (1.0, 2.5)]
+)
 def test_gaussian_rejects(sigma, size):
     with pytest.raises(ObjectError):
         GaussianPsf(sigma, size)

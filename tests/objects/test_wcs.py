@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -51,7 +52,7 @@ def test_scalars_give_floats_and_arrays_broadcast(sip_wcs):
     ra, dec = sip_wcs.pixel_to_sky(10.0, 20.0)
     assert isinstance(ra, float) and isinstance(dec, float)
     x, y = sip_wcs.sky_to_pixel(ra, dec)
-    assert isinstance(x, float) and x == pytest.approx(10.0, abs=1e-7)
+    assert isinstance(x, float) and (x, y) == pytest.approx((10.0, 20.0), abs=1e-7)
     ra, dec = sip_wcs.pixel_to_sky([1.0, 2.0, 3.0], 5.0)
     assert ra.shape == (3,) and dec.shape == (3,)
 
@@ -223,3 +224,30 @@ def test_from_header_sip_cube(sip_wcs, sip_astropy):
     assert cube.has_distortion and cube.astropy.naxis == 2
     x, y = GRID
     np.testing.assert_allclose(cube.pixel_to_sky(x, y), sip_wcs.pixel_to_sky(x, y), atol=1e-9)
+
+
+def test_tpv_polynomial_round_trips():
+    # TPV's PV cards are a distortion polynomial, not TAN projection parameters.
+    header = fits.Header(
+        {"CTYPE1": "RA---TPV", "CTYPE2": "DEC--TPV", "CRPIX1": 12.0, "CRPIX2": 8.0,
+         "CRVAL1": 10.0, "CRVAL2": 20.0, "CD1_1": -1e-3, "CD2_2": 1e-3,
+         "PV1_1": 1.0, "PV1_4": 2e-3, "PV1_7": -1e-2, "PV2_1": 1.0, "PV2_5": 1e-3}
+    )
+    wcs = Wcs.from_header(header)
+    assert Wcs.from_dict(wcs.to_dict()) == wcs
+    x, y = GRID
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = WCS(header).all_pix2world(x, y, 0)
+    np.testing.assert_allclose(wcs.pixel_to_sky(x, y), ref, rtol=0, atol=1e-12)
+
+
+def test_zpn_projection_parameters_are_exact():
+    header = fits.Header(
+        {"CTYPE1": "RA---ZPN", "CTYPE2": "DEC--ZPN", "CRPIX1": 12.0, "CRPIX2": 8.0,
+         "CRVAL1": 0.5, "CRVAL2": 89.9, "CDELT1": -2e-3, "CDELT2": 2e-3,
+         "PV2_1": 1.0, "PV2_3": 220.123456789012345}
+    )
+    wcs = Wcs.from_header(header)
+    assert wcs.to_dict()["header"]["PV2_3"] == 220.123456789012345
+    assert Wcs.from_dict(wcs.to_dict()) == wcs

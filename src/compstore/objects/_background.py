@@ -56,6 +56,9 @@ class Background:
     """
 
     __slots__ = ("_grid", "_bbox", "_hash", "__weakref__")
+    _grid: np.ndarray
+    _bbox: Box2I
+    _hash: int
 
     def __init__(self, grid: ArrayLike, bbox: Box2I) -> None:
         try:
@@ -79,12 +82,12 @@ class Background:
     @property
     def grid(self) -> np.ndarray:
         """The read-only float64 grid of sky levels."""
-        return self._grid  # type: ignore[no-any-return]
+        return self._grid
 
     @property
     def bbox(self) -> Box2I:
         """The parent-coordinate pixels the model covers."""
-        return self._bbox  # type: ignore[no-any-return]
+        return self._bbox
 
     def evaluate(self, bbox: Box2I | None = None) -> np.ndarray:
         """The sky level of every pixel of ``bbox`` (default: the whole model bbox).
@@ -169,7 +172,7 @@ class Background:
         )
 
     def __hash__(self) -> int:
-        return self._hash  # type: ignore[no-any-return]
+        return self._hash
 
     def __setattr__(self, name: str, value: Any) -> NoReturn:
         raise AttributeError("Background is immutable")

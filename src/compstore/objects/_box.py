@@ -172,7 +172,7 @@ class Box2I:
             If keys are missing or values are not integers.
         """
         try:
-            return cls(tuple(data["min"]), tuple(data["dimensions"]))  # type: ignore[arg-type]
+            return cls(tuple(data["min"]), tuple(data["dimensions"]))
         except (KeyError, TypeError) as exc:
             raise ObjectError(f"not a Box2I dict: {data!r}") from exc
 

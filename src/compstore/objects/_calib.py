@@ -163,12 +163,13 @@ class Calib:
         ObjectError
             If ``flux`` has units that are not a spectral flux density.
         """
+        values: Any = flux
         if isinstance(flux, u.Quantity):
             try:
-                flux = flux.to_value(u.nJy)
+                values = flux.to_value(u.nJy)
             except u.UnitConversionError:
                 raise ObjectError(f"cannot convert {flux.unit} to nJy") from None
-        arr = np.asarray(flux, dtype=float)
+        arr = np.asarray(values, dtype=float)
         return (float(arr) if arr.ndim == 0 else arr) / self.calibration
 
     def magnitude_to_instflux(self, magnitude: ArrayLike) -> Any:

@@ -47,6 +47,9 @@ class SourceCatalog:
     """
 
     __slots__ = ("_table", "_wcs", "_calib", "__weakref__")
+    _table: Table
+    _wcs: Wcs | None
+    _calib: Calib | None
 
     def __init__(self, table: Table | Any, wcs: Wcs | None = None, calib: Calib | None = None):
         if not isinstance(table, Table):
@@ -65,17 +68,17 @@ class SourceCatalog:
     @property
     def table(self) -> Table:
         """The astropy Table of sources."""
-        return self._table  # type: ignore[no-any-return]
+        return self._table
 
     @property
     def wcs(self) -> Wcs | None:
         """The Wcs that maps the catalog's ``x, y`` to ``ra, dec``."""
-        return self._wcs  # type: ignore[no-any-return]
+        return self._wcs
 
     @property
     def calib(self) -> Calib | None:
         """The photometric calibration of the catalog's instrumental fluxes."""
-        return self._calib  # type: ignore[no-any-return]
+        return self._calib
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -189,7 +192,7 @@ class SourceCatalog:
         if self._calib is None:
             raise ObjectError("this catalog has no Calib; attach one with replace(calib=...)")
         values = self[column]
-        return self._calib.instflux_to_nanojansky(values.data)  # type: ignore[return-value]
+        return self._calib.instflux_to_nanojansky(values.data)
 
     # -- FITS (implemented in _fits.py) ---------------------------------------------
     @classmethod
@@ -203,7 +206,7 @@ class SourceCatalog:
         """
         from compstore.objects import _fits
 
-        return _fits.read_catalog(path)  # type: ignore[no-any-return]
+        return _fits.read_catalog(path)
 
     def write_fits(self, path: str | Path) -> None:
         """Write this catalog to a FITS file (see ``compstore.objects._fits``)."""

@@ -65,6 +65,9 @@ class MaskedImage:
     """
 
     __slots__ = ("_image", "_mask", "_variance", "__weakref__")
+    _image: np.ndarray
+    _mask: Mask
+    _variance: np.ndarray
 
     def __init__(
         self,
@@ -105,7 +108,7 @@ class MaskedImage:
     @property
     def shape(self) -> tuple[int, int]:
         """``(height, width)``."""
-        return self._image.shape  # type: ignore[return-value]
+        return self._image.shape
 
     def subset(self, bbox: Box2I) -> MaskedImage:
         """Views of the pixels inside ``bbox`` (array coordinates, origin 0).
@@ -240,6 +243,16 @@ class Exposure:
     """
 
     __slots__ = ("_masked_image", *(f"_{k}" for k in _NORMALIZERS), "__weakref__")
+    _masked_image: MaskedImage
+    _xy0: tuple[int, int]
+    _wcs: Wcs | None
+    _calib: Calib | None
+    _psf: Psf | None
+    _visit_info: VisitInfo | None
+    _background: Background | None
+    _metadata: Mapping[str, Any]
+    _band: str | None
+    _detector: int | None
 
     def __init__(
         self,
@@ -307,7 +320,7 @@ class Exposure:
     @property
     def xy0(self) -> tuple[int, int]:
         """Parent coordinates of array pixel ``[0, 0]``."""
-        return self._xy0  # type: ignore[no-any-return]
+        return self._xy0
 
     @property
     def bbox(self) -> Box2I:
@@ -319,42 +332,42 @@ class Exposure:
     @property
     def wcs(self) -> Wcs | None:
         """Sky coordinates of parent pixel coordinates."""
-        return self._wcs  # type: ignore[no-any-return]
+        return self._wcs
 
     @property
     def calib(self) -> Calib | None:
         """Photometric calibration."""
-        return self._calib  # type: ignore[no-any-return]
+        return self._calib
 
     @property
     def psf(self) -> Psf | None:
         """Point-spread function."""
-        return self._psf  # type: ignore[no-any-return]
+        return self._psf
 
     @property
     def visit_info(self) -> VisitInfo | None:
         """Observation metadata shared by the visit's detectors."""
-        return self._visit_info  # type: ignore[no-any-return]
+        return self._visit_info
 
     @property
     def background(self) -> Background | None:
         """The sky background model (subtracted or not, as the pipeline says)."""
-        return self._background  # type: ignore[no-any-return]
+        return self._background
 
     @property
     def metadata(self) -> Mapping[str, Any]:
         """Read-only header-like mapping."""
-        return self._metadata  # type: ignore[no-any-return]
+        return self._metadata
 
     @property
     def band(self) -> str | None:
         """Filter band name, e.g. ``"r"``."""
-        return self._band  # type: ignore[no-any-return]
+        return self._band
 
     @property
     def detector(self) -> int | None:
         """Detector number."""
-        return self._detector  # type: ignore[no-any-return]
+        return self._detector
 
     # -- derived exposures --------------------------------------------------------
     def replace(self, **changes: Any) -> Exposure:
@@ -446,7 +459,7 @@ class Exposure:
         """
         from compstore.objects import _fits
 
-        return _fits.read_exposure(path)  # type: ignore[no-any-return]
+        return _fits.read_exposure(path)
 
     def write_fits(self, path: str | Path) -> None:
         """Write this Exposure to a FITS file (see ``compstore.objects._fits``)."""
@@ -462,10 +475,10 @@ class Exposure:
 
     def __repr__(self) -> str:
         parts = [f"bbox={self.bbox!r}"]
-        parts += [f"{k}={getattr(self, k)!r}" for k in ("band", "detector") if getattr(self, k) is not None]
-        present = [
-            k for k in ("wcs", "calib", "psf", "visit_info", "background") if getattr(self, k) is not None
-        ]
+        parts += [f"{k}={getattr(self, k)!r}" for k in ("band", "detector")
+                  if getattr(self, k) is not None]
+        present = [k for k in ("wcs", "calib", "psf", "visit_info", "background")
+                   if getattr(self, k) is not None]
         if present:
             parts.append("with " + ", ".join(present))
         return f"Exposure({', '.join(parts)})"

@@ -98,7 +98,7 @@ class Mask:
     @property
     def shape(self) -> tuple[int, int]:
         """``(height, width)``."""
-        return self._array.shape  # type: ignore[return-value]
+        return self._array.shape
 
     @property
     def planes(self) -> Mapping[str, int]:

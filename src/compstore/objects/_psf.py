@@ -118,6 +118,9 @@ class GaussianPsf(Psf):
     """
 
     __slots__ = ("_sigma", "_size", "_image")
+    _sigma: float
+    _size: int
+    _image: np.ndarray
     type_name = "gaussian"
 
     def __init__(self, sigma: float, size: int = 25) -> None:
@@ -141,16 +144,16 @@ class GaussianPsf(Psf):
     @property
     def sigma(self) -> float:
         """The Gaussian sigma in pixels (the model parameter, not the truncated moment)."""
-        return self._sigma  # type: ignore[no-any-return]
+        return self._sigma
 
     @property
     def size(self) -> int:
         """Kernel width and height in pixels."""
-        return self._size  # type: ignore[no-any-return]
+        return self._size
 
     def compute_image(self, position: tuple[float, float] | None = None) -> np.ndarray:
         """The normalized kernel; the same everywhere, so ``position`` is ignored."""
-        return self._image  # type: ignore[no-any-return]
+        return self._image
 
     def to_dict(self) -> dict[str, Any]:
         """``{"type": "gaussian", "sigma": float, "size": int}``."""
@@ -191,6 +194,8 @@ class ImagePsf(Psf):
     """
 
     __slots__ = ("_kernel", "_hash")
+    _kernel: np.ndarray
+    _hash: int
     type_name = "image"
 
     def __init__(self, kernel: ArrayLike) -> None:
@@ -220,7 +225,7 @@ class ImagePsf(Psf):
     @property
     def kernel(self) -> np.ndarray:
         """The normalized, read-only kernel."""
-        return self._kernel  # type: ignore[no-any-return]
+        return self._kernel
 
     @property
     def sigma(self) -> float:
@@ -229,7 +234,7 @@ class ImagePsf(Psf):
 
     def compute_image(self, position: tuple[float, float] | None = None) -> np.ndarray:
         """The normalized kernel; the same everywhere, so ``position`` is ignored."""
-        return self._kernel  # type: ignore[no-any-return]
+        return self._kernel
 
     def to_dict(self) -> dict[str, Any]:
         """``{"type": "image", "kernel": [[float, ...], ...]}`` (exact floats)."""
@@ -255,7 +260,7 @@ class ImagePsf(Psf):
         return self._hash == other._hash and np.array_equal(self._kernel, other._kernel)
 
     def __hash__(self) -> int:
-        return self._hash  # type: ignore[no-any-return]
+        return self._hash
 
     def __repr__(self) -> str:
         return f"ImagePsf(shape={self._kernel.shape}, sigma={self.sigma:.4g})"

@@ -72,7 +72,9 @@ class VisitInfo:
             try:
                 number = float(value)
             except (TypeError, ValueError):
-                raise ObjectError(f"VisitInfo {field.name} must be a number, got {value!r}") from None
+                raise ObjectError(
+                    f"VisitInfo {field.name} must be a number, got {value!r}"
+                ) from None
             if not math.isfinite(number) or isinstance(value, bool):
                 raise ObjectError(f"VisitInfo {field.name} must be a finite number, got {value!r}")
             # Plain floats (-0.0 folded) so equal VisitInfos have equal dicts.

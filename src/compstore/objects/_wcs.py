@@ -94,7 +94,10 @@ def _apply_exact(wcs: WCS, cards: Mapping[str, Any]) -> None:
     w = wcs.wcs
     crpix, crval, cdelt = w.crpix.copy(), w.crval.copy(), w.get_cdelt().copy()
     pc = w.get_pc().copy()
-    pv = []
+    # Only PV values wcslib keeps as projection parameters: TPV's PV cards become a
+    # polynomial distortion instead, and setting them as parameters of TAN is an error.
+    pv = {(int(i), int(m)): float(v) for i, m, v in w.get_pv()}
+    parsed_pv = set(pv)
     sip = {name: (None if m is None else m.copy()) for name, m in _sip_matrices(wcs).items()}
     for key, value in cards.items():
         if not isinstance(value, float):
@@ -104,16 +107,17 @@ def _apply_exact(wcs: WCS, cards: Mapping[str, Any]) -> None:
         elif key == "LATPOLE":
             w.latpole = value
         elif m := _AXIS_KEY.match(key):
-            {"CRPIX": crpix, "CRVAL": crval, "CDELT": cdelt}[m.group(1)][int(m.group(2)) - 1] = value
+            target = {"CRPIX": crpix, "CRVAL": crval, "CDELT": cdelt}[m.group(1)]
+            target[int(m.group(2)) - 1] = value
         elif m := _MATRIX_KEY.match(key):
             pc[int(m.group(1)) - 1, int(m.group(2)) - 1] = value
-        elif m := _PV_KEY.match(key):
-            pv.append((int(m.group(1)), int(m.group(2)), value))
+        elif (m := _PV_KEY.match(key)) and (int(m.group(1)), int(m.group(2))) in parsed_pv:
+            pv[int(m.group(1)), int(m.group(2))] = value
         elif (m := _SIP_KEY.match(key)) and sip.get(m.group(1)) is not None:
             sip[m.group(1)][int(m.group(2)), int(m.group(3))] = value  # type: ignore[index]
     w.crpix, w.crval, w.cdelt, w.pc = crpix, crval, cdelt, pc
     if pv:
-        w.set_pv(pv)
+        w.set_pv([(i, m, v) for (i, m), v in sorted(pv.items())])
     if sip:
         # Sip keeps its own copy of CRPIX; it must be the exact one too.
         wcs.sip = Sip(sip["A"], sip["B"], sip["AP"], sip["BP"], crpix)
@@ -184,6 +188,9 @@ class Wcs:
     """
 
     __slots__ = ("_wcs", "_cards", "_hash", "__weakref__")
+    _wcs: WCS
+    _cards: dict[str, Any]
+    _hash: int
 
     def __init__(self, wcs: WCS) -> None:
         if isinstance(wcs, Wcs):
@@ -282,7 +289,7 @@ class Wcs:
     @property
     def has_distortion(self) -> bool:
         """Whether the WCS includes SIP (or other non-linear) distortion."""
-        return self._wcs.has_distortion  # type: ignore[no-any-return]
+        return self._wcs.has_distortion
 
     # -- transforms -----------------------------------------------------------------
     def pixel_to_sky(self, x: ArrayLike, y: ArrayLike) -> tuple[Any, Any]:
@@ -350,7 +357,7 @@ class Wcs:
         return self._hash == other._hash and self._cards == other._cards
 
     def __hash__(self) -> int:
-        return self._hash  # type: ignore[no-any-return]
+        return self._hash
 
     __setattr__ = _frozen
     __delattr__ = _frozen
