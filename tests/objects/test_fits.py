@@ -262,6 +262,16 @@ QUIRKS = {
     ),
     "wcsaxes_3_naxis_2": _tan_cards(WCSAXES=3, CTYPE3="FREQ", CRVAL3=1.4e9, CDELT3=1e6, CRPIX3=1.0),
     "iraf_ltv_cutout": _tan_cards(LTV1=-100.0, LTV2=-50.0, LTM1_1=1.0, LTM2_2=1.0),
+    "tpv_distortion": _tan_cards(
+        CTYPE1="RA---TPV", CTYPE2="DEC--TPV", PV1_0=0.0, PV1_1=1.0, PV1_4=2e-3, PV1_7=-1e-2,
+        PV2_0=0.0, PV2_1=1.0, PV2_5=1e-3,
+    ),
+    "zpn_pc_matrix": [
+        ("CTYPE1", "RA---ZPN"), ("CTYPE2", "DEC--ZPN"), ("CRPIX1", 12.0), ("CRPIX2", 8.0),
+        ("CRVAL1", 0.5), ("CRVAL2", 89.9), ("CDELT1", -2e-3), ("CDELT2", 2e-3),
+        ("PC1_1", 0.9), ("PC1_2", 0.1), ("PC2_1", -0.1), ("PC2_2", 0.9),
+        ("PV2_1", 1.0), ("PV2_3", 220.0),
+    ],
 }
 
 
@@ -282,6 +292,21 @@ def test_quirky_headers_agree_with_astropy(name: str, tmp_path: Path) -> None:
     if name == "iraf_ltv_cutout":
         assert exp.xy0 == (100, 50)
     _check_sky(exp, fits.open(path)[0].header)
+    # What was read from a foreign file writes and reads back equal.
+    write_exposure(exp, tmp_path / "again.fits")
+    assert_exposures_equal(exp, read_exposure(tmp_path / "again.fits"))
+
+
+def test_tile_compressed_image(tmp_path: Path) -> None:
+    data = np.random.default_rng(3).normal(500, 10, (30, 20)).astype(np.float32)
+    hdul = fits.HDUList(
+        [fits.PrimaryHDU(), fits.CompImageHDU(data, fits.Header(_tan_cards()), quantize_level=0.0,
+                                              compression_type="GZIP_2")]
+    )
+    hdul.writeto(tmp_path / "c.fits.fz")
+    exp = read_exposure(tmp_path / "c.fits.fz")
+    np.testing.assert_array_equal(exp.image, data)
+    _check_sky(exp, fits.Header(_tan_cards()))
 
 
 def test_radio_cube_with_degenerate_axes(tmp_path: Path) -> None:
