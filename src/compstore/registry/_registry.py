@@ -42,6 +42,7 @@ from ._engine import is_sqlite, make_engine, make_url
 from ._schema import (
     SCHEMA_VERSION,
     add_dimension_column,
+    attach_dimension_column,
     build_metadata,
     dimension_column_name,
     refresh_statistics,
@@ -275,20 +276,32 @@ class Registry:
             yield conn
 
     def _refresh(self, conn: sa.Connection, *, force: bool = False) -> None:
-        """Reload dimensions (and drop caches) if stale or if ``force``."""
+        """Reload dimensions (and drop caches) if stale; with ``force``, learn new ones.
+
+        A forced refresh only adds what another connection has committed: it
+        never drops a column, so it cannot pull the rug from under another
+        thread's open transaction. After a rollback (stale) the schema
+        description is rebuilt from the database.
+        """
         if not (self._stale or force):
             return
         with self._lock:
             dim = self._md.tables["dimension"]
-            rows = conn.execute(sa.select(dim.c.name, dim.c.value_type)).all()
-            self._dimensions = {name: vt for name, vt in rows}
-            self._md = build_metadata(self._dimensions)
+            rows = dict(conn.execute(sa.select(dim.c.name, dim.c.value_type)).all())
             if self._stale:
+                self._dimensions = rows
+                self._md = build_metadata(rows)
                 self._types.clear()
                 self._type_names.clear()
                 self._collections.clear()
                 self._collection_names.clear()
-            self._stale = False
+                self._statement_cache.clear()
+                self._stale = False
+                return
+            for name, value_type in rows.items():
+                if value_type is not None and self._dimensions.get(name) is None:
+                    attach_dimension_column(self._md, name, value_type)
+                self._dimensions[name] = value_type
 
     @property
     def _t(self) -> Mapping[str, sa.Table]:

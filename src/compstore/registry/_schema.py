@@ -20,6 +20,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "refresh_statistics",
     "add_dimension_column",
+    "attach_dimension_column",
     "build_metadata",
     "dimension_column_name",
 ]
@@ -154,6 +155,15 @@ def build_metadata(dimensions: Mapping[str, ValueType | None]) -> sa.MetaData:
     return md
 
 
+def attach_dimension_column(md: sa.MetaData, dimension: str, value_type: ValueType) -> sa.Column[object]:
+    """Describe in ``md`` a dimension column that exists in the database (no DDL)."""
+    dataset = md.tables["dataset"]
+    column = _dimension_column(dimension, value_type)
+    dataset.append_column(column)
+    _dimension_index(dataset, dimension)
+    return column
+
+
 def add_dimension_column(
     conn: sa.Connection, md: sa.MetaData, dimension: str, value_type: ValueType
 ) -> None:
@@ -163,12 +173,12 @@ def add_dimension_column(
     quotes the identifiers anyway: no user text reaches the DDL unchecked.
     """
     dataset = md.tables["dataset"]
-    column = _dimension_column(dimension, value_type)
-    dataset.append_column(column)
+    column = attach_dimension_column(md, dimension, value_type)
     preparer = conn.dialect.identifier_preparer
     column_ddl = CreateColumn(column).compile(dialect=conn.dialect)
     conn.exec_driver_sql(f"ALTER TABLE {preparer.format_table(dataset)} ADD COLUMN {column_ddl}")
-    _dimension_index(dataset, dimension).create(conn)
+    index_name = f"ix_dataset_{dimension_column_name(dimension)}"
+    next(i for i in dataset.indexes if i.name == index_name).create(conn)
 
 
 def refresh_statistics(conn: sa.Connection, table: sa.Table) -> None:
