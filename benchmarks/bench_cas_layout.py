@@ -35,7 +35,9 @@ REPEAT = 5
 STAT: Callable[[list[float]], float] = statistics.median
 
 
-def timed(fn: Callable[[], Any], repeat: int | None = None, setup: Callable[[], Any] | None = None) -> float:
+def timed(
+    fn: Callable[[], Any], repeat: int | None = None, setup: Callable[[], Any] | None = None
+) -> float:
     """Wall time of ``fn`` in seconds: median (or minimum, ``--stat min``) of the repeats."""
     times = []
     for _ in range(repeat or REPEAT):
@@ -88,7 +90,9 @@ def bench_codecs(image: np.ndarray, mask: np.ndarray) -> None:
     codecs = {
         "blosc lz4 shuffle": numcodecs.Blosc("lz4", 5, numcodecs.Blosc.SHUFFLE, typesize=4),
         "blosc lz4 bitshuffle": numcodecs.Blosc("lz4", 5, numcodecs.Blosc.BITSHUFFLE, typesize=4),
-        "blosc zstd-1 bitshuffle": numcodecs.Blosc("zstd", 1, numcodecs.Blosc.BITSHUFFLE, typesize=4),
+        "blosc zstd-1 bitshuffle": numcodecs.Blosc(
+            "zstd", 1, numcodecs.Blosc.BITSHUFFLE, typesize=4
+        ),
         "zstd-1": numcodecs.Zstd(level=1),
         "zstd-3": numcodecs.Zstd(level=3),
     }
@@ -105,7 +109,13 @@ def bench_codecs(image: np.ndarray, mask: np.ndarray) -> None:
             t_enc = timed(lambda: [codec.encode(c) for c in chunks])
             out = np.empty((512, 512), dtype=data.dtype)  # the reader decodes in place too
             t_dec = timed(lambda: [codec.decode(e, out=out) for e in encoded])
-            row(label, name, f"{data.nbytes / size:.2f}x", gbps(data.nbytes, t_enc), gbps(data.nbytes, t_dec))
+            row(
+                label,
+                name,
+                f"{data.nbytes / size:.2f}x",
+                gbps(data.nbytes, t_enc),
+                gbps(data.nbytes, t_dec),
+            )
 
 
 # -- 2 -------------------------------------------------------------------------
@@ -232,7 +242,12 @@ def bench_threads(image: np.ndarray, mask: np.ndarray, tmp: str) -> None:
                 setup=lambda: store.delete(digest) if store.has_array(digest) else None,
             )
             t_r = timed(lambda: store.get_array(digest))
-            row(label, f"pool of {min(8, os.cpu_count() or 1)}" if threaded else "1", ms(t_w), ms(t_r))
+            row(
+                label,
+                f"pool of {min(8, os.cpu_count() or 1)}" if threaded else "1",
+                ms(t_w),
+                ms(t_r),
+            )
     _zarrio.PARALLEL_MIN_BYTES = 4 << 20  # type: ignore[misc]
 
 
@@ -241,7 +256,10 @@ def bench_documents_and_exposure(tmp: str, n: int) -> None:
     print("\n### 6. Documents, and one exposure (image + mask + variance) put + sync\n")
     row("operation", "fsync=True", "fsync=False")
     row(*["---"] * 3)
-    docs = [canonical_json({"crval": [10.0 + i, -5.0], "cd": [[1e-5, 0], [0, 1e-5]], "i": i}) for i in range(200)]
+    docs = [
+        canonical_json({"crval": [10.0 + i, -5.0], "cd": [[1e-5, 0], [0, 1e-5]], "i": i})
+        for i in range(200)
+    ]
     results: dict[str, list[str]] = {}
     for fsync in (True, False):
         store = LocalBlobStore(os.path.join(tmp, f"docs-{fsync}"), fsync=fsync)
@@ -273,7 +291,9 @@ def bench_documents_and_exposure(tmp: str, n: int) -> None:
         results.setdefault("sync of 200 documents (per doc)", []).append(f"{t_sync * 1e3:.3f} ms")
         results.setdefault("document get", []).append(f"{t_get * 1e3:.3f} ms")
         results.setdefault(f"exposure {n}^2 put + sync (hashing included)", []).append(ms(t_exp))
-        results.setdefault(f"exposure {n}^2 get (3 arrays, hashing included)", []).append(ms(t_get_exp))
+        results.setdefault(f"exposure {n}^2 get (3 arrays, hashing included)", []).append(
+            ms(t_get_exp)
+        )
     for name, cells in results.items():
         row(name, *cells)
 
@@ -285,7 +305,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--tmp", default=None, help="scratch folder (default: a temp dir)")
     parser.add_argument(
-        "--stat", choices=["median", "min"], default="median",
+        "--stat",
+        choices=["median", "min"],
+        default="median",
         help="min estimates the uncontended cost on a busy machine",
     )
     parser.add_argument("--only", default="123456", help="sections to run, e.g. 125")
@@ -294,7 +316,8 @@ def main() -> None:
     STAT = min if args.stat == "min" else statistics.median
     tmp = tempfile.mkdtemp(dir=args.tmp, prefix="bench-cas-")
     try:
-        print(f"numpy {np.__version__}, zarr {zarr.__version__}, numcodecs {numcodecs.__version__}, "
+        versions = f"numpy {np.__version__}, zarr {zarr.__version__}"
+        print(f"{versions}, numcodecs {numcodecs.__version__}, "
               f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, image {args.size}^2, "
               f"{args.stat} of {REPEAT}")  # fmt: skip
         image = sky(args.size)

@@ -37,7 +37,7 @@ def test_examples() -> None:
     assert canonical_json(2**70) == b"1180591620717411303424"
     assert canonical_json((1, 2)) == canonical_json([1, 2]) == b"[1,2]"
     assert canonical_json({"z": {"b": 0, "a": 0}}) == b'{"z":{"a":0,"b":0}}'
-    assert canonical_json("\u2028\n\"") == '"\u2028\\n\\""'.encode()
+    assert canonical_json('\u2028\n"') == '"\u2028\\n\\""'.encode()
 
 
 @given(json_values)

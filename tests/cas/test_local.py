@@ -104,7 +104,9 @@ def test_metadata_equals_zarrs(
     layout = choose_layout(array.dtype, shape)
     codec = layout.compressor
     compressor = (
-        BloscCodec(**codec["configuration"]) if codec["name"] == "blosc" else ZstdCodec(**codec["configuration"])
+        BloscCodec(**codec["configuration"])
+        if codec["name"] == "blosc"
+        else ZstdCodec(**codec["configuration"])
     )
     theirs_array = zarr.create_array(
         store=str(tmp_path / "theirs"),
@@ -159,7 +161,9 @@ def _zarr_write(path: pathlib.Path, array: np.ndarray, **kwargs: object) -> None
     layout = choose_layout(array.dtype, array.shape)
     codec = layout.compressor
     compressor = (
-        BloscCodec(**codec["configuration"]) if codec["name"] == "blosc" else ZstdCodec(**codec["configuration"])
+        BloscCodec(**codec["configuration"])
+        if codec["name"] == "blosc"
+        else ZstdCodec(**codec["configuration"])
     )
     options: dict[str, object] = {
         "chunks": layout.chunk_shape,
@@ -167,7 +171,12 @@ def _zarr_write(path: pathlib.Path, array: np.ndarray, **kwargs: object) -> None
         "fill_value": 0,
     }
     options.update(kwargs)
-    z = zarr.create_array(store=str(path), shape=array.shape, dtype=array.dtype, **options)  # type: ignore[arg-type]
+    z = zarr.create_array(
+        store=str(path),
+        shape=array.shape,
+        dtype=array.dtype,
+        **options,  # type: ignore[arg-type]
+    )
     z[...] = array
 
 
@@ -283,7 +292,9 @@ def test_unsynced_puts_are_staged(tmp_path: pathlib.Path) -> None:
     assert not [p for p in (tmp_path / "b").rglob("*") if "partial" in p.name]
 
 
-def test_no_fsync_publishes_at_once(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_fsync_publishes_at_once(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[int] = []
     monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd))
     writer = LocalBlobStore(tmp_path / "b", fsync=False)
@@ -295,7 +306,9 @@ def test_no_fsync_publishes_at_once(tmp_path: pathlib.Path, monkeypatch: pytest.
     assert calls == []
 
 
-def test_sync_fsyncs_files_and_directories(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sync_fsyncs_files_and_directories(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = LocalBlobStore(tmp_path / "b")
     synced: list[str] = []
     real_fsync = os.fsync

@@ -27,7 +27,10 @@ def test_all() -> None:
 def test_error_tree() -> None:
     from compstore.errors import BlobStoreError, CompstoreError
 
-    for cls, code in [(cas.InvalidDigestError, "digest-invalid"), (cas.InvalidRegionError, "region-invalid")]:
+    for cls, code in [
+        (cas.InvalidDigestError, "digest-invalid"),
+        (cas.InvalidRegionError, "region-invalid"),
+    ]:
         assert issubclass(cls, BlobStoreError) and issubclass(cls, ValueError)
         assert issubclass(cls, CompstoreError)
         assert cls.code == code

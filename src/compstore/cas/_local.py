@@ -124,9 +124,7 @@ class LocalBlobStore(BlobStore):
 
     def _session_dir(self) -> str:
         if self._session is None:
-            session = os.path.join(
-                self._staging_dir, f"{os.getpid()}-{secrets.token_hex(6)}"
-            )
+            session = os.path.join(self._staging_dir, f"{os.getpid()}-{secrets.token_hex(6)}")
             os.mkdir(session)
             self._session = session
         return self._session
@@ -247,7 +245,6 @@ class LocalBlobStore(BlobStore):
                         f"array component {digest} vanished while being read"
                     ) from None
                 continue
-            result.flags.writeable = False
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -264,7 +261,7 @@ class LocalBlobStore(BlobStore):
             raise CorruptBlobError(f"array component {digest} cannot be decoded: {exc}") from exc
         except OSError as exc:
             raise BlobStoreError(f"cannot read array component {digest}: {exc}") from exc
-        return box if reg.is_whole_box else box[reg.local]
+        return _read_only_view(box, reg.local if not reg.is_whole_box else None)
 
     @staticmethod
     def _read_with_zarr(path: str, region: RegionLike) -> np.ndarray:
@@ -275,7 +272,7 @@ class LocalBlobStore(BlobStore):
         reg = normalize_region(region, tuple(arr.shape))
         box = np.asarray(arr[tuple(slice(a, b) for a, b in zip(reg.lo, reg.hi))])
         box = np.array(box, copy=True)  # zarr may hand out a shared buffer
-        return box if reg.is_whole_box else box[reg.local]
+        return _read_only_view(box, reg.local if not reg.is_whole_box else None)
 
     def array_info(self, digest: str) -> ArrayInfo:
         path = self._locate_array(digest)
@@ -300,6 +297,8 @@ class LocalBlobStore(BlobStore):
             return digest
         try:
             with self._lock:
+                if digest in self._staged_documents:
+                    return digest  # another thread staged it meanwhile
                 if self._fsync:
                     tmp = self._temp_path(digest) + ".json"
                     write_new(tmp, data)
@@ -452,6 +451,16 @@ class LocalBlobStore(BlobStore):
 
     def __repr__(self) -> str:
         return f"LocalBlobStore({self._root!r}, fsync={self._fsync})"
+
+
+def _read_only_view(box: np.ndarray, local: tuple[slice, ...] | None) -> np.ndarray:
+    """Return a view of ``box`` (or of its ``local`` part) that cannot be made writeable.
+
+    A view of a read-only base refuses ``flags.writeable = True``, so an array
+    shared through the identity cache cannot be changed under other holders.
+    """
+    box.flags.writeable = False
+    return box[local] if local is not None else box.view()
 
 
 def _fsync_path(path: str) -> None:

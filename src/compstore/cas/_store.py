@@ -16,7 +16,14 @@ from compstore.errors import BlobNotFoundError, CorruptBlobError, EncodingError
 ARRAYS_GROUP = "arrays"
 """Name of the zarr root group of array components, under a blob store's root."""
 
-__all__ = ["ARRAYS_GROUP", "ArrayInfo", "BlobStore", "RegionLike", "prepare_array", "prepare_document"]
+__all__ = [
+    "ARRAYS_GROUP",
+    "ArrayInfo",
+    "BlobStore",
+    "RegionLike",
+    "prepare_array",
+    "prepare_document",
+]
 
 RegionLike = Sequence[slice] | slice | None
 

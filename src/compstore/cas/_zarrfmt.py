@@ -38,9 +38,9 @@ __all__ = [
 
 _NUMPY_OF_ZARR: Final = {name: code for code, name in ZARR_DATA_TYPES.items()}
 
-GROUP_METADATA: Final = (
-    json.dumps({"attributes": {}, "zarr_format": 3, "node_type": "group"}, indent=2).encode()
-)
+GROUP_METADATA: Final = json.dumps(
+    {"attributes": {}, "zarr_format": 3, "node_type": "group"}, indent=2
+).encode()
 
 
 class UnsupportedZarrError(Exception):
@@ -115,7 +115,9 @@ def numcodec_of(codec: dict[str, Any]) -> Any:
     name = codec.get("name")
     config = codec.get("configuration", {})
     if name == "blosc":
-        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[config.get("shuffle", "bitshuffle")]
+        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[
+            config.get("shuffle", "bitshuffle")
+        ]
         return numcodecs.Blosc(
             cname=config.get("cname", "zstd"),
             clevel=config.get("clevel", 5),
@@ -200,9 +202,7 @@ def encode_chunk(chunk: np.ndarray, compressors: tuple[Any, ...]) -> bytes:
     return bytes(data) if not isinstance(data, bytes) else data
 
 
-def decode_chunk(
-    raw: bytes, meta: ArrayMeta, out: np.ndarray | None = None
-) -> np.ndarray:
+def decode_chunk(raw: bytes, meta: ArrayMeta, out: np.ndarray | None = None) -> np.ndarray:
     """Decode one chunk file to an array of ``meta.chunk_shape``.
 
     ``out``, when given, must be a C-contiguous array of the chunk's shape and
@@ -214,8 +214,10 @@ def decode_chunk(
         If the decoded size does not match the chunk shape (a corrupt chunk).
     """
     n = int(np.prod(meta.chunk_shape, dtype=np.int64)) * meta.dtype.itemsize
-    if len(meta.compressors) == 1 and out is not None and isinstance(
-        meta.compressors[0], (numcodecs.Blosc, numcodecs.Zstd)
+    if (
+        len(meta.compressors) == 1
+        and out is not None
+        and isinstance(meta.compressors[0], (numcodecs.Blosc, numcodecs.Zstd))
     ):
         meta.compressors[0].decode(raw, out=out.reshape(-1).view(np.uint8))
         return out

@@ -131,7 +131,7 @@ def read_array_dir(path: str, meta: ArrayMeta, region: Region) -> np.ndarray:
         c0 = [i * c for i, c in zip(idx, cs)]
         o0 = [max(a, b) for a, b in zip(c0, lo)]
         o1 = [min(a + c, n, h) for a, c, n, h in zip(c0, cs, shape, hi)]
-        sel = tuple(slice(a - l, b - l) for a, b, l in zip(o0, o1, lo))
+        sel = tuple(slice(a - start, b - start) for a, b, start in zip(o0, o1, lo))
         dst = out[sel] if sel else out[...]  # [()] of a 0-d array is a scalar
         try:
             with open(os.path.join(path, chunk_key(idx, meta.separator)), "rb") as f:
@@ -159,5 +159,3 @@ def dimension_names_for(digest: str, ndim: int) -> list[str]:
     requires equal names to have equal sizes, so names carry the digest.
     """
     return [f"{digest}_{i}" for i in range(ndim)]
-
-
