@@ -216,3 +216,8 @@ COMMANDS: list[Command] = [
     Command("stats", "datasets, unique components, logical vs stored bytes", _stats_args, _stats_code),
     Command("demo", "fill the repository with a synthetic survey and show the sharing", _demo_args, _demo_code),
 ]
+
+# Pipeline and collection commands live in their own module (they build on Command above).
+from ._pipeline_commands import PIPELINE_COMMANDS  # noqa: E402
+
+COMMANDS.extend(PIPELINE_COMMANDS)

@@ -1,0 +1,178 @@
+"""CLI commands for pipelines and collections: run, provenance, collection-chain, tag, query-collections.
+
+Like every command, each builds the Python it stands for and runs exactly
+that code, so ``--python`` shows a user the Python API call by call. User
+values enter the code through ``repr`` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import yaml
+
+from ._commands import Command, _csv, parse_data_id
+
+__all__ = ["PIPELINE_COMMANDS", "parse_config_override"]
+
+
+def _butler(args: argparse.Namespace, collections: list[str] | None = None, run: str | None = None) -> str:
+    options = ""
+    if collections:
+        options += f", collections={collections!r}"
+    if run:
+        options += f", run={run!r}"
+    return f"butler = Butler({args.repo!r}{options})"
+
+
+def parse_config_override(text: str) -> tuple[str, str, Any]:
+    """Parse ``LABEL:KEY=VALUE`` (VALUE read as a YAML scalar: ``3``, ``0.5``, ``true``, ``abc``).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If ``text`` does not have that shape or VALUE is not valid YAML.
+    """
+    label, colon, rest = text.partition(":")
+    key, equals, value = rest.partition("=")
+    if not (colon and equals and label.strip() and key.strip()):
+        raise argparse.ArgumentTypeError(
+            f"expected -c LABEL:KEY=VALUE (e.g. -c jointcal:order=3), got {text!r}"
+        )
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read the value of -c {text!r} as YAML: {exc}") from None
+    return label.strip(), key.strip(), parsed
+
+
+# -- run ----------------------------------------------------------------------------
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-p", "--pipeline", required=True, help="pipeline YAML file")
+    p.add_argument("-i", "--input", required=True, type=_csv, metavar="COLLECTION[,...]",
+                   help="comma-separated collections to find inputs in, searched in order")
+    p.add_argument("-o", "--output", required=True, metavar="RUN",
+                   help="RUN collection to write outputs into")
+    p.add_argument("-d", "--where", default=None,
+                   help='data query, e.g. "visit = 1 AND detector IN (1, 2)"')
+    p.add_argument("-c", "--config", action="append", default=[], metavar="LABEL:KEY=VALUE",
+                   help="override a task's config (repeatable; VALUE is a YAML scalar)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1: serial)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the units of work (the quantum graph) and what would run; write nothing")
+    p.add_argument("--no-skip-existing", action="store_true",
+                   help="run units even when their outputs exist in the output run")
+
+
+def _run_code(args: argparse.Namespace) -> str:
+    overrides = [parse_config_override(text) for text in args.config]
+    lines = [
+        "from compstore import Butler",
+        "from compstore.pipeline import Pipeline, execute",
+        _butler(args, args.input, args.output),
+        f"pipeline = Pipeline.from_file({args.pipeline!r})",
+    ]
+    lines += [f"pipeline.add_config_override({label!r}, {key!r}, {value!r})"
+              for label, key, value in overrides]
+    options = ""
+    if args.no_skip_existing:
+        options += ", skip_existing=False"
+    if args.dry_run:
+        options += ", dry_run=True"
+    lines += [
+        f"report = execute(pipeline, butler, where={args.where!r}, jobs={args.jobs!r}{options})",
+        "print(report)",
+        "exit_status = report.exit_status",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# -- provenance -------------------------------------------------------------------------
+def _provenance_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="TYPE[:STAGE], e.g. calexp:jointcal")
+    p.add_argument("data_id", nargs="*", metavar="KEY=VALUE", help="data ID, e.g. visit=1 detector=2")
+    p.add_argument("--collections", type=_csv, default=None, help="comma-separated collections to search")
+
+
+def _provenance_code(args: argparse.Namespace) -> str:
+    data_id = parse_data_id(",".join(args.data_id))
+    collections = f", collections={args.collections!r}" if args.collections else ""
+    return (
+        "from compstore import Butler\n"
+        f"{_butler(args)}\n"
+        f"ref = butler.find_dataset({args.name!r}, {data_id!r}{collections})\n"
+        "provenance = butler.provenance(ref)\n"
+        "print(ref)\n"
+        "if provenance is None:\n"
+        "    print('no provenance recorded: not written by a pipeline task')\n"
+        "else:\n"
+        "    print(f\"task: {provenance['task_label']} ({provenance['task_class']})\")\n"
+        "    print(f\"config: {provenance['config']}\")\n"
+        "    for input_id in provenance['input_ids']:\n"
+        "        print(f'input: {butler.registry.get_dataset(input_id) or input_id}')\n"
+    )
+
+
+# -- collections -------------------------------------------------------------------------
+def _chain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the CHAINED collection (created if missing)")
+    p.add_argument("children", type=_csv, metavar="CHILD[,CHILD...]",
+                   help="collections to search, in order")
+
+
+def _chain_code(args: argparse.Namespace) -> str:
+    summary = f"{args.name} -> {', '.join(args.children)}"
+    return (
+        "from compstore import Butler\n"
+        f"{_butler(args)}\n"
+        f"butler.collection_chain({args.name!r}, {args.children!r})\n"
+        f"print({summary!r})\n"
+    )
+
+
+def _tag_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("tagged", help="the TAGGED collection (created if missing)")
+    p.add_argument("dataset_type", help="dataset type to tag, optionally TYPE:STAGE")
+    p.add_argument("--where", default=None, help='e.g. "visit = 1 AND detector IN (1, 2)"')
+    p.add_argument("--collections", type=_csv, default=None, help="comma-separated collections to search")
+
+
+def _tag_code(args: argparse.Namespace) -> str:
+    where = f", where={args.where!r}" if args.where else ""
+    collections = f", collections={args.collections!r}" if args.collections else ""
+    return (
+        "from compstore import Butler\n"
+        f"{_butler(args)}\n"
+        f"refs = butler.query_datasets({args.dataset_type!r}{where}{collections})\n"
+        f"tagged = {args.tagged!r}\n"
+        "butler.tag(tagged, refs)\n"
+        "print(f'tagged {len(refs)} datasets into {tagged}')\n"
+    )
+
+
+def _query_collections_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pattern", nargs="?", default=None, help="glob, e.g. 'u/alice/*' (default: all)")
+
+
+def _query_collections_code(args: argparse.Namespace) -> str:
+    pattern = repr(args.pattern) if args.pattern is not None else ""
+    return (
+        "from compstore import Butler\n"
+        f"{_butler(args)}\n"
+        f"for name, collection_type in butler.query_collections({pattern}):\n"
+        "    print(f'{collection_type:8} {name}')\n"
+    )
+
+
+PIPELINE_COMMANDS: list[Command] = [
+    Command("run", "run a pipeline: find inputs, run every unit of work, write outputs with provenance",
+            _run_args, _run_code),
+    Command("provenance", "show which task, config and inputs made a dataset",
+            _provenance_args, _provenance_code),
+    Command("collection-chain", "make a CHAINED collection: an ordered search path",
+            _chain_args, _chain_code),
+    Command("tag", "add the datasets a query finds to a TAGGED collection", _tag_args, _tag_code),
+    Command("query-collections", "list collections and their types", _query_collections_args,
+            _query_collections_code),
+]

@@ -1,0 +1,498 @@
+"""Executors: run a pipeline's units of work through a Butler, serially or in a process pool.
+
+For each unit: read its inputs through the Butler, call `Task.run`, check the
+outputs against the task's declarations, then write them all with one
+`Butler.put_many` that also records provenance, so a unit's outputs become
+visible together or not at all. A failing unit is reported (task label, data
+ID, traceback); the others go on; units that read its outputs are skipped.
+
+Worker processes receive plain data only (the repository path, collections,
+run, the pipeline as a dict, each unit as a dict of str/int) and open their
+own Butler: nothing is pickled but builtins, and a worker never depends on
+the parent's open connections.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import MissingDatasetTypeError, PipelineError, StorageClassTypeError, TaskError
+from ..registry import DataId
+from ..storage_classes import get_storage_class
+from ._graph import QuantumGraph, build_graph, quantum_from_dict, quantum_to_dict
+from ._pipeline import Pipeline
+from ._registry import class_path
+from ._task import PredictedRef, Quantum, Task
+
+if TYPE_CHECKING:
+    from ..butler import Butler
+
+__all__ = ["ExecutionReport", "QuantumResult", "execute", "run_quantum"]
+
+
+@dataclass(frozen=True)
+class QuantumResult:
+    """What happened to one unit of work.
+
+    Attributes
+    ----------
+    task_label : `str`
+    data_id : `DataId`
+    status : `str`
+        ``"succeeded"``, ``"failed"``, ``"skipped"`` or, in a dry run, ``"pending"``.
+    reason : `str`
+        For a failure, the error (``TypeName: message``); for a skip, why.
+    traceback : `str`
+        For a failure, the formatted traceback.
+    output_ids : `tuple` [`str`, ...]
+        UUIDs of the datasets written.
+    seconds : `float`
+        Wall time of the unit.
+    """
+
+    task_label: str
+    data_id: DataId
+    status: str
+    reason: str = ""
+    traceback: str = ""
+    output_ids: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return plain data (crosses process boundaries)."""
+        return {
+            "task_label": self.task_label,
+            "data_id": self.data_id.to_dict(),
+            "status": self.status,
+            "reason": self.reason,
+            "traceback": self.traceback,
+            "output_ids": list(self.output_ids),
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> QuantumResult:
+        """Inverse of `to_dict`."""
+        return cls(d["task_label"], DataId(d["data_id"]), d["status"], d["reason"],
+                   d["traceback"], tuple(d["output_ids"]), d["seconds"])
+
+    def __str__(self) -> str:
+        text = f"{self.status.upper()} {self.task_label} {self.data_id!r}"
+        return f"{text}: {self.reason}" if self.reason else text
+
+
+@dataclass
+class ExecutionReport:
+    """What `execute` did.
+
+    Attributes
+    ----------
+    graph : `QuantumGraph`
+        The units of work.
+    succeeded, failed, skipped : `list` [`QuantumResult`]
+        Units by outcome; ``skipped`` holds units whose outputs existed
+        already and units that read outputs of a failed unit (see ``reason``).
+    pending : `list` [`QuantumResult`]
+        In a dry run, the units that would run.
+    task_seconds : `dict` [`str`, `float`]
+        Wall time per task label.
+    dry_run : `bool`
+        True if nothing was run.
+    """
+
+    graph: QuantumGraph
+    succeeded: list[QuantumResult] = field(default_factory=list)
+    failed: list[QuantumResult] = field(default_factory=list)
+    skipped: list[QuantumResult] = field(default_factory=list)
+    pending: list[QuantumResult] = field(default_factory=list)
+    task_seconds: dict[str, float] = field(default_factory=dict)
+    dry_run: bool = False
+
+    @property
+    def exit_status(self) -> int:
+        """0 if no unit failed, else 1 (what the ``compstore run`` command exits with)."""
+        return 1 if self.failed else 0
+
+    def __bool__(self) -> bool:
+        # ``if report:`` reads as "did it work?"; use ``report.failed`` for the failures.
+        return not self.failed
+
+    def __str__(self) -> str:
+        lines = []
+        if self.dry_run:
+            lines += [str(self.graph), ""]
+            lines.append(
+                f"dry run: {len(self.pending)} unit(s) would run, "
+                f"{len(self.skipped)} skipped (outputs exist); nothing was written"
+            )
+            return "\n".join(lines)
+        lines.append(
+            f"{len(self.succeeded)} succeeded, {len(self.failed)} failed, "
+            f"{len(self.skipped)} skipped, in run {self.graph.output_run!r}"
+        )
+        for taskdef in self.graph.pipeline:
+            label = taskdef.label
+            counts = [
+                sum(r.task_label == label for r in results)
+                for results in (self.succeeded, self.failed, self.skipped)
+            ]
+            lines.append(
+                f"  task {label!r} ({taskdef.class_name}): {counts[0]} succeeded, {counts[1]} "
+                f"failed, {counts[2]} skipped, {self.task_seconds.get(label, 0.0):.2f} s"
+            )
+        for result in self.failed:
+            lines.append(str(result))
+            lines.extend("    " + line for line in result.traceback.rstrip().splitlines())
+        for result in self.skipped:
+            lines.append(str(result))
+        return "\n".join(lines)
+
+
+# -- one unit -------------------------------------------------------------------------------
+def _read_inputs(butler: Butler, task: Task, quantum: Quantum, run: str) -> tuple[dict[str, Any], list[str]]:
+    args: dict[str, Any] = {}
+    input_ids: list[str] = []
+    for name, spec in task.inputs.items():
+        objects: dict[DataId, Any] = {}
+        for ref in quantum.inputs.get(name, []):
+            if isinstance(ref, PredictedRef):
+                # Written by an earlier unit of this pipeline, into the output run.
+                ref = butler.find_dataset(ref.dataset_type, ref.data_id, collections=[run])
+            objects[ref.data_id] = butler.get(ref)
+            input_ids.append(str(ref.id))
+        if spec.multiple:
+            args[name] = objects
+        else:
+            if len(objects) != 1:
+                raise TaskError(
+                    f"{task.describe(task.label)}: unit {quantum.data_id!r} has {len(objects)} "
+                    f"datasets for single input {name!r}; build_quanta must give exactly one"
+                )
+            (args[name],) = objects.values()
+    return args, input_ids
+
+
+def _check_outputs(
+    task: Task, quantum: Quantum, outputs: Any
+) -> list[tuple[Any, str, Mapping[str, Any]]]:
+    where = f"{task.describe(task.label)} on {quantum.data_id!r}"
+    if not isinstance(outputs, Mapping):
+        raise TaskError(
+            f"{where}: run() returned {type(outputs).__name__}; it must return a dict with keys "
+            f"{', '.join(task.outputs)}"
+        )
+    missing = [n for n in task.outputs if n not in outputs]
+    extra = sorted(str(n) for n in outputs if n not in task.outputs)
+    if missing or extra:
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"unexpected {', '.join(extra)}"] if extra else []
+        )
+        raise TaskError(
+            f"{where}: run() returned outputs with {'; '.join(parts)}; declared outputs: "
+            f"{', '.join(task.outputs)}"
+        )
+    items: list[tuple[Any, str, Mapping[str, Any]]] = []
+    for name, spec in task.outputs.items():
+        expected = quantum.outputs.get(name, [])
+        if spec.multiple:
+            value = outputs[name]
+            pairs = value.items() if isinstance(value, Mapping) else value
+            try:
+                produced = {DataId(k): v for k, v in pairs}
+            except (TypeError, ValueError):
+                raise TaskError(
+                    f"{where}: multiple output {name!r} must be a mapping of data ID to object "
+                    f"(or a list of (data ID, object) pairs), got {type(value).__name__}"
+                ) from None
+        else:
+            produced = {expected[0]: outputs[name]} if expected else {}
+        if set(produced) != set(expected):
+            raise TaskError(
+                f"{where}: output {name!r} was predicted for data IDs {sorted(map(repr, expected))} "
+                f"but run() returned {sorted(map(repr, produced))}"
+            )
+        storage_class = get_storage_class(spec.storage_class)
+        for data_id, obj in produced.items():
+            try:
+                storage_class.check_type(obj)
+            except StorageClassTypeError:
+                raise TaskError(
+                    f"{where}: output {name!r} ({spec.dataset_type}@{data_id!r}) must be a "
+                    f"{spec.storage_class}, got {type(obj).__module__}.{type(obj).__qualname__}"
+                ) from None
+            items.append((obj, spec.dataset_type, data_id))
+    return items
+
+
+def run_quantum(butler: Butler, task: Task, quantum: Quantum) -> QuantumResult:
+    """Run one unit of work: read inputs, call ``task.run``, check and write the outputs.
+
+    The outputs are written with one `Butler.put_many`, with provenance (task
+    label and class, config, input UUIDs): either every output of the unit
+    is visible afterwards, or none is. Errors are caught and returned as a
+    failed result, never raised, so one unit cannot stop the others.
+
+    Parameters
+    ----------
+    butler : `Butler`
+        Opened with ``run=`` the output run (predicted inputs are read there).
+    task : `Task`
+        A configured task whose label is ``quantum.task_label``.
+    quantum : `Quantum`
+        The unit.
+
+    Returns
+    -------
+    result : `QuantumResult`
+    """
+    start = time.perf_counter()
+    try:
+        if butler.run is None:
+            raise PipelineError("run_quantum needs a Butler with run= (the output run)")
+        args, input_ids = _read_inputs(butler, task, quantum, butler.run)
+        items = _check_outputs(task, quantum, task.run(**args))
+        provenance = {
+            "task_label": task.label,
+            "task_class": class_path(type(task)),
+            "config": task.config.to_dict(),
+            "inputs": input_ids,
+        }
+        refs = butler.put_many(items, provenance=provenance)
+    except Exception as exc:  # a task may raise anything; it must not stop the other units
+        return QuantumResult(
+            quantum.task_label, quantum.data_id, "failed", f"{type(exc).__name__}: {exc}",
+            traceback.format_exc(), (), time.perf_counter() - start,
+        )
+    return QuantumResult(
+        quantum.task_label, quantum.data_id, "succeeded", "", "",
+        tuple(str(r.id) for r in refs), time.perf_counter() - start,
+    )
+
+
+# -- worker processes ------------------------------------------------------------------
+_WORKER_CACHE: dict[str, Any] = {}
+
+
+def _worker_run(payload: dict[str, Any]) -> dict[str, Any]:
+    # Runs in a spawned process: rebuild everything from plain data, once per process.
+    from ..butler import Butler
+
+    key = json.dumps([payload["root"], payload["collections"], payload["run"], payload["pipeline"]])
+    if _WORKER_CACHE.get("key") != key:
+        _WORKER_CACHE.clear()
+        _WORKER_CACHE["key"] = key
+        _WORKER_CACHE["butler"] = Butler(
+            payload["root"], collections=payload["collections"], run=payload["run"]
+        )
+        _WORKER_CACHE["pipeline"] = Pipeline.from_dict(payload["pipeline"], source="worker")
+        _WORKER_CACHE["tasks"] = {}
+    tasks: dict[str, Task] = _WORKER_CACHE["tasks"]
+    label = payload["quantum"]["task_label"]
+    if label not in tasks:
+        tasks[label] = _WORKER_CACHE["pipeline"].make_task(label)
+    quantum = quantum_from_dict(payload["quantum"])
+    return run_quantum(_WORKER_CACHE["butler"], tasks[label], quantum).to_dict()
+
+
+def _worker_pipeline_dict(pipeline: Pipeline) -> dict[str, Any]:
+    # Workers import task classes by module path, so names registered only in
+    # this process (register_task) still resolve there.
+    tasks = {}
+    for taskdef in pipeline:
+        cls = taskdef.task_class
+        if "<locals>" in cls.__qualname__:
+            raise PipelineError(
+                f"task {taskdef.label!r} ({cls.__qualname__}) is defined inside a function, so "
+                "worker processes cannot import it; define it at module level or use jobs=1"
+            )
+        if cls.__module__ == "__main__" and not getattr(sys.modules["__main__"], "__file__", None):
+            raise PipelineError(
+                f"task {taskdef.label!r} ({cls.__qualname__}) is defined in an interactive session, "
+                "so worker processes cannot import it; move it to a module or use jobs=1"
+            )
+        tasks[taskdef.label] = {"class": class_path(cls), "config": dict(taskdef.config)}
+    return {"tasks": tasks}
+
+
+# -- the whole pipeline --------------------------------------------------------------------
+def _existing_outputs(butler: Butler, graph: QuantumGraph) -> set[tuple[str, DataId]]:
+    found: set[tuple[str, DataId]] = set()
+    types = {spec.dataset_type for task in graph.tasks.values() for spec in task.outputs.values()}
+    for dataset_type in sorted(types):
+        try:
+            refs = butler.registry.query_datasets(dataset_type, collections=[graph.output_run])
+        except MissingDatasetTypeError:
+            continue
+        found.update((dataset_type, ref.data_id) for ref in refs)
+    return found
+
+
+def _outputs_of(graph: QuantumGraph, quantum: Quantum) -> list[tuple[str, DataId]]:
+    task = graph.tasks[quantum.task_label]
+    return [(task.outputs[n].dataset_type, d) for n, ids in quantum.outputs.items() for d in ids]
+
+
+def execute(
+    pipeline: Pipeline,
+    butler: Butler,
+    where: str | None = None,
+    jobs: int = 1,
+    *,
+    skip_existing: bool = True,
+    dry_run: bool = False,
+) -> ExecutionReport:
+    """Run ``pipeline`` on the datasets ``where`` selects; write outputs into the Butler's run.
+
+    This is what ``compstore run`` does.
+
+    Parameters
+    ----------
+    pipeline : `Pipeline`
+        The tasks, in order.
+    butler : `Butler`
+        ``Butler(repo, collections=[INPUTS], run=OUTPUT)``: inputs are found
+        in ``collections``, outputs written to ``run``.
+    where : `str`, optional
+        A data query, e.g. ``"visit = 1 AND detector IN (1, 2)"`` (see `build_graph`).
+    jobs : `int`, optional
+        1 runs the units one after another in this process; more runs the
+        units of each task in that many worker processes (task by task, in
+        pipeline order).
+    skip_existing : `bool`, optional
+        Skip units whose outputs all exist in the output run (a re-run picks
+        up where a failed run stopped).
+    dry_run : `bool`, optional
+        Build the graph and report what would run; write nothing.
+
+    Returns
+    -------
+    report : `ExecutionReport`
+        Failed units are in ``report.failed`` (they do not raise);
+        ``report.exit_status`` is 1 if any unit failed.
+
+    Raises
+    ------
+    PipelineError
+        If the Butler has no run or collections, ``jobs`` < 1, or (with
+        ``jobs`` > 1) a task class cannot be imported by worker processes.
+    PipelineDefinitionError
+        If the tasks do not fit together or disagree with the registry.
+    QueryError
+        If ``where`` is malformed or names an unknown dimension.
+    DatasetTypeConflictError
+        If an output dataset type is registered with other dimensions or
+        storage class.
+    """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise PipelineError(f"jobs must be a positive integer, got {jobs!r}")
+    graph = build_graph(pipeline, butler, where)
+    report = ExecutionReport(graph, dry_run=dry_run)
+    worker_pipeline = _worker_pipeline_dict(pipeline) if jobs > 1 and not dry_run else None
+    if not dry_run:
+        for task in graph.tasks.values():
+            for spec in task.outputs.values():
+                butler.register_dataset_type(spec.dataset_type, spec.dimensions, spec.storage_class)
+    existing = _existing_outputs(butler, graph) if skip_existing else set()
+    # Outputs of units that failed or were blocked: readers of these are skipped.
+    broken: dict[tuple[str, DataId], QuantumResult] = {}
+    pool = None
+    try:
+        for taskdef in pipeline:
+            start = time.perf_counter()
+            runnable: list[Quantum] = []
+            for quantum in graph.for_task(taskdef.label):
+                blocker = next(
+                    (broken[(ref.dataset_type, ref.data_id)]
+                     for refs in quantum.inputs.values() for ref in refs
+                     if isinstance(ref, PredictedRef) and (ref.dataset_type, ref.data_id) in broken),
+                    None,
+                )
+                outputs = _outputs_of(graph, quantum)
+                if blocker is not None:
+                    result = QuantumResult(
+                        quantum.task_label, quantum.data_id, "skipped",
+                        f"an input comes from {blocker.task_label} {blocker.data_id!r}, which "
+                        f"{'failed' if blocker.status == 'failed' else 'was skipped'}",
+                    )
+                    report.skipped.append(result)
+                    broken.update((o, result) for o in outputs)
+                elif skip_existing and outputs and all(o in existing for o in outputs):
+                    report.skipped.append(QuantumResult(
+                        quantum.task_label, quantum.data_id, "skipped",
+                        f"outputs exist in run {graph.output_run!r}",
+                    ))
+                elif dry_run:
+                    report.pending.append(
+                        QuantumResult(quantum.task_label, quantum.data_id, "pending")
+                    )
+                else:
+                    runnable.append(quantum)
+            if worker_pipeline is None:
+                results = [run_quantum(butler, graph.tasks[q.task_label], q) for q in runnable]
+            else:
+                if pool is None and runnable:
+                    pool = ProcessPoolExecutor(
+                        max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
+                    )
+                results = _run_in_pool(pool, butler, graph, worker_pipeline, runnable)
+            for quantum, result in zip(runnable, results, strict=True):
+                if result.status == "succeeded":
+                    report.succeeded.append(result)
+                else:
+                    report.failed.append(result)
+                    broken.update((o, result) for o in _outputs_of(graph, quantum))
+            report.task_seconds[taskdef.label] = time.perf_counter() - start
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return report
+
+
+def _run_in_pool(
+    pool: ProcessPoolExecutor | None,
+    butler: Butler,
+    graph: QuantumGraph,
+    pipeline_dict: dict[str, Any] | None,
+    quanta: list[Quantum],
+) -> list[QuantumResult]:
+    if not quanta:
+        return []
+    assert pool is not None and pipeline_dict is not None
+    base = {
+        "root": str(butler.root),
+        "collections": list(graph.input_collections),
+        "run": graph.output_run,
+        "pipeline": pipeline_dict,
+    }
+    futures = {
+        pool.submit(_worker_run, {**base, "quantum": quantum_to_dict(q)}): i
+        for i, q in enumerate(quanta)
+    }
+    results: list[QuantumResult | None] = [None] * len(quanta)
+    for future in as_completed(futures):
+        i = futures[future]
+        try:
+            results[i] = QuantumResult.from_dict(future.result())
+        except BrokenProcessPool as exc:
+            # A worker died (killed, out of memory): its unit failed, without a Python traceback.
+            results[i] = QuantumResult(
+                quanta[i].task_label, quanta[i].data_id, "failed",
+                f"worker process died: {exc} (if workers die at start-up: with jobs > 1 the "
+                "main script is re-imported by each worker, so guard its top level with "
+                "`if __name__ == '__main__':`)", "",
+            )
+        except Exception as exc:  # e.g. a worker could not import the task class
+            results[i] = QuantumResult(
+                quanta[i].task_label, quanta[i].data_id, "failed",
+                f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc)),
+            )
+    return [r for r in results if r is not None]

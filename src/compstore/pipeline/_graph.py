@@ -1,0 +1,374 @@
+"""Quantum graphs: which units of work a pipeline has to run on a repository, and in what order.
+
+`build_graph` queries the registry for every input of the pipeline that no
+earlier task writes (restricted by the user's ``where``), predicts what each
+task will write, and feeds those predictions to the later tasks that read
+them. The graph is plain data: units (`Quantum`) in pipeline order, each with
+its task label, data ID, inputs and outputs; ``print(graph)`` lists them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import PipelineDefinitionError, PipelineError, QueryError
+from ..registry import DataId, DatasetRef, parse_where
+
+# The AST node classes are not re-exported by the registry package; the graph
+# builder needs them to apply each term of ``where`` only where it makes sense.
+from ..registry._where import And, Bind, Compare, Dimension, In, Literal, Node, Not, Or
+from ._pipeline import Pipeline
+from ._task import InputRef, PredictedRef, Quantum, Task
+
+if TYPE_CHECKING:
+    from ..butler import Butler
+
+__all__ = [
+    "QuantumGraph",
+    "build_graph",
+    "matches",
+    "quantum_from_dict",
+    "quantum_to_dict",
+    "restrict_where",
+]
+
+
+@dataclass
+class QuantumGraph:
+    """The units of work of a pipeline on a repository, in an order that respects dependencies.
+
+    Attributes
+    ----------
+    pipeline : `Pipeline`
+        The pipeline the graph was built from.
+    quanta : `list` [`Quantum`]
+        Every unit, task by task in pipeline order (so a unit comes after
+        every unit it depends on).
+    where : `str` or `None`
+        The data query the graph was built with.
+    input_collections : `tuple` [`str`, ...]
+        Where existing inputs were found.
+    output_run : `str`
+        Where outputs will be written (and predicted inputs are read from).
+    """
+
+    pipeline: Pipeline
+    quanta: list[Quantum]
+    where: str | None
+    input_collections: tuple[str, ...]
+    output_run: str
+    tasks: dict[str, Task] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Quantum]:
+        return iter(self.quanta)
+
+    def __len__(self) -> int:
+        return len(self.quanta)
+
+    def for_task(self, label: str) -> list[Quantum]:
+        """Return the units of the task labelled ``label``."""
+        return [q for q in self.quanta if q.task_label == label]
+
+    def producers(self) -> dict[tuple[str, DataId], int]:
+        """Map each predicted output ``(dataset_type, data_id)`` to the index of the unit writing it."""
+        out: dict[tuple[str, DataId], int] = {}
+        for i, quantum in enumerate(self.quanta):
+            task = self.tasks[quantum.task_label]
+            for name, ids in quantum.outputs.items():
+                for data_id in ids:
+                    out[(task.outputs[name].dataset_type, data_id)] = i
+        return out
+
+    def dependencies(self, index: int) -> list[int]:
+        """Return the indices of the units whose outputs unit ``index`` reads."""
+        producers = self.producers()
+        deps = {
+            producers[(ref.dataset_type, ref.data_id)]
+            for refs in self.quanta[index].inputs.values()
+            for ref in refs
+            if isinstance(ref, PredictedRef) and (ref.dataset_type, ref.data_id) in producers
+        }
+        return sorted(deps)
+
+    def __str__(self) -> str:
+        lines = [
+            f"QuantumGraph: {len(self.quanta)} unit(s) of work in {len(self.pipeline)} task(s); "
+            f"inputs from {', '.join(self.input_collections)}; outputs to run {self.output_run!r}"
+            + (f"; where {self.where!r}" if self.where else "")
+        ]
+        for taskdef in self.pipeline:
+            units = self.for_task(taskdef.label)
+            lines.append(f"task {taskdef.label!r} ({taskdef.class_name}): {len(units)} unit(s)")
+            task = self.tasks[taskdef.label]
+            for quantum in units:
+                lines.append(f"  {quantum.data_id!r}")
+                for name, refs in quantum.inputs.items():
+                    for ref in refs:
+                        lines.append(f"    in  {name}: {_describe_ref(ref)}")
+                for name, ids in quantum.outputs.items():
+                    for data_id in ids:
+                        lines.append(f"    out {name}: {task.outputs[name].dataset_type}@{data_id!r}")
+        return "\n".join(lines)
+
+
+def _describe_ref(ref: InputRef) -> str:
+    if isinstance(ref, PredictedRef):
+        return str(ref)
+    return f"{ref.dataset_type}@{ref.data_id!r} in {ref.run!r}"
+
+
+# -- where: which terms apply where --------------------------------------------
+def _dimensions_of(node: Node) -> set[str]:
+    if isinstance(node, (And, Or)):
+        return set().union(*(_dimensions_of(t) for t in node.terms))
+    if isinstance(node, Not):
+        return _dimensions_of(node.operand)
+    if isinstance(node, In):
+        return _dimensions_of_operand(node.operand)
+    return _dimensions_of_operand(node.left) | _dimensions_of_operand(node.right)
+
+
+def _dimensions_of_operand(op: Any) -> set[str]:
+    return {op.name} if isinstance(op, Dimension) else set()
+
+
+def _terms(node: Node) -> tuple[Node, ...]:
+    return node.terms if isinstance(node, And) else (node,)
+
+
+def _unparse(node: Node) -> str:
+    # Round-trips through parse_where; only used on ASTs parse_where made.
+    if isinstance(node, And):
+        return " AND ".join(f"({_unparse(t)})" for t in node.terms)
+    if isinstance(node, Or):
+        return " OR ".join(f"({_unparse(t)})" for t in node.terms)
+    if isinstance(node, Not):
+        return f"NOT ({_unparse(node.operand)})"
+    if isinstance(node, In):
+        values = ", ".join(_unparse_operand(v) for v in node.values)
+        return f"{_unparse_operand(node.operand)} {'NOT ' if node.negated else ''}IN ({values})"
+    return f"{_unparse_operand(node.left)} {node.op} {_unparse_operand(node.right)}"
+
+
+def _unparse_operand(op: Any) -> str:
+    if isinstance(op, Dimension):
+        return op.name
+    if isinstance(op, Bind):
+        return f":{op.name}"
+    assert isinstance(op, Literal)
+    if isinstance(op.value, str):
+        return "'" + op.value.replace("'", "''") + "'"
+    return str(op.value)
+
+
+def restrict_where(node: Node | None, dimensions: Sequence[str]) -> str | None:
+    """Return the ``AND`` terms of ``node`` that use only ``dimensions``, as a where string."""
+    if node is None:
+        return None
+    kept = [t for t in _terms(node) if _dimensions_of(t) <= set(dimensions)]
+    if not kept:
+        return None
+    return " AND ".join(f"({_unparse(t)})" for t in kept)
+
+
+_COMPARE = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _value(op: Any, data_id: Mapping[str, Any]) -> Any:
+    if isinstance(op, Dimension):
+        return data_id[op.name]
+    if isinstance(op, Bind):
+        raise QueryError(f"where expression uses :{op.name}, but pipelines take no bind values")
+    return op.value
+
+
+def matches(node: Node, data_id: Mapping[str, Any]) -> bool:
+    """Evaluate the ``AND`` terms of ``node`` that ``data_id`` has every dimension of."""
+    for term in _terms(node):
+        if _dimensions_of(term) <= set(data_id) and not _evaluate(term, data_id):
+            return False
+    return True
+
+
+def _evaluate(node: Node, data_id: Mapping[str, Any]) -> bool:
+    if isinstance(node, And):
+        return all(_evaluate(t, data_id) for t in node.terms)
+    if isinstance(node, Or):
+        return any(_evaluate(t, data_id) for t in node.terms)
+    if isinstance(node, Not):
+        return not _evaluate(node.operand, data_id)
+    if isinstance(node, In):
+        found = _value(node.operand, data_id) in [_value(v, data_id) for v in node.values]
+        return found != node.negated
+    try:
+        return bool(_COMPARE[node.op](_value(node.left, data_id), _value(node.right, data_id)))
+    except TypeError:  # int against str: never equal, never ordered
+        return node.op == "!="
+
+
+# -- building ---------------------------------------------------------------------
+def _search_collections(butler: Butler) -> tuple[tuple[str, ...], str]:
+    if butler.run is None:
+        raise PipelineError(
+            "the Butler has no output run: open it with Butler(repo, collections=[INPUTS], run=OUTPUT)"
+        )
+    if not butler.collections:
+        raise PipelineError(
+            "the Butler has no input collections: open it with "
+            "Butler(repo, collections=[INPUTS], run=OUTPUT)"
+        )
+    return tuple(butler.collections), butler.run
+
+
+def build_graph(pipeline: Pipeline, butler: Butler, where: str | None = None) -> QuantumGraph:
+    """Work out the units of work of ``pipeline`` on the repository of ``butler``.
+
+    Inputs that no earlier task of the pipeline writes are looked up in the
+    Butler's collections (first match per data ID wins); outputs of earlier
+    tasks become `PredictedRef` inputs of later ones. Nothing is written.
+
+    Parameters
+    ----------
+    pipeline : `Pipeline`
+        The tasks to run.
+    butler : `Butler`
+        Opened with ``collections=`` (the inputs) and ``run=`` (the output run).
+    where : `str`, optional
+        A data query such as ``"visit = 1 AND detector IN (1, 2)"``. Each
+        ``AND`` term is applied to every input dataset type that has all its
+        dimensions, and to every unit whose data ID has them.
+
+    Returns
+    -------
+    graph : `QuantumGraph`
+
+    Raises
+    ------
+    PipelineError
+        If the Butler has no run or no collections.
+    PipelineDefinitionError
+        If the tasks do not fit together or an input's declaration disagrees
+        with its registered dataset type.
+    QuerySyntaxError
+        If ``where`` is malformed.
+    QueryError
+        If ``where`` names a dimension that no input, output or unit of the
+        pipeline has.
+    MissingDatasetTypeError
+        If an input dataset type that no task writes is not registered.
+    """
+    pipeline.check()
+    collections, run = _search_collections(butler)
+    tasks = {t.label: t.make_task() for t in pipeline}
+    node = parse_where(where) if where is not None and where.strip() else None
+    if node is not None:
+        _check_where_dimensions(node, where or "", butler, tasks)
+    # (dataset_type, data_id) -> predicted ref, for outputs of tasks already planned
+    predicted: dict[str, list[PredictedRef]] = {}
+    quanta: list[Quantum] = []
+    for label, task in tasks.items():
+        candidates: dict[str, list[InputRef]] = {}
+        for name, spec in task.inputs.items():
+            if spec.dataset_type in predicted:
+                candidates[name] = list(predicted[spec.dataset_type])
+            else:
+                candidates[name] = list(_query_input(butler, label, name, spec, node, collections))
+        built = task.build_quanta(candidates, butler)
+        for quantum in built:
+            if quantum.task_label != label:
+                raise PipelineDefinitionError(
+                    f"task {label!r}: build_quanta returned a unit labelled {quantum.task_label!r}; "
+                    "use Quantum(self.label, ...)"
+                )
+        if node is not None:
+            built = [q for q in built if matches(node, q.data_id)]
+        quanta.extend(built)
+        for quantum in built:
+            for name, ids in quantum.outputs.items():
+                dataset_type = task.outputs[name].dataset_type
+                predicted.setdefault(dataset_type, []).extend(
+                    PredictedRef(dataset_type, data_id) for data_id in ids
+                )
+    return QuantumGraph(pipeline, quanta, where, collections, run, tasks)
+
+
+def _query_input(
+    butler: Butler, label: str, name: str, spec: Any, node: Node | None, collections: tuple[str, ...]
+) -> list[DatasetRef]:
+    registered = butler.registry.get_dataset_type(spec.dataset_type)  # MissingDatasetTypeError
+    if (registered.dimensions, registered.storage_class) != (spec.dimensions, spec.storage_class):
+        raise PipelineDefinitionError(
+            f"task {label!r} input {name!r} declares {spec.dataset_type} as "
+            f"({', '.join(spec.dimensions)}) {spec.storage_class}, but the repository has "
+            f"{registered}"
+        )
+    restricted = restrict_where(node, spec.dimensions)
+    return butler.registry.query_datasets(
+        spec.dataset_type, where=restricted, collections=list(collections), find_first=True
+    )
+
+
+def _check_where_dimensions(
+    node: Node, where: str, butler: Butler, tasks: Mapping[str, Task]
+) -> None:
+    known: set[str] = set()
+    for task in tasks.values():
+        known.update(task.quantum_dimensions())
+        for spec in (*task.inputs.values(), *task.outputs.values()):
+            known.update(spec.dimensions)
+    unknown = sorted(_dimensions_of(node) - known)
+    if unknown:
+        raise QueryError(
+            f"where {where!r} names dimension(s) {', '.join(unknown)} that no input, output or "
+            f"unit of work of the pipeline has; they have: {', '.join(sorted(known))}"
+        )
+
+
+# -- plain-data form, for worker processes -------------------------------------------
+def _ref_to_dict(ref: InputRef) -> dict[str, Any]:
+    if isinstance(ref, PredictedRef):
+        return {"predicted": True, "dataset_type": ref.dataset_type, "data_id": ref.data_id.to_dict()}
+    return {
+        "id": str(ref.id),
+        "dataset_type": ref.dataset_type,
+        "data_id": ref.data_id.to_dict(),
+        "run": ref.run,
+        "manifest": ref.manifest,
+    }
+
+
+def _ref_from_dict(d: Mapping[str, Any]) -> InputRef:
+    if d.get("predicted"):
+        return PredictedRef(d["dataset_type"], DataId(d["data_id"]))
+    return DatasetRef(uuid.UUID(d["id"]), d["dataset_type"], DataId(d["data_id"]), d["run"], d["manifest"])
+
+
+def quantum_to_dict(quantum: Quantum) -> dict[str, Any]:
+    """Return ``quantum`` as str/int data (UUIDs as strings), for another process."""
+    return {
+        "task_label": quantum.task_label,
+        "data_id": quantum.data_id.to_dict(),
+        "inputs": {n: [_ref_to_dict(r) for r in refs] for n, refs in quantum.inputs.items()},
+        "outputs": {n: [d.to_dict() for d in ids] for n, ids in quantum.outputs.items()},
+    }
+
+
+def quantum_from_dict(d: Mapping[str, Any]) -> Quantum:
+    """Inverse of `quantum_to_dict`."""
+    return Quantum(
+        d["task_label"],
+        DataId(d["data_id"]),
+        {n: [_ref_from_dict(r) for r in refs] for n, refs in d["inputs"].items()},
+        {n: [DataId(i) for i in ids] for n, ids in d["outputs"].items()},
+    )
+
