@@ -37,6 +37,7 @@ EXPECTED_TREE = {
     "EncodingError": ("CompstoreError", ValueError),
     "ObjectError": ("CompstoreError", ValueError),
     "FitsFormatError": ("ObjectError",),
+    "ReplaceKeyError": ("ObjectError", TypeError),
     "PipelineError": ("CompstoreError",),
     "TaskError": ("PipelineError",),
     "PipelineDefinitionError": ("PipelineError", ValueError),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,20 @@ FORMAT_NAME = "compstore"
 #: minor version read-only.
 FORMAT_VERSION = (1, 0)
 _REGISTRY_NAME = "registry.sqlite3"
+# One Registry per repository per process: Butlers of one repository share its
+# caches (dataset types, collections), as they share the object cache.
+_registries: weakref.WeakValueDictionary[str, Registry] = weakref.WeakValueDictionary()
+_registries_lock = threading.Lock()
+
+
+def _shared_registry(path: Path) -> Registry:
+    key = str(path.resolve())
+    with _registries_lock:
+        registry = _registries.get(key)
+        if registry is None:
+            registry = Registry(path)
+            _registries[key] = registry
+        return registry
 _BLOBS_NAME = "blobs"
 
 
@@ -132,6 +148,6 @@ class Repository:
         read_only = minor > FORMAT_VERSION[1]
         # Names in the config are fixed by the format, not followed: a config can
         # never point compstore at another path.
-        registry = Registry(path / _REGISTRY_NAME)
+        registry = _shared_registry(path / _REGISTRY_NAME)
         blobs = LocalBlobStore(path / _BLOBS_NAME, fsync=fsync)
         return cls(root=path, config=config, registry=registry, blobs=blobs, read_only=read_only)

@@ -442,6 +442,8 @@ class Butler:
                 )
             ref = candidates[0] if candidates else None
         else:
+            # Leaving out a dimension (even one a later stage added, like tract) is a
+            # partial lookup: exactly one match is returned, several are ambiguous.
             ref = self.registry.find_dataset(
                 dtype.name, given, search, partial=len(given) < len(dtype.dimensions)
             )
@@ -491,8 +493,11 @@ class Butler:
                     f"({merged[key]!r} and {value!r})"
                 )
             merged[key] = value
+        if set(merged) - set(dtype.dimensions):
+            # another process may have added a dimension to this type since we cached it
+            dtype = self.registry.get_dataset_type(dtype.name, refresh=True)
         extra = sorted(set(merged) - set(dtype.dimensions))
-        missing = [d for d in dtype.dimensions if d not in merged]
+        missing = [d for d in dtype.required_dimensions if d not in merged]
         if extra or (missing and not partial):
             parts = []
             if missing and not partial:

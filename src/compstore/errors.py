@@ -33,7 +33,8 @@ inherits that builtin too, so ``except KeyError`` keeps working::
     │   └── CorruptBlobError
     ├── EncodingError (ValueError)
     ├── ObjectError (ValueError)
-    │   └── FitsFormatError
+    │   ├── FitsFormatError
+    │   └── ReplaceKeyError (TypeError)
     └── PipelineError
         ├── TaskError
         └── PipelineDefinitionError (ValueError)
@@ -72,6 +73,7 @@ __all__ = [
     "QueryError",
     "QuerySyntaxError",
     "ReadOnlyRepositoryError",
+    "ReplaceKeyError",
     "RepositoryError",
     "RepositoryExistsError",
     "RepositoryFormatError",
@@ -279,6 +281,12 @@ class FitsFormatError(ObjectError):
     """A FITS file cannot be read as the requested object."""
 
     code = "fits-format"
+
+
+class ReplaceKeyError(ObjectError, TypeError):
+    """``Exposure.replace`` got a keyword that is not a component (also a TypeError)."""
+
+    code = "object-replace-key"
 
 
 # -- pipelines ----------------------------------------------------------------

@@ -198,3 +198,40 @@ def test_fits_methods_delegate_to_fits_module(monkeypatch, exposure, tmp_path):
     exposure.write_fits(path)
     assert Exposure.read_fits(path) is exposure
     assert calls == [("write", exposure, path), ("read", path)]
+
+
+def test_subtract_from_records_image_base_lineage():
+    from compstore import Background, Box2I, Exposure
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(100.0, 5.0, (40, 60)).astype(np.float32)
+    exposure = Exposure(image, xy0=(5, 7))
+    background = Background(np.array([[90.0, 95.0], [100.0, 105.0]]), exposure.bbox)
+    subtracted = background.subtract_from(exposure)
+    assert subtracted.image_base is image
+    np.testing.assert_array_equal(subtracted.image, image - background.evaluate(exposure.bbox))
+    # a mask change keeps the lineage; a new image, background or origin drops it
+    assert subtracted.replace(mask=subtracted.mask.copy()).image_base is image
+    assert subtracted.replace(image=subtracted.image.copy()).image_base is None
+    assert subtracted.replace(background=None).image_base is None
+    # a cut-out keeps the matching part of the base
+    box = Box2I((10, 12), (20, 10))
+    sub = subtracted.subset(box)
+    np.testing.assert_array_equal(sub.image_base, exposure.subset(box).image)
+    assert exposure.image_base is None
+
+
+def test_coadd_inputs_are_immutable_values():
+    from compstore import Calib, Exposure, GaussianPsf
+    from compstore.objects import CoaddInput, CoaddInputs
+
+    one = CoaddInput("calexp", {"visit": 1, "detector": 2}, psf=GaussianPsf(1.5), calib=Calib(2.0), weight=3)
+    inputs = CoaddInputs([one])
+    assert inputs == CoaddInputs([CoaddInput("calexp", {"detector": 2, "visit": 1}, psf=GaussianPsf(1.5),
+                                             calib=Calib(2.0), weight=3.0)])
+    assert len(inputs) == 1 and inputs[0] is one and dict(one.data_id) == {"detector": 2, "visit": 1}
+    with pytest.raises(AttributeError):
+        one.weight = 2
+    exposure = Exposure(np.zeros((4, 4), np.float32), coadd_inputs=inputs)
+    assert exposure.coadd_inputs is inputs
+    assert exposure.replace(band="r").coadd_inputs is inputs

@@ -8,7 +8,7 @@ from pathlib import Path
 import compstore.objects
 
 EXPECTED = {
-    "Background", "Box2I", "Calib", "DEFAULT_MASK_PLANES", "Exposure", "GaussianPsf",
+    "Background", "Box2I", "Calib", "CoaddInput", "CoaddInputs", "DEFAULT_MASK_PLANES", "Exposure", "GaussianPsf",
     "ImagePsf", "Mask", "MaskedImage", "Psf", "ReplaceKeyError", "SourceCatalog",
     "VisitInfo", "Wcs",
 }

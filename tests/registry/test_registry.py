@@ -94,10 +94,47 @@ def test_register_dataset_type_is_idempotent(registry: Registry) -> None:
 def test_dataset_type_conflict_shows_both(registry: Registry) -> None:
     registry.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
     with pytest.raises(DatasetTypeConflictError) as info:
-        registry.register_dataset_type("calexp", ("visit", "detector", "tract"), "Exposure")
+        registry.register_dataset_type("calexp", ("visit", "detector"), "SourceCatalog")
     message = str(info.value)
     assert "calexp(visit, detector) -> Exposure" in message
-    assert "calexp(visit, detector, tract) -> Exposure" in message
+    assert "calexp(visit, detector) -> SourceCatalog" in message
+    with pytest.raises(DatasetTypeConflictError, match="only add"):
+        registry.register_dataset_type("calexp", ("visit", "tract"), "Exposure")
+
+
+def test_a_stage_may_add_a_dimension(registry: Registry) -> None:
+    """jointcal writes calexp keyed by (visit, detector, tract) beside sfm's (visit, detector)."""
+    registry.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    registry.register_run("sfm")
+    registry.register_run("jointcal")
+    old = registry.insert_dataset("calexp", {"visit": 1, "detector": 2}, "sfm", "m0")
+    extended = registry.register_dataset_type("calexp", ("visit", "detector", "tract"), "Exposure")
+    assert extended.optional_dimensions == ("tract",)
+    assert extended.required_dimensions == ("visit", "detector")
+    assert str(extended) == "calexp(visit, detector, tract?) -> Exposure"
+    # registering either form again is a no-op
+    assert registry.register_dataset_type("calexp", ("visit", "detector"), "Exposure") == extended
+    assert registry.register_dataset_type("calexp", ("detector", "tract", "visit"), "Exposure") == extended
+    a = registry.insert_dataset("calexp", {"visit": 1, "detector": 2, "tract": 8}, "jointcal", "m1")
+    b = registry.insert_dataset("calexp", {"visit": 1, "detector": 2, "tract": 9}, "jointcal", "m2")
+    # the old dataset keeps its data ID and is found as before
+    assert registry.find_dataset("calexp", {"visit": 1, "detector": 2}, ["sfm"]) == old
+    assert dict(old.data_id) == {"visit": 1, "detector": 2}
+    assert registry.find_dataset("calexp", {"visit": 1, "detector": 2, "tract": 9}, ["jointcal"]) == b
+    assert registry.find_dataset("calexp", {"visit": 1, "detector": 2}, ["jointcal"]) is None
+    with pytest.raises(AmbiguousDatasetError, match="tract: 8.*tract: 9"):
+        registry.find_dataset("calexp", {"visit": 1, "detector": 2}, ["jointcal"], partial=True)
+    assert registry.query_datasets("calexp", where="tract = 8") == [a]
+    assert [r.run for r in registry.query_datasets("calexp", where="visit = 1")] == ["sfm", "jointcal", "jointcal"]
+    # a second registry on the same file (another process) learns the extension lazily
+    other = Registry(registry.url)
+    assert other.find_dataset("calexp", {"visit": 1, "detector": 2, "tract": 8}, ["jointcal"]) == a
+
+
+def test_added_dimension_needs_a_known_type(registry: Registry) -> None:
+    registry.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    with pytest.raises(DatasetTypeConflictError, match="value type"):
+        registry.register_dataset_type("calexp", ("visit", "detector", "mystery"), "Exposure")
     with pytest.raises(DatasetTypeConflictError, match="SourceCatalog"):
         registry.register_dataset_type("calexp", ("visit", "detector"), "SourceCatalog")
 

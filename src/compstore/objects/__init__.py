@@ -10,7 +10,10 @@ from ._background import Background
 from ._box import Box2I
 from ._calib import Calib
 from ._catalog import SourceCatalog
-from ._image import Exposure, MaskedImage, ReplaceKeyError
+from compstore.errors import ReplaceKeyError
+
+from ._coadd_inputs import CoaddInput, CoaddInputs
+from ._image import Exposure, MaskedImage
 from ._mask import DEFAULT_MASK_PLANES, Mask
 from ._psf import GaussianPsf, ImagePsf, Psf
 from ._visit import VisitInfo
@@ -21,6 +24,8 @@ __all__ = [
     "Background",
     "Box2I",
     "Calib",
+    "CoaddInput",
+    "CoaddInputs",
     "Exposure",
     "GaussianPsf",
     "ImagePsf",

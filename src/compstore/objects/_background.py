@@ -122,6 +122,8 @@ class Background:
     def subtract_from(self, exposure: Exposure) -> Exposure:
         """A new Exposure: image minus this background, with ``background`` set to it.
 
+        The result's ``image_base`` is the input's image (shared, not copied).
+
         Every other component of ``exposure`` is shared, not copied.
 
         Raises
@@ -130,7 +132,11 @@ class Background:
             If the exposure's bbox is not inside the background's bbox.
         """
         sky = self.evaluate(exposure.bbox)
-        return exposure.replace(image=exposure.image - sky, background=self)
+        result = exposure.replace(image=exposure.image - sky, background=self)
+        # Record the lineage so a store can keep the un-subtracted pixels once and
+        # recompute these (bit for bit: the same float32 operation) on read.
+        object.__setattr__(result, "_image_base", exposure.image)
+        return result
 
     def add_to(self, exposure: Exposure) -> Exposure:
         """A new Exposure: image plus this background, ``background`` set to None

@@ -11,11 +11,12 @@ from typing import Any, NoReturn
 import numpy as np
 from numpy.typing import ArrayLike
 
-from compstore.errors import ObjectError
+from compstore.errors import ObjectError, ReplaceKeyError
 
 from ._background import Background
 from ._box import Box2I
 from ._calib import Calib
+from ._coadd_inputs import CoaddInputs
 from ._mask import Mask
 from ._psf import Psf
 from ._visit import VisitInfo
@@ -195,18 +196,13 @@ _NORMALIZERS = {
     "psf": lambda v: _check_type(v, Psf, "psf"),
     "visit_info": lambda v: _check_type(v, VisitInfo, "visit_info"),
     "background": lambda v: _check_type(v, Background, "background"),
+    "coadd_inputs": lambda v: _check_type(v, CoaddInputs, "coadd_inputs"),
     "metadata": _as_metadata,
     "band": _as_optional_str,
     "detector": _as_optional_int,
 }
 _PIXEL_KEYS = ("image", "mask", "variance", "masked_image")
 _REPLACEABLE = (*_PIXEL_KEYS, *_NORMALIZERS)
-
-
-class ReplaceKeyError(ObjectError, TypeError):
-    """``Exposure.replace`` got a keyword that is not a component (also a TypeError)."""
-
-    code = "object-replace-key"
 
 
 class Exposure:
@@ -242,7 +238,7 @@ class Exposure:
     Exposure sharing every array and object it was not asked to change.
     """
 
-    __slots__ = ("_masked_image", *(f"_{k}" for k in _NORMALIZERS), "__weakref__")
+    __slots__ = ("_masked_image", "_image_base", *(f"_{k}" for k in _NORMALIZERS), "__weakref__")
     _masked_image: MaskedImage
     _xy0: tuple[int, int]
     _wcs: Wcs | None
@@ -269,6 +265,7 @@ class Exposure:
         metadata: Mapping[str, Any] | None = None,
         band: str | None = None,
         detector: int | None = None,
+        coadd_inputs: CoaddInputs | None = None,
     ) -> None:
         if isinstance(image, MaskedImage):
             if mask is not None or variance is not None:
@@ -277,6 +274,7 @@ class Exposure:
         else:
             masked_image = MaskedImage(image, mask, variance)
         object.__setattr__(self, "_masked_image", masked_image)
+        object.__setattr__(self, "_image_base", None)
         values = {
             "xy0": xy0,
             "wcs": wcs,
@@ -287,6 +285,7 @@ class Exposure:
             "metadata": metadata,
             "band": band,
             "detector": detector,
+            "coadd_inputs": coadd_inputs,
         }
         for key, normalize in _NORMALIZERS.items():
             object.__setattr__(self, f"_{key}", normalize(values[key]))
@@ -369,6 +368,22 @@ class Exposure:
         """Detector number."""
         return self._detector
 
+    @property
+    def coadd_inputs(self) -> CoaddInputs | None:
+        """For a coadd, the datasets it was stacked from (with their Wcs, Psf, Calib)."""
+        return self._coadd_inputs
+
+    @property
+    def image_base(self) -> np.ndarray | None:
+        """The pixels before :attr:`background` was subtracted, when known.
+
+        Set by :meth:`Background.subtract_from` (``image == image_base -
+        background.evaluate(bbox)``) and kept while the image and background
+        stay; a store uses it to keep one set of pixels for both exposures.
+        None otherwise.
+        """
+        return self._image_base
+
     # -- derived exposures --------------------------------------------------------
     def replace(self, **changes: Any) -> Exposure:
         """A new Exposure with some components replaced and all others shared.
@@ -424,6 +439,9 @@ class Exposure:
         for key, normalize in _NORMALIZERS.items():
             if key in changes:
                 object.__setattr__(new, f"_{key}", normalize(changes[key]))
+        if any(k in changes for k in ("image", "masked_image", "background", "xy0")):
+            # the lineage image == image_base - background no longer holds
+            object.__setattr__(new, "_image_base", None)
         return new
 
     def subset(self, bbox: Box2I) -> Exposure:
@@ -442,7 +460,10 @@ class Exposure:
         if bbox.is_empty or not self.bbox.contains(bbox):
             raise ObjectError(f"{bbox} is empty or not inside the exposure's {self.bbox}")
         local = bbox.shifted(-self._xy0[0], -self._xy0[1])
-        return self.replace(masked_image=self._masked_image.subset(local), xy0=bbox.min)
+        sub = self.replace(masked_image=self._masked_image.subset(local), xy0=bbox.min)
+        if self._image_base is not None:
+            object.__setattr__(sub, "_image_base", self._image_base[local.slices()])
+        return sub
 
     def __getitem__(self, bbox: Box2I) -> Exposure:
         return self.subset(bbox)

@@ -107,6 +107,7 @@ def check_data_id_keys(
     data_id: Mapping[str, object],
     *,
     partial: bool = False,
+    optional: Sequence[str] = (),
 ) -> None:
     """Check that ``data_id`` has exactly the dimensions of a dataset type.
 
@@ -120,6 +121,8 @@ def check_data_id_keys(
         The data ID given by the user.
     partial : `bool`, optional
         If true, missing dimensions are allowed (extra ones are not).
+    optional : sequence of `str`, optional
+        Dimensions that may be missing even when not ``partial``.
 
     Raises
     ------
@@ -129,7 +132,7 @@ def check_data_id_keys(
     """
     given = set(data_id)
     expected = set(dimensions)
-    missing = [d for d in dimensions if d not in given]
+    missing = [d for d in dimensions if d not in given and d not in optional]
     extra = sorted(given - expected, key=str)
     if (missing and not partial) or extra:
         parts = []

@@ -98,12 +98,31 @@ def _data_id_key(values: Sequence[DataIdValue]) -> str:
 class _TypeInfo:
     """What the registry needs to know about one dataset type, precomputed once."""
 
-    __slots__ = ("id", "dataset_type", "sorted_dims")
+    __slots__ = ("id", "dataset_type", "sorted_dims", "key_positions", "optional_positions")
 
     def __init__(self, id: int, dataset_type: DatasetType) -> None:
         self.id = id
         self.dataset_type = dataset_type
         self.sorted_dims = tuple(sorted(dataset_type.dimensions))
+        optional = set(dataset_type.optional_dimensions)
+        self.key_positions = tuple(i for i, d in enumerate(self.sorted_dims) if d not in optional)
+        self.optional_positions = tuple(i for i, d in enumerate(self.sorted_dims) if d in optional)
+
+    def key(self, values: Sequence[DataIdValue | None]) -> str:
+        """The data-ID key of values in sorted-dimension order (None: an absent optional one).
+
+        Optional dimensions (added by a later stage) enter the key only when
+        present, by name, so the keys of datasets written before a dimension
+        was added never change.
+        """
+        if not self.optional_positions:
+            return _data_id_key(values)  # type: ignore[arg-type]
+        key = _data_id_key([values[i] for i in self.key_positions])  # type: ignore[misc]
+        extra = {self.sorted_dims[i]: values[i] for i in self.optional_positions if values[i] is not None}
+        if not extra:
+            return key
+        sep = "," if self.key_positions else ""
+        return key[:-1] + sep + json.dumps(extra, sort_keys=True, separators=(",", ":")) + "]"
 
 
 class Registry:
@@ -335,6 +354,8 @@ class Registry:
         types = self._dimension_types(conn, info)
         for dim, value_type in types.items():
             if value_type is None:
+                if dim not in first:
+                    continue  # an absent optional dimension: typed by its first value
                 new_type = infer_value_type(dim, first[dim])
                 dim_table = self._t["dimension"]
                 with self._lock:
@@ -391,12 +412,16 @@ class Registry:
             existing = self._lookup_type(conn, name)
             if existing is not None:
                 have = existing.dataset_type
-                if set(have.dimensions) != set(dims) or have.storage_class != storage_class:
-                    raise DatasetTypeConflictError(
-                        f"dataset type {name!r} is registered as {have}; "
-                        f"cannot register it again as {wanted}"
-                    )
-                return have
+                if have.storage_class == storage_class:
+                    if set(have.required_dimensions) <= set(dims) <= set(have.dimensions):
+                        return have
+                    if set(dims) > set(have.dimensions):
+                        return self._extend_dataset_type(conn, existing, dims)
+                raise DatasetTypeConflictError(
+                    f"dataset type {name!r} is registered as {have}; "
+                    f"cannot register it again as {wanted} (a later stage may only add "
+                    "dimensions, with the same storage class)"
+                )
             dim_table = self._t["dimension"]
             known = {n for (n,) in conn.execute(sa.select(dim_table.c.name))}
             new_dims = [d for d in dims if d not in known]
@@ -417,6 +442,53 @@ class Registry:
             assert info is not None
             return info.dataset_type
 
+    def _extend_dataset_type(
+        self, conn: sa.Connection, existing: _TypeInfo, dims: Sequence[str]
+    ) -> DatasetType:
+        """Add dimensions a later stage uses (jointcal's ``tract``) as optional ones.
+
+        Datasets written before keep their data IDs and keys; new ones may give
+        the added dimensions. The added dimensions must have a known value type
+        (built in, or used before), so that their columns exist at once.
+        """
+        have = existing.dataset_type
+        added = [d for d in dims if d not in have.dimensions]
+        dim_table = self._t["dimension"]
+        known = dict(conn.execute(sa.select(dim_table.c.name, dim_table.c.value_type)).all())
+        for dim in added:
+            value_type = known.get(dim) or BUILTIN_DIMENSIONS.get(dim)
+            if value_type is None:
+                raise DatasetTypeConflictError(
+                    f"cannot add dimension {dim!r} to dataset type {have.name!r}: its value type "
+                    "is unknown; use it in another dataset type first, or use a built-in one"
+                )
+            if dim not in known:
+                conn.execute(dim_table.insert().values(name=dim, value_type=value_type))
+            if known.get(dim) is None:
+                conn.execute(
+                    sa.update(dim_table).where(dim_table.c.name == dim).values(value_type=value_type)
+                )
+                with self._lock:
+                    add_dimension_column(conn, self._md, dim, value_type)
+                    self._dimensions[dim] = value_type
+        table = self._t["dataset_type"]
+        extended = DatasetType(
+            have.name, have.dimensions + tuple(added), have.storage_class,
+            have.optional_dimensions + tuple(added),
+        )
+        conn.execute(
+            sa.update(table)
+            .where(table.c.id == existing.id)
+            .values(
+                dimensions=json.dumps(list(extended.dimensions)),
+                optional_dimensions=json.dumps(list(extended.optional_dimensions)),
+            )
+        )
+        with self._lock:
+            self._types.pop(have.name, None)
+            self._statement_cache.pop(existing.id, None)
+        return extended
+
     def _lookup_type(self, conn: sa.Connection, name: str) -> _TypeInfo | None:
         info = self._types.get(name)
         if info is not None:
@@ -425,9 +497,12 @@ class Registry:
         row = conn.execute(sa.select(table).where(table.c.name == name)).first()
         if row is None:
             return None
-        # Dataset types never change once registered, so caching them is safe.
+        # A dataset type changes only by gaining optional dimensions (a later
+        # stage adding one); callers that meet an unexpected dimension reload it.
+        optional = tuple(json.loads(row.optional_dimensions)) if row.optional_dimensions else ()
         info = _TypeInfo(
-            row.id, DatasetType(row.name, tuple(json.loads(row.dimensions)), row.storage_class)
+            row.id,
+            DatasetType(row.name, tuple(json.loads(row.dimensions)), row.storage_class, optional),
         )
         with self._lock:
             self._types[name] = info
@@ -446,6 +521,24 @@ class Registry:
             )
         return info
 
+    def _fresh_type_for(
+        self, conn: sa.Connection, info: _TypeInfo, data_id: Mapping[str, Any]
+    ) -> _TypeInfo:
+        """``info``, reloaded if ``data_id`` names a dimension it lacks.
+
+        Another registry (another process) may have added an optional dimension
+        since this one cached the dataset type.
+        """
+        if all(d in info.dataset_type.dimensions for d in data_id):
+            return info
+        name = info.dataset_type.name
+        with self._lock:
+            self._types.pop(name, None)
+            self._statement_cache.pop(info.id, None)
+        self._refresh(conn, force=True)
+        fresh = self._lookup_type(conn, name)
+        return fresh if fresh is not None else info
+
     def _type_name(self, conn: sa.Connection, type_id: int) -> str:
         name = self._type_names.get(type_id)
         if name is None:
@@ -454,14 +547,22 @@ class Registry:
             self._lookup_type(conn, name)
         return name
 
-    def get_dataset_type(self, name: str) -> DatasetType:
+    def get_dataset_type(self, name: str, *, refresh: bool = False) -> DatasetType:
         """Return the registered dataset type called ``name``.
+
+        With ``refresh``, re-read it from the database (another process may have
+        added a dimension to it since it was cached).
 
         Raises
         ------
         MissingDatasetTypeError
             If it is not registered; the message lists the known names.
         """
+        if refresh:
+            with self._lock:
+                info = self._types.pop(name, None)
+                if info is not None:
+                    self._statement_cache.pop(info.id, None)
         with self._read() as conn:
             return self._type(conn, name).dataset_type
 
@@ -938,8 +1039,10 @@ class Registry:
                 )
             if not data_ids:
                 return refs
+            info = self._fresh_type_for(conn, info, data_ids[0])
             dims = info.dataset_type.dimensions
-            check_data_id_keys(dataset_type, dims, data_ids[0])
+            optional = info.dataset_type.optional_dimensions
+            check_data_id_keys(dataset_type, dims, data_ids[0], optional=optional)
             types = self._type_new_dimensions(conn, info, data_ids[0])
             sorted_dims = info.sorted_dims
             sorted_types = [types[d] for d in sorted_dims]
@@ -956,23 +1059,25 @@ class Registry:
                 for offset, data_id in enumerate(data_ids[start : start + _CHUNK]):
                     index = start + offset
                     if data_id.keys() != dim_set:
-                        check_data_id_keys(dataset_type, dims, data_id)
+                        check_data_id_keys(dataset_type, dims, data_id, optional=optional)
                     values = [
-                        coerce_value(d, t, data_id[d])  # type: ignore[arg-type]
+                        coerce_value(d, t, data_id[d]) if d in data_id else None  # type: ignore[arg-type]
                         for d, t in zip(sorted_dims, sorted_types)
                     ]
                     manifest = manifests[index]
                     if not isinstance(manifest, str) or not manifest:
                         raise DataIdError(f"manifest digest {manifest!r} is not a non-empty string")
                     dataset_id = _new_uuid() if ids is None else _as_uuid(ids[index])
-                    key = _data_id_key(values)
+                    key = info.key(values)
                     rows.append((bind_id(dataset_id), type_id, run_id, manifest, key, *values))
                     keys.append(key)
                     refs.append(
                         DatasetRef(
                             dataset_id,
                             dataset_type,
-                            DataId._from_sorted(tuple(zip(sorted_dims, values))),
+                            DataId._from_sorted(
+                                tuple((d, v) for d, v in zip(sorted_dims, values) if v is not None)
+                            ),
                             run,
                             manifest,
                         )
@@ -1086,7 +1191,13 @@ class Registry:
         return DatasetRef(
             row[0],
             info.dataset_type.name,
-            DataId._from_sorted(tuple(zip(info.sorted_dims, row[4 : 4 + len(info.sorted_dims)]))),
+            DataId._from_sorted(
+                tuple(
+                    (d, v)
+                    for d, v in zip(info.sorted_dims, row[4 : 4 + len(info.sorted_dims)])
+                    if v is not None
+                )
+            ),
             self._collection_name(conn, row[1]),
             row[2],
         )
@@ -1169,7 +1280,14 @@ class Registry:
                 best[key] = (r, row)
         refs = [self._ref(conn, info, row) for _, row in best.values()]
         order = info.dataset_type.dimensions
-        refs.sort(key=lambda ref: (tuple(ref.data_id[d] for d in order), ref.run, str(ref.id)))
+        # An absent optional dimension sorts first.
+        refs.sort(
+            key=lambda ref: (
+                tuple((1, ref.data_id[d]) if d in ref.data_id else (0, 0) for d in order),
+                ref.run,
+                str(ref.id),
+            )
+        )
         return refs
 
     def find_dataset(
@@ -1223,17 +1341,21 @@ class Registry:
             return candidates[0] if candidates else None
         with self._read() as conn:
             info = self._type(conn, dataset_type)
+            info = self._fresh_type_for(conn, info, data_id)
             dims = info.dataset_type.dimensions
-            check_data_id_keys(dataset_type, dims, data_id)
+            check_data_id_keys(dataset_type, dims, data_id, optional=info.dataset_type.optional_dimensions)
             types = self._dimension_types(conn, info)
-            if any(t is None for t in types.values()):
+            if any(types[d] is None for d in data_id):
                 return None  # a dimension with no value yet: no dataset of this type exists
-            values = [coerce_value(d, types[d], data_id[d]) for d in info.sorted_dims]  # type: ignore[arg-type]
+            values = [
+                coerce_value(d, types[d], data_id[d]) if d in data_id else None  # type: ignore[arg-type]
+                for d in info.sorted_dims
+            ]
             table = self._t["dataset"]
             condition = table.c.data_id_key == sa.bindparam("key")
             refs = self._select(
                 conn, info, condition, collections, find_first=True,
-                params={"key": _data_id_key(values)},
+                params={"key": info.key(values)},
             )
             return refs[0] if refs else None
 
@@ -1274,6 +1396,7 @@ class Registry:
         """
         with self._read() as conn:
             info = self._type(conn, dataset_type)
+            info = self._fresh_type_for(conn, info, data_id)
             check_data_id_keys(dataset_type, info.dataset_type.dimensions, data_id, partial=True)
             types = self._dimension_types(conn, info)
             if any(t is None for t in types.values()):

@@ -87,6 +87,8 @@ def build_metadata(dimensions: Mapping[str, ValueType | None]) -> sa.MetaData:
         # JSON list, in the order the dataset type was registered with.
         sa.Column("dimensions", sa.Text, nullable=False),
         sa.Column("storage_class", sa.String(128), nullable=False),
+        # JSON list of the dimensions later stages added (NULL: none).
+        sa.Column("optional_dimensions", sa.Text, nullable=True),
     )
     sa.Table(
         "collection",

@@ -190,14 +190,25 @@ class DatasetType:
     name: str
     dimensions: tuple[str, ...]
     storage_class: str
+    #: Dimensions a later processing stage added (``tract`` added by jointcal to
+    #: ``calexp``): datasets written before may lack them. A subset of ``dimensions``.
+    optional_dimensions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        # Accept lists for convenience but store a tuple so the value stays hashable.
+        # Accept lists for convenience but store tuples so the value stays hashable.
         if not isinstance(self.dimensions, tuple):
             object.__setattr__(self, "dimensions", tuple(self.dimensions))
+        if not isinstance(self.optional_dimensions, tuple):
+            object.__setattr__(self, "optional_dimensions", tuple(self.optional_dimensions))
+
+    @property
+    def required_dimensions(self) -> tuple[str, ...]:
+        """The dimensions every data ID of this type has."""
+        return tuple(d for d in self.dimensions if d not in self.optional_dimensions)
 
     def __str__(self) -> str:
-        return f"{self.name}({', '.join(self.dimensions)}) -> {self.storage_class}"
+        dims = ", ".join(d + ("?" if d in self.optional_dimensions else "") for d in self.dimensions)
+        return f"{self.name}({dims}) -> {self.storage_class}"
 
 
 @dataclass(frozen=True)

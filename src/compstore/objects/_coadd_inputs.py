@@ -1,0 +1,127 @@
+"""CoaddInputs: which datasets a coadd was built from, with their Wcs, Psf and Calib."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
+from typing import Any, NoReturn, overload
+
+from compstore.errors import ObjectError
+
+from ._calib import Calib
+from ._psf import Psf
+from ._wcs import Wcs
+
+__all__ = ["CoaddInput", "CoaddInputs"]
+
+
+class CoaddInput:
+    """One input of a coadd: the dataset it came from, its Wcs, Psf, Calib and weight.
+
+    Parameters
+    ----------
+    dataset_type : str
+        The input's dataset type, e.g. ``"calexp"``.
+    data_id : mapping of str to int or str
+        The input's data ID, e.g. ``{"visit": 1, "detector": 2}``.
+    wcs, psf, calib : optional
+        The input's own objects (shared, not copied).
+    weight : float
+        Its weight in the stack (e.g. the number of pixels it contributed).
+
+    Raises
+    ------
+    ObjectError
+        If a value has the wrong type.
+    """
+
+    __slots__ = ("_dataset_type", "_data_id", "_wcs", "_psf", "_calib", "_weight", "__weakref__")
+
+    def __init__(
+        self,
+        dataset_type: str,
+        data_id: Mapping[str, int | str],
+        wcs: Wcs | None = None,
+        psf: Psf | None = None,
+        calib: Calib | None = None,
+        weight: float = 1.0,
+    ) -> None:
+        if not isinstance(dataset_type, str) or not dataset_type:
+            raise ObjectError(f"dataset_type must be a non-empty str, got {dataset_type!r}")
+        items = dict(data_id)
+        if not all(isinstance(k, str) and isinstance(v, (int, str)) for k, v in items.items()):
+            raise ObjectError(f"data_id must map str to int or str, got {items!r}")
+        for name, value, cls in (("wcs", wcs, Wcs), ("psf", psf, Psf), ("calib", calib, Calib)):
+            if value is not None and not isinstance(value, cls):
+                raise ObjectError(f"{name} must be a {cls.__name__} or None, got {type(value).__name__}")
+        object.__setattr__(self, "_dataset_type", dataset_type)
+        object.__setattr__(self, "_data_id", MappingProxyType(dict(sorted(items.items()))))
+        object.__setattr__(self, "_wcs", wcs)
+        object.__setattr__(self, "_psf", psf)
+        object.__setattr__(self, "_calib", calib)
+        object.__setattr__(self, "_weight", float(weight))
+
+    dataset_type = property(lambda self: self._dataset_type, doc="The input's dataset type.")
+    data_id = property(lambda self: self._data_id, doc="The input's data ID (read-only).")
+    wcs = property(lambda self: self._wcs, doc="The input's Wcs.")
+    psf = property(lambda self: self._psf, doc="The input's Psf.")
+    calib = property(lambda self: self._calib, doc="The input's Calib.")
+    weight = property(lambda self: self._weight, doc="The input's weight in the stack.")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CoaddInput):
+            return NotImplemented
+        return (
+            self._dataset_type == other._dataset_type
+            and dict(self._data_id) == dict(other._data_id)
+            and self._wcs == other._wcs
+            and self._psf == other._psf
+            and self._calib == other._calib
+            and self._weight == other._weight
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"CoaddInput({self._dataset_type!r}, {dict(self._data_id)!r}, weight={self._weight:g})"
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError("CoaddInput is immutable")
+
+
+class CoaddInputs:
+    """The inputs of a coadd, in stacking order (an immutable sequence of `CoaddInput`)."""
+
+    __slots__ = ("_inputs", "__weakref__")
+
+    def __init__(self, inputs: Iterable[CoaddInput] = ()) -> None:
+        items = tuple(inputs)
+        if not all(isinstance(i, CoaddInput) for i in items):
+            raise ObjectError("CoaddInputs holds CoaddInput objects only")
+        object.__setattr__(self, "_inputs", items)
+
+    def __len__(self) -> int:
+        return len(self._inputs)
+
+    def __iter__(self) -> Iterator[CoaddInput]:
+        return iter(self._inputs)
+
+    @overload
+    def __getitem__(self, index: int) -> CoaddInput: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[CoaddInput, ...]: ...
+    def __getitem__(self, index: int | slice) -> CoaddInput | tuple[CoaddInput, ...]:
+        return self._inputs[index]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CoaddInputs):
+            return NotImplemented
+        return self._inputs == other._inputs
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"CoaddInputs({len(self._inputs)} inputs)"
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError("CoaddInputs is immutable")
