@@ -34,6 +34,8 @@ EXPECTED_TREE = {
     "BlobStoreError": ("CompstoreError",),
     "BlobNotFoundError": ("BlobStoreError", KeyError),
     "CorruptBlobError": ("BlobStoreError",),
+    "InvalidDigestError": ("BlobStoreError", ValueError),
+    "InvalidRegionError": ("BlobStoreError", ValueError),
     "EncodingError": ("CompstoreError", ValueError),
     "ObjectError": ("CompstoreError", ValueError),
     "FitsFormatError": ("ObjectError",),

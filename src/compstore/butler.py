@@ -15,6 +15,7 @@ from ._repository import Repository
 from .cache import ObjectCache, shared_cache
 from .errors import (
     AmbiguousDatasetError,
+    CompstoreError,
     CollectionError,
     ConflictingDatasetError,
     DataIdError,
@@ -180,7 +181,12 @@ class Butler:
         self.cache: ObjectCache = shared_cache(
             str(self.root.resolve()), cache_bytes if cache_bytes is not None else DEFAULT_CACHE_BYTES
         )
-        self._io = ObjectIO(self.blobs, self.cache, resolve_dataset=self._resolve_dataset)
+        self._io = ObjectIO(
+            self.blobs,
+            self.cache,
+            resolve_dataset=self._resolve_dataset,
+            find_dataset=self._find_reference_target,
+        )
         self.run = run
         if run is not None:
             self._check_writeable()
@@ -509,6 +515,28 @@ class Butler:
                 f"(its dimensions are {', '.join(dtype.dimensions)})"
             )
         return DataId(merged)
+
+    def _find_reference_target(
+        self, dataset_type: str, data_id: Mapping[str, Any]
+    ) -> tuple[str, str] | None:
+        """The dataset a precursor reference (``DatasetReference``) should point at, if any.
+
+        Searched in this Butler's collections and run first, then in every run;
+        the writer still checks the dataset holds the same value.
+        """
+        wanted = dict(data_id)
+        search = [*(self.collections or ()), *([self.run] if self.run else [])]
+        for collections in ([*dict.fromkeys(search)] if search else None, None):
+            try:
+                candidates = self.registry.find_datasets_partial(dataset_type, wanted, collections)
+            except CompstoreError:
+                return None
+            for ref in candidates:
+                if dict(ref.data_id) == wanted:
+                    return str(ref.id), ref.manifest
+            if collections is None:
+                break
+        return None
 
     def _resolve_dataset(self, dataset_id: str) -> str:
         ref = self.registry.get_dataset(uuid.UUID(dataset_id))

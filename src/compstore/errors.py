@@ -30,7 +30,9 @@ inherits that builtin too, so ``except KeyError`` keeps working::
     │   └── QuerySyntaxError
     ├── BlobStoreError
     │   ├── BlobNotFoundError (KeyError)
-    │   └── CorruptBlobError
+    │   ├── CorruptBlobError
+    │   ├── InvalidDigestError (ValueError)
+    │   └── InvalidRegionError (ValueError)
     ├── EncodingError (ValueError)
     ├── ObjectError (ValueError)
     │   ├── FitsFormatError
@@ -63,8 +65,10 @@ __all__ = [
     "DatasetTypeError",
     "EncodingError",
     "FitsFormatError",
+    "InvalidDigestError",
     "InvalidNameError",
     "InvalidParameterError",
+    "InvalidRegionError",
     "MissingCollectionError",
     "MissingDatasetTypeError",
     "ObjectError",
@@ -262,6 +266,18 @@ class CorruptBlobError(BlobStoreError):
     """A stored component does not match its digest or cannot be decoded."""
 
     code = "blob-corrupt"
+
+
+class InvalidDigestError(BlobStoreError, ValueError):
+    """A digest string is not 32 lowercase hexadecimal characters."""
+
+    code = "digest-invalid"
+
+
+class InvalidRegionError(BlobStoreError, ValueError):
+    """A region is not a tuple of at most ``ndim`` slices."""
+
+    code = "region-invalid"
 
 
 class EncodingError(CompstoreError, ValueError):

@@ -11,6 +11,7 @@ from ..errors import InvalidParameterError, StorageClassTypeError, UnknownCompon
 
 __all__ = [
     "ArrayStorageClass",
+    "DatasetReference",
     "ComponentReader",
     "CompositeStorageClass",
     "Disassembly",
@@ -34,6 +35,22 @@ class Disassembly:
 
     components: Mapping[str, tuple[str, Any]]
     attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetReference:
+    """A component value that may be stored as a reference to another dataset's component.
+
+    A disassembler returns one for a precursor component (a coadd input's
+    Wcs): the writer stores a reference to component ``component`` of the
+    dataset ``dataset_type`` + ``data_id`` when that dataset exists and holds
+    the same value, and ``value`` itself otherwise.
+    """
+
+    dataset_type: str
+    data_id: Mapping[str, Any]
+    component: str
+    value: Any
 
 
 class ComponentReader(Protocol):

@@ -85,14 +85,21 @@ class MaskStorageClass(CompositeStorageClass):
         return int(obj.array.nbytes)
 
 
-_IMAGE_LIKE = ("image", "mask", "variance")
+_IMAGE_LIKE = ("image", "mask", "variance", "image_base")
+#: The image is stored as ``image_base`` and recomputed as ``image_base - background``.
+_DERIVED_IMAGE = "image_base - background"
+#: Components answered from the manifest alone, reading no blob at all.
+_ATTRIBUTE_COMPONENTS = {"bbox": "Box2I", "xy0": "Box2I", "band": "Metadata", "detector": "Metadata"}
 
 
 class ExposureStorageClass(CompositeStorageClass):
     """An `Exposure`: three pixel planes and the objects that describe them.
 
     Read parameter ``bbox`` (a `Box2I` in parent coordinates) reads only the
-    chunks of image, mask and variance that overlap it.
+    chunks of image, mask and variance that overlap it. A background-subtracted
+    exposure that knows its un-subtracted pixels (`Exposure.image_base`) stores
+    those and the Background, never a second image (use case 4). ``bbox``,
+    ``xy0``, ``band`` and ``detector`` read as components from the manifest.
     """
 
     name = "Exposure"
@@ -108,24 +115,50 @@ class ExposureStorageClass(CompositeStorageClass):
         "visit_info": "VisitInfo",
         "background": "Background",
         "metadata": "Metadata",
+        "coadd_inputs": "CoaddInputs",
     }
+
+    def component_storage_class(self, name: str) -> str:
+        if name in _ATTRIBUTE_COMPONENTS:
+            return _ATTRIBUTE_COMPONENTS[name]
+        if name == "image_base":
+            return "Array"
+        return super().component_storage_class(name)
 
     def disassemble(self, obj: Any) -> Disassembly:
         self.check_type(obj)
         components = {name: (sc, getattr(obj, name)) for name, sc in self.components.items()}
         if not obj.metadata:
             components["metadata"] = ("Metadata", None)
+        attributes: dict[str, Any] = {}
+        if self._image_is_derived(obj):
+            del components["image"]
+            components["image_base"] = ("Array", obj.image_base)
+            attributes["image"] = _DERIVED_IMAGE
         x0, y0 = obj.xy0
         height, width = obj.image.shape
-        return Disassembly(
-            components=components,
-            attributes={
+        attributes.update(
+            {
                 "xy0": [int(x0), int(y0)],
                 "dimensions": [int(width), int(height)],
                 "band": obj.band,
                 "detector": None if obj.detector is None else int(obj.detector),
-            },
+            }
         )
+        return Disassembly(components=components, attributes=attributes)
+
+    @staticmethod
+    def _image_is_derived(obj: Any) -> bool:
+        """Whether ``image == image_base - background`` holds, bit for bit.
+
+        Checked, not trusted: the base array may have been changed in place
+        since the subtraction, and then the pixels must be stored as they are.
+        """
+        base, background = obj.image_base, obj.background
+        if base is None or background is None:
+            return False
+        expected = base - background.evaluate(obj.bbox)
+        return expected.dtype == obj.image.dtype and np.array_equal(expected, obj.image, equal_nan=True)
 
     def _region(self, reader: ComponentReader, bbox: Any) -> tuple[slice, slice]:
         if not isinstance(bbox, objects.Box2I):
@@ -150,23 +183,53 @@ class ExposureStorageClass(CompositeStorageClass):
         if bbox is not None:
             sub = {"region": self._region(reader, bbox)}
             xy0 = (bbox.x0, bbox.y0)
+        derived = reader.attributes.get("image") == _DERIVED_IMAGE
+        names = [n for n in self.components if n != "image"] + ["image_base" if derived else "image"]
         values = {
             name: (reader.get(name, sub if name in _IMAGE_LIKE else None) if reader.has(name) else None)
-            for name in self.components
+            for name in names
         }
-        return objects.Exposure(
-            values.pop("image"),
+        background = values.pop("background")
+        exposure = objects.Exposure(
+            values.pop("image_base" if derived else "image"),
             values.pop("mask"),
             values.pop("variance"),
             xy0=xy0,
             band=reader.attributes.get("band"),
             detector=reader.attributes.get("detector"),
+            background=None if derived else background,
             **values,
         )
+        if derived:
+            # The very function that made the stored exposure: the same bits come back.
+            exposure = background.subtract_from(exposure)
+            exposure.image.flags.writeable = False
+        return exposure
 
     def read_component(
         self, reader: ComponentReader, name: str, parameters: Mapping[str, Any]
     ) -> Any:
+        attributes = reader.attributes
+        if name in _ATTRIBUTE_COMPONENTS:
+            if parameters:
+                raise InvalidParameterError(f"component {name!r} takes no read parameters")
+            x0, y0 = attributes["xy0"]
+            if name == "bbox":
+                return objects.Box2I((x0, y0), tuple(attributes["dimensions"]))
+            if name == "xy0":
+                return (x0, y0)
+            return attributes.get(name)
+        if name == "image" and attributes.get("image") == _DERIVED_IMAGE:
+            params = self.check_parameters(parameters)
+            bbox = params.get("bbox")
+            if bbox is None:
+                bbox = self.read_component(reader, "bbox", {})
+                base = reader.get("image_base")
+            else:
+                base = reader.get("image_base", {"region": self._region(reader, bbox)})
+            image = base - reader.get("background").evaluate(bbox)
+            image.flags.writeable = False
+            return image
         if name in _IMAGE_LIKE and parameters:
             params = self.check_parameters(parameters)
             return reader.get(name, {"region": self._region(reader, params["bbox"])})

@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 
 from ..cache import ObjectCache
-from ..cas import BlobStore, canonical_json, digest_array
+from ..cas import BlobStore, canonical_json, digest_array, digest_bytes
 from ..errors import CorruptBlobError, InvalidParameterError, StorageClassError
 from ._base import (
     ArrayStorageClass,
     CompositeStorageClass,
+    DatasetReference,
     DocumentStorageClass,
     StorageClass,
 )
@@ -90,6 +91,9 @@ class ObjectIO:
         The identity cache: the same digest yields the same object while held.
     resolve_dataset
         Maps a dataset UUID (a precursor reference) to its manifest digest.
+    find_dataset
+        Maps ``(dataset_type, data_id)`` to ``(UUID, manifest digest)`` of a
+        dataset that a `DatasetReference` may point at, or None.
     """
 
     def __init__(
@@ -97,10 +101,12 @@ class ObjectIO:
         blobs: BlobStore,
         cache: ObjectCache,
         resolve_dataset: Callable[[str], str] | None = None,
+        find_dataset: Callable[[str, Mapping[str, Any]], tuple[str, str] | None] | None = None,
     ) -> None:
         self.blobs = blobs
         self.cache = cache
         self._resolve_dataset = resolve_dataset
+        self._find_dataset = find_dataset
         self._lock = threading.Lock()
 
     # -- writing ------------------------------------------------------------
@@ -119,8 +125,12 @@ class ObjectIO:
         return self._write_manifest(sc.name, {"value": entry}, {}, report)
 
     def _write_entry(self, value: Any, sc: StorageClass, report: WriteReport) -> dict[str, Any]:
-        if isinstance(value, _DatasetReference):
-            return {"storage_class": sc.name, "dataset": value.dataset_id, "component": value.component}
+        if isinstance(value, DatasetReference):
+            entry = self._reference_entry(value, sc)
+            if entry is not None:
+                report.components_reused += 1
+                return entry
+            value = value.value
         sc.check_type(value)
         if isinstance(sc, ArrayStorageClass):
             return self._write_array(value, report)
@@ -148,9 +158,31 @@ class ObjectIO:
             "shape": list(array.shape),
         }
 
-    def _put_document(self, data: bytes, report: WriteReport) -> str:
-        from ..cas import digest_bytes
+    def _reference_entry(self, ref: DatasetReference, sc: StorageClass) -> dict[str, Any] | None:
+        """A manifest entry pointing at another dataset's component, if it holds the same value."""
+        if self._find_dataset is None or not isinstance(sc, DocumentStorageClass):
+            return None
+        found = self._find_dataset(ref.dataset_type, ref.data_id)
+        if found is None:
+            return None
+        dataset_id, manifest = found
+        target = self.manifest(manifest)["components"].get(ref.component)
+        if target is None or "document" not in target:
+            return None
+        digest = self.cache.known_digest(ref.value)
+        if digest is None:
+            digest = digest_bytes(self._document_bytes(ref.value, sc))
+        if digest != target["document"]:
+            return None  # the referenced dataset holds another value: store this one
+        return {"storage_class": sc.name, "dataset": dataset_id, "component": ref.component}
 
+    @staticmethod
+    def _document_bytes(obj: Any, sc: DocumentStorageClass) -> bytes:
+        return canonical_json(
+            {"format": DOCUMENT_FORMAT, "storage_class": sc.name, "value": sc.to_json(obj)}
+        )
+
+    def _put_document(self, data: bytes, report: WriteReport) -> str:
         digest = digest_bytes(data)
         if self.blobs.has_document(digest):
             report.components_reused += 1
@@ -165,10 +197,7 @@ class ObjectIO:
         if digest is not None:
             report.components_reused += 1
             return digest
-        data = canonical_json(
-            {"format": DOCUMENT_FORMAT, "storage_class": sc.name, "value": sc.to_json(obj)}
-        )
-        digest = self._put_document(data, report)
+        digest = self._put_document(self._document_bytes(obj, sc), report)
         # Leaf values are immutable: later gets may hand back this very object,
         # and putting it again costs no hashing.
         self.cache.get_or_load(digest, lambda: obj)
@@ -306,11 +335,3 @@ class ObjectIO:
                 yield "document", entry["document"]
             elif "manifest" in entry:
                 yield from self.iter_components(entry["manifest"])
-
-
-@dataclass(frozen=True)
-class _DatasetReference:
-    """A component value that points at (a component of) another dataset (use case 7)."""
-
-    dataset_id: str
-    component: str | None = None

@@ -30,6 +30,7 @@ _entry_points_loaded = False
 
 def _builtins() -> list[StorageClass]:
     from ._catalog import SourceCatalogStorageClass, TableStorageClass
+    from ._coadd import CoaddInputsStorageClass
     from ._image import ExposureStorageClass, MaskStorageClass
     from ._leaf import (
         BackgroundStorageClass,
@@ -54,6 +55,7 @@ def _builtins() -> list[StorageClass]:
         ExposureStorageClass(),
         TableStorageClass(),
         SourceCatalogStorageClass(),
+        CoaddInputsStorageClass(),
     ]
 
 
