@@ -39,7 +39,8 @@ class VisitSummary(Task):
     def run(self, calexp: dict[DataId, Exposure]) -> dict[str, Any]:
         detectors = sorted(data_id["detector"] for data_id in calexp)
         total = sum(exp.calib.calibration for exp in calexp.values())
-        return {"summary": {"detectors": detectors, "calibration_sum": total}}
+        # Metadata holds scalars only.
+        return {"summary": {"detectors": ",".join(map(str, detectors)), "calibration_sum": total}}
 
 
 class SplitCalibs(Task):

@@ -28,7 +28,7 @@ def test_run_needs_no_repository(exposures):
 def test_multiple_input_is_a_dict_of_data_ids(exposures):
     calexps = {DataId(visit=1, detector=d): exposures[(1, d)] for d in (0, 1)}
     out = VisitSummary().run(calexp=calexps)
-    assert out["summary"]["detectors"] == [0, 1]
+    assert out["summary"]["detectors"] == "0,1"
     split = SplitCalibs().run(calexp=calexps)["calib"]
     assert split[DataId(visit=1, detector=1)] is exposures[(1, 1)].calib
 

@@ -122,6 +122,13 @@ class ExecutionReport:
         """0 if no unit failed, else 1 (what the ``compstore run`` command exits with)."""
         return 1 if self.failed else 0
 
+    def __repr__(self) -> str:
+        return (
+            f"<ExecutionReport run={self.graph.output_run!r}: {len(self.succeeded)} succeeded, "
+            f"{len(self.failed)} failed, {len(self.skipped)} skipped"
+            + (f", {len(self.pending)} pending (dry run)>" if self.dry_run else ">")
+        )
+
     def __bool__(self) -> bool:
         # ``if report:`` reads as "did it work?"; use ``report.failed`` for the failures.
         return not self.failed
