@@ -35,6 +35,10 @@ def test_doc_python_blocks_run_in_order(tmp_path, monkeypatch):
         with fits.open(tmp_path / name, mode="update") as hdus:
             hdus[0].header["VISIT"] = visit
             hdus[0].header["DETECTOR"] = detector
+    # `run` reads pipeline.yaml (shown in the doc), whose task lives in mytasks.py.
+    (tmp_path / "mytasks.py").write_text(MYTASKS)
+    (tmp_path / "pipeline.yaml").write_text(re.search(r"```yaml\n(.*?)```", DOC.read_text(), re.S)[1])
+    monkeypatch.syspath_prepend(str(tmp_path))
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
     namespace: dict = {}
     for i, code in enumerate(blocks):
@@ -46,3 +50,21 @@ def test_doc_python_blocks_run_in_order(tmp_path, monkeypatch):
             Butler("store", run="jointcal").put(exp, "calexp", visit=1, detector=2)
         exec(compile(code, f"cli-and-python block {i}", "exec"), namespace)
     assert (tmp_path / "calexp-1-2.fits").exists()
+    assert namespace["exit_status"] == 0  # the `run` block ran every unit
+
+
+MYTASKS = """
+from compstore import Calib
+from compstore.pipeline import Input, Output, Task
+
+
+class Recalibrate(Task):
+    dimensions = ("visit", "detector")
+    inputs = {"calexp": Input("calexp", ("visit", "detector"), "Exposure")}
+    outputs = {"calexp": Output("calexp", ("visit", "detector"), "Exposure")}
+    config_defaults = {"factor": 1.0}
+
+    def run(self, calexp):
+        calib = Calib(calexp.calib.calibration * self.config["factor"], calexp.calib.calibration_err)
+        return {"calexp": calexp.replace(calib=calib)}
+"""
