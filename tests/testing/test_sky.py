@@ -194,3 +194,26 @@ def test_4096_builds_in_a_few_seconds() -> None:
     assert time.perf_counter() - start < 8.0
     cat = make_catalog(exp)
     assert len(cat) > 3000
+
+
+def test_deep_survey_visits_overlap_and_wide_ones_do_not():
+    from compstore.testing.sky import make_exposure
+
+    deep = [make_exposure(v, 12, size=64, survey="deep") for v in range(1, 4)]
+    wide = [make_exposure(v, 12, size=64) for v in range(1, 4)]
+    for a in deep[1:]:
+        assert abs(a.visit_info.boresight_dec - deep[0].visit_info.boresight_dec) < 0.11
+    assert deep[0].visit_info is make_exposure(1, 3, size=64, survey="deep").visit_info
+    assert deep[0].metadata["SURVEY"] == "deep"
+    decs = [e.visit_info.boresight_dec for e in wide]
+    assert max(decs) - min(decs) > 0.11  # random pointings spread over the sky
+
+
+def test_unknown_survey_is_refused():
+    import pytest
+
+    from compstore.errors import ObjectError
+    from compstore.testing.sky import make_exposure
+
+    with pytest.raises(ObjectError, match="survey"):
+        make_exposure(1, 0, size=64, survey="ultra")

@@ -104,8 +104,31 @@ class _Pointing:
     sip2: tuple[float, ...]  # per-visit second-order SIP terms (optics + atmosphere)
 
 
+SURVEYS = ("wide", "deep")
+#: Dither radius of the "deep" survey, degrees: visits overlap most of the focal plane.
+_DEEP_DITHER = 0.05
+
+
 @functools.lru_cache(maxsize=4096)
-def _pointing(visit: int, seed: int) -> _Pointing:
+def _pointing(visit: int, seed: int, survey: str = "wide") -> _Pointing:
+    if survey == "deep":
+        # Every visit looks at one field (visit 0's pointing), dithered and slightly
+        # rotated, so that visits overlap as a coadd needs.
+        field = _pointing(0, seed, "wide")
+        rng = _rng(seed, _POINTING, visit, 7)
+        own = _pointing(visit, seed, "wide")
+        dec = field.dec + float(rng.uniform(-_DEEP_DITHER, _DEEP_DITHER))
+        ra = field.ra + float(rng.uniform(-_DEEP_DITHER, _DEEP_DITHER)) / math.cos(math.radians(dec))
+        return _Pointing(
+            ra=ra % 360.0,
+            dec=dec,
+            rotation=field.rotation + float(rng.uniform(-2.0, 2.0)),
+            mjd=own.mjd,
+            airmass=own.airmass,
+            sip2=own.sip2,
+        )
+    if survey != "wide":
+        raise ObjectError(f"survey must be one of {SURVEYS}, got {survey!r}")
     rng = _rng(seed, _POINTING, visit)
     # Southern sky, away from the poles, where a survey like Rubin's spends its time.
     ra = float(rng.uniform(0.0, 360.0))
@@ -121,10 +144,10 @@ def _pointing(visit: int, seed: int) -> _Pointing:
 
 
 @functools.lru_cache(maxsize=4096)
-def _visit_info(visit: int, seed: int) -> VisitInfo:
+def _visit_info(visit: int, seed: int, survey: str = "wide") -> VisitInfo:
     # Cached so that every detector of a visit holds the *same* VisitInfo object, as a
     # real butler would hand out; frozen, so sharing it is safe.
-    p = _pointing(visit, seed)
+    p = _pointing(visit, seed, survey)
     return VisitInfo(
         exposure_time=EXPOSURE_TIME,
         date_mjd=p.mjd,
@@ -143,7 +166,7 @@ def _detector_offset(detector: int, size: int) -> tuple[float, float]:
     return (col - centre) * pitch, (row - centre) * pitch
 
 
-def make_wcs(visit: int, detector: int, size: int = 512, seed: int = 0) -> Wcs:
+def make_wcs(visit: int, detector: int, size: int = 512, seed: int = 0, survey: str = "wide") -> Wcs:
     """The TAN-SIP Wcs of ``detector`` in ``visit``, for a ``size`` x ``size`` detector.
 
     The tangent point is the visit's boresight (outside most detectors, as in a real
@@ -160,6 +183,9 @@ def make_wcs(visit: int, detector: int, size: int = 512, seed: int = 0) -> Wcs:
         Detector width and height in pixels.
     seed : int
         Seed of the synthetic sky.
+    survey : {"wide", "deep"}
+        "wide": each visit points somewhere else; "deep": every visit looks at
+        one field, dithered by up to 0.05 degrees, so visits overlap.
 
     Returns
     -------
@@ -172,7 +198,7 @@ def make_wcs(visit: int, detector: int, size: int = 512, seed: int = 0) -> Wcs:
         If ``visit`` or ``detector`` is negative or ``size`` too small.
     """
     _check(visit, detector, size)
-    p = _pointing(visit, seed)
+    p = _pointing(visit, seed, survey)
     rng = _rng(seed, _DETECTOR, visit, detector)
     dx, dy = _detector_offset(detector, size)
     # Mounting errors of a few pixels and ~20 arcsec, as a real focal plane has.
@@ -284,7 +310,7 @@ def _sky_level(visit: int, detector: int, size: int, seed: int) -> tuple[np.ndar
 
 
 def make_exposure(
-    visit: int, detector: int, size: int = 512, seed: int = 0, band: str = "r"
+    visit: int, detector: int, size: int = 512, seed: int = 0, band: str = "r", survey: str = "wide"
 ) -> Exposure:
     """A synthetic detector exposure.
 
@@ -298,6 +324,8 @@ def make_exposure(
         Seed of the whole synthetic sky.
     band : str
         Stored as the exposure's band.
+    survey : {"wide", "deep"}
+        Where visits point (see :func:`make_wcs`): "deep" makes overlapping visits.
 
     Returns
     -------
@@ -363,15 +391,16 @@ def make_exposure(
         "RDNOISE": READ_NOISE,
         "SATURATE": SATURATION,
         "NSTARS": int(stars.x.size),
+        "SURVEY": survey,
     }
     return Exposure(
         image,
         mask,
         variance,
-        wcs=make_wcs(visit, detector, size, seed),
+        wcs=make_wcs(visit, detector, size, seed, survey),
         calib=_calib(visit, detector, seed),
         psf=GaussianPsf(sigma),
-        visit_info=_visit_info(visit, seed),
+        visit_info=_visit_info(visit, seed, survey),
         background=Background(grid, bbox),
         metadata=metadata,
         band=band,
@@ -485,6 +514,7 @@ def make_visit(
     size: int = 256,
     seed: int = 0,
     band: str = "r",
+    survey: str = "wide",
 ) -> tuple[list[Exposure], list[SourceCatalog]]:
     """Exposures and catalogs of several detectors of one visit.
 
@@ -496,5 +526,7 @@ def make_visit(
     ObjectError
         If a detector or the visit is negative or ``size`` too small.
     """
-    exposures = [make_exposure(visit, d, size=size, seed=seed, band=band) for d in detectors]
+    exposures = [
+        make_exposure(visit, d, size=size, seed=seed, band=band, survey=survey) for d in detectors
+    ]
     return exposures, [make_catalog(e) for e in exposures]
