@@ -213,8 +213,11 @@ def _check_outputs(
         if spec.multiple:
             value = outputs[name]
             pairs = value.items() if isinstance(value, Mapping) else value
+            # The unit's data ID fills in output dimensions the task left out
+            # (jointcal returns exposures by (visit, detector); the unit adds tract).
+            implied = {d: quantum.data_id[d] for d in spec.dimensions if d in quantum.data_id}
             try:
-                produced = {DataId(k): v for k, v in pairs}
+                produced = {DataId({**implied, **dict(k)}): v for k, v in pairs}
             except (TypeError, ValueError):
                 raise TaskError(
                     f"{where}: multiple output {name!r} must be a mapping of data ID to object "
@@ -266,6 +269,8 @@ def run_quantum(butler: Butler, task: Task, quantum: Quantum) -> QuantumResult:
         if butler.run is None:
             raise PipelineError("run_quantum needs a Butler with run= (the output run)")
         args, input_ids = _read_inputs(butler, task, quantum, butler.run)
+        if task.wants_data_id():
+            args["data_id"] = quantum.data_id
         items = _check_outputs(task, quantum, task.run(**args))
         provenance = {
             "task_label": task.label,

@@ -306,7 +306,9 @@ def _query_input(
     butler: Butler, label: str, name: str, spec: Any, node: Node | None, collections: tuple[str, ...]
 ) -> list[DatasetRef]:
     registered = butler.registry.get_dataset_type(spec.dataset_type)  # MissingDatasetTypeError
-    if (registered.dimensions, registered.storage_class) != (spec.dimensions, spec.storage_class):
+    # The declaration may leave out dimensions a later stage added (tract on calexp).
+    fits = set(registered.required_dimensions) <= set(spec.dimensions) <= set(registered.dimensions)
+    if registered.storage_class != spec.storage_class or not fits:
         raise PipelineDefinitionError(
             f"task {label!r} input {name!r} declares {spec.dataset_type} as "
             f"({', '.join(spec.dimensions)}) {spec.storage_class}, but the repository has "

@@ -290,7 +290,8 @@ class Pipeline:
         PipelineDefinitionError
             If two tasks write the same dataset type, a task reads a dataset
             type that only a later task writes, or two declarations of one
-            dataset type disagree on dimensions or storage class.
+            dataset type disagree on storage class or on dimensions (beyond one
+            adding dimensions to the other, as a later stage may).
         """
         declared: dict[str, tuple[str, tuple[str, ...], str]] = {}
         writers: dict[str, str] = {}
@@ -301,7 +302,10 @@ class Pipeline:
                     seen = declared.setdefault(
                         spec.dataset_type, (taskdef.label, spec.dimensions, spec.storage_class)
                     )
-                    if seen[1:] != (spec.dimensions, spec.storage_class):
+                    # A later stage may add a dimension (jointcal's calexp gains tract):
+                    # one declaration's dimensions must contain the other's.
+                    a, b = set(seen[1]), set(spec.dimensions)
+                    if seen[2] != spec.storage_class or not (a <= b or b <= a):
                         raise PipelineDefinitionError(
                             f"task {taskdef.label!r} {kind} {name!r} declares {spec.dataset_type} "
                             f"as ({', '.join(spec.dimensions)}) {spec.storage_class}, but task "

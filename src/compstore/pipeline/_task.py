@@ -223,6 +223,18 @@ class Task:
         """
         raise NotImplementedError(f"{type(self).__qualname__} does not implement run()")
 
+    @classmethod
+    def wants_data_id(cls) -> bool:
+        """Whether `run` takes a ``data_id`` keyword: the executor then passes the unit's data ID.
+
+        A task whose work depends on where it runs (a coadd needs its patch's
+        geometry) declares ``def run(self, ..., data_id)``; called directly,
+        the caller passes it too.
+        """
+        import inspect
+
+        return "data_id" in inspect.signature(cls.run).parameters and "data_id" not in cls.inputs
+
     # -- units of work ---------------------------------------------------------
     def build_quanta(
         self, inputs: dict[str, list[InputRef]], butler: Butler
