@@ -34,7 +34,9 @@ def _template(tmp_path_factory):
     butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
     for visit in (1, 2):
         for detector in (0, 1):
-            butler.put(make_exposure(visit, detector, size=64), "calexp", visit=visit, detector=detector)
+            butler.put(
+                make_exposure(visit, detector, size=64), "calexp", visit=visit, detector=detector
+            )
     butler.registry.close()
     return root
 
@@ -50,12 +52,32 @@ def repo(tmp_path, _template):
 
 
 def _run_argv(repo: Path, *extra: str) -> list[str]:
-    return ["run", "--repo", str(repo), "-p", str(repo.parent / "pipeline.yaml"), "-i", "sfm", *extra]
+    return [
+        "run",
+        "--repo",
+        str(repo),
+        "-p",
+        str(repo.parent / "pipeline.yaml"),
+        "-i",
+        "sfm",
+        *extra,
+    ]
 
 
 def test_run_python_is_exactly_the_api_calls(repo):
-    argv = _run_argv(repo, "-o", "out", "--where", "visit = 1", "-c", "recal:factor=1.5",
-                     "-c", "recal:fail_detector=7", "-j", "2")
+    argv = _run_argv(
+        repo,
+        "-o",
+        "out",
+        "--where",
+        "visit = 1",
+        "-c",
+        "recal:factor=1.5",
+        "-c",
+        "recal:fail_detector=7",
+        "-j",
+        "2",
+    )
     assert python_for(argv) == (
         "from compstore import Butler\n"
         "from compstore.pipeline import Pipeline, execute\n"
@@ -79,9 +101,11 @@ def test_run_and_its_python_do_the_same(repo, capsys):
     reader = Butler(repo)
 
     def manifests(run):
-        return {(r.dataset_type, r.data_id): r.manifest
-                for t in ("calexp", "visitSummary")
-                for r in reader.registry.query_datasets(t, collections=[run])}
+        return {
+            (r.dataset_type, r.data_id): r.manifest
+            for t in ("calexp", "visitSummary")
+            for r in reader.registry.query_datasets(t, collections=[run])
+        }
 
     assert manifests("by-cli") == manifests("by-python") and len(manifests("by-cli")) == 3
 
@@ -115,7 +139,9 @@ def test_dry_run_prints_the_graph_and_writes_nothing(repo, capsys):
 def test_run_errors_are_one_line(repo, capsys):
     assert main(_run_argv(repo, "-o", "out", "-c", "jointcal:order=3")) == 1
     err = capsys.readouterr().err
-    assert err.startswith("compstore run: error: pipeline has no task labelled 'jointcal'; labels: recal, summary")
+    assert err.startswith(
+        "compstore run: error: pipeline has no task labelled 'jointcal'; labels: recal, summary"
+    )
     assert main(_run_argv(repo, "-o", "out", "-d", "tract = 1")) == 1
     assert "tract" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
@@ -153,7 +179,10 @@ def test_collection_commands(repo, capsys):
     r = ["--repo", str(repo)]
     assert main(["collection-chain", *r, "all", "out,sfm"]) == 1  # 'out' does not exist yet
     capsys.readouterr()
-    assert main(["tag", *r, "picked", "calexp", "--where", "detector = 1", "--collections", "sfm"]) == 0
+    assert (
+        main(["tag", *r, "picked", "calexp", "--where", "detector = 1", "--collections", "sfm"])
+        == 0
+    )
     assert "tagged 2 datasets into picked" in capsys.readouterr().out
     assert main(["collection-chain", *r, "all", "picked,sfm"]) == 0
     assert "all -> picked, sfm" in capsys.readouterr().out

@@ -25,7 +25,9 @@ class Recalibrate(Task):
     def run(self, calexp: Exposure) -> dict[str, Any]:
         if calexp.detector == self.config["fail_detector"]:
             raise RuntimeError(f"detector {calexp.detector} is cursed")
-        calib = Calib(calexp.calib.calibration * self.config["factor"], calexp.calib.calibration_err)
+        calib = Calib(
+            calexp.calib.calibration * self.config["factor"], calexp.calib.calibration_err
+        )
         return {"calexp": calexp.replace(calib=calib)}
 
 

@@ -13,13 +13,19 @@ from compstore.pipeline import Input, Output, Pipeline, Task, execute
 
 
 def _pipeline(**recal_config):
-    return (Pipeline().add_task("recal", Recalibrate, recal_config)
-            .add_task("summary", VisitSummary).add_task("split", SplitCalibs))
+    return (
+        Pipeline()
+        .add_task("recal", Recalibrate, recal_config)
+        .add_task("summary", VisitSummary)
+        .add_task("split", SplitCalibs)
+    )
 
 
 def _calexp_ids(butler, run):
-    return {(r.data_id["visit"], r.data_id["detector"])
-            for r in butler.registry.query_datasets("calexp", collections=[run])}
+    return {
+        (r.data_id["visit"], r.data_id["detector"])
+        for r in butler.registry.query_datasets("calexp", collections=[run])
+    }
 
 
 def test_serial_execution_writes_outputs_with_provenance(calexp_repo, exposures):
@@ -30,10 +36,14 @@ def test_serial_execution_writes_outputs_with_provenance(calexp_repo, exposures)
     reader = Butler(calexp_repo, collections=["recal"])
     for detector in range(3):
         got = reader.get("calexp", visit=1, detector=detector)
-        assert got.calib.calibration == pytest.approx(2 * exposures[(1, detector)].calib.calibration)
+        assert got.calib.calibration == pytest.approx(
+            2 * exposures[(1, detector)].calib.calibration
+        )
     summary = reader.get("visitSummary", visit=1)
     assert summary["detectors"] == "0,1,2"
-    assert reader.get("calibOnly", visit=1, detector=2) == reader.get("calexp.calib", visit=1, detector=2)
+    assert reader.get("calibOnly", visit=1, detector=2) == reader.get(
+        "calexp.calib", visit=1, detector=2
+    )
     assert _calexp_ids(butler, "recal") == {(1, 0), (1, 1), (1, 2)}
 
     # provenance: task label and class, the config, the UUIDs of the inputs
@@ -46,7 +56,9 @@ def test_serial_execution_writes_outputs_with_provenance(calexp_repo, exposures)
     assert prov["input_ids"] == [source.id]
     summary_prov = butler.provenance(reader.find_dataset("visitSummary", visit=1))
     assert summary_prov["task_label"] == "summary"
-    assert summary_prov["input_ids"] == [reader.find_dataset("calexp", visit=1, detector=d).id for d in range(3)]
+    assert summary_prov["input_ids"] == [
+        reader.find_dataset("calexp", visit=1, detector=d).id for d in range(3)
+    ]
 
 
 def test_failed_unit_is_reported_and_leaves_nothing(calexp_repo):
@@ -54,7 +66,8 @@ def test_failed_unit_is_reported_and_leaves_nothing(calexp_repo):
     report = execute(_pipeline(fail_detector=1), butler)
     assert report.failed and report.exit_status == 1 and not report
     assert [(r.task_label, dict(r.data_id)) for r in report.failed] == [
-        ("recal", {"visit": 1, "detector": 1}), ("recal", {"visit": 2, "detector": 1})
+        ("recal", {"visit": 1, "detector": 1}),
+        ("recal", {"visit": 2, "detector": 1}),
     ]
     failed = report.failed[0]
     assert "RuntimeError: detector 1 is cursed" in failed.reason and "Traceback" in failed.traceback
@@ -76,7 +89,9 @@ def test_rerun_skips_finished_units_and_runs_the_rest(calexp_repo):
     assert len(first.failed) == 1
     # the "fix": the same pipeline without the failure; finished units are skipped
     second = execute(_pipeline(), butler, where="visit = 1")
-    assert [dict(r.data_id) for r in second.succeeded if r.task_label == "recal"] == [{"visit": 1, "detector": 1}]
+    assert [dict(r.data_id) for r in second.succeeded if r.task_label == "recal"] == [
+        {"visit": 1, "detector": 1}
+    ]
     assert {r.task_label for r in second.succeeded} == {"recal", "summary", "split"}
     assert sum("outputs exist" in r.reason for r in second.skipped) == 2
     third = execute(_pipeline(), butler, where="visit = 1")
@@ -86,8 +101,12 @@ def test_rerun_skips_finished_units_and_runs_the_rest(calexp_repo):
 def test_without_skip_existing_a_rerun_conflicts(calexp_repo):
     butler = Butler(calexp_repo, collections=["sfm"], run="recal")
     execute(Pipeline().add_task("recal", Recalibrate), butler, where="visit = 1 AND detector = 0")
-    report = execute(Pipeline().add_task("recal", Recalibrate), butler, where="visit = 1 AND detector = 0",
-                     skip_existing=False)
+    report = execute(
+        Pipeline().add_task("recal", Recalibrate),
+        butler,
+        where="visit = 1 AND detector = 0",
+        skip_existing=False,
+    )
     (failed,) = report.failed
     assert "ConflictingDatasetError" in failed.reason and "already" in failed.reason
 
@@ -132,7 +151,9 @@ def test_unit_outputs_are_all_or_nothing(calexp_repo):
             return {"calib": calexp.calib, "wcs": calexp.wcs}
 
     butler = Butler(calexp_repo, collections=["sfm"], run="two")
-    report = execute(Pipeline().add_task("two", TwoOutputs), butler, where="visit = 1 AND detector = 0")
+    report = execute(
+        Pipeline().add_task("two", TwoOutputs), butler, where="visit = 1 AND detector = 0"
+    )
     assert len(report.failed) == 1
     assert butler.registry.query_datasets("calibOnly", collections=["two"]) == []
 
@@ -151,20 +172,34 @@ def test_execute_argument_errors(calexp_repo):
 
 @pytest.mark.slow
 def test_process_pool_gives_the_same_outputs_as_serial(calexp_repo):
-    serial = execute(_pipeline(factor=1.25, fail_detector=2), Butler(calexp_repo, collections=["sfm"], run="serial"))
-    parallel = execute(_pipeline(factor=1.25, fail_detector=2),
-                       Butler(calexp_repo, collections=["sfm"], run="parallel"), jobs=2)
+    serial = execute(
+        _pipeline(factor=1.25, fail_detector=2),
+        Butler(calexp_repo, collections=["sfm"], run="serial"),
+    )
+    parallel = execute(
+        _pipeline(factor=1.25, fail_detector=2),
+        Butler(calexp_repo, collections=["sfm"], run="parallel"),
+        jobs=2,
+    )
 
     def outcome(report):
-        return {(r.status, r.task_label, r.data_id) for r in
-                report.succeeded + report.failed + report.skipped}
+        return {
+            (r.status, r.task_label, r.data_id)
+            for r in report.succeeded + report.failed + report.skipped
+        }
 
     assert {(s, t, d) for s, t, d in outcome(serial)} == outcome(parallel)
     assert "RuntimeError: detector 2 is cursed" in parallel.failed[0].reason
     reader = Butler(calexp_repo)
     for dataset_type in ("calexp", "visitSummary", "calibOnly"):
-        a = {r.data_id: r.manifest for r in reader.registry.query_datasets(dataset_type, collections=["serial"])}
-        b = {r.data_id: r.manifest for r in reader.registry.query_datasets(dataset_type, collections=["parallel"])}
+        a = {
+            r.data_id: r.manifest
+            for r in reader.registry.query_datasets(dataset_type, collections=["serial"])
+        }
+        b = {
+            r.data_id: r.manifest
+            for r in reader.registry.query_datasets(dataset_type, collections=["parallel"])
+        }
         assert a == b  # content-addressed: identical outputs have identical manifests
         assert a or dataset_type != "calexp"
     ref = reader.find_dataset("calexp", visit=2, detector=0, collections=["parallel"])

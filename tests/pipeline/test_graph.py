@@ -22,19 +22,30 @@ from compstore.registry import DataId, DatasetRef, parse_where
 
 @pytest.fixture
 def pipeline():
-    return (Pipeline().add_task("recal", Recalibrate).add_task("summary", VisitSummary)
-            .add_task("split", SplitCalibs))
+    return (
+        Pipeline()
+        .add_task("recal", Recalibrate)
+        .add_task("summary", VisitSummary)
+        .add_task("split", SplitCalibs)
+    )
 
 
 def test_graph_with_where(calexp_repo, pipeline):
     butler = Butler(calexp_repo, collections=["sfm"], run="out")
     graph = build_graph(pipeline, butler, where="visit = 1 AND detector IN (0, 2)")
     recal = graph.for_task("recal")
-    assert [dict(q.data_id) for q in recal] == [{"visit": 1, "detector": 0}, {"visit": 1, "detector": 2}]
-    assert all(isinstance(r, DatasetRef) and r.run == "sfm" for q in recal for r in q.inputs["calexp"])
+    assert [dict(q.data_id) for q in recal] == [
+        {"visit": 1, "detector": 0},
+        {"visit": 1, "detector": 2},
+    ]
+    assert all(
+        isinstance(r, DatasetRef) and r.run == "sfm" for q in recal for r in q.inputs["calexp"]
+    )
     (summary,) = graph.for_task("summary")
     assert summary.data_id == {"visit": 1}
-    assert summary.inputs["calexp"] == [PredictedRef("calexp", DataId(visit=1, detector=d)) for d in (0, 2)]
+    assert summary.inputs["calexp"] == [
+        PredictedRef("calexp", DataId(visit=1, detector=d)) for d in (0, 2)
+    ]
     assert graph.dependencies(graph.quanta.index(summary)) == [0, 1]
     assert len(graph) == 4
 
@@ -45,7 +56,9 @@ def test_graph_without_where_covers_everything(calexp_repo, pipeline):
 
 
 def test_graph_prints_label_data_id_inputs_outputs(calexp_repo, pipeline):
-    graph = build_graph(pipeline, Butler(calexp_repo, collections=["sfm"], run="out"), where="visit = 2")
+    graph = build_graph(
+        pipeline, Butler(calexp_repo, collections=["sfm"], run="out"), where="visit = 2"
+    )
     text = str(graph)
     assert "task 'recal' (pipeline_test_tasks:Recalibrate): 3 unit(s)" in text
     assert "{detector: 1, visit: 2}" in text
@@ -67,14 +80,22 @@ def test_where_terms_apply_only_where_their_dimensions_are(calexp_repo):
             for ref in inputs["calexp"]:
                 by_visit.setdefault(ref.data_id["visit"], []).append(ref)
             return [
-                Quantum(self.label, DataId(visit=v, tract=t), {"calexp": refs},
-                        {"x": [DataId(visit=v, tract=t)]})
-                for v, refs in sorted(by_visit.items()) for t in (0, 1)
+                Quantum(
+                    self.label,
+                    DataId(visit=v, tract=t),
+                    {"calexp": refs},
+                    {"x": [DataId(visit=v, tract=t)]},
+                )
+                for v, refs in sorted(by_visit.items())
+                for t in (0, 1)
             ]
 
     pipeline = Pipeline().add_task("tracts", PerTract)
-    graph = build_graph(pipeline, Butler(calexp_repo, collections=["sfm"], run="out"),
-                        where="visit = 1 AND tract = 1")
+    graph = build_graph(
+        pipeline,
+        Butler(calexp_repo, collections=["sfm"], run="out"),
+        where="visit = 1 AND tract = 1",
+    )
     assert [dict(q.data_id) for q in graph] == [{"visit": 1, "tract": 1}]
     assert len(graph.quanta[0].inputs["calexp"]) == 3
 
@@ -98,27 +119,37 @@ def test_input_declaration_must_match_registry(calexp_repo):
         outputs = {"x": Output("x", ("visit", "detector"), "Metadata")}
 
     with pytest.raises(PipelineDefinitionError, match="the repository has calexp"):
-        build_graph(Pipeline().add_task("w", WrongClass), Butler(calexp_repo, collections=["sfm"], run="o"))
+        build_graph(
+            Pipeline().add_task("w", WrongClass), Butler(calexp_repo, collections=["sfm"], run="o")
+        )
 
     class Unregistered(Task):
         inputs = {"src": Input("src", ("visit", "detector"), "SourceCatalog")}
         outputs = {"x": Output("x", ("visit", "detector"), "Metadata")}
 
     with pytest.raises(MissingDatasetTypeError):
-        build_graph(Pipeline().add_task("u", Unregistered), Butler(calexp_repo, collections=["sfm"], run="o"))
+        build_graph(
+            Pipeline().add_task("u", Unregistered),
+            Butler(calexp_repo, collections=["sfm"], run="o"),
+        )
 
 
 def test_inputs_found_first_in_search_order(calexp_repo, exposures):
     writer = Butler(calexp_repo, run="newer")
     writer.put(exposures[(1, 0)], "calexp", visit=1, detector=0)
-    graph = build_graph(Pipeline().add_task("recal", Recalibrate),
-                        Butler(calexp_repo, collections=["newer", "sfm"], run="out"), where="visit = 1")
+    graph = build_graph(
+        Pipeline().add_task("recal", Recalibrate),
+        Butler(calexp_repo, collections=["newer", "sfm"], run="out"),
+        where="visit = 1",
+    )
     runs = {q.data_id["detector"]: q.inputs["calexp"][0].run for q in graph}
     assert runs == {0: "newer", 1: "sfm", 2: "sfm"}
 
 
 def test_quantum_plain_data_round_trip(calexp_repo, pipeline):
-    graph = build_graph(pipeline, Butler(calexp_repo, collections=["sfm"], run="out"), where="visit = 1")
+    graph = build_graph(
+        pipeline, Butler(calexp_repo, collections=["sfm"], run="out"), where="visit = 1"
+    )
     for quantum in graph:
         data = quantum_to_dict(quantum)
         assert json.loads(json.dumps(data)) == data  # only str, int, lists and dicts
@@ -130,9 +161,16 @@ def test_quantum_plain_data_round_trip(calexp_repo, pipeline):
     [
         ("visit = 1 AND tract = 2", ("visit", "detector"), "(visit = 1)"),
         ("visit = 1 OR tract = 2", ("visit", "detector"), None),
-        ("band = 'r''s' AND NOT (detector IN (1, 2))", ("band", "detector"),
-         "(band = 'r''s') AND (NOT (detector IN (1, 2)))"),
-        ("detector NOT IN (3) AND 2 < visit", ("visit", "detector"), "(detector NOT IN (3)) AND (2 < visit)"),
+        (
+            "band = 'r''s' AND NOT (detector IN (1, 2))",
+            ("band", "detector"),
+            "(band = 'r''s') AND (NOT (detector IN (1, 2)))",
+        ),
+        (
+            "detector NOT IN (3) AND 2 < visit",
+            ("visit", "detector"),
+            "(detector NOT IN (3)) AND (2 < visit)",
+        ),
     ],
 )
 def test_restrict_where(where, dims, expected):

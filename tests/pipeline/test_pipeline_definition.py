@@ -10,8 +10,15 @@ import pytest
 from pipeline_test_tasks import Recalibrate, VisitSummary
 
 from compstore.errors import PipelineDefinitionError
-from compstore.pipeline import Input, Output, Pipeline, Task, get_task_class, register_task
-from compstore.pipeline import _registry
+from compstore.pipeline import (
+    Input,
+    Output,
+    Pipeline,
+    Task,
+    _registry,
+    get_task_class,
+    register_task,
+)
 
 YAML = """\
 description: recalibrate, then summarise each visit
@@ -45,21 +52,28 @@ def test_from_file_and_back(tmp_path):
 
 
 def test_built_in_python():
-    pipeline = Pipeline().add_task("recal", Recalibrate, {"factor": 1.5}).add_task("summary", VisitSummary)
+    pipeline = (
+        Pipeline().add_task("recal", Recalibrate, {"factor": 1.5}).add_task("summary", VisitSummary)
+    )
     assert pipeline.to_dict()["tasks"]["recal"] == {
-        "class": "pipeline_test_tasks:Recalibrate", "config": {"factor": 1.5}
+        "class": "pipeline_test_tasks:Recalibrate",
+        "config": {"factor": 1.5},
     }
     assert Pipeline.from_task(Recalibrate).labels == ["Recalibrate"]
 
 
 def test_add_config_override():
-    pipeline = Pipeline.from_dict({"tasks": {"recal": {"class": "pipeline_test_tasks:Recalibrate"}}})
+    pipeline = Pipeline.from_dict(
+        {"tasks": {"recal": {"class": "pipeline_test_tasks:Recalibrate"}}}
+    )
     pipeline.add_config_override("recal", "factor", 3)
     assert pipeline.make_task("recal").config["factor"] == 3.0
     assert pipeline.to_dict()["tasks"]["recal"]["config"] == {"factor": 3.0}
     with pytest.raises(PipelineDefinitionError, match="no task labelled 'jointcal'; labels: recal"):
         pipeline.add_config_override("jointcal", "order", 3)
-    with pytest.raises(PipelineDefinitionError, match="unknown config key 'order'.*valid keys: factor"):
+    with pytest.raises(
+        PipelineDefinitionError, match="unknown config key 'order'.*valid keys: factor"
+    ):
         pipeline.add_config_override("recal", "order", 3)
     with pytest.raises(PipelineDefinitionError, match="takes float"):
         pipeline.add_config_override("recal", "factor", "big")
@@ -74,16 +88,32 @@ def test_add_config_override():
         ("tasks: {recal: {class: x}}\nextra: 1\n", "unknown top-level key"),
         ("tasks:\n  recal: pipeline_test_tasks:Recalibrate\n", "task 'recal': expected a mapping"),
         ("tasks:\n  recal: {config: {factor: 2}}\n", "task 'recal': 'class' is missing"),
-        ("tasks:\n  recal: {class: nosuchtask}\n", "task 'recal': unknown task 'nosuchtask': known names"),
-        ("tasks:\n  recal: {class: 'no_such_module:Thing'}\n", "task 'recal': cannot import module"),
+        (
+            "tasks:\n  recal: {class: nosuchtask}\n",
+            "task 'recal': unknown task 'nosuchtask': known names",
+        ),
+        (
+            "tasks:\n  recal: {class: 'no_such_module:Thing'}\n",
+            "task 'recal': cannot import module",
+        ),
         ("tasks:\n  recal: {class: 'pipeline_test_tasks:Nope'}\n", "has no 'Nope'"),
-        ("tasks:\n  recal: {class: 'pipeline_test_tasks:Input'}\n", "not a compstore.pipeline.Task"),
+        (
+            "tasks:\n  recal: {class: 'pipeline_test_tasks:Input'}\n",
+            "not a compstore.pipeline.Task",
+        ),
         ("tasks:\n  recal: {class: 'pipeline_test_tasks:Recalibrate', clas: x}\n", "unknown key"),
-        ("tasks:\n  recal:\n    class: pipeline_test_tasks:Recalibrate\n    config: {factr: 2}\n",
-         "task 'recal': unknown config key 'factr'"),
-        ("tasks:\n  recal:\n    class: pipeline_test_tasks:Recalibrate\n    config: {factor: abc}\n",
-         "task 'recal': .*takes float"),
-        ("tasks:\n  'bad label': {class: 'pipeline_test_tasks:Recalibrate'}\n", "invalid task label"),
+        (
+            "tasks:\n  recal:\n    class: pipeline_test_tasks:Recalibrate\n    config: {factr: 2}\n",
+            "task 'recal': unknown config key 'factr'",
+        ),
+        (
+            "tasks:\n  recal:\n    class: pipeline_test_tasks:Recalibrate\n    config: {factor: abc}\n",
+            "task 'recal': .*takes float",
+        ),
+        (
+            "tasks:\n  'bad label': {class: 'pipeline_test_tasks:Recalibrate'}\n",
+            "invalid task label",
+        ),
     ],
 )
 def test_malformed_files_name_file_label_and_problem(tmp_path, text, message):
@@ -123,7 +153,9 @@ def test_register_task_name():
 
 
 def test_entry_point_names(monkeypatch):
-    ep = importlib.metadata.EntryPoint("ep-recalibrate", "pipeline_test_tasks:Recalibrate", "compstore.tasks")
+    ep = importlib.metadata.EntryPoint(
+        "ep-recalibrate", "pipeline_test_tasks:Recalibrate", "compstore.tasks"
+    )
     monkeypatch.setattr(_registry, "_entry_points", lambda: [ep])
     assert get_task_class("ep-recalibrate") is Recalibrate
     assert "ep-recalibrate" in _registry.registered_tasks()

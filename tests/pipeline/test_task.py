@@ -54,7 +54,10 @@ def test_config_is_read_only():
 
 
 def test_unknown_config_key_lists_valid_keys():
-    with pytest.raises(PipelineDefinitionError, match="unknown config key 'factr'.*valid keys: factor, fail_detector"):
+    with pytest.raises(
+        PipelineDefinitionError,
+        match="unknown config key 'factr'.*valid keys: factor, fail_detector",
+    ):
         Recalibrate(config={"factr": 2.0})
 
 
@@ -114,8 +117,10 @@ def test_default_build_quanta_per_visit_detector():
     task = Recalibrate(label="recal")
     quanta = task.build_quanta({"calexp": refs}, butler=None)  # type: ignore[arg-type]
     assert [dict(q.data_id) for q in quanta] == [
-        {"visit": 1, "detector": 0}, {"visit": 1, "detector": 1},
-        {"visit": 2, "detector": 0}, {"visit": 2, "detector": 1},
+        {"visit": 1, "detector": 0},
+        {"visit": 1, "detector": 1},
+        {"visit": 2, "detector": 0},
+        {"visit": 2, "detector": 1},
     ]
     first = quanta[0]
     assert first.task_label == "recal"
@@ -161,8 +166,14 @@ def test_override_build_quanta_is_plain():
         outputs = {"x": Output("x", ("tract",), "Metadata")}
 
         def build_quanta(self, inputs, butler):
-            return [Quantum(self.label, DataId(tract=0), {"calexp": inputs["calexp"]},
-                            {"x": [DataId(tract=0)]})]
+            return [
+                Quantum(
+                    self.label,
+                    DataId(tract=0),
+                    {"calexp": inputs["calexp"]},
+                    {"x": [DataId(tract=0)]},
+                )
+            ]
 
     refs = [_ref("calexp", visit=1, detector=d) for d in (0, 1)]
     (quantum,) = PerTract(label="t").build_quanta({"calexp": refs}, butler=None)

@@ -17,7 +17,9 @@ from ._commands import Command, _csv, parse_data_id
 __all__ = ["PIPELINE_COMMANDS", "parse_config_override"]
 
 
-def _butler(args: argparse.Namespace, collections: list[str] | None = None, run: str | None = None) -> str:
+def _butler(
+    args: argparse.Namespace, collections: list[str] | None = None, run: str | None = None
+) -> str:
     options = ""
     if collections:
         options += f", collections={collections!r}"
@@ -43,26 +45,48 @@ def parse_config_override(text: str) -> tuple[str, str, Any]:
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError as exc:
-        raise argparse.ArgumentTypeError(f"cannot read the value of -c {text!r} as YAML: {exc}") from None
+        raise argparse.ArgumentTypeError(
+            f"cannot read the value of -c {text!r} as YAML: {exc}"
+        ) from None
     return label.strip(), key.strip(), parsed
 
 
 # -- run ----------------------------------------------------------------------------
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--pipeline", required=True, help="pipeline YAML file")
-    p.add_argument("-i", "--input", required=True, type=_csv, metavar="COLLECTION[,...]",
-                   help="comma-separated collections to find inputs in, searched in order")
-    p.add_argument("-o", "--output", required=True, metavar="RUN",
-                   help="RUN collection to write outputs into")
-    p.add_argument("-d", "--where", default=None,
-                   help='data query, e.g. "visit = 1 AND detector IN (1, 2)"')
-    p.add_argument("-c", "--config", action="append", default=[], metavar="LABEL:KEY=VALUE",
-                   help="override a task's config (repeatable; VALUE is a YAML scalar)")
+    p.add_argument(
+        "-i",
+        "--input",
+        required=True,
+        type=_csv,
+        metavar="COLLECTION[,...]",
+        help="comma-separated collections to find inputs in, searched in order",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, metavar="RUN", help="RUN collection to write outputs into"
+    )
+    p.add_argument(
+        "-d", "--where", default=None, help='data query, e.g. "visit = 1 AND detector IN (1, 2)"'
+    )
+    p.add_argument(
+        "-c",
+        "--config",
+        action="append",
+        default=[],
+        metavar="LABEL:KEY=VALUE",
+        help="override a task's config (repeatable; VALUE is a YAML scalar)",
+    )
     p.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1: serial)")
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the units of work (the quantum graph) and what would run; write nothing")
-    p.add_argument("--no-skip-existing", action="store_true",
-                   help="run units even when their outputs exist in the output run")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the units of work (the quantum graph) and what would run; write nothing",
+    )
+    p.add_argument(
+        "--no-skip-existing",
+        action="store_true",
+        help="run units even when their outputs exist in the output run",
+    )
 
 
 def _run_code(args: argparse.Namespace) -> str:
@@ -73,8 +97,10 @@ def _run_code(args: argparse.Namespace) -> str:
         _butler(args, args.input, args.output),
         f"pipeline = Pipeline.from_file({args.pipeline!r})",
     ]
-    lines += [f"pipeline.add_config_override({label!r}, {key!r}, {value!r})"
-              for label, key, value in overrides]
+    lines += [
+        f"pipeline.add_config_override({label!r}, {key!r}, {value!r})"
+        for label, key, value in overrides
+    ]
     options = ""
     if args.no_skip_existing:
         options += ", skip_existing=False"
@@ -91,8 +117,12 @@ def _run_code(args: argparse.Namespace) -> str:
 # -- provenance -------------------------------------------------------------------------
 def _provenance_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="TYPE[:STAGE], e.g. calexp:jointcal")
-    p.add_argument("data_id", nargs="*", metavar="KEY=VALUE", help="data ID, e.g. visit=1 detector=2")
-    p.add_argument("--collections", type=_csv, default=None, help="comma-separated collections to search")
+    p.add_argument(
+        "data_id", nargs="*", metavar="KEY=VALUE", help="data ID, e.g. visit=1 detector=2"
+    )
+    p.add_argument(
+        "--collections", type=_csv, default=None, help="comma-separated collections to search"
+    )
 
 
 def _provenance_code(args: argparse.Namespace) -> str:
@@ -117,8 +147,9 @@ def _provenance_code(args: argparse.Namespace) -> str:
 # -- collections -------------------------------------------------------------------------
 def _chain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the CHAINED collection (created if missing)")
-    p.add_argument("children", type=_csv, metavar="CHILD[,CHILD...]",
-                   help="collections to search, in order")
+    p.add_argument(
+        "children", type=_csv, metavar="CHILD[,CHILD...]", help="collections to search, in order"
+    )
 
 
 def _chain_code(args: argparse.Namespace) -> str:
@@ -135,7 +166,9 @@ def _tag_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("tagged", help="the TAGGED collection (created if missing)")
     p.add_argument("dataset_type", help="dataset type to tag, optionally TYPE:STAGE")
     p.add_argument("--where", default=None, help='e.g. "visit = 1 AND detector IN (1, 2)"')
-    p.add_argument("--collections", type=_csv, default=None, help="comma-separated collections to search")
+    p.add_argument(
+        "--collections", type=_csv, default=None, help="comma-separated collections to search"
+    )
 
 
 def _tag_code(args: argparse.Namespace) -> str:
@@ -166,13 +199,29 @@ def _query_collections_code(args: argparse.Namespace) -> str:
 
 
 PIPELINE_COMMANDS: list[Command] = [
-    Command("run", "run a pipeline: find inputs, run every unit of work, write outputs with provenance",
-            _run_args, _run_code),
-    Command("provenance", "show which task, config and inputs made a dataset",
-            _provenance_args, _provenance_code),
-    Command("collection-chain", "make a CHAINED collection: an ordered search path",
-            _chain_args, _chain_code),
+    Command(
+        "run",
+        "run a pipeline: find inputs, run every unit of work, write outputs with provenance",
+        _run_args,
+        _run_code,
+    ),
+    Command(
+        "provenance",
+        "show which task, config and inputs made a dataset",
+        _provenance_args,
+        _provenance_code,
+    ),
+    Command(
+        "collection-chain",
+        "make a CHAINED collection: an ordered search path",
+        _chain_args,
+        _chain_code,
+    ),
     Command("tag", "add the datasets a query finds to a TAGGED collection", _tag_args, _tag_code),
-    Command("query-collections", "list collections and their types", _query_collections_args,
-            _query_collections_code),
+    Command(
+        "query-collections",
+        "list collections and their types",
+        _query_collections_args,
+        _query_collections_code,
+    ),
 ]

@@ -82,8 +82,15 @@ class QuantumResult:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> QuantumResult:
         """Inverse of `to_dict`."""
-        return cls(d["task_label"], DataId(d["data_id"]), d["status"], d["reason"],
-                   d["traceback"], tuple(d["output_ids"]), d["seconds"])
+        return cls(
+            d["task_label"],
+            DataId(d["data_id"]),
+            d["status"],
+            d["reason"],
+            d["traceback"],
+            tuple(d["output_ids"]),
+            d["seconds"],
+        )
 
     def __str__(self) -> str:
         text = f"{self.status.upper()} {self.task_label} {self.data_id!r}"
@@ -165,7 +172,9 @@ class ExecutionReport:
 
 
 # -- one unit -------------------------------------------------------------------------------
-def _read_inputs(butler: Butler, task: Task, quantum: Quantum, run: str) -> tuple[dict[str, Any], list[str]]:
+def _read_inputs(
+    butler: Butler, task: Task, quantum: Quantum, run: str
+) -> tuple[dict[str, Any], list[str]]:
     args: dict[str, Any] = {}
     input_ids: list[str] = []
     for name, spec in task.inputs.items():
@@ -281,12 +290,22 @@ def run_quantum(butler: Butler, task: Task, quantum: Quantum) -> QuantumResult:
         refs = butler.put_many(items, provenance=provenance)
     except Exception as exc:  # a task may raise anything; it must not stop the other units
         return QuantumResult(
-            quantum.task_label, quantum.data_id, "failed", f"{type(exc).__name__}: {exc}",
-            traceback.format_exc(), (), time.perf_counter() - start,
+            quantum.task_label,
+            quantum.data_id,
+            "failed",
+            f"{type(exc).__name__}: {exc}",
+            traceback.format_exc(),
+            (),
+            time.perf_counter() - start,
         )
     return QuantumResult(
-        quantum.task_label, quantum.data_id, "succeeded", "", "",
-        tuple(str(r.id) for r in refs), time.perf_counter() - start,
+        quantum.task_label,
+        quantum.data_id,
+        "succeeded",
+        "",
+        "",
+        tuple(str(r.id) for r in refs),
+        time.perf_counter() - start,
     )
 
 
@@ -423,25 +442,35 @@ def execute(
             runnable: list[Quantum] = []
             for quantum in graph.for_task(taskdef.label):
                 blocker = next(
-                    (broken[(ref.dataset_type, ref.data_id)]
-                     for refs in quantum.inputs.values() for ref in refs
-                     if isinstance(ref, PredictedRef) and (ref.dataset_type, ref.data_id) in broken),
+                    (
+                        broken[(ref.dataset_type, ref.data_id)]
+                        for refs in quantum.inputs.values()
+                        for ref in refs
+                        if isinstance(ref, PredictedRef)
+                        and (ref.dataset_type, ref.data_id) in broken
+                    ),
                     None,
                 )
                 outputs = _outputs_of(graph, quantum)
                 if blocker is not None:
                     result = QuantumResult(
-                        quantum.task_label, quantum.data_id, "skipped",
+                        quantum.task_label,
+                        quantum.data_id,
+                        "skipped",
                         f"an input comes from {blocker.task_label} {blocker.data_id!r}, which "
                         f"{'failed' if blocker.status == 'failed' else 'was skipped'}",
                     )
                     report.skipped.append(result)
                     broken.update((o, result) for o in outputs)
                 elif skip_existing and outputs and all(o in existing for o in outputs):
-                    report.skipped.append(QuantumResult(
-                        quantum.task_label, quantum.data_id, "skipped",
-                        f"outputs exist in run {graph.output_run!r}",
-                    ))
+                    report.skipped.append(
+                        QuantumResult(
+                            quantum.task_label,
+                            quantum.data_id,
+                            "skipped",
+                            f"outputs exist in run {graph.output_run!r}",
+                        )
+                    )
                 elif dry_run:
                     report.pending.append(
                         QuantumResult(quantum.task_label, quantum.data_id, "pending")
@@ -497,14 +526,20 @@ def _run_in_pool(
         except BrokenProcessPool as exc:
             # A worker died (killed, out of memory): its unit failed, without a Python traceback.
             results[i] = QuantumResult(
-                quanta[i].task_label, quanta[i].data_id, "failed",
+                quanta[i].task_label,
+                quanta[i].data_id,
+                "failed",
                 f"worker process died: {exc} (if workers die at start-up: with jobs > 1 the "
                 "main script is re-imported by each worker, so guard its top level with "
-                "`if __name__ == '__main__':`)", "",
+                "`if __name__ == '__main__':`)",
+                "",
             )
         except Exception as exc:  # e.g. a worker could not import the task class
             results[i] = QuantumResult(
-                quanta[i].task_label, quanta[i].data_id, "failed",
-                f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc)),
+                quanta[i].task_label,
+                quanta[i].data_id,
+                "failed",
+                f"{type(exc).__name__}: {exc}",
+                "".join(traceback.format_exception(exc)),
             )
     return [r for r in results if r is not None]

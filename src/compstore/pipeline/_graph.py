@@ -19,7 +19,7 @@ from ..registry import DataId, DatasetRef, parse_where
 
 # The AST node classes are not re-exported by the registry package; the graph
 # builder needs them to apply each term of ``where`` only where it makes sense.
-from ..registry._where import And, Bind, Compare, Dimension, In, Literal, Node, Not, Or
+from ..registry._where import And, Bind, Dimension, In, Literal, Node, Not, Or
 from ._pipeline import Pipeline
 from ._task import InputRef, PredictedRef, Quantum, Task
 
@@ -110,7 +110,9 @@ class QuantumGraph:
                         lines.append(f"    in  {name}: {_describe_ref(ref)}")
                 for name, ids in quantum.outputs.items():
                     for data_id in ids:
-                        lines.append(f"    out {name}: {task.outputs[name].dataset_type}@{data_id!r}")
+                        lines.append(
+                            f"    out {name}: {task.outputs[name].dataset_type}@{data_id!r}"
+                        )
         return "\n".join(lines)
 
 
@@ -122,7 +124,7 @@ def _describe_ref(ref: InputRef) -> str:
 
 # -- where: which terms apply where --------------------------------------------
 def _dimensions_of(node: Node) -> set[str]:
-    if isinstance(node, (And, Or)):
+    if isinstance(node, And | Or):
         return set().union(*(_dimensions_of(t) for t in node.terms))
     if isinstance(node, Not):
         return _dimensions_of(node.operand)
@@ -303,7 +305,12 @@ def build_graph(pipeline: Pipeline, butler: Butler, where: str | None = None) ->
 
 
 def _query_input(
-    butler: Butler, label: str, name: str, spec: Any, node: Node | None, collections: tuple[str, ...]
+    butler: Butler,
+    label: str,
+    name: str,
+    spec: Any,
+    node: Node | None,
+    collections: tuple[str, ...],
 ) -> list[DatasetRef]:
     registered = butler.registry.get_dataset_type(spec.dataset_type)  # MissingDatasetTypeError
     # The declaration may leave out dimensions a later stage added (tract on calexp).
@@ -339,7 +346,11 @@ def _check_where_dimensions(
 # -- plain-data form, for worker processes -------------------------------------------
 def _ref_to_dict(ref: InputRef) -> dict[str, Any]:
     if isinstance(ref, PredictedRef):
-        return {"predicted": True, "dataset_type": ref.dataset_type, "data_id": ref.data_id.to_dict()}
+        return {
+            "predicted": True,
+            "dataset_type": ref.dataset_type,
+            "data_id": ref.data_id.to_dict(),
+        }
     return {
         "id": str(ref.id),
         "dataset_type": ref.dataset_type,
@@ -352,7 +363,9 @@ def _ref_to_dict(ref: InputRef) -> dict[str, Any]:
 def _ref_from_dict(d: Mapping[str, Any]) -> InputRef:
     if d.get("predicted"):
         return PredictedRef(d["dataset_type"], DataId(d["data_id"]))
-    return DatasetRef(uuid.UUID(d["id"]), d["dataset_type"], DataId(d["data_id"]), d["run"], d["manifest"])
+    return DatasetRef(
+        uuid.UUID(d["id"]), d["dataset_type"], DataId(d["data_id"]), d["run"], d["manifest"]
+    )
 
 
 def quantum_to_dict(quantum: Quantum) -> dict[str, Any]:
@@ -373,4 +386,3 @@ def quantum_from_dict(d: Mapping[str, Any]) -> Quantum:
         {n: [_ref_from_dict(r) for r in refs] for n, refs in d["inputs"].items()},
         {n: [DataId(i) for i in ids] for n, ids in d["outputs"].items()},
     )
-

@@ -112,7 +112,10 @@ class Pipeline:
 
     @classmethod
     def from_task(
-        cls, task: str | type[Task], label: str | None = None, config: Mapping[str, Any] | None = None
+        cls,
+        task: str | type[Task],
+        label: str | None = None,
+        config: Mapping[str, Any] | None = None,
     ) -> Pipeline:
         """Return a pipeline of the one task ``task`` (label: its name or class name).
 
@@ -122,8 +125,10 @@ class Pipeline:
             As `add_task`.
         """
         if label is None:
-            label = task if isinstance(task, str) and _LABEL.fullmatch(task) else (
-                get_task_class(task).__name__
+            label = (
+                task
+                if isinstance(task, str) and _LABEL.fullmatch(task)
+                else (get_task_class(task).__name__)
             )
         return cls().add_task(label, task, config)
 
@@ -208,7 +213,9 @@ class Pipeline:
                 )
             config = entry.get("config") or {}
             if not isinstance(config, Mapping):
-                raise PipelineDefinitionError(f"{where}: 'config' must be a mapping of key to value")
+                raise PipelineDefinitionError(
+                    f"{where}: 'config' must be a mapping of key to value"
+                )
             try:
                 pipeline.add_task(str(label), entry["class"], config)
             except PipelineDefinitionError as exc:
@@ -229,7 +236,9 @@ class Pipeline:
         try:
             text = path.read_text()
         except OSError as exc:
-            raise PipelineDefinitionError(f"cannot read pipeline file {path}: {exc.strerror}") from None
+            raise PipelineDefinitionError(
+                f"cannot read pipeline file {path}: {exc.strerror}"
+            ) from None
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -242,8 +251,11 @@ class Pipeline:
         if self.description:
             out["description"] = self.description
         out["tasks"] = {
-            t.label: ({"class": t.class_name, "config": dict(t.config)} if t.config
-                      else {"class": t.class_name})
+            t.label: (
+                {"class": t.class_name, "config": dict(t.config)}
+                if t.config
+                else {"class": t.class_name}
+            )
             for t in self._tasks.values()
         }
         return out

@@ -26,8 +26,15 @@ from ..errors import PipelineDefinitionError
 if TYPE_CHECKING:
     from ._task import Task
 
-__all__ = ["BUILTIN_TASKS", "ENTRY_POINT_GROUP", "class_path", "get_task_class", "register_task",
-           "registered_tasks", "task_name_of"]
+__all__ = [
+    "BUILTIN_TASKS",
+    "ENTRY_POINT_GROUP",
+    "class_path",
+    "get_task_class",
+    "register_task",
+    "registered_tasks",
+    "task_name_of",
+]
 
 ENTRY_POINT_GROUP = "compstore.tasks"
 
@@ -71,7 +78,9 @@ def register_task(name: str, cls: type[Task], *, replace: bool = False) -> None:
             f"invalid task name {name!r}: use letters, digits, '_', '.', '-'"
         )
     if not (isinstance(cls, type) and issubclass(cls, Task)):
-        raise PipelineDefinitionError(f"cannot register {cls!r} as task {name!r}: not a Task subclass")
+        raise PipelineDefinitionError(
+            f"cannot register {cls!r} as task {name!r}: not a Task subclass"
+        )
     with _lock:
         current = _registered.get(name)
         if current is not None and current is not cls and not replace:
@@ -134,7 +143,9 @@ def _import_path(path: str, name: str) -> type[Task]:
                 f"module {module_name!r} has no {qualname!r} (task {name!r})"
             ) from None
     if not (isinstance(obj, type) and issubclass(obj, Task)):
-        raise PipelineDefinitionError(f"{path} (task {name!r}) is not a compstore.pipeline.Task subclass")
+        raise PipelineDefinitionError(
+            f"{path} (task {name!r}) is not a compstore.pipeline.Task subclass"
+        )
     return obj
 
 

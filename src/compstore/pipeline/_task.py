@@ -179,7 +179,10 @@ class Task:
             If an input is not an `Input`, an output not an `Output`, or a name
             is not a Python identifier.
         """
-        for kind, specs, wanted in (("inputs", cls.inputs, Input), ("outputs", cls.outputs, Output)):
+        for kind, specs, wanted in (
+            ("inputs", cls.inputs, Input),
+            ("outputs", cls.outputs, Output),
+        ):
             if not isinstance(specs, Mapping):
                 raise PipelineDefinitionError(
                     f"{cls.describe()}: {kind} must be a dict of name to {wanted.__name__}"
@@ -236,9 +239,7 @@ class Task:
         return "data_id" in inspect.signature(cls.run).parameters and "data_id" not in cls.inputs
 
     # -- units of work ---------------------------------------------------------
-    def build_quanta(
-        self, inputs: dict[str, list[InputRef]], butler: Butler
-    ) -> list[Quantum]:
+    def build_quanta(self, inputs: dict[str, list[InputRef]], butler: Butler) -> list[Quantum]:
         """Group the available input datasets into units of work.
 
         The default groups by the task's `quantum_dimensions`: every input
@@ -290,7 +291,8 @@ class Task:
             for name, spec in self.inputs.items():
                 shared = [d for d in dims if d in spec.dimensions]
                 chosen[name] = [
-                    ref for ref in inputs.get(name, [])
+                    ref
+                    for ref in inputs.get(name, [])
                     if all(ref.data_id[d] == key[d] for d in shared)
                 ]
                 if not spec.multiple and len(chosen[name]) > 1:
