@@ -1,0 +1,160 @@
+"""End-to-end: the built-in stages on a small deep survey (use cases 1, 4, 7 and 9), bytes on disk."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from compstore import Butler
+from compstore.errors import AmbiguousDatasetError, DatasetNotFoundError
+from compstore.pipeline import Pipeline, execute
+from compstore.pipeline.tasks import CoaddTask, DetectionTask, JointcalTask
+from compstore.registry import DataId
+from compstore.testing.sky import make_catalog, make_exposure
+
+VISITS = (1, 2, 3)
+DETECTORS = (6, 7, 11, 12)
+SIZE = 256
+# jointcal groups by large tracts (every detector in one); coadds use small patches.
+JOINTCAL = {"tract_size": 0.5, "order": 2, "min_sources": 10}
+SKYMAP = {"tract_size": 0.1, "patches_per_side": 4}
+
+
+def blob_bytes(root) -> int:
+    total = 0
+    for folder, _, files in os.walk(os.path.join(root, "blobs")):
+        total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
+    return total
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory):
+    """sfm -> jointcal -> coadd -> detection, with the bytes each stage added."""
+    root = tmp_path_factory.mktemp("stages") / "repo"
+    Butler.create(root)
+    sfm = Butler(root, run="sfm")
+    sfm.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    sfm.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+    for visit in VISITS:
+        for detector in DETECTORS:
+            exposure = make_exposure(visit, detector, size=SIZE, survey="deep")
+            sfm.put(exposure, "calexp", visit=visit, detector=detector)
+            sfm.put(make_catalog(exposure), "src", visit=visit, detector=detector)
+    added = {"sfm": blob_bytes(root)}
+    pipeline = Pipeline.from_dict({"tasks": {"jointcal": {"class": "jointcal", "config": JOINTCAL}}})
+    report = execute(pipeline, Butler(root, collections=["sfm"], run="jointcal"))
+    assert not report.failed, str(report)
+    added["jointcal"] = blob_bytes(root) - added["sfm"]
+    before = blob_bytes(root)
+    coadd = Pipeline.from_dict({"tasks": {"coadd": {"class": "coadd", "config": SKYMAP}}})
+    report = execute(coadd, Butler(root, collections=["jointcal"], run="coadd"))
+    assert not report.failed, str(report)
+    added["coadd"] = blob_bytes(root) - before
+    before = blob_bytes(root)
+    detection = Pipeline.from_dict({"tasks": {"detection": {"class": "detection"}}})
+    report = execute(detection, Butler(root, collections=["coadd"], run="detection"))
+    assert not report.failed, str(report)
+    added["detection"] = blob_bytes(root) - before
+    return root, added
+
+
+def test_use_case_1_jointcal_costs_wcs_calib_and_manifests(survey):
+    root, added = survey
+    assert added["jointcal"] <= 0.01 * added["sfm"], added
+    reader = Butler(root)
+    refs = reader.query_datasets("calexp:jointcal")
+    assert len(refs) == len(VISITS) * len(DETECTORS)
+    tract = refs[0].data_id["tract"]
+    new = reader.get("calexp:jointcal", visit=1, detector=6, tract=tract)
+    old = reader.get("calexp:sfm", visit=1, detector=6)
+    assert new.wcs != old.wcs and new.calib != old.calib
+    assert abs(new.calib.calibration / old.calib.calibration - 1) < 0.1
+    assert new.image is old.image and new.mask is old.mask  # the same pixels, shared
+    # the new Wcs maps the catalog's centroids to its positions (a real fit)
+    cat = reader.get("src:sfm", visit=1, detector=6)
+    ra, dec = new.wcs.pixel_to_sky(np.asarray(cat["x"]), np.asarray(cat["y"]))
+    assert np.max(np.abs(ra - np.asarray(cat["ra"])) * np.cos(np.radians(dec))) * 3600 < 0.01
+    # leaving out the dimension jointcal added: one match is returned
+    assert reader.get("calexp:jointcal", visit=1, detector=6).calib == new.calib
+
+
+def test_stage_lookup_never_falls_back(survey):
+    root, _ = survey
+    reader = Butler(root)
+    Butler(root, run="sfm").put(make_exposure(9, 6, size=64, survey="deep"), "calexp", visit=9, detector=6)
+    with pytest.raises(DatasetNotFoundError, match="jointcal.*'sfm' have one.*never fall back"):
+        reader.get("calexp:jointcal", visit=9, detector=6)
+    assert reader.get("calexp:sfm", visit=9, detector=6).bbox.width == 64
+
+
+def test_a_data_id_in_two_tracts_is_ambiguous(survey):
+    root, _ = survey
+    exposure = Butler(root).get("calexp:sfm", visit=2, detector=7)
+    writer = Butler(root, run="jointcal-overlap")
+    writer.put(exposure, "calexp", visit=2, detector=7, tract=1)
+    writer.put(exposure, "calexp", visit=2, detector=7, tract=2)
+    with pytest.raises(AmbiguousDatasetError, match="tract: 1.*tract: 2"):
+        Butler(root).get("calexp:jointcal-overlap", visit=2, detector=7)
+    got = Butler(root).get("calexp:jointcal-overlap", visit=2, detector=7, tract=2)
+    assert got is exposure
+
+
+def test_use_case_4_detection_costs_background_and_one_plane(survey):
+    root, added = survey
+    assert added["detection"] <= 0.05 * added["coadd"], added
+    reader = Butler(root)
+    ref = reader.query_datasets("deepCoadd_calexp:detection")[0]
+    calexp = reader.get(ref)
+    coadd = reader.get("deepCoadd:coadd", ref.data_id)
+    assert calexp.background is not None
+    np.testing.assert_array_equal(calexp.image, coadd.image - calexp.background.evaluate(coadd.bbox))
+    assert calexp.mask.plane("DETECTED").any()
+    np.testing.assert_array_equal(calexp.mask.plane("NO_DATA"), coadd.mask.plane("NO_DATA"))
+    assert calexp.variance is coadd.variance
+
+
+def test_use_case_7_coadd_inputs_are_the_input_objects(survey):
+    root, _ = survey
+    reader = Butler(root)
+    ref = reader.query_datasets("deepCoadd:coadd")[0]
+    inputs = reader.get("deepCoadd.coadd_inputs:coadd", ref.data_id)
+    assert len(inputs) >= 1
+    first = inputs[0]
+    calexp = reader.get("calexp:jointcal", first.data_id)
+    assert first.wcs is calexp.wcs and first.calib is calexp.calib and first.psf is calexp.psf
+
+
+def test_provenance_names_task_config_and_inputs(survey):
+    root, _ = survey
+    reader = Butler(root)
+    ref = reader.query_datasets("calexp:jointcal")[0]
+    prov = reader.provenance(ref)
+    assert prov["task_label"] == "jointcal"
+    assert prov["task_class"].endswith("JointcalTask")
+    assert prov["config"]["order"] == 2 and prov["config"]["tract_size"] == JOINTCAL["tract_size"]
+    inputs = {reader.registry.get_dataset(i).dataset_type for i in prov["input_ids"]}
+    assert inputs == {"calexp", "src"}
+
+
+def test_rerun_skips_finished_units(survey):
+    root, _ = survey
+    pipeline = Pipeline.from_dict({"tasks": {"detection": {"class": "detection"}}})
+    report = execute(pipeline, Butler(root, collections=["coadd"], run="detection"))
+    assert not report.failed and not report.succeeded and report.skipped
+
+
+def test_builtin_tasks_run_without_a_repository():
+    """Task.run works on in-memory objects alone."""
+    exposures = {DataId(visit=v, detector=12): make_exposure(v, 12, size=256, survey="deep") for v in (1, 2)}
+    catalogs = {k: make_catalog(e) for k, e in exposures.items()}
+    out = JointcalTask(config={"order": 2, "min_sources": 10}).run(calexp=exposures, src=catalogs)["calexp"]
+    assert set(out) == set(exposures)
+    task = CoaddTask(config={"tract_size": 0.1, "patches_per_side": 4})
+    overlaps = task.skymap().exposure_overlaps(exposures[DataId(visit=1, detector=12)])
+    tract, patches = next(iter(overlaps.items()))
+    coadd = task.run(calexp=out, data_id={"tract": tract, "patch": min(patches), "band": "r"})["deepCoadd"]
+    assert coadd.coadd_inputs is not None and coadd.wcs is not None
+    detected = DetectionTask().run(deepCoadd=coadd)["deepCoadd_calexp"]
+    assert detected.image_base is coadd.image and detected.background is not None
