@@ -627,29 +627,14 @@ class Butler:
 
     def stats(self) -> RepositoryStats:
         """Count datasets and components, and the bytes deduplication saves."""
-        sizes: dict[tuple[str, str], int] = {}
-
-        def size(kind_digest: tuple[str, str]) -> int:
-            if kind_digest not in sizes:
-                sizes[kind_digest] = self.blobs.stored_bytes(kind_digest[1])
-            return sizes[kind_digest]
-
-        per_manifest: dict[str, int] = {}
-        logical = 0
-        refs = self._all_refs()
-        for ref in refs:
-            if ref.manifest not in per_manifest:
-                per_manifest[ref.manifest] = sum(
-                    size(kd) for kd in set(self._io.iter_components(ref.manifest))
-                )
-            logical += per_manifest[ref.manifest]
+        logical, datasets = self.logical_bytes()
         arrays = list(self.blobs.iter_arrays())
         documents = list(self.blobs.iter_documents())
         stored = sum(self.blobs.stored_bytes(d) for d in arrays) + sum(
             self.blobs.stored_bytes(d) for d in documents
         )
         return RepositoryStats(
-            datasets=len(refs),
+            datasets=datasets,
             dataset_types=len(self.registry.dataset_types()),
             collections=len(self.registry.query_collections()),
             arrays=len(arrays),
@@ -658,8 +643,32 @@ class Butler:
             stored_bytes=stored,
         )
 
-    def _all_refs(self) -> list[DatasetRef]:
+    def logical_bytes(self, collections: Sequence[str] | None = None) -> tuple[int, int]:
+        """Bytes the datasets of ``collections`` (all if None) would take with their own copies.
+
+        Returns
+        -------
+        tuple of int
+            ``(logical bytes, number of datasets)``: for each dataset, the stored
+            bytes of every component it uses (its manifests included).
+        """
+        sizes: dict[str, int] = {}
+        per_manifest: dict[str, int] = {}
+        logical = 0
+        refs = self._all_refs(collections)
+        for ref in refs:
+            if ref.manifest not in per_manifest:
+                total = 0
+                for _, digest in set(self._io.iter_components(ref.manifest)):
+                    if digest not in sizes:
+                        sizes[digest] = self.blobs.stored_bytes(digest)
+                    total += sizes[digest]
+                per_manifest[ref.manifest] = total
+            logical += per_manifest[ref.manifest]
+        return logical, len(refs)
+
+    def _all_refs(self, collections: Sequence[str] | None = None) -> list[DatasetRef]:
         refs: list[DatasetRef] = []
         for dtype in self.registry.dataset_types():
-            refs.extend(self.registry.query_datasets(dtype.name, collections=None))
+            refs.extend(self.registry.query_datasets(dtype.name, collections=collections))
         return refs

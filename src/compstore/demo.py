@@ -1,7 +1,8 @@
-"""The demo: fill a repository with a synthetic survey and show what sharing buys.
+"""The demo: a synthetic survey through four stages, showing what sharing buys.
 
-``compstore demo`` calls `run_demo`; it can be run again on the same
-repository (datasets already present are not put twice).
+``compstore demo`` calls `run_demo`. It can be run again on the same
+repository: datasets already present are not put twice, and stages whose
+outputs exist are skipped.
 """
 
 from __future__ import annotations
@@ -9,12 +10,38 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .butler import Butler
+from .pipeline import Pipeline, execute
 from .testing.sky import make_catalog, make_exposure
 
-__all__ = ["run_demo"]
+__all__ = ["StageFigures", "run_demo"]
+
+# Detectors of the 5x5 focal plane around its centre (12), in demo order.
+_DETECTORS = (12, 7, 11, 13, 17, 6, 8, 16, 18)
+# jointcal groups by large tracts; coadds use patches of a finer sky map.
+_JOINTCAL = {"tract_size": 0.5, "order": 2, "min_sources": 10}
+_COADD = {"tract_size": 0.2, "patches_per_side": 4}
+
+
+@dataclass(frozen=True)
+class StageFigures:
+    """What one stage cost: datasets, logical bytes of its outputs, bytes added, wall time."""
+
+    stage: str
+    datasets: int
+    logical_bytes: int
+    added_bytes: int
+    seconds: float
+
+
+def _blob_bytes(root: Path) -> int:
+    total = 0
+    for folder, _, files in os.walk(root / "blobs"):
+        total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
+    return total
 
 
 def run_demo(
@@ -24,58 +51,97 @@ def run_demo(
     detectors: int = 4,
     size: int = 1024,
     out: Callable[[str], None] = print,
-) -> Butler:
-    """Put a synthetic survey (``calexp`` + ``src`` per visit and detector) and load a visit.
+) -> list[StageFigures]:
+    """Run single-frame -> jointcal -> coadd -> detection on a synthetic deep survey.
 
     Parameters
     ----------
     root
         The repository (created if missing).
     visits, detectors, size
-        Survey shape: ``visits x detectors`` exposures of ``size x size`` pixels.
+        Survey shape: ``visits x detectors`` exposures of ``size x size`` pixels
+        (at most 9 detectors, around the focal plane's centre).
     out
         Where to print (``print`` by default).
 
     Returns
     -------
-    Butler
-        A Butler on the filled repository, writing to run ``sfm``.
+    list of StageFigures
+        One per stage, as printed.
     """
-    start = time.perf_counter()
+    root = Path(root)
     Butler.create(root, exist_ok=True)
+    figures = [_single_frame(root, visits, detectors, size)]
+    out(f"repository {root.resolve()}")
+    stages = [
+        ("jointcal", "jointcal", ["sfm"], {"jointcal": {"class": "jointcal", "config": _JOINTCAL}}),
+        ("coadd", "coadd", ["jointcal"], {"coadd": {"class": "coadd", "config": _COADD}}),
+        ("detection", "detection", ["coadd"], {"detection": {"class": "detection"}}),
+    ]
+    for stage, run, inputs, tasks in stages:
+        before, start = _blob_bytes(root), time.perf_counter()
+        butler = Butler(root, collections=inputs, run=run)
+        report = execute(Pipeline.from_dict({"tasks": tasks}), butler)
+        if report.failed:
+            out(str(report))
+        figures.append(
+            _figures(butler, stage, run, _blob_bytes(root) - before, time.perf_counter() - start)
+        )
+    _show_sharing(root, out)
+    out("")
+    out(f"{'stage':<10} {'datasets':>8} {'logical':>12} {'added on disk':>14} {'added/logical':>13} {'time':>8}")
+    for f in figures:
+        ratio = f.added_bytes / f.logical_bytes if f.logical_bytes else 0.0
+        out(f"{f.stage:<10} {f.datasets:>8} {_mib(f.logical_bytes):>12} {_mib(f.added_bytes):>14} "
+            f"{ratio:>12.1%} {f.seconds:>7.2f}s")
+    out("")
+    out(str(Butler(root).stats()))
+    return figures
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024**2:.2f} MiB"
+
+
+def _single_frame(root: Path, visits: int, detectors: int, size: int) -> StageFigures:
     butler = Butler(root, run="sfm")
     butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
     butler.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
-    out(f"repository {Path(root).resolve()}")
-    written = 0
+    before, start = _blob_bytes(root), time.perf_counter()
     for visit in range(1, visits + 1):
-        for detector in range(detectors):
+        for detector in _DETECTORS[: max(1, min(detectors, len(_DETECTORS)))]:
             if butler.exists("calexp", visit=visit, detector=detector):
                 continue
-            exposure = make_exposure(visit, detector, size=size)
-            catalog = make_catalog(exposure)
-            for obj, dataset_type in ((exposure, "calexp"), (catalog, "src")):
-                result = butler.put_with_report(obj, dataset_type, visit=visit, detector=detector)
-                written += result.report.bytes_written
-    out(f"put {visits} visits x {detectors} detectors ({size}x{size}): "
-        f"{written / 1024**2:.1f} MiB written")
+            exposure = make_exposure(visit, detector, size=size, survey="deep")
+            butler.put_many(
+                [
+                    (exposure, "calexp", {"visit": visit, "detector": detector}),
+                    (make_catalog(exposure), "src", {"visit": visit, "detector": detector}),
+                ]
+            )
+    return _figures(butler, "sfm", "sfm", _blob_bytes(root) - before, time.perf_counter() - start)
 
-    # Load one visit: catalogs and exposures share their Wcs and Calib objects.
-    loader = Butler(root, collections=["sfm"])
-    refs = loader.query_datasets("calexp", where="visit = 1")
-    exposures = [loader.get(ref) for ref in refs]
-    catalogs = [loader.get("src", ref.data_id) for ref in refs]
-    shared = all(
-        cat.wcs is exp.wcs and cat.calib is exp.calib
-        for exp, cat in zip(exposures, catalogs, strict=True)
+
+def _figures(butler: Butler, stage: str, run: str, added: int, seconds: float) -> StageFigures:
+    logical, datasets = butler.logical_bytes(collections=[run])
+    return StageFigures(stage, datasets, logical, added, seconds)
+
+
+def _show_sharing(root: Path, out: Callable[[str], None]) -> None:
+    reader = Butler(root, collections=["sfm"])
+    refs = reader.query_datasets("calexp", where="visit = 1")
+    exposures = [reader.get(ref) for ref in refs]
+    catalogs = [reader.get("src", ref.data_id) for ref in refs]
+    shared = all(c.wcs is e.wcs and c.calib is e.calib for e, c in zip(exposures, catalogs, strict=True))
+    out(
+        f"visit 1: {len(exposures)} exposures + {len(catalogs)} catalogs loaded; catalogs share the "
+        f"exposures' Wcs and Calib objects: {shared}; distinct Wcs objects: "
+        f"{len({id(x.wcs) for x in exposures + catalogs})}; distinct VisitInfo objects: "
+        f"{len({id(e.visit_info) for e in exposures})}"
     )
-    out(f"visit 1: {len(exposures)} exposures + {len(catalogs)} catalogs loaded; "
-        f"catalogs share the exposures' Wcs and Calib objects: {shared}; "
-        f"distinct Wcs objects: {len({id(e.wcs) for e in exposures + catalogs})}, "
-        f"distinct VisitInfo objects: {len({id(e.visit_info) for e in exposures})}")
-    psf = loader.get("calexp.psf", visit=1, detector=0)
+    psf = reader.get("calexp.psf", refs[0].data_id)
     out(f"calexp.psf alone (no pixels read): {psf!r}")
-    out("")
-    out(str(butler.stats()))
-    out(f"\ndemo finished in {time.perf_counter() - start:.1f} s")
-    return butler
+    if Butler(root).exists("calexp:jointcal", refs[0].data_id):
+        jointcal = Butler(root).get("calexp:jointcal", refs[0].data_id)
+        out(f"calexp:jointcal {dict(refs[0].data_id)}: new Wcs and Calib, the same pixel arrays "
+            f"as calexp:sfm: {jointcal.image is exposures[0].image}")

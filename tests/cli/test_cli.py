@@ -107,8 +107,13 @@ def test_console_script_runs_in_a_fresh_process(tmp_path):
 
 def test_demo_runs_twice(tmp_path, capsys):
     root = str(tmp_path / "demo")
-    assert main(["demo", "--repo", root, "--visits", "2", "--detectors", "2", "--size", "64"]) == 0
+    argv = ["demo", "--repo", root, "--visits", "2", "--detectors", "2", "--size", "256"]
+    assert main(argv) == 0
     first = capsys.readouterr().out
     assert "share the exposures' Wcs and Calib objects: True" in first
-    assert main(["demo", "--repo", root, "--visits", "2", "--detectors", "2", "--size", "64"]) == 0
-    assert "datasets" in capsys.readouterr().out
+    assert "the same pixel arrays as calexp:sfm: True" in first
+    for stage in ("sfm", "jointcal", "coadd", "detection"):
+        assert f"\n{stage} " in first
+    assert main(argv) == 0  # again: nothing is put twice, finished stages are skipped
+    again = capsys.readouterr().out
+    assert first.splitlines()[-1] == again.splitlines()[-1]  # same dedup ratio

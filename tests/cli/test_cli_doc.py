@@ -43,7 +43,7 @@ def test_doc_python_blocks_run_in_order(tmp_path, monkeypatch):
     namespace: dict = {}
     for i, code in enumerate(blocks):
         if "run_demo" in code:
-            code = code.replace("size=1024", "size=64")
+            code = code.replace("size=1024", "size=256")
         if "calexp:jointcal" in code:
             # the stage this block reads must exist: a jointcal run with one calexp
             exp = Butler("store", collections="raw").get("calexp", visit=1, detector=2)
