@@ -158,3 +158,27 @@ def test_builtin_tasks_run_without_a_repository():
     assert coadd.coadd_inputs is not None and coadd.wcs is not None
     detected = DetectionTask().run(deepCoadd=coadd)["deepCoadd_calexp"]
     assert detected.image_base is coadd.image and detected.background is not None
+
+
+def test_one_pipeline_of_all_stages(tmp_path):
+    """jointcal, coadd and detection in one pipeline: coadd groups calexps jointcal has yet to write."""
+    root = tmp_path / "repo"
+    Butler.create(root)
+    sfm = Butler(root, run="sfm")
+    sfm.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    sfm.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+    for visit in (1, 2):
+        exposure = make_exposure(visit, 12, size=256, survey="deep")
+        sfm.put(exposure, "calexp", visit=visit, detector=12)
+        sfm.put(make_catalog(exposure), "src", visit=visit, detector=12)
+    pipeline = Pipeline.from_dict({"tasks": {
+        "jointcal": {"class": "jointcal", "config": JOINTCAL},
+        "coadd": {"class": "coadd", "config": SKYMAP},
+        "detection": {"class": "detection"},
+    }})
+    report = execute(pipeline, Butler(root, collections=["sfm"], run="all"))
+    assert not report.failed, str(report)
+    refs = Butler(root).query_datasets("deepCoadd_calexp:all")
+    assert refs
+    inputs = Butler(root).get("deepCoadd.coadd_inputs:all", refs[0].data_id)
+    assert {dict(i.data_id).get("tract") is not None for i in inputs} == {True}  # jointcal's calexps

@@ -9,7 +9,7 @@ from typing import Any
 from ...errors import TaskError
 from ...objects import CoaddInput, CoaddInputs
 from ...registry import DataId
-from .._task import Input, Output, Quantum, Task
+from .._task import Input, Output, PredictedRef, Quantum, Task
 from ..skymap import SkyMap
 from ._algorithms import stack_warps
 from ._warp import warp_exposure
@@ -71,9 +71,10 @@ class CoaddTask(Task):
         skymap = self.skymap()
         groups: dict[DataId, list[Any]] = defaultdict(list)
         for ref in inputs["calexp"]:
-            wcs = butler.get(ref, component="wcs")
-            bbox = butler.get(ref, component="bbox")
-            band = butler.get(ref, component="band")
+            located = self._locate(ref, butler)
+            wcs = butler.get(located, component="wcs")
+            bbox = butler.get(located, component="bbox")
+            band = butler.get(located, component="band")
             for tract, patches in skymap.overlaps(wcs, bbox).items():
                 for patch in patches:
                     groups[DataId(tract=tract, patch=patch, band=band)].append(ref)
@@ -86,3 +87,16 @@ class CoaddTask(Task):
             )
             for key, refs in sorted(groups.items(), key=lambda kv: tuple(sorted(kv[0].items())))
         ]
+
+    @staticmethod
+    def _locate(ref: Any, butler: Any) -> Any:
+        """A stored calexp to read the footprint of ``ref`` from.
+
+        A calexp an earlier task of the same pipeline will write (a
+        `PredictedRef`, e.g. jointcal's) does not exist yet: its pixels and
+        footprint are those of the input calexp of the same visit and detector.
+        """
+        if not isinstance(ref, PredictedRef):
+            return ref
+        base = {k: ref.data_id[k] for k in ("visit", "detector")}
+        return butler.find_dataset(ref.dataset_type, base)
