@@ -197,6 +197,12 @@ class Butler:
             tuple(collections) if collections is not None else ((run,) if run else None)
         )
         self._put_lock = threading.Lock()
+        # (name, data ID items, search path) -> ref, valid while the registry's
+        # data_version is unchanged: a get the identity cache answers then costs
+        # no SQL at all.
+        self._ref_memo: dict[tuple[Any, ...], DatasetRef] = {}
+        self._ref_memo_version: int | None = None
+        self._names: dict[str, DatasetName] = {}
 
     # -- creation -------------------------------------------------------------
     @classmethod
@@ -408,14 +414,22 @@ class Butler:
             if data_id or kwargs:
                 raise DataIdError("get with a DatasetRef takes no data ID")
             return self._io.read(name_or_ref.manifest, parameters, component)
-        name = parse_dataset_name(name_or_ref)
+        name = self._checked_name(name_or_ref)
         ref = self.find_dataset(name_or_ref, data_id, collections=collections, **kwargs)
-        if name.component is not None:
-            dtype = self.registry.get_dataset_type(name.dataset_type)
-            sc = get_storage_class(dtype.storage_class)
-            if isinstance(sc, CompositeStorageClass):
-                sc.component_storage_class(name.component)
         return self._io.read(ref.manifest, parameters, name.component)
+
+    def _checked_name(self, text: str) -> DatasetName:
+        """``parse_dataset_name`` plus a check that the component exists, remembered per name."""
+        name = self._names.get(text)
+        if name is None:
+            name = parse_dataset_name(text)
+            if name.component is not None:
+                dtype = self.registry.get_dataset_type(name.dataset_type)
+                sc = get_storage_class(dtype.storage_class)
+                if isinstance(sc, CompositeStorageClass):
+                    sc.component_storage_class(name.component)
+            self._names[text] = name
+        return name
 
     def find_dataset(
         self,
@@ -432,6 +446,45 @@ class Butler:
         DatasetNotFoundError, AmbiguousDatasetError, MissingDatasetTypeError, DataIdError
             As `get`.
         """
+        key = self._memo_key(name, data_id, collections, kwargs)
+        version = self.registry.data_version() if key is not None else None
+        if version is not None:
+            if version != self._ref_memo_version:
+                self._ref_memo.clear()
+                self._ref_memo_version = version
+            else:
+                ref = self._ref_memo.get(key)  # type: ignore[arg-type]
+                if ref is not None:
+                    return ref
+        ref = self._find_dataset(name, data_id, collections, kwargs)
+        if version is not None:
+            if len(self._ref_memo) > 100_000:
+                self._ref_memo.clear()
+            self._ref_memo[key] = ref  # type: ignore[index]
+        return ref
+
+    def _memo_key(
+        self,
+        name: str,
+        data_id: Mapping[str, Any] | None,
+        collections: str | Sequence[str] | None,
+        kwargs: Mapping[str, Any],
+    ) -> tuple[Any, ...] | None:
+        items = [*(data_id or {}).items(), *kwargs.items()]
+        if not all(type(v) in (int, str) for _, v in items):
+            return None  # numpy ints and the like: normalised by the slow path only
+        search = (collections,) if isinstance(collections, str) else (
+            tuple(collections) if collections is not None else None
+        )
+        return (name, tuple(sorted(items)), search, self.collections)
+
+    def _find_dataset(
+        self,
+        name: str,
+        data_id: Mapping[str, Any] | None,
+        collections: str | Sequence[str] | None,
+        kwargs: Mapping[str, Any],
+    ) -> DatasetRef:
         parsed = parse_dataset_name(name)
         dtype = self.registry.get_dataset_type(parsed.dataset_type)
         given = self._data_id(dtype, data_id, kwargs, partial=True)

@@ -188,13 +188,13 @@ class Wcs:
     """
 
     __slots__ = ("_wcs", "_cards", "_hash", "__weakref__")
-    _wcs: WCS
+    _wcs: WCS | None  # built from _cards on first use (see _astropy)
     _cards: dict[str, Any]
     _hash: int
 
     def __init__(self, wcs: WCS) -> None:
         if isinstance(wcs, Wcs):
-            wcs = wcs._wcs
+            wcs = wcs._astropy()
         if not isinstance(wcs, WCS):
             raise ObjectError(f"Wcs() takes an astropy.wcs.WCS, got {type(wcs).__name__}")
         try:
@@ -210,10 +210,29 @@ class Wcs:
 
     def _init_from_cards(self, cards: dict[str, Any]) -> None:
         # The wrapped WCS is always rebuilt from the canonical cards, so that two equal
-        # Wcs objects compute bit-identical coordinates.
+        # Wcs objects compute bit-identical coordinates; it is built on first use, as a
+        # Wcs read from a store is often only compared, shared or written again.
         object.__setattr__(self, "_cards", cards)
-        object.__setattr__(self, "_wcs", _wcs_from_cards(cards))
+        object.__setattr__(self, "_wcs", None)
         object.__setattr__(self, "_hash", hash(json.dumps(cards, sort_keys=True)))
+
+    def _astropy(self) -> WCS:
+        """The wrapped astropy WCS, built from the canonical cards when first needed.
+
+        Raises
+        ------
+        ObjectError
+            If the cards (e.g. from a damaged document) do not make a valid WCS.
+        """
+        wcs = self._wcs
+        if wcs is None:
+            try:
+                wcs = _wcs_from_cards(self._cards)
+            except Exception as exc:  # wcslib raises its own error classes
+                raise ObjectError(f"invalid WCS cards: {exc}") from exc
+            # Two threads may both build it; either result is the same, so no lock.
+            object.__setattr__(self, "_wcs", wcs)
+        return wcs
 
     # -- construction -----------------------------------------------------------
     @classmethod
@@ -257,10 +276,15 @@ class Wcs:
         """
         try:
             cards = dict(data["header"])
-            wcs = _wcs_from_cards(cards)
         except (KeyError, TypeError, ValueError) as exc:
             raise ObjectError(f"not a Wcs dict: {exc}") from exc
-        return cls(wcs)
+        if not all(isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in cards.items()):
+            raise ObjectError("not a Wcs dict: header cards must map str to str, int, float or bool")
+        # to_dict() gives canonical cards already: keep them as they are (the astropy
+        # WCS is built lazily), rather than parse, re-canonicalise and parse again.
+        wcs = object.__new__(cls)
+        wcs._init_from_cards(cards)
+        return wcs
 
     # -- views --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -275,7 +299,7 @@ class Wcs:
         FITS's 20 characters, so prefer :meth:`to_dict` for lossless storage.
         """
         with _quiet():
-            header = self._wcs.to_header(relax=True)
+            header = self._astropy().to_header(relax=True)
         for key in header:
             if isinstance(header[key], float) and key in self._cards:
                 header[key] = self._cards[key]
@@ -284,12 +308,12 @@ class Wcs:
     @property
     def astropy(self) -> WCS:
         """A deep copy of the underlying ``astropy.wcs.WCS`` (changing it changes nothing here)."""
-        return copy.deepcopy(self._wcs)
+        return copy.deepcopy(self._astropy())
 
     @property
     def has_distortion(self) -> bool:
         """Whether the WCS includes SIP (or other non-linear) distortion."""
-        return self._wcs.has_distortion
+        return self._astropy().has_distortion
 
     # -- transforms -----------------------------------------------------------------
     def pixel_to_sky(self, x: ArrayLike, y: ArrayLike) -> tuple[Any, Any]:
@@ -313,10 +337,10 @@ class Wcs:
         xa, ya = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
         pixels = np.stack([xa.ravel(), ya.ravel()], axis=1)
         try:
-            world = self._wcs.all_pix2world(pixels, 0)
+            world = self._astropy().all_pix2world(pixels, 0)
         except Exception as exc:
             raise ObjectError(f"pixel_to_sky failed: {exc}") from exc
-        w = self._wcs.wcs
+        w = self._astropy().wcs
         # lng/lat say which axis is which, so a "DEC--TAN, RA---TAN" header still works.
         lon = world[:, w.lng].reshape(xa.shape)
         lat = world[:, w.lat].reshape(xa.shape)
@@ -334,12 +358,12 @@ class Wcs:
             If astropy cannot transform the coordinates.
         """
         ra_a, dec_a = np.broadcast_arrays(np.asarray(ra, float), np.asarray(dec, float))
-        w = self._wcs.wcs
+        w = self._astropy().wcs
         world = np.empty((ra_a.size, 2))
         world[:, w.lng] = ra_a.ravel()
         world[:, w.lat] = dec_a.ravel()
         try:
-            pixels = self._wcs.all_world2pix(
+            pixels = self._astropy().all_world2pix(
                 world, 0, tolerance=_INVERSE_TOLERANCE, maxiter=_INVERSE_MAXITER, quiet=False
             )
         except NoConvergence as exc:

@@ -7,6 +7,7 @@ import fnmatch
 import json
 import os
 import re
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -229,7 +230,29 @@ class Registry:
 
     def close(self) -> None:
         """Close every pooled connection; the registry can be reopened by path."""
+        with self._lock:
+            watcher, self._watcher = getattr(self, "_watcher", None), None
+        if watcher is not None:
+            watcher.close()
         self._engine.dispose()
+
+    def data_version(self) -> int | None:
+        """A number that changes whenever anyone (any process) commits to the database.
+
+        Layers above use it to validate their own caches of lookups in a few
+        microseconds. SQLite's ``PRAGMA data_version`` read on a connection of
+        its own; None for other databases (then nothing may be cached).
+        """
+        if not is_sqlite(self._url) or not self._url.database:
+            return None
+        watcher = getattr(self, "_watcher", None)
+        with self._lock:
+            if watcher is None:
+                # A connection of its own: data_version only changes for commits made
+                # on *other* connections, which every registry write is.
+                watcher = sqlite3.connect(self._url.database, check_same_thread=False)
+                self._watcher = watcher
+            return int(watcher.execute("PRAGMA data_version").fetchone()[0])
 
     def __enter__(self) -> Registry:
         return self

@@ -67,7 +67,11 @@ class ComponentReader(Protocol):
 
     def names(self) -> tuple[str, ...]: ...
 
-    def get(self, name: str, parameters: Mapping[str, Any] | None = None) -> Any: ...
+    def get(
+        self, name: str, parameters: Mapping[str, Any] | None = None, *, cache: bool = True
+    ) -> Any:
+        """Read component ``name``; ``cache=False`` for values the assembler consumes."""
+        ...
 
 
 class StorageClass(ABC):

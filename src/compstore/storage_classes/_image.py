@@ -43,15 +43,16 @@ class MaskStorageClass(CompositeStorageClass):
         bits = obj.array.view(np.uint32)
         planes = dict(obj.planes)
         components: dict[str, tuple[str, Any]] = {}
-        covered = np.uint32(0)
+        # One pass finds the bits in use: empty planes (most) cost nothing more.
+        used = int(np.bitwise_or.reduce(bits, axis=None)) if bits.size else 0
+        covered = 0
         for name, bit in planes.items():
-            flag = np.uint32(1) << np.uint32(bit)
+            flag = 1 << bit
             covered |= flag
-            plane = (bits & flag).astype(bool)
-            if plane.any():
-                components[_plane_key(name)] = ("Array", plane)
-        residual = bits & ~covered
-        if residual.any():
+            if used & flag:
+                components[_plane_key(name)] = ("Array", np.bitwise_and(bits, np.uint32(flag)) != 0)
+        if used & ~covered:
+            residual = bits & np.uint32(~covered & 0xFFFFFFFF)
             components["residual"] = ("Array", residual.view(np.int32))
         return Disassembly(
             components=components,
@@ -70,13 +71,12 @@ class MaskStorageClass(CompositeStorageClass):
         for name, bit in planes.items():
             key = _plane_key(name)
             if reader.has(key):
-                plane = reader.get(key, sub)
-                # bool -> uint32 costs one pass; shifting in place avoids a temporary
-                shifted = plane.astype(np.uint32)
-                shifted <<= np.uint32(bit)
-                out |= shifted
+                # Planes are consumed here, so they are read past the identity cache:
+                # keeping them would hold a second copy of the mask in memory.
+                plane = reader.get(key, sub, cache=False)
+                np.bitwise_or(out, np.uint32(1 << bit), out=out, where=plane)
         if reader.has("residual"):
-            out |= reader.get("residual", sub).view(np.uint32)
+            out |= reader.get("residual", sub, cache=False).view(np.uint32)
         array = out.view(np.int32)
         array.flags.writeable = False
         return objects.Mask(array, planes)

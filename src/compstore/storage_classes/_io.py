@@ -76,8 +76,10 @@ class _Reader:
     def names(self) -> tuple[str, ...]:
         return tuple(self._manifest["components"])
 
-    def get(self, name: str, parameters: Mapping[str, Any] | None = None) -> Any:
-        return self._io.read_entry(self._manifest["components"][name], parameters)
+    def get(
+        self, name: str, parameters: Mapping[str, Any] | None = None, *, cache: bool = True
+    ) -> Any:
+        return self._io.read_entry(self._manifest["components"][name], parameters, cache=cache)
 
 
 class ObjectIO:
@@ -287,13 +289,22 @@ class ObjectIO:
             )
         return reader.get("value", parameters)
 
-    def read_entry(self, entry: Mapping[str, Any], parameters: Mapping[str, Any] | None) -> Any:
-        """Read one manifest entry (array, document, nested manifest or dataset reference)."""
+    def read_entry(
+        self, entry: Mapping[str, Any], parameters: Mapping[str, Any] | None, *, cache: bool = True
+    ) -> Any:
+        """Read one manifest entry (array, document, nested manifest or dataset reference).
+
+        ``cache=False`` reads an array past the identity cache (unless it is
+        alive there already): for values an assembler consumes.
+        """
         if "array" in entry:
             digest = entry["array"]
             region = (parameters or {}).get("region")
             if region is not None:
                 return self.blobs.get_array(digest, region)
+            if not cache:
+                alive = self.cache.peek(digest)
+                return alive if alive is not None else self.blobs.get_array(digest)
             return self.cache.get_or_load(
                 digest, lambda: self.blobs.get_array(digest), size_of=lambda a: a.nbytes
             )
