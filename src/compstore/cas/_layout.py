@@ -81,7 +81,7 @@ class ArrayLayout:
     data_type: str
     endian: str | None
     chunk_shape: tuple[int, ...]
-    compressor: dict[str, Any]
+    compressor: dict[str, Any] | None  # None: the bytes codec alone (stored raw)
 
 
 def zarr_data_type(dtype: np.dtype) -> str:

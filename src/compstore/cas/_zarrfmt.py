@@ -81,7 +81,7 @@ def array_metadata(
         },
         "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
         "fill_value": _fill_value_json(layout.data_type),
-        "codecs": [bytes_codec, layout.compressor],
+        "codecs": [bytes_codec] + ([layout.compressor] if layout.compressor else []),
         "attributes": attributes,
     }
     if shape:

@@ -6,6 +6,7 @@ on a small thread pool (``docs/format.md``, "Array layout", has the figures).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,7 @@ from typing import Final, TypeVar
 
 import numpy as np
 
-from compstore.cas._layout import choose_layout
+from compstore.cas._layout import ArrayLayout, choose_layout
 from compstore.cas._region import Region
 from compstore.cas._zarrfmt import (
     ArrayMeta,
@@ -73,7 +74,9 @@ def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) ->
     layout = choose_layout(array.dtype, array.shape)
     shape = array.shape
     chunks = layout.chunk_shape
-    compressors = (numcodec_of(layout.compressor),)
+    if layout.compressor is not None and not _compression_pays(array, layout):
+        layout = dataclasses.replace(layout, compressor=None)
+    compressors = (numcodec_of(layout.compressor),) if layout.compressor else ()
     os.mkdir(path)
     created: list[str] = []
     meta_path = os.path.join(path, "zarr.json")
@@ -105,6 +108,28 @@ def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) ->
     created += [os.path.join(path, d) for d in sorted(dirs, key=len, reverse=True)]
     created.append(path)
     return created
+
+
+#: Store a floating-point array raw unless its codec saves at least this fraction.
+MIN_SAVING: Final = 1 / 3
+
+
+def _compression_pays(array: np.ndarray, layout: ArrayLayout) -> bool:
+    """Whether compressing ``array`` saves enough to pay for decoding it on every read.
+
+    Noisy sky images compress ~1.15x with blosc, and decoding then costs more
+    than reading the saved bytes; smooth planes (variance) compress 2-3x. So
+    floats are judged by one sample chunk from the middle; integers and
+    booleans (masks: hundreds of times) always compress.
+    """
+    if array.dtype.kind not in "fc" or array.nbytes < (1 << 20):
+        return True
+    centre = tuple(
+        slice(max(0, n // 2 - c // 2), max(0, n // 2 - c // 2) + c) for n, c in zip(array.shape, layout.chunk_shape)
+    )
+    sample = np.ascontiguousarray(array[centre])
+    encoded = numcodec_of(layout.compressor).encode(sample)  # type: ignore[arg-type]
+    return len(encoded) <= (1 - MIN_SAVING) * sample.nbytes
 
 
 def read_array_dir(path: str, meta: ArrayMeta, region: Region) -> np.ndarray:
