@@ -696,8 +696,12 @@ class Butler:
             stored_bytes=stored,
         )
 
-    def logical_bytes(self, collections: Sequence[str] | None = None) -> tuple[int, int]:
+    def logical_bytes(
+        self, collections: Sequence[str] | None = None, dataset_types: Sequence[str] | None = None
+    ) -> tuple[int, int]:
         """Bytes the datasets of ``collections`` (all if None) would take with their own copies.
+
+        ``dataset_types`` restricts the count to those types (all if None).
 
         Returns
         -------
@@ -709,6 +713,8 @@ class Butler:
         per_manifest: dict[str, int] = {}
         logical = 0
         refs = self._all_refs(collections)
+        if dataset_types is not None:
+            refs = [ref for ref in refs if ref.dataset_type in dataset_types]
         for ref in refs:
             if ref.manifest not in per_manifest:
                 total = 0

@@ -551,3 +551,28 @@ def test_data_id_values_in_refs(populated) -> None:  # type: ignore[no-untyped-d
     ref = registry.find_dataset("calexp", DataId(visit=10, detector=2, band="g"), "sfm")
     assert isinstance(ref.data_id, DataId)
     assert ref.data_id == {"visit": 10, "detector": 2, "band": "g"}
+
+
+def test_fast_exact_lookup_agrees_with_the_general_path(registry: Registry) -> None:
+    """find_dataset's raw-SQLite path answers exactly as the SQLAlchemy path does."""
+    registry.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    for run in ("a", "b", "c"):
+        registry.register_run(run)
+    refs = {}
+    for run, visits in (("a", (1, 2)), ("b", (2, 3)), ("c", (3,))):
+        for visit in visits:
+            refs[run, visit] = registry.insert_dataset("calexp", {"visit": visit, "detector": 0}, run, run * 32)
+    registry.register_collection("chain", CollectionType.CHAINED)
+    registry.set_chain("chain", ["b", "a"])
+    for search in (["a"], ["b", "a"], ["a", "b"], ["chain"], ["c", "chain"], "a"):
+        for visit in (1, 2, 3, 4):
+            data_id = {"visit": visit, "detector": 0}
+            fast = registry.find_dataset("calexp", data_id, search)
+            registry._fast_paths.clear()
+            general = registry._select_general_for_test("calexp", data_id, search)
+            assert fast == general, (search, visit)
+    # a write is seen at once (data_version changed)
+    new = registry.insert_dataset("calexp", {"visit": 4, "detector": 0}, "a", "d" * 32)
+    assert registry.find_dataset("calexp", {"visit": 4, "detector": 0}, ["chain"]) == new
+    registry.remove_datasets([new])
+    assert registry.find_dataset("calexp", {"visit": 4, "detector": 0}, ["chain"]) is None

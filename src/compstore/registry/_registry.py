@@ -157,6 +157,7 @@ class Registry:
             raise RepositoryNotFoundError(f"no registry at {database!r}: create it first")
         self._engine = make_engine(self._url)
         self._local = threading.local()
+        self._fast_paths: dict[tuple[str, ...], tuple[int, list[tuple[int, str]]]] = {}
         self._lock = threading.RLock()
         self._stale = True
         self._dimensions: dict[str, ValueType | None] = {}
@@ -1353,6 +1354,10 @@ class Registry:
         AmbiguousDatasetError
             With ``partial``, if several datasets match; the message lists them.
         """
+        if not partial:
+            fast = self._find_fast(dataset_type, data_id, collections)
+            if fast is not _NO_FAST_PATH:
+                return fast  # type: ignore[return-value]
         if partial:
             candidates = self.find_datasets_partial(dataset_type, data_id, collections)
             if len(candidates) > 1:
@@ -1381,6 +1386,85 @@ class Registry:
                 params={"key": info.key(values)},
             )
             return refs[0] if refs else None
+
+    def _select_general_for_test(
+        self, dataset_type: str, data_id: Mapping[str, Any], collections: CollectionArg
+    ) -> DatasetRef | None:
+        """The general (SQLAlchemy) exact lookup alone; tests compare the fast path with it."""
+        saved, self._watcher_disabled = getattr(self, "_watcher_disabled", False), True
+        try:
+            return self.find_dataset(dataset_type, data_id, collections)
+        finally:
+            self._watcher_disabled = saved
+
+    def _find_fast(
+        self, dataset_type: str, data_id: Mapping[str, Any], collections: CollectionArg
+    ) -> DatasetRef | None | object:
+        """An exact lookup on a raw SQLite connection, or `_NO_FAST_PATH`.
+
+        A data-ID lookup is one probe of a unique index, which SQLite answers in
+        microseconds; building it through SQLAlchemy costs a few hundred. This
+        path serves the common case (a known dataset type, a search path of
+        RUN collections, outside a transaction) and answers exactly as the
+        general path does; anything else falls through to it. The flattened
+        search path is remembered while the database's data_version holds.
+        """
+        if getattr(self._local, "conn", None) is not None or self._stale:
+            return _NO_FAST_PATH
+        if getattr(self, "_watcher_disabled", False):
+            return _NO_FAST_PATH
+        info = self._types.get(dataset_type)
+        version = self.data_version()
+        if info is None or version is None:
+            return _NO_FAST_PATH
+        dims = info.dataset_type.dimensions
+        if any(d not in dims for d in data_id):
+            return _NO_FAST_PATH  # perhaps a dimension added since: the general path reloads
+        types = {d: self._dimensions.get(d) for d in dims}
+        if any(types[d] is None for d in data_id):
+            return _NO_FAST_PATH
+        check_data_id_keys(dataset_type, dims, data_id, optional=info.dataset_type.optional_dimensions)
+        key = tuple(collections) if not isinstance(collections, str) else (collections,)
+        with self._lock:
+            cached = self._fast_paths.get(key)
+        if cached is None or cached[0] != version:
+            with self._read() as conn:
+                flat = self._flatten(conn, list(key))
+                if any(ctype is not CollectionType.RUN for _, ctype in flat):
+                    return _NO_FAST_PATH
+                runs = [(cid, self._collection_name(conn, cid)) for cid, _ in flat]
+            cached = (version, runs)
+            with self._lock:
+                if len(self._fast_paths) > 10_000:
+                    self._fast_paths.clear()
+                self._fast_paths[key] = cached
+        runs = cached[1]
+        if not runs:
+            return None
+        values = [
+            coerce_value(d, types[d], data_id[d]) if d in data_id else None  # type: ignore[arg-type]
+            for d in info.sorted_dims
+        ]
+        marks = ",".join("?" * len(runs))
+        sql = (
+            "SELECT id, run_id, manifest FROM dataset WHERE dataset_type_id = ? "
+            f"AND data_id_key = ? AND run_id IN ({marks})"
+        )
+        with self._lock:
+            rows = self._watcher.execute(  # type: ignore[union-attr]
+                sql, (info.id, info.key(values), *(cid for cid, _ in runs))
+            ).fetchall()
+        if not rows:
+            return None
+        rank = {cid: i for i, (cid, _) in enumerate(runs)}
+        dataset_id, run_id, manifest = min(rows, key=lambda row: rank[row[1]])
+        return DatasetRef(
+            uuid.UUID(hex=dataset_id) if isinstance(dataset_id, str) else _as_uuid(dataset_id),
+            dataset_type,
+            DataId._from_sorted(tuple((d, v) for d, v in zip(info.sorted_dims, values) if v is not None)),
+            dict(runs)[run_id],
+            manifest,
+        )
 
     def find_datasets_partial(
         self,
@@ -1674,6 +1758,9 @@ def _bulk_inserter(
     return (
         lambda rows: conn.execute(insert, [dict(zip(names, row)) for row in rows])
     ), (lambda value: value)
+
+
+_NO_FAST_PATH = object()
 
 
 def _new_uuid() -> uuid.UUID:
