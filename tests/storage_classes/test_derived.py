@@ -106,3 +106,38 @@ def test_coadd_input_without_its_dataset_is_stored_by_value(coadd_butler, sky):
     coadd_butler.put(exposure.replace(coadd_inputs=lonely), "deepCoadd", tract=2, patch=0, band="r")
     coadd_butler.cache.clear()
     assert coadd_butler.get("deepCoadd.coadd_inputs", tract=2, patch=0, band="r") == lonely
+
+
+def test_a_mask_changed_after_with_plane_is_stored_whole():
+    """The derivation recorded by with_plane is checked, never trusted."""
+    from compstore import Mask
+    from compstore.cache import ObjectCache
+    from compstore.cas import MemoryBlobStore
+    from compstore.storage_classes import ObjectIO, WriteReport
+
+    io = ObjectIO(MemoryBlobStore(), ObjectCache(1 << 24))
+    base = Mask.zeros((32, 32))
+    base.set_plane("SAT", np.eye(32, dtype=bool))
+    io.write(base, "Mask")
+    derived = base.with_plane("DETECTED", np.ones((32, 32), bool))
+    assert derived.derivation == (base, ("DETECTED",))
+    honest = WriteReport()
+    io.write(derived, "Mask", honest)
+    assert honest.arrays_written == 1  # the DETECTED plane
+    tampered = base.with_plane("CR", np.zeros((32, 32), bool))
+    tampered.array[0, 5] |= 1 << 4  # EDGE, behind the derivation's back
+    assert tampered.derivation is not None  # a direct array edit cannot be seen by the Mask...
+    report = WriteReport()
+    digest = io.write(tampered, "Mask", report)
+    assert io.manifest(digest)["components"].keys() == {"bits"}  # ...but the write-time check does
+    io.cache.clear()
+    assert io.read(digest) == tampered
+
+
+def test_in_place_edits_drop_the_derivation():
+    from compstore import Mask
+
+    base = Mask.zeros((4, 4))
+    derived = base.with_plane("CR", np.ones((4, 4), bool))
+    derived.set_plane("SAT")
+    assert derived.derivation is None

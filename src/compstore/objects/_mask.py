@@ -69,9 +69,11 @@ class Mask:
     :meth:`add_plane`. Use :meth:`with_plane` for a changed copy.
     """
 
-    __slots__ = ("_array", "_planes", "__weakref__")
+    __slots__ = ("_array", "_planes", "_base", "_replaced", "__weakref__")
 
     def __init__(self, array: ArrayLike, planes: Mapping[str, int] | None = None) -> None:
+        self._base: Mask | None = None
+        self._replaced: tuple[str, ...] = ()
         self._array = _as_mask_array(array)
         planes = dict(DEFAULT_MASK_PLANES if planes is None else planes)
         bits = list(planes.values())
@@ -144,6 +146,7 @@ class Mask:
         """
         bit = np.int32(self.bitmask(name))
         self._check_writeable()
+        self._forget_derivation()
         if where is None:
             self._array |= bit
         else:
@@ -159,6 +162,7 @@ class Mask:
         """
         keep = ~np.int32(self.bitmask(name))
         self._check_writeable()
+        self._forget_derivation()
         if where is None:
             self._array &= keep
         else:
@@ -198,9 +202,27 @@ class Mask:
         values = self._as_where(values)
         new = self.copy()
         new.add_plane(name)
-        new._array &= ~np.int32(new.bitmask(name))
-        new._array[values] |= np.int32(new.bitmask(name))
+        bit = np.int32(new.bitmask(name))
+        new._array &= ~bit
+        np.bitwise_or(new._array, bit, out=new._array, where=values)
+        # Record the derivation (self with plane ``name`` replaced), so that a store
+        # can keep the base mask once and only the new plane.
+        new._base = self
+        new._replaced = (name,)
         return new
+
+    @property
+    def derivation(self) -> tuple[Mask, tuple[str, ...]] | None:
+        """``(base, planes)`` when this mask is ``base`` with ``planes`` replaced, else None.
+
+        Set by :meth:`with_plane`; dropped by any in-place change. A store checks
+        it before relying on it.
+        """
+        return None if self._base is None else (self._base, self._replaced)
+
+    def _forget_derivation(self) -> None:
+        self._base = None
+        self._replaced = ()
 
     def copy(self) -> Mask:
         """A deep copy: new array, same planes."""
