@@ -100,7 +100,8 @@ def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) ->
             block = padded
         file = os.path.join(path, chunk_key(idx))
         with open(file, "xb") as f:
-            f.write(encode_chunk(block, compressors))
+            # A raw chunk is written from the (contiguous) array itself: no bytes() copy.
+            f.write(encode_chunk(block, compressors) if compressors else np.ascontiguousarray(block))
         return file
 
     created += parallel_map(write_one, indices, array.nbytes >= PARALLEL_MIN_BYTES)
