@@ -9,7 +9,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # cli-and-python.md has its own test (it needs FITS files to ingest).
-PAGES = ["concepts.md", "pipelines.md"]
+PAGES = ["concepts.md", "pipelines.md", "../README.md"]
 
 
 @pytest.mark.parametrize("page", PAGES)
