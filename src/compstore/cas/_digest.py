@@ -146,5 +146,5 @@ def digest_array(array: np.ndarray) -> str:
     h.update(b"\x00")
     if arr.size:
         # A uint8 view hashes any dtype (datetime64, float16...) without a copy.
-        h.update(arr.reshape(-1).view(np.uint8))
+        h.update(arr.reshape(-1).view(np.uint8).data)
     return h.hexdigest()

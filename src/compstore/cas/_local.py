@@ -291,7 +291,7 @@ class LocalBlobStore(BlobStore):
         return digest in self._staged_arrays or os.path.isdir(self._array_path(digest))
 
     # -- documents ------------------------------------------------------------
-    def put_document(self, data: bytes, digest: str | None = None) -> str:
+    def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
         data, digest = prepare_document(data, digest)
         if self.has_document(digest):
             return digest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from types import EllipsisType
 
 import numpy as np
 
@@ -51,7 +52,11 @@ class MemoryBlobStore(BlobStore):
         stored = self._array(digest)
         reg = normalize_region(region, stored.shape)
         # The trailing Ellipsis keeps a 0-d result an array ([()] would be a scalar).
-        box = stored[(*(slice(a, b) for a, b in zip(reg.lo, reg.hi)), Ellipsis)]
+        index: tuple[slice | EllipsisType, ...] = (
+            *(slice(a, b) for a, b in zip(reg.lo, reg.hi)),
+            Ellipsis,
+        )
+        box = stored[index]
         # A view of a read-only base cannot be made writeable again.
         return box[reg.local] if not reg.is_whole_box else box.view()
 
@@ -62,7 +67,7 @@ class MemoryBlobStore(BlobStore):
     def has_array(self, digest: str) -> bool:
         return check_digest(digest) in self._arrays
 
-    def put_document(self, data: bytes, digest: str | None = None) -> str:
+    def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
         data, digest = prepare_document(data, digest)
         with self._lock:
             self._documents.setdefault(digest, data)

@@ -130,7 +130,7 @@ class BlobStore(ABC):
 
     # -- documents ------------------------------------------------------------
     @abstractmethod
-    def put_document(self, data: bytes, digest: str | None = None) -> str:
+    def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
         """Store a document unless its digest is present; return ``digest_bytes(data)``.
 
         Raises
@@ -284,7 +284,7 @@ def prepare_array(array: np.ndarray, digest: str | None) -> tuple[np.ndarray, st
     return array, digest
 
 
-def prepare_document(data: bytes, digest: str | None) -> tuple[bytes, str]:
+def prepare_document(data: bytes | bytearray | memoryview, digest: str | None) -> tuple[bytes, str]:
     """Check a document and return it as ``bytes`` with its digest.
 
     Raises

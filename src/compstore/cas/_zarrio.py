@@ -101,7 +101,9 @@ def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) ->
         file = os.path.join(path, chunk_key(idx))
         with open(file, "xb") as f:
             # A raw chunk is written from the (contiguous) array itself: no bytes() copy.
-            f.write(encode_chunk(block, compressors) if compressors else np.ascontiguousarray(block))
+            data = encode_chunk(block, compressors) if compressors else np.ascontiguousarray(block)
+            # ndarray is a buffer; numpy's stubs declare __buffer__ only for Python >= 3.12.
+            f.write(data)  # type: ignore[arg-type]
         return file
 
     created += parallel_map(write_one, indices, array.nbytes >= PARALLEL_MIN_BYTES)

@@ -36,6 +36,13 @@ class CoaddInput:
     """
 
     __slots__ = ("_dataset_type", "_data_id", "_wcs", "_psf", "_calib", "_weight", "__weakref__")
+    # Slot types (set once with object.__setattr__ in __init__).
+    _dataset_type: str
+    _data_id: MappingProxyType[str, int | str]
+    _wcs: Wcs | None
+    _psf: Psf | None
+    _calib: Calib | None
+    _weight: float
 
     def __init__(
         self,
@@ -93,6 +100,7 @@ class CoaddInputs:
     """The inputs of a coadd, in stacking order (an immutable sequence of `CoaddInput`)."""
 
     __slots__ = ("_inputs", "__weakref__")
+    _inputs: tuple[CoaddInput, ...]  # set once with object.__setattr__ in __init__
 
     def __init__(self, inputs: Iterable[CoaddInput] = ()) -> None:
         items = tuple(inputs)

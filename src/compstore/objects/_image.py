@@ -240,6 +240,7 @@ class Exposure:
 
     __slots__ = ("_masked_image", "_image_base", *(f"_{k}" for k in _NORMALIZERS), "__weakref__")
     _masked_image: MaskedImage
+    _image_base: np.ndarray | None
     _xy0: tuple[int, int]
     _wcs: Wcs | None
     _calib: Calib | None
@@ -249,6 +250,7 @@ class Exposure:
     _metadata: Mapping[str, Any]
     _band: str | None
     _detector: int | None
+    _coadd_inputs: CoaddInputs | None
 
     def __init__(
         self,

@@ -209,8 +209,12 @@ class Task:
         return self._config
 
     # -- the algorithm -------------------------------------------------------
-    def run(self, **inputs: Any) -> dict[str, Any]:
+    def run(self, *args: Any, **inputs: Any) -> dict[str, Any]:
         """Process in-memory inputs into in-memory outputs.
+
+        Subclasses declare one named parameter per input (and ``data_id`` if
+        they want it); the executor passes them all by keyword. The generic
+        ``*args, **inputs`` signature here lets such overrides type-check.
 
         Parameters
         ----------

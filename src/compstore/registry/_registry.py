@@ -148,6 +148,10 @@ class Registry:
     and :meth:`transaction` is per thread.
     """
 
+    # Set lazily (read through getattr with a default), declared here for typing.
+    _watcher: sqlite3.Connection | None
+    _watcher_disabled: bool
+
     def __init__(self, target: str | os.PathLike[str] | sa.URL, *, _create: bool = False) -> None:
         self._url = make_url(target)
         database = self._url.database
@@ -1470,7 +1474,7 @@ class Registry:
         self,
         dataset_type: str,
         data_id: Mapping[str, Any],
-        collections: CollectionArg,
+        collections: CollectionArg | None,
     ) -> list[DatasetRef]:
         """Return every dataset whose data ID extends a partial one.
 
@@ -1483,8 +1487,9 @@ class Registry:
             A registered dataset type name.
         data_id : mapping
             Some of the dataset type's dimensions (all of them is fine too).
-        collections : `str` or sequence of `str`
-            Collections to search, in order.
+        collections : `str` or sequence of `str`, or `None`
+            Collections to search, in order; None searches every RUN
+            collection and shadows nothing.
 
         Returns
         -------
@@ -1730,7 +1735,7 @@ class Registry:
 
 def _bulk_inserter(
     conn: sa.Connection, table: sa.Table, names: Sequence[str]
-) -> tuple[Callable[[list[tuple[Any, ...]]], None], Callable[[uuid.UUID], Any]]:
+) -> tuple[Callable[[list[tuple[Any, ...]]], object], Callable[[uuid.UUID], Any]]:
     """Return ``(execute_many, bind_id)`` for inserting rows given as tuples in ``names`` order.
 
     On SQLite the statement is compiled once by SQLAlchemy and run with the
@@ -1748,9 +1753,9 @@ def _bulk_inserter(
         bind_id: Callable[[uuid.UUID], Any] = id_processor or (lambda value: value)
         permutation = [list(names).index(n) for n in order]
         if permutation == list(range(len(names))):
-            return (lambda rows: conn.exec_driver_sql(sql, rows)), bind_id  # type: ignore[arg-type]
+            return (lambda rows: conn.exec_driver_sql(sql, rows)), bind_id
         return (
-            lambda rows: conn.exec_driver_sql(  # type: ignore[arg-type]
+            lambda rows: conn.exec_driver_sql(
                 sql, [tuple(row[i] for i in permutation) for row in rows]
             )
         ), bind_id

@@ -248,11 +248,12 @@ def _syntax_error(expression: str, exc: lark.exceptions.UnexpectedInput) -> Quer
     line = exc.line if isinstance(exc.line, int) and exc.line > 0 else 1
     column = exc.column if isinstance(exc.column, int) and exc.column > 0 else 1
     if isinstance(exc, lark.exceptions.UnexpectedCharacters):
-        char = expression[exc.pos_in_stream]
+        pos = exc.pos_in_stream or 0  # always an int for UnexpectedCharacters
+        char = expression[pos]
         what = (
             "unterminated string" if char in "'\"" else f"unexpected character {char!r}"
         )
-        expected = _describe_expected(_expected_at(expression, exc.pos_in_stream))
+        expected = _describe_expected(_expected_at(expression, pos))
     elif isinstance(exc, lark.exceptions.UnexpectedToken):
         if exc.token.type == "$END":
             expected = _describe_expected(_expected_at(expression, len(expression)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from astropy import units as u
@@ -43,7 +43,7 @@ class TableStorageClass(CompositeStorageClass):
     name = "Table"
     python_type = Table
     parameters = frozenset({"columns"})
-    components: Mapping[str, str] = {}
+    components: ClassVar[Mapping[str, str]] = {}
     cacheable = False
 
     def component_storage_class(self, name: str) -> str:
@@ -128,7 +128,7 @@ class SourceCatalogStorageClass(CompositeStorageClass):
     name = "SourceCatalog"
     python_type = objects.SourceCatalog
     parameters = frozenset({"columns"})
-    components: Mapping[str, str] = {"table": "Table", "wcs": "Wcs", "calib": "Calib"}
+    components: ClassVar[Mapping[str, str]] = {"table": "Table", "wcs": "Wcs", "calib": "Calib"}
     cacheable = False
 
     def disassemble(self, obj: Any) -> Disassembly:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import objects
 from ._base import ComponentReader, CompositeStorageClass, DatasetReference, Disassembly
@@ -24,7 +24,7 @@ class CoaddInputsStorageClass(CompositeStorageClass):
 
     name = "CoaddInputs"
     python_type = objects.CoaddInputs
-    components: Mapping[str, str] = {}
+    components: ClassVar[Mapping[str, str]] = {}
 
     def component_storage_class(self, name: str) -> str:
         kind, _, index = name.partition(":")

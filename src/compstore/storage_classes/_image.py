@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -33,7 +33,7 @@ class MaskStorageClass(CompositeStorageClass):
     name = "Mask"
     python_type = objects.Mask
     parameters = frozenset({"region"})
-    components: Mapping[str, str] = {"bits": "Array", "base": "Mask"}
+    components: ClassVar[Mapping[str, str]] = {"bits": "Array", "base": "Mask"}
 
     def component_storage_class(self, name: str) -> str:
         if name.startswith("plane:"):
@@ -112,7 +112,7 @@ class ExposureStorageClass(CompositeStorageClass):
     name = "Exposure"
     python_type = objects.Exposure
     parameters = frozenset({"bbox"})
-    components: Mapping[str, str] = {
+    components: ClassVar[Mapping[str, str]] = {
         "image": "Array",
         "mask": "Mask",
         "variance": "Array",
@@ -192,7 +192,7 @@ class ExposureStorageClass(CompositeStorageClass):
             xy0 = (bbox.x0, bbox.y0)
         derived = reader.attributes.get("image") == _DERIVED_IMAGE
         names = [n for n in self.components if n != "image"] + ["image_base" if derived else "image"]
-        values = {
+        values: dict[str, Any] = {
             name: (reader.get(name, sub if name in _IMAGE_LIKE else None) if reader.has(name) else None)
             for name in names
         }

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import pathlib
 import tempfile
+from collections.abc import Callable
+from types import EllipsisType
 from typing import Any
 
 import numpy as np
@@ -212,7 +214,8 @@ class BlobStoreTests:
         array = sample_array("<u2", shape)
         digest = store.put_array(array)
         region = tuple(slice(n // 3, n - n // 4) for n in shape)
-        _assert_same(store.get_array(digest, region), array[(*region, Ellipsis)])
+        index: tuple[slice | EllipsisType, ...] = (*region, Ellipsis)
+        _assert_same(store.get_array(digest, region), array[index])
         _assert_same(store.get_array(digest, ()), array)
 
     @pytest.mark.parametrize(
@@ -345,7 +348,7 @@ class BlobStoreTests:
 
     # -- errors ---------------------------------------------------------------
     def test_missing_digest(self, store: BlobStore) -> None:
-        calls = [
+        calls: list[Callable[[Any], Any]] = [
             store.get_array,
             store.array_info,
             store.get_document,
@@ -364,7 +367,7 @@ class BlobStoreTests:
 
     @pytest.mark.parametrize("bad", BAD_DIGESTS, ids=repr)
     def test_malformed_digest(self, store: BlobStore, bad: Any) -> None:
-        calls = [
+        calls: list[Callable[[Any], Any]] = [
             store.get_array,
             store.array_info,
             store.has_array,

@@ -483,7 +483,7 @@ def make_catalog(exposure: Exposure, *, aperture_sigmas: float = 3.0) -> SourceC
     mask = exposure.mask
 
     def touches(plane: str) -> np.ndarray:
-        return np.where(use, mask.plane(plane)[rc, cc], False).any(axis=(1, 2))
+        return np.asarray(np.where(use, mask.plane(plane)[rc, cc], False).any(axis=(1, 2)))
 
     ra, dec = exposure.wcs.pixel_to_sky(x, y)
     table = Table(

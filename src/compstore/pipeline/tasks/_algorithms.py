@@ -75,10 +75,10 @@ def stack_warps(
 # -- jointcal ---------------------------------------------------------------------------
 def _gnomonic(ra: np.ndarray, dec: np.ndarray, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
     """TAN projection of (ra, dec) about (ra0, dec0), in degrees of intermediate coordinates."""
-    ra, dec, ra0, dec0 = (np.radians(v) for v in (ra, dec, ra0, dec0))
-    cos_c = np.sin(dec0) * np.sin(dec) + np.cos(dec0) * np.cos(dec) * np.cos(ra - ra0)
-    xi = np.cos(dec) * np.sin(ra - ra0) / cos_c
-    eta = (np.cos(dec0) * np.sin(dec) - np.sin(dec0) * np.cos(dec) * np.cos(ra - ra0)) / cos_c
+    lon, lat, lon0, lat0 = (np.radians(v) for v in (ra, dec, ra0, dec0))
+    cos_c = np.sin(lat0) * np.sin(lat) + np.cos(lat0) * np.cos(lat) * np.cos(lon - lon0)
+    xi = np.cos(lat) * np.sin(lon - lon0) / cos_c
+    eta = (np.cos(lat0) * np.sin(lat) - np.sin(lat0) * np.cos(lat) * np.cos(lon - lon0)) / cos_c
     # FITS TAN intermediate world coordinates grow east (x) and north (y).
     return np.degrees(xi), np.degrees(eta)
 

@@ -78,6 +78,7 @@ def _overlap(exposure: Exposure, target_wcs: Wcs, target_bbox: Box2I) -> Box2I |
     ys = np.linspace(box.y0 - 1, box.end_y, 16)
     border_x = np.concatenate([xs, xs, np.full(16, xs[0]), np.full(16, xs[-1])])
     border_y = np.concatenate([np.full(16, ys[0]), np.full(16, ys[-1]), ys, ys])
+    assert exposure.wcs is not None  # warp_exposure checks it first
     ra, dec = exposure.wcs.pixel_to_sky(border_x, border_y)
     tx, ty = target_wcs.sky_to_pixel(ra, dec)
     x0 = max(target_bbox.x0, int(np.floor(np.min(tx))) - 1)
