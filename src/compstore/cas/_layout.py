@@ -48,6 +48,10 @@ ZARR_DATA_TYPES: Final[dict[str, str]] = {
 }
 
 CHUNK_2D_EDGE: Final = 512
+CHUNK_2D_EDGE_INT: Final = 256
+"""Chunk edge of integer and boolean planes (masks): they compress hundreds of
+times, so smaller chunks cost a whole read little and make a cut-out decode a
+quarter of the bytes."""
 """Chunk length along each of the last two axes of an N-D (N >= 2) array."""
 
 CHUNK_1D_BYTES: Final = 4 << 20
@@ -103,16 +107,18 @@ def zarr_data_type(dtype: np.dtype) -> str:
     return name
 
 
-def choose_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+def choose_chunks(
+    shape: tuple[int, ...], itemsize: int, edge: int = CHUNK_2D_EDGE
+) -> tuple[int, ...]:
     """Return the chunk shape for an array of this shape and item size."""
     if not shape:
         return ()
     if len(shape) == 1:
         return (max(1, min(shape[0], CHUNK_1D_BYTES // itemsize)),)
-    tail = [max(1, min(n, CHUNK_2D_EDGE)) for n in shape[-2:]]
-    # Leading axes share a budget of one 512x512 tile, so a stack of small
+    tail = [max(1, min(n, edge)) for n in shape[-2:]]
+    # Leading axes share a budget of one edge x edge tile, so a stack of small
     # planes is one chunk and a cube of big planes is one plane per chunk.
-    budget = max(1, (CHUNK_2D_EDGE * CHUNK_2D_EDGE) // (tail[0] * tail[1]))
+    budget = max(1, (edge * edge) // (tail[0] * tail[1]))
     lead: list[int] = []
     for n in reversed(shape[:-2]):
         c = max(1, min(n, budget))
@@ -139,4 +145,5 @@ def choose_layout(dtype: np.dtype, shape: tuple[int, ...]) -> ArrayLayout:
         }
     else:
         compressor = {"name": "zstd", "configuration": dict(ZSTD_CONFIG)}
-    return ArrayLayout(data_type, endian, choose_chunks(shape, dtype.itemsize), compressor)
+    edge = CHUNK_2D_EDGE if dtype.kind in "fc" else CHUNK_2D_EDGE_INT
+    return ArrayLayout(data_type, endian, choose_chunks(shape, dtype.itemsize, edge), compressor)

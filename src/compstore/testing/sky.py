@@ -350,9 +350,12 @@ def make_exposure(
 
     rng = _rng(seed, _NOISE, visit, detector, size)
     # Gain 1: the variance of a pixel is its expected count plus the read noise squared.
-    variance = (model + READ_NOISE**2).astype(np.float32)
+    true_variance = model + READ_NOISE**2
     noise = rng.standard_normal((size, size), dtype=np.float32)
-    image = (model + noise * np.sqrt(variance)).astype(np.float32)
+    image = (model + noise * np.sqrt(true_variance)).astype(np.float32)
+    # The variance plane is estimated from the pixels, as pipelines do (they do not
+    # know the model): noisy like the image, so it compresses as little as a real one.
+    variance = (np.maximum(image, 0.0) + READ_NOISE**2).astype(np.float32)
 
     mask = Mask.zeros((size, size))
     saturated = image >= SATURATION
