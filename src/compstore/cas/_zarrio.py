@@ -189,18 +189,19 @@ def read_array_dir(path: str, meta: ArrayMeta, region: Region) -> np.ndarray:
 
 
 def _small_raw_part(meta: ArrayMeta, dst: np.ndarray) -> bool:
-    """Whether ``dst`` is a small part of a raw 2-D chunk: then its rows are read alone."""
+    """Whether ``dst`` needs at most half the rows of a raw 2-D chunk: then only those are read."""
     return (
         not meta.compressors
         and dst.ndim == 2
         and dst.dtype == meta.dtype
-        and dst.shape[0] <= meta.chunk_shape[0] // 4
-        and dst.shape[1] < meta.chunk_shape[1]
+        and dst.shape[0] <= meta.chunk_shape[0] // 2
     )
 
 
 def _read_raw_rows(f: Any, dst: np.ndarray, meta: ArrayMeta, start: list[int]) -> None:
-    """Read only ``dst``'s bytes of each needed row of a raw chunk (a cut-out's few hundred bytes).
+    """Read only the rows ``dst`` needs from a raw chunk (one pread), then its columns.
+
+    A 100x100 cut-out of a 512x512 float32 chunk reads 200 KB instead of 1 MB.
 
     Raises
     ------
@@ -208,15 +209,14 @@ def _read_raw_rows(f: Any, dst: np.ndarray, meta: ArrayMeta, start: list[int]) -
         If the chunk file is shorter than its shape says (corrupt).
     """
     itemsize = meta.dtype.itemsize
-    row_bytes = meta.chunk_shape[1] * itemsize
-    first = start[0] * row_bytes + start[1] * itemsize
-    width = dst.shape[1] * itemsize
-    fd = f.fileno()
-    for i in range(dst.shape[0]):
-        data = os.pread(fd, width, first + i * row_bytes)
-        if len(data) != width:
-            raise ValueError(f"raw chunk is short: read {len(data)} of {width} bytes")
-        dst[i] = np.frombuffer(data, dtype=meta.dtype)
+    width = meta.chunk_shape[1]
+    rows = dst.shape[0]
+    want = rows * width * itemsize
+    data = os.pread(f.fileno(), want, start[0] * width * itemsize)
+    if len(data) != want:
+        raise ValueError(f"raw chunk is short: read {len(data)} of {want} bytes")
+    block = np.frombuffer(data, dtype=meta.dtype).reshape(rows, width)
+    dst[...] = block[:, start[1] : start[1] + dst.shape[1]]
 
 
 def dimension_names_for(digest: str, ndim: int) -> list[str]:
