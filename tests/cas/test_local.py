@@ -43,7 +43,7 @@ def test_layout(store: LocalBlobStore) -> None:
             "arrays/zarr.json",
             f"arrays/{a[:2]}/zarr.json",
             f"arrays/{a[:2]}/{a}/zarr.json",
-            f"arrays/{a[:2]}/{a}/c/0/0",
+            f"arrays/{a[:2]}/{a}/c.0.0",
             f"documents/{d[:2]}/{d}.json",
         ]
     )
@@ -116,6 +116,7 @@ def test_metadata_equals_zarrs(
     )
     theirs_array = zarr.create_array(
         store=str(tmp_path / "theirs"),
+        chunk_key_encoding={"name": "default", "separator": "."},
         shape=shape,
         dtype=array.dtype,
         chunks=layout.chunk_shape,
@@ -227,10 +228,10 @@ def test_region_reads_only_overlapping_chunks(store: LocalBlobStore) -> None:
     array = sample_array("<f4", (2048, 2048))
     digest = store.put_array(array)
     store.sync()
-    chunks = store.root / store.component_path(digest) / "c"
+    folder = store.root / store.component_path(digest)
     # Damage every chunk but (1, 2): a cutout inside it still reads.
-    for path in chunks.rglob("*"):
-        if path.is_file() and path.relative_to(chunks).parts != ("1", "2"):
+    for path in folder.glob("c.*"):
+        if path.name != "c.1.2":
             path.write_bytes(b"garbage")
     np.testing.assert_array_equal(
         store.get_array(digest, (slice(600, 700), slice(1100, 1200))), array[600:700, 1100:1200]
@@ -260,7 +261,7 @@ def test_verify_catches_silent_corruption(store: LocalBlobStore) -> None:
     # Replace the chunk with a valid encoding of other data: decodes fine, hashes wrong.
     other = LocalBlobStore(store.root.parent / "other", fsync=False)
     od = other.put_array(np.ones((100, 100), dtype="<i4"))
-    chunk = "c/0/0"
+    chunk = "c.0.0"
     (store.root / store.component_path(digest) / chunk).write_bytes(
         (other.root / other.component_path(od) / chunk).read_bytes()
     )
@@ -333,7 +334,7 @@ def test_sync_fsyncs_files_and_directories(
     # that gained the final name is synced after.
     staged = [p for p in synced if "/staging/" in p]
     assert sum(p.endswith("/zarr.json") for p in staged) == 1
-    assert sum("/c/" in p for p in staged) >= 4  # 2x2 chunks (plus their folders)
+    assert sum("/c." in p for p in staged) == 4  # 2x2 chunk files, directly in the array folder
     assert os.path.dirname(final) in synced
     assert str(store.root / "documents" / d[:2]) in synced
     synced.clear()

@@ -79,7 +79,9 @@ def array_metadata(
             "name": "regular",
             "configuration": {"chunk_shape": list(layout.chunk_shape)},
         },
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        # "." keeps every chunk file directly in the array's folder: "/" would need a
+        # folder per chunk row, and mkdir was a sixth of a put.
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": CHUNK_SEPARATOR}},
         "fill_value": _fill_value_json(layout.data_type),
         "codecs": [bytes_codec] + ([layout.compressor] if layout.compressor else []),
         "attributes": attributes,
@@ -178,7 +180,11 @@ def parse_array_metadata(raw: bytes) -> ArrayMeta:
     )
 
 
-def chunk_key(index: tuple[int, ...], separator: str = "/") -> str:
+#: Separator of the chunk keys compstore writes (zarr v3 "default" encoding allows "/" or ".").
+CHUNK_SEPARATOR = "."
+
+
+def chunk_key(index: tuple[int, ...], separator: str = CHUNK_SEPARATOR) -> str:
     """Return the default-encoding key of a chunk: ``c/0/1``, or ``c`` for a 0-d array."""
     return separator.join(("c", *map(str, index)))
 
