@@ -43,10 +43,10 @@ def _template(tmp_path_factory):
 
 @pytest.fixture
 def repo(tmp_path, _template):
-    import shutil
+    from compstore.testing.repository import copy_repository
 
     root = tmp_path / "repo"
-    shutil.copytree(_template, root)
+    copy_repository(_template, root)
     (tmp_path / "pipeline.yaml").write_text(PIPELINE)
     return root
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 from compstore import Butler
+from compstore.testing.repository import copy_repository
 from compstore.testing.sky import make_exposure
 
 HERE = Path(__file__).resolve().parent
@@ -45,5 +45,5 @@ def calexp_repo(tmp_path, _template_repo):
     """A repository whose run ``sfm`` holds calexp for visits 1-2, detectors 0-2."""
     # Copying a finished repository is ten times faster than filling a new one.
     root = tmp_path / "repo"
-    shutil.copytree(_template_repo, root)
+    copy_repository(_template_repo, root)
     return root

@@ -2,5 +2,7 @@
 
 ``compstore.testing.sky`` makes sky-like exposures and catalogs;
 ``compstore.testing.blobstore`` holds ``BlobStoreTests``, the conformance suite
-every blob-store backend passes (third-party backends subclass it too).
+every blob-store backend passes (third-party backends subclass it too);
+``compstore.testing.repository.copy_repository`` copies a filled repository
+(for fixtures that start from a template).
 """
