@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -196,7 +195,6 @@ class Butler:
         self.collections: tuple[str, ...] | None = (
             tuple(collections) if collections is not None else ((run,) if run else None)
         )
-        self._put_lock = threading.Lock()
         # (name, data ID items, search path) -> ref, valid while the registry's
         # data_version is unchanged: a get the identity cache answers then costs
         # no SQL at all.

@@ -18,7 +18,6 @@ children. ``docs/format.md`` is the specification.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -109,7 +108,6 @@ class ObjectIO:
         self.cache = cache
         self._resolve_dataset = resolve_dataset
         self._find_dataset = find_dataset
-        self._lock = threading.Lock()
 
     # -- writing ------------------------------------------------------------
     def write(self, obj: Any, storage_class: str, report: WriteReport | None = None) -> str:
