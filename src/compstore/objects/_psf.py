@@ -120,7 +120,7 @@ class GaussianPsf(Psf):
     __slots__ = ("_sigma", "_size", "_image")
     _sigma: float
     _size: int
-    _image: np.ndarray
+    _image: np.ndarray | None  # the kernel, computed on first use
     type_name = "gaussian"
 
     def __init__(self, sigma: float, size: int = 25) -> None:
@@ -133,13 +133,10 @@ class GaussianPsf(Psf):
             raise ObjectError(f"GaussianPsf sigma must be finite and > 0, got {sigma}")
         if size < 1 or size % 2 == 0:
             raise ObjectError(f"GaussianPsf size must be a positive odd integer, got {size}")
-        half = size // 2
-        r = np.arange(-half, half + 1, dtype=float)
-        profile = np.exp(-0.5 * (r / sigma) ** 2)
-        image = np.outer(profile, profile)
         object.__setattr__(self, "_sigma", sigma)
         object.__setattr__(self, "_size", size)
-        object.__setattr__(self, "_image", _readonly(image / image.sum()))
+        # Built on first use: a Psf read from a store is often only carried along.
+        object.__setattr__(self, "_image", None)
 
     @property
     def sigma(self) -> float:
@@ -153,7 +150,16 @@ class GaussianPsf(Psf):
 
     def compute_image(self, position: tuple[float, float] | None = None) -> np.ndarray:
         """The normalized kernel; the same everywhere, so ``position`` is ignored."""
-        return self._image
+        image = self._image
+        if image is None:
+            half = self._size // 2
+            r = np.arange(-half, half + 1, dtype=float)
+            profile = np.exp(-0.5 * (r / self._sigma) ** 2)
+            kernel = np.outer(profile, profile)
+            image = _readonly(kernel / kernel.sum())
+            # Two threads may both compute it; the results are equal, so no lock.
+            object.__setattr__(self, "_image", image)
+        return image
 
     def to_dict(self) -> dict[str, Any]:
         """``{"type": "gaussian", "sigma": float, "size": int}``."""

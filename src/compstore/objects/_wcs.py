@@ -190,7 +190,7 @@ class Wcs:
     __slots__ = ("_wcs", "_cards", "_hash", "__weakref__")
     _wcs: WCS | None  # built from _cards on first use (see _astropy)
     _cards: dict[str, Any]
-    _hash: int
+    _hash: int | None
 
     def __init__(self, wcs: WCS) -> None:
         if isinstance(wcs, Wcs):
@@ -214,7 +214,8 @@ class Wcs:
         # Wcs read from a store is often only compared, shared or written again.
         object.__setattr__(self, "_cards", cards)
         object.__setattr__(self, "_wcs", None)
-        object.__setattr__(self, "_hash", hash(json.dumps(cards, sort_keys=True)))
+        # Hashing is rare (dict keys, sets); computed on first use.
+        object.__setattr__(self, "_hash", None)
 
     def _astropy(self) -> WCS:
         """The wrapped astropy WCS, built from the canonical cards when first needed.
@@ -378,10 +379,14 @@ class Wcs:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Wcs):
             return NotImplemented
-        return self._hash == other._hash and self._cards == other._cards
+        return self._cards == other._cards
 
     def __hash__(self) -> int:
-        return self._hash
+        value = self._hash
+        if value is None:
+            value = hash(json.dumps(self._cards, sort_keys=True))
+            object.__setattr__(self, "_hash", value)
+        return value
 
     __setattr__ = _frozen
     __delattr__ = _frozen
