@@ -126,7 +126,7 @@ def test_bad_requests_raise_clear_errors(butler, sky):
         butler.put(exposure, "calexpp", visit=1, detector=0)
     with pytest.raises(DataIdError, match="missing detector"):
         butler.put(exposure, "calexp", visit=1)
-    with pytest.raises(DataIdError, match="unexpected tract"):
+    with pytest.raises(DataIdError, match="extra tract"):
         butler.put(exposure, "calexp", visit=1, detector=0, tract=9)
     with pytest.raises(StorageClassTypeError, match="Exposure"):
         butler.put(catalog, "calexp", visit=1, detector=0)

@@ -553,18 +553,7 @@ class Butler:
         if set(merged) - set(dtype.dimensions):
             # another process may have added a dimension to this type since we cached it
             dtype = self.registry.get_dataset_type(dtype.name, refresh=True)
-        extra = sorted(set(merged) - set(dtype.dimensions))
-        missing = [d for d in dtype.required_dimensions if d not in merged]
-        if extra or (missing and not partial):
-            parts = []
-            if missing and not partial:
-                parts.append(f"missing {', '.join(missing)}")
-            if extra:
-                parts.append(f"unexpected {', '.join(extra)}")
-            raise DataIdError(
-                f"bad data ID {merged} for {dtype.name}: {'; '.join(parts)} "
-                f"(its dimensions are {', '.join(dtype.dimensions)})"
-            )
+        dtype.check_data_id(merged, partial=partial)
         return DataId(merged)
 
     def _find_reference_target(

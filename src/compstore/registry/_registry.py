@@ -35,7 +35,6 @@ from compstore.errors import (
 from ._dimensions import (
     BUILTIN_DIMENSIONS,
     ValueType,
-    check_data_id_keys,
     coerce_value,
     infer_value_type,
 )
@@ -1069,8 +1068,7 @@ class Registry:
                 return refs
             info = self._fresh_type_for(conn, info, data_ids[0])
             dims = info.dataset_type.dimensions
-            optional = info.dataset_type.optional_dimensions
-            check_data_id_keys(dataset_type, dims, data_ids[0], optional=optional)
+            info.dataset_type.check_data_id(data_ids[0])
             types = self._type_new_dimensions(conn, info, data_ids[0])
             sorted_dims = info.sorted_dims
             sorted_types = [types[d] for d in sorted_dims]
@@ -1087,7 +1085,7 @@ class Registry:
                 for offset, data_id in enumerate(data_ids[start : start + _CHUNK]):
                     index = start + offset
                     if data_id.keys() != dim_set:
-                        check_data_id_keys(dataset_type, dims, data_id, optional=optional)
+                        info.dataset_type.check_data_id(data_id)
                     values = [
                         coerce_value(d, t, data_id[d]) if d in data_id else None  # type: ignore[arg-type]
                         for d, t in zip(sorted_dims, sorted_types)
@@ -1374,8 +1372,7 @@ class Registry:
         with self._read() as conn:
             info = self._type(conn, dataset_type)
             info = self._fresh_type_for(conn, info, data_id)
-            dims = info.dataset_type.dimensions
-            check_data_id_keys(dataset_type, dims, data_id, optional=info.dataset_type.optional_dimensions)
+            info.dataset_type.check_data_id(data_id)
             types = self._dimension_types(conn, info)
             if any(types[d] is None for d in data_id):
                 return None  # a dimension with no value yet: no dataset of this type exists
@@ -1427,7 +1424,7 @@ class Registry:
         types = {d: self._dimensions.get(d) for d in dims}
         if any(types[d] is None for d in data_id):
             return _NO_FAST_PATH
-        check_data_id_keys(dataset_type, dims, data_id, optional=info.dataset_type.optional_dimensions)
+        info.dataset_type.check_data_id(data_id)
         key = tuple(collections) if not isinstance(collections, str) else (collections,)
         with self._lock:
             cached = self._fast_paths.get(key)
@@ -1509,7 +1506,7 @@ class Registry:
         with self._read() as conn:
             info = self._type(conn, dataset_type)
             info = self._fresh_type_for(conn, info, data_id)
-            check_data_id_keys(dataset_type, info.dataset_type.dimensions, data_id, partial=True)
+            info.dataset_type.check_data_id(data_id, partial=True)
             types = self._dimension_types(conn, info)
             if any(t is None for t in types.values()):
                 return []

@@ -206,6 +206,21 @@ class DatasetType:
         """The dimensions every data ID of this type has."""
         return tuple(d for d in self.dimensions if d not in self.optional_dimensions)
 
+    def check_data_id(self, data_id: Mapping[str, Any], *, partial: bool = False) -> None:
+        """Check ``data_id`` has this type's dimensions (all required ones unless ``partial``).
+
+        Raises
+        ------
+        DataIdError
+            If a required dimension is missing (unless ``partial``) or one is extra,
+            naming them and the dimensions this type has.
+        """
+        from ._dimensions import check_data_id_keys  # _dimensions imports this module
+
+        check_data_id_keys(
+            self.name, self.dimensions, data_id, partial=partial, optional=self.optional_dimensions
+        )
+
     def __str__(self) -> str:
         dims = ", ".join(d + ("?" if d in self.optional_dimensions else "") for d in self.dimensions)
         return f"{self.name}({dims}) -> {self.storage_class}"
