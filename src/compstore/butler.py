@@ -269,7 +269,8 @@ class Butler:
         ConflictingDatasetError
             If the run has this dataset type and data ID already.
         """
-        return self.put_with_report(obj, dataset_type, data_id, **kwargs).ref
+        (ref,) = self.put_many([(obj, dataset_type, {**(data_id or {}), **kwargs})])
+        return ref
 
     def put_with_report(
         self,
@@ -281,7 +282,7 @@ class Butler:
         """As `put`, and also report the bytes written (see `WriteReport`)."""
         report = WriteReport()
         (ref,) = self.put_many([(obj, dataset_type, {**(data_id or {}), **kwargs})], report=report)
-        return PutResult(ref, report)
+        return PutResult(ref, self._io.measure(report))
 
     def put_many(
         self,

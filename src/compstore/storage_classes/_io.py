@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,13 +47,19 @@ _KINDS = ("array", "document", "manifest", "dataset")
 
 @dataclass
 class WriteReport:
-    """What one write added to the blob store."""
+    """What one write added to the blob store.
+
+    ``written`` lists the digests of the new components; ``bytes_written``
+    (their size on disk) is filled by `ObjectIO.measure`, which `Butler.put`
+    does not pay for and `Butler.put_with_report` does.
+    """
 
     arrays_written: int = 0
     documents_written: int = 0
     bytes_written: int = 0
     components_reused: int = 0
     bytes_hashed: int = 0
+    written: list[str] = field(default_factory=list)
 
 
 class _Reader:
@@ -150,7 +156,7 @@ class ObjectIO:
         else:
             self.blobs.put_array(array, digest=digest)
             report.arrays_written += 1
-            report.bytes_written += self.blobs.stored_bytes(digest)
+            report.written.append(digest)
         return {
             "storage_class": "Array",
             "array": digest,
@@ -189,8 +195,17 @@ class ObjectIO:
             return digest
         stored = self.blobs.put_document(data, digest=digest)
         report.documents_written += 1
-        report.bytes_written += self.blobs.stored_bytes(stored)
+        report.written.append(stored)
         return stored
+
+    def measure(self, report: WriteReport) -> WriteReport:
+        """Fill ``report.bytes_written``: the bytes on disk of the components it wrote.
+
+        Costs a walk of each new component's files, so it is asked for, not paid
+        by every put.
+        """
+        report.bytes_written = sum(self.blobs.stored_bytes(d) for d in report.written)
+        return report
 
     def _write_document(self, obj: Any, sc: DocumentStorageClass, report: WriteReport) -> str:
         digest = self.cache.known_digest(obj)
