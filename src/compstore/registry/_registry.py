@@ -149,7 +149,6 @@ class Registry:
 
     # Set lazily (read through getattr with a default), declared here for typing.
     _watcher: sqlite3.Connection | None
-    _watcher_disabled: bool
 
     def __init__(self, target: str | os.PathLike[str] | sa.URL, *, _create: bool = False) -> None:
         self._url = make_url(target)
@@ -1388,16 +1387,6 @@ class Registry:
             )
             return refs[0] if refs else None
 
-    def _select_general_for_test(
-        self, dataset_type: str, data_id: Mapping[str, Any], collections: CollectionArg
-    ) -> DatasetRef | None:
-        """The general (SQLAlchemy) exact lookup alone; tests compare the fast path with it."""
-        saved, self._watcher_disabled = getattr(self, "_watcher_disabled", False), True
-        try:
-            return self.find_dataset(dataset_type, data_id, collections)
-        finally:
-            self._watcher_disabled = saved
-
     def _find_fast(
         self, dataset_type: str, data_id: Mapping[str, Any], collections: CollectionArg
     ) -> DatasetRef | None | object:
@@ -1411,8 +1400,6 @@ class Registry:
         search path is remembered while the database's data_version holds.
         """
         if getattr(self._local, "conn", None) is not None or self._stale:
-            return _NO_FAST_PATH
-        if getattr(self, "_watcher_disabled", False):
             return _NO_FAST_PATH
         info = self._types.get(dataset_type)
         version = self.data_version()
