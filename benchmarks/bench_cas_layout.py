@@ -299,6 +299,43 @@ def bench_documents_and_exposure(tmp: str, n: int) -> None:
         row(name, *cells)
 
 
+def bench_layout_decisions(n: int, tmp: str) -> None:
+    """The choices docs/format.md states, measured on synthetic exposures of compstore's sky."""
+    from compstore.testing.sky import make_exposure
+
+    print(f"\n### 7. Layout decisions on synthetic exposures ({n}x{n}; 3 detectors read in turn)\n")
+    exposures = [make_exposure(1, d, size=n) for d in (6, 7, 12)]
+    planes = {
+        "image": [e.image for e in exposures],
+        "variance": [e.variance for e in exposures],
+        "mask": [e.mask.array for e in exposures],
+    }
+    # a 100x100 box straddling the chunk corner at the centre: the worst case
+    half = n // 2
+    box = (slice(max(0, half - 49), half + 51), slice(max(0, half - 49), half + 51))
+    float_variants = [("blosc lz4 shuffle", 0.0), ("none (stored raw)", 1.0)]
+    mask_variants = [("zstd-1, 512x512 chunks", 512), ("zstd-1, 256x256 chunks", 256)]
+    row("plane", "codec / chunks", "compression", "whole read", "100x100 read")
+    row(*["---"] * 5)
+    saved = (_zarrio.MIN_SAVING, _layout.CHUNK_2D_EDGE_INT)
+    try:
+        for name, arrays in planes.items():
+            variants = mask_variants if name == "mask" else float_variants
+            for i, (label, knob) in enumerate(variants):
+                if name == "mask":
+                    _layout.CHUNK_2D_EDGE_INT = int(knob)  # type: ignore[misc]
+                else:
+                    _zarrio.MIN_SAVING = float(knob)  # type: ignore[misc]
+                store = LocalBlobStore(os.path.join(tmp, f"decide-{name}-{i}"), fsync=False)
+                digests = [store.put_array(a) for a in arrays]
+                ratio = sum(a.nbytes for a in arrays) / sum(store.stored_bytes(d) for d in digests)
+                whole = timed(lambda: [store.get_array(d) for d in digests]) / len(digests)
+                cut = timed(lambda: [store.get_array(d, box) for d in digests]) / len(digests)
+                row(name, label, f"{ratio:.2f}x", ms(whole), ms(cut))
+    finally:
+        _zarrio.MIN_SAVING, _layout.CHUNK_2D_EDGE_INT = saved  # type: ignore[misc]
+
+
 def main() -> None:
     global REPEAT, STAT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -311,7 +348,7 @@ def main() -> None:
         default="median",
         help="min estimates the uncontended cost on a busy machine",
     )
-    parser.add_argument("--only", default="123456", help="sections to run, e.g. 125")
+    parser.add_argument("--only", default="1234567", help="sections to run, e.g. 125")
     args = parser.parse_args()
     REPEAT = args.repeat
     STAT = min if args.stat == "min" else statistics.median
@@ -330,6 +367,7 @@ def main() -> None:
             "4": lambda: bench_zarr_vs_direct(image, tmp),
             "5": lambda: bench_threads(image, mask, tmp),
             "6": lambda: bench_documents_and_exposure(tmp, 2048),
+            "7": lambda: bench_layout_decisions(args.size, tmp),
         }
         for key in args.only:
             sections[key]()

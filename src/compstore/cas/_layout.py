@@ -48,12 +48,12 @@ ZARR_DATA_TYPES: Final[dict[str, str]] = {
 }
 
 CHUNK_2D_EDGE: Final = 512
-CHUNK_2D_EDGE_INT: Final = 512
-"""Chunk edge of integer and boolean planes (masks). Measured: 256x256 makes a
-100x100 cut-out of 4096x4096 ~0.5 ms cheaper but a whole 2048x2048 get ~6 ms
-and a 4096x4096 get ~27 ms dearer (zstd decodes 4.6 GB/s; per-chunk costs
-dominate small chunks), so whole reads win."""
 """Chunk length along each of the last two axes of an N-D (N >= 2) array."""
+
+CHUNK_2D_EDGE_INT: Final = 512
+"""Chunk edge of integer and boolean planes (masks). 256x256 halves a 100x100
+cut-out's mask read but doubles a whole one (bench_cas_layout.py section 7),
+and whole reads are the common case."""
 
 CHUNK_1D_BYTES: Final = 4 << 20
 """Target uncompressed chunk size of a 1-D array (a catalog column)."""

@@ -114,21 +114,18 @@ def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) ->
 
 
 #: Store a floating-point array raw unless its codec saves at least this fraction
-#: (i.e. compresses 3x). Reads are mostly page-cache warm, where raw is always
-#: faster (no decode) and a cut-out decodes nothing; real sky images and their
-#: variance compress ~1.3x, so they are stored raw, and only very smooth planes
-#: (models, flat fields) keep a codec.
+#: (i.e. compresses 3x). Reads are mostly page-cache warm, where raw is faster
+#: (no decode) and a cut-out decodes nothing; sky images and their variance
+#: compress ~1.3x, so they are stored raw, and only very smooth planes (models,
+#: flat fields) keep a codec. Figures: bench_cas_layout.py section 7, docs/format.md.
 MIN_SAVING: Final = 2 / 3
 
 
 def _compression_pays(array: np.ndarray, layout: ArrayLayout) -> bool:
     """Whether compressing ``array`` saves enough to pay for decoding it on every read.
 
-    Noisy sky images compress ~1.15x with blosc, and decoding then costs more
-    than reading the saved bytes (a 2048x2048 image: 9.3 ms compressed, 5.3 ms
-    raw; a 100x100 cut-out spends most of its time decoding variance chunks).
-    So floats are judged by one sample chunk from the middle; integers and
-    booleans (masks: hundreds of times) always compress.
+    Floats are judged by one sample chunk from the middle (see `MIN_SAVING`);
+    integers and booleans (masks: hundreds of times) always compress.
     """
     if array.dtype.kind not in "fc" or array.nbytes < (1 << 20):
         return True
