@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .butler import Butler
 from .pipeline import Pipeline, execute
+from .testing.repository import blob_bytes
 from .testing.sky import make_catalog, make_exposure
 
 __all__ = ["StageFigures", "run_demo"]
@@ -35,13 +36,6 @@ class StageFigures:
     logical_bytes: int
     added_bytes: int
     seconds: float
-
-
-def _blob_bytes(root: Path) -> int:
-    total = 0
-    for folder, _, files in os.walk(root / "blobs"):
-        total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
-    return total
 
 
 def run_demo(
@@ -79,13 +73,13 @@ def run_demo(
         ("detection", "detection", ["coadd"], {"detection": {"class": "detection"}}),
     ]
     for stage, run, inputs, tasks in stages:
-        before, start = _blob_bytes(root), time.perf_counter()
+        before, start = blob_bytes(root), time.perf_counter()
         butler = Butler(root, collections=inputs, run=run)
         report = execute(Pipeline.from_dict({"tasks": tasks}), butler)
         if report.failed:
             out(str(report))
         figures.append(
-            _figures(butler, stage, run, _blob_bytes(root) - before, time.perf_counter() - start)
+            _figures(butler, stage, run, blob_bytes(root) - before, time.perf_counter() - start)
         )
     _show_sharing(root, out)
     out("")
@@ -107,7 +101,7 @@ def _single_frame(root: Path, visits: int, detectors: int, size: int) -> StageFi
     butler = Butler(root, run="sfm")
     butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
     butler.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
-    before, start = _blob_bytes(root), time.perf_counter()
+    before, start = blob_bytes(root), time.perf_counter()
     for visit in range(1, visits + 1):
         for detector in _DETECTORS[: max(1, min(detectors, len(_DETECTORS)))]:
             if butler.exists("calexp", visit=visit, detector=detector):
@@ -119,7 +113,7 @@ def _single_frame(root: Path, visits: int, detectors: int, size: int) -> StageFi
                     (make_catalog(exposure), "src", {"visit": visit, "detector": detector}),
                 ]
             )
-    return _figures(butler, "sfm", "sfm", _blob_bytes(root) - before, time.perf_counter() - start)
+    return _figures(butler, "sfm", "sfm", blob_bytes(root) - before, time.perf_counter() - start)
 
 
 def _figures(butler: Butler, stage: str, run: str, added: int, seconds: float) -> StageFigures:

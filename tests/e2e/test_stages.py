@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from compstore.errors import AmbiguousDatasetError, DatasetNotFoundError
 from compstore.pipeline import Pipeline, execute
 from compstore.pipeline.tasks import CoaddTask, DetectionTask, JointcalTask
 from compstore.registry import DataId
+from compstore.testing.repository import blob_bytes
 from compstore.testing.sky import make_catalog, make_exposure
 
 VISITS = (1, 2, 3)
@@ -20,13 +20,6 @@ SIZE = 256
 # jointcal groups by large tracts (every detector in one); coadds use small patches.
 JOINTCAL = {"tract_size": 0.5, "order": 2, "min_sources": 10}
 SKYMAP = {"tract_size": 0.1, "patches_per_side": 4}
-
-
-def blob_bytes(root) -> int:
-    total = 0
-    for folder, _, files in os.walk(os.path.join(root, "blobs")):
-        total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
-    return total
 
 
 @pytest.fixture(scope="module")

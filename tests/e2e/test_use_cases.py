@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 
 from compstore import Butler, Calib
-
-
-def disk_bytes(root) -> int:
-    """Bytes of every file under ``root`` (the registry excluded: it is not a component)."""
-    total = 0
-    for folder, _, files in os.walk(root / "blobs"):
-        total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
-    return total
+from compstore.testing.repository import blob_bytes
 
 
 class SpyBlobs:
@@ -69,13 +61,13 @@ def test_use_case_3_catalog_reads_no_pixels_and_shares_wcs_calib(survey, monkeyp
 
 
 def test_use_case_9_new_wcs_costs_a_wcs_and_a_manifest(survey):
-    before = disk_bytes(survey.root)
+    before = blob_bytes(survey.root)
     exp = Butler(survey.root, collections="sfm").get("calexp", visit=1, detector=0)
     wcs_header = exp.wcs.to_header()
     wcs_header["CRVAL1"] = wcs_header["CRVAL1"] + 1e-4
     new = exp.replace(wcs=type(exp.wcs).from_header(wcs_header))
     result = Butler(survey.root, run="newwcs").put_with_report(new, "calexp", visit=1, detector=0)
-    added = disk_bytes(survey.root) - before
+    added = blob_bytes(survey.root) - before
     assert result.report.arrays_written == 0
     assert result.report.documents_written == 2  # the Wcs and the Exposure manifest
     assert added == result.report.bytes_written
@@ -85,13 +77,13 @@ def test_use_case_9_new_wcs_costs_a_wcs_and_a_manifest(survey):
 
 
 def test_use_case_9_new_mask_plane_costs_a_plane(survey):
-    before = disk_bytes(survey.root)
+    before = blob_bytes(survey.root)
     exp = Butler(survey.root, collections="sfm").get("calexp", visit=1, detector=0)
     cr = np.zeros(exp.image.shape, dtype=bool)
     cr[10:12, 10:12] = True
     new = exp.replace(mask=exp.mask.with_plane("CR", cr))
     result = Butler(survey.root, run="newmask").put_with_report(new, "calexp", visit=1, detector=0)
-    added = disk_bytes(survey.root) - before
+    added = blob_bytes(survey.root) - before
     assert result.report.arrays_written == 1  # only the CR plane
     assert result.report.documents_written == 2  # the mask manifest, the exposure manifest
     image_bytes = survey.blobs.stored_bytes(

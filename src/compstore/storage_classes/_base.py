@@ -65,8 +65,6 @@ class ComponentReader(Protocol):
 
     def has(self, name: str) -> bool: ...
 
-    def names(self) -> tuple[str, ...]: ...
-
     def get(
         self, name: str, parameters: Mapping[str, Any] | None = None, *, cache: bool = True
     ) -> Any:

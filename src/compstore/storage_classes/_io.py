@@ -78,9 +78,6 @@ class _Reader:
     def has(self, name: str) -> bool:
         return name in self._manifest["components"]
 
-    def names(self) -> tuple[str, ...]:
-        return tuple(self._manifest["components"])
-
     def get(
         self, name: str, parameters: Mapping[str, Any] | None = None, *, cache: bool = True
     ) -> Any:

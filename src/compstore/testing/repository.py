@@ -1,4 +1,4 @@
-"""Copying a whole repository folder, for test fixtures that start from a filled template."""
+"""Repository folders as files: copying a filled template, and measuring bytes on disk."""
 
 from __future__ import annotations
 
@@ -7,7 +7,19 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-__all__ = ["copy_repository"]
+__all__ = ["blob_bytes", "copy_repository"]
+
+
+def blob_bytes(root: str | os.PathLike[str]) -> int:
+    """Bytes of every file in the blob store of the repository ``root``.
+
+    The registry is left out: it is not components. Budgets such as "a new Wcs
+    costs a Wcs and a manifest" are checked against this.
+    """
+    total = 0
+    for folder, _, files in os.walk(Path(root) / "blobs"):
+        total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
+    return total
 
 
 def copy_repository(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
