@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -11,10 +12,10 @@ import warnings
 import numpy as np
 import pytest
 import zarr
-from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
 
 from compstore.cas import LocalBlobStore, digest_array
-from compstore.cas._layout import choose_layout
+from compstore.cas._layout import choose_layout, one_file_layout
 from compstore.errors import CorruptBlobError
 from compstore.testing.blobstore import DTYPES, sample_array
 
@@ -102,11 +103,15 @@ def test_metadata_equals_zarrs(
     digest = store.put_array(array)
     store.sync()
     ours = json.loads((store.root / store.component_path(digest) / "zarr.json").read_bytes())
-    layout = choose_layout(array.dtype, shape)
+    codecs = ours["codecs"]
+    if codecs[0]["name"] == "sharding_indexed":
+        codecs = codecs[0]["configuration"]["codecs"]
     # The codec actually chosen: floats that do not compress are stored raw.
-    codec = ours["codecs"][1] if len(ours["codecs"]) > 1 else None
+    codec = codecs[1] if len(codecs) > 1 else None
+    layout = choose_layout(array.dtype, shape)
     if codec is not None:
         assert codec == layout.compressor
+    layout = one_file_layout(dataclasses.replace(layout, compressor=codec), shape)
     compressors = (
         []
         if codec is None
@@ -120,6 +125,7 @@ def test_metadata_equals_zarrs(
         shape=shape,
         dtype=array.dtype,
         chunks=layout.chunk_shape,
+        shards=layout.shard_shape,
         compressors=compressors,
         fill_value=0,
         dimension_names=[f"{digest}_{i}" for i in range(len(shape))] if shape else None,
@@ -207,32 +213,57 @@ def test_we_read_what_zarr_wrote(store: LocalBlobStore, dtype: str, shape: tuple
         np.testing.assert_array_equal(store.get_array(digest, region), array[region])
 
 
-def test_other_zarr_codecs_fall_back_to_zarr(store: LocalBlobStore) -> None:
-    from zarr.codecs import ShardingCodec
+@pytest.mark.parametrize("index_location", ["end", "start"])
+def test_we_read_zarrs_shards(store: LocalBlobStore, index_location: str) -> None:
+    # Several shards, a partial edge shard, and inner chunks zarr leaves out (all zero).
+    array = sample_array("<f4", (300, 200))
+    array[:100, :100] = 0
+    digest = digest_array(array)
+    path = store.zarr_root / digest[:2] / digest
+    path.parent.mkdir(exist_ok=True)
+    sharding = ShardingCodec(chunk_shape=(100, 100), codecs=[BytesCodec(), ZstdCodec(level=3)],
+                             index_location=index_location)  # fmt: skip
+    z = zarr.create(store=str(path), shape=array.shape, dtype=array.dtype, chunks=(200, 200),
+                    fill_value=0, zarr_format=3, codecs=[sharding])  # fmt: skip
+    z[...] = array
+    assert json.loads((path / "zarr.json").read_bytes())["codecs"][0]["configuration"]["index_location"] == index_location
+    assert isinstance(z.metadata.codecs[0], ShardingCodec)
+    np.testing.assert_array_equal(store.get_array(digest), array)
+    np.testing.assert_array_equal(store.get_array(digest, (slice(50, 250),)), array[50:250])
+    np.testing.assert_array_equal(store.get_array(digest, (slice(10, 20), slice(150, 160))), array[10:20, 150:160])
+    assert store.array_info(digest).shape == (300, 200)
 
+
+def test_other_zarr_codecs_fall_back_to_zarr(store: LocalBlobStore) -> None:
     array = sample_array("<f4", (300, 200))
     digest = digest_array(array)
     path = store.zarr_root / digest[:2] / digest
     path.parent.mkdir(exist_ok=True)
     z = zarr.create_array(store=str(path), shape=array.shape, dtype=array.dtype, chunks=(100, 100),
-                          shards=(200, 200), fill_value=0)  # fmt: skip
+                          compressors=[Crc32cCodec()], fill_value=0)  # fmt: skip
     z[...] = array
-    assert isinstance(z.metadata.codecs[0], ShardingCodec)
     np.testing.assert_array_equal(store.get_array(digest), array)
     np.testing.assert_array_equal(store.get_array(digest, (slice(50, 250),)), array[50:250])
     assert store.array_info(digest).shape == (300, 200)
+    assert store._meta[digest] is None  # read through zarr itself
 
 
 # -- reads touch only what they need ---------------------------------------------
 def test_region_reads_only_overlapping_chunks(store: LocalBlobStore) -> None:
-    array = sample_array("<f4", (2048, 2048))
+    # A compressed plane is one shard of 512x512 chunks; damage every inner chunk
+    # but (1, 2) in place: a cutout inside it still reads, a whole read fails.
+    array = (sample_array("<i4", (2048, 2048)) & 0xFF).astype("<i4")
     digest = store.put_array(array)
     store.sync()
-    folder = store.root / store.component_path(digest)
-    # Damage every chunk but (1, 2): a cutout inside it still reads.
-    for path in folder.glob("c.*"):
-        if path.name != "c.1.2":
-            path.write_bytes(b"garbage")
+    shard = store.root / store.component_path(digest) / "c.0.0"
+    data = bytearray(shard.read_bytes())
+    index = np.frombuffer(bytes(data[-(16 * 16 + 4) : -4]), dtype="<u8").reshape(4, 4, 2)
+    for i in range(4):
+        for j in range(4):
+            if (i, j) != (1, 2):
+                offset, nbytes = (int(v) for v in index[i, j])
+                data[offset : offset + nbytes] = b"\xff" * nbytes
+    shard.write_bytes(bytes(data))
     np.testing.assert_array_equal(
         store.get_array(digest, (slice(600, 700), slice(1100, 1200))), array[600:700, 1100:1200]
     )
@@ -240,6 +271,36 @@ def test_region_reads_only_overlapping_chunks(store: LocalBlobStore) -> None:
         store.get_array(digest)
     with pytest.raises(CorruptBlobError):
         store.verify(digest)
+
+
+def test_damaged_shard_index_is_corrupt(store: LocalBlobStore) -> None:
+    array = (sample_array("<i4", (1024, 1024)) & 0xF).astype("<i4")
+    digest = store.put_array(array)
+    store.sync()
+    shard = store.root / store.component_path(digest) / "c.0.0"
+    data = bytearray(shard.read_bytes())
+    data[-10] ^= 0xFF  # inside the index: its crc32c no longer matches
+    shard.write_bytes(bytes(data))
+    with pytest.raises(CorruptBlobError, match="crc32c"):
+        store.get_array(digest, (slice(0, 10), slice(0, 10)))
+    shard.write_bytes(bytes(data[:100]))  # too short to hold its index
+    with pytest.raises(CorruptBlobError, match="index"):
+        store.get_array(digest)
+
+
+def test_raw_chunk_of_the_wrong_size_is_corrupt(store: LocalBlobStore) -> None:
+    array = sample_array("<f4", (1024, 1024))
+    digest = store.put_array(array)
+    store.sync()
+    chunk = store.root / store.component_path(digest) / "c.0.0"
+    chunk.write_bytes(chunk.read_bytes()[:-4])
+    store._meta.clear()
+    for region in (None, (slice(5, 10), slice(5, 10))):
+        with pytest.raises(CorruptBlobError, match=digest):
+            store.get_array(digest, region)
+    chunk.write_bytes(array.tobytes() + b"\0\0\0\0")
+    with pytest.raises(CorruptBlobError, match=digest):
+        store.get_array(digest)
 
 
 def test_big_array_parallel_paths(store: LocalBlobStore) -> None:
@@ -334,7 +395,7 @@ def test_sync_fsyncs_files_and_directories(
     # that gained the final name is synced after.
     staged = [p for p in synced if "/staging/" in p]
     assert sum(p.endswith("/zarr.json") for p in staged) == 1
-    assert sum("/c." in p for p in staged) == 4  # 2x2 chunk files, directly in the array folder
+    assert sum("/c." in p for p in staged) == 1  # one data file, directly in the array folder
     assert os.path.dirname(final) in synced
     assert str(store.root / "documents" / d[:2]) in synced
     synced.clear()
@@ -415,8 +476,16 @@ def test_floats_that_do_not_compress_are_stored_raw(store: LocalBlobStore) -> No
     for array, raw in ((noisy, True), (smooth, False)):
         digest = store.put_array(array)
         store.sync()
-        meta = json.loads((store.root / store.component_path(digest) / "zarr.json").read_bytes())
-        assert (len(meta["codecs"]) == 1) is raw
+        folder = store.root / store.component_path(digest)
+        meta = json.loads((folder / "zarr.json").read_bytes())
+        if raw:  # one chunk: the file is the array's bytes
+            assert meta["codecs"] == [{"name": "bytes", "configuration": {"endian": "little"}}]
+            assert (folder / "c.0.0").read_bytes() == array.tobytes()
+        else:  # one shard of compressed 512x512 chunks
+            (sharding,) = meta["codecs"]
+            assert sharding["name"] == "sharding_indexed"
+            assert sharding["configuration"]["codecs"][1]["name"] == "blosc"
+        assert sorted(p.name for p in folder.iterdir()) == ["c.0.0", "zarr.json"]
         np.testing.assert_array_equal(store.get_array(digest), array)
         np.testing.assert_array_equal(zarr.open_array(str(store.root / store.component_path(digest)))[:], array)
 

@@ -10,11 +10,19 @@ and re-measured by ``benchmarks/bench_cas_layout.py``:
   zstd level 1, which is then cheaper than writing them raw;
 * 2-D and higher: 512x512 in the last two axes makes small cutouts read a
   handful of chunks; 1-D columns take large chunks since they are read whole.
+
+Every array is then written as **one file** (:func:`one_file_layout`):
+creating a file costs 0.1-0.3 ms on this kind of disk, more than writing a
+megabyte, so a 2048x2048 plane cut into 16 chunk files spent more on the
+files than on the bytes. An array stored raw is one chunk (its file is the
+array's bytes in C order, so a whole read is one ``readinto`` and a cut-out
+maps the file and copies the window); a compressed array of more than one
+chunk is one zarr shard holding those chunks and their index.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import numpy as np
@@ -27,6 +35,7 @@ __all__ = [
     "ZARR_DATA_TYPES",
     "ArrayLayout",
     "choose_layout",
+    "one_file_layout",
 ]
 
 # numpy kind+itemsize -> zarr v3 core data type name.
@@ -81,12 +90,17 @@ class ArrayLayout:
         Regular chunk grid; every entry >= 1.
     compressor
         ``{"name": ..., "configuration": {...}}`` as in zarr.json.
+    shard_shape
+        When set, the array is sharded: this is the shape of a shard (the
+        chunk grid of ``zarr.json``) and ``chunk_shape`` that of the inner
+        chunks it holds, each encoded with ``compressor``.
     """
 
     data_type: str
     endian: str | None
     chunk_shape: tuple[int, ...]
     compressor: dict[str, Any] | None  # None: the bytes codec alone (stored raw)
+    shard_shape: tuple[int, ...] | None = None
 
 
 def zarr_data_type(dtype: np.dtype) -> str:
@@ -148,3 +162,19 @@ def choose_layout(dtype: np.dtype, shape: tuple[int, ...]) -> ArrayLayout:
         compressor = {"name": "zstd", "configuration": dict(ZSTD_CONFIG)}
     edge = CHUNK_2D_EDGE if dtype.kind in "fc" else CHUNK_2D_EDGE_INT
     return ArrayLayout(data_type, endian, choose_chunks(shape, dtype.itemsize, edge), compressor)
+
+
+def one_file_layout(layout: ArrayLayout, shape: tuple[int, ...]) -> ArrayLayout:
+    """Return ``layout`` adjusted so that an array of ``shape`` is one file.
+
+    Raw (no compressor): one chunk of the whole shape. Compressed with more
+    than one chunk: one shard covering the array (its shape rounded up to
+    whole inner chunks), the chunks of ``layout`` inside it. Otherwise
+    unchanged. Empty axes keep a chunk length of 1, as zarr requires.
+    """
+    if layout.compressor is None:
+        return replace(layout, chunk_shape=tuple(max(1, n) for n in shape), shard_shape=None)
+    grid = [max(1, -(-n // c)) for n, c in zip(shape, layout.chunk_shape)]
+    if int(np.prod(grid, dtype=np.int64)) <= 1:
+        return layout
+    return replace(layout, shard_shape=tuple(g * c for g, c in zip(grid, layout.chunk_shape)))

@@ -2,9 +2,12 @@
 
 What is written here is byte-for-byte what a zarr v3 reader expects: a
 ``zarr.json`` with the same fields zarr-python writes, and one file per chunk
-under the default chunk key encoding (``c/0/1``; ``c`` for a 0-d array),
+under the default chunk key encoding (``c.0.1``; ``c`` for a 0-d array),
 encoded by the ``bytes`` codec and then blosc or zstd via numcodecs, the
-library zarr-python itself calls. Stock ``zarr.open_array`` reads these
+library zarr-python itself calls. A chunk may be a shard (the
+``sharding_indexed`` codec): inner chunks, each encoded as above, back to
+back, followed by an index of ``(offset, nbytes)`` pairs and its crc32c, as
+zarr-python writes by default. Stock ``zarr.open_array`` reads these
 arrays, and :func:`parse_array_metadata` reads arrays zarr wrote with the
 codecs below; anything else is reported as unsupported so the caller can fall
 back to zarr itself.
@@ -25,6 +28,7 @@ from compstore.cas._layout import ZARR_DATA_TYPES, ArrayLayout
 
 __all__ = [
     "ArrayMeta",
+    "ShardMeta",
     "UnsupportedZarrError",
     "array_metadata",
     "chunk_key",
@@ -72,18 +76,36 @@ def array_metadata(
     bytes_codec: dict[str, Any] = {"name": "bytes"}
     if layout.endian is not None:
         bytes_codec["configuration"] = {"endian": layout.endian}
+    codecs: list[dict[str, Any]] = [bytes_codec] + ([layout.compressor] if layout.compressor else [])
+    grid = layout.chunk_shape
+    if layout.shard_shape is not None:
+        grid = layout.shard_shape
+        codecs = [
+            {
+                "name": "sharding_indexed",
+                "configuration": {
+                    "chunk_shape": list(layout.chunk_shape),
+                    "codecs": codecs,
+                    "index_codecs": [
+                        {"name": "bytes", "configuration": {"endian": "little"}},
+                        {"name": "crc32c"},
+                    ],
+                    "index_location": "end",
+                },
+            }
+        ]
     meta: dict[str, Any] = {
         "shape": list(shape),
         "data_type": layout.data_type,
         "chunk_grid": {
             "name": "regular",
-            "configuration": {"chunk_shape": list(layout.chunk_shape)},
+            "configuration": {"chunk_shape": list(grid)},
         },
         # "." keeps every chunk file directly in the array's folder: "/" would need a
         # folder per chunk row, and mkdir was a sixth of a put.
         "chunk_key_encoding": {"name": "default", "configuration": {"separator": CHUNK_SEPARATOR}},
         "fill_value": _fill_value_json(layout.data_type),
-        "codecs": [bytes_codec] + ([layout.compressor] if layout.compressor else []),
+        "codecs": codecs,
         "attributes": attributes,
     }
     if shape:
@@ -94,8 +116,43 @@ def array_metadata(
 
 
 @dataclass(frozen=True)
+class ShardMeta:
+    """How each chunk file of a sharded array is laid out inside.
+
+    Attributes
+    ----------
+    chunk_shape
+        Shape of an inner chunk; divides the shard (the array's chunk) shape.
+    compressors
+        numcodecs codecs of every inner chunk, applied in order on write.
+    index_at_end
+        Whether the index follows the inner chunks (zarr's default) or precedes them.
+    index_crc32c
+        Whether the index is followed by its crc32c (zarr's default).
+    """
+
+    chunk_shape: tuple[int, ...]
+    compressors: tuple[Any, ...]
+    index_at_end: bool
+    index_crc32c: bool
+
+    def grid(self, shard_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Inner chunks per shard, along each axis."""
+        return tuple(s // c for s, c in zip(shard_shape, self.chunk_shape))
+
+    def index_nbytes(self, shard_shape: tuple[int, ...]) -> int:
+        """Size of the stored index: 16 bytes per inner chunk, plus 4 for the crc32c."""
+        n = int(np.prod(self.grid(shard_shape), dtype=np.int64))
+        return 16 * n + (4 if self.index_crc32c else 0)
+
+
+@dataclass(frozen=True)
 class ArrayMeta:
-    """What the direct reader needs from an array's ``zarr.json``."""
+    """What the direct reader needs from an array's ``zarr.json``.
+
+    For a sharded array ``chunk_shape`` is the shard's and ``compressors`` is
+    empty; ``shard`` says how each shard is laid out.
+    """
 
     shape: tuple[int, ...]
     dtype: np.dtype
@@ -104,6 +161,7 @@ class ArrayMeta:
     fill_value: Any
     compressors: tuple[Any, ...]  # numcodecs codecs, applied in order on write
     attributes: dict[str, Any]
+    shard: ShardMeta | None = None
 
 
 def numcodec_of(codec: dict[str, Any]) -> Any:
@@ -160,6 +218,12 @@ def parse_array_metadata(raw: bytes) -> ArrayMeta:
     if keys.get("name") != "default":
         raise UnsupportedZarrError(f"chunk key encoding {keys.get('name')!r}")
     codecs = list(meta["codecs"])
+    chunk_shape = tuple(int(n) for n in grid["configuration"]["chunk_shape"])
+    shard = None
+    if codecs and codecs[0].get("name") == "sharding_indexed":
+        if len(codecs) != 1:
+            raise UnsupportedZarrError("codecs after sharding_indexed")
+        shard, codecs = _parse_sharding(codecs[0].get("configuration", {}), chunk_shape)
     if not codecs or codecs[0].get("name") != "bytes":
         raise UnsupportedZarrError("first codec is not 'bytes'")
     endian = codecs[0].get("configuration", {}).get("endian", "little")
@@ -172,12 +236,46 @@ def parse_array_metadata(raw: bytes) -> ArrayMeta:
     return ArrayMeta(
         shape=tuple(int(n) for n in meta["shape"]),
         dtype=dtype,
-        chunk_shape=tuple(int(n) for n in grid["configuration"]["chunk_shape"]),
+        chunk_shape=chunk_shape,
         separator=keys.get("configuration", {}).get("separator", "/"),
         fill_value=np.array(fill, dtype=dtype) if not isinstance(fill, str) else None,
-        compressors=tuple(numcodec_of(c) for c in codecs[1:]),
+        compressors=() if shard else tuple(numcodec_of(c) for c in codecs[1:]),
         attributes=meta.get("attributes", {}),
+        shard=shard,
     )
+
+
+_LITTLE_BYTES: Final = {"name": "bytes", "configuration": {"endian": "little"}}
+
+
+def _parse_sharding(
+    config: dict[str, Any], shard_shape: tuple[int, ...]
+) -> tuple[ShardMeta, list[dict[str, Any]]]:
+    """Parse a ``sharding_indexed`` configuration; return it and the inner codec chain."""
+    inner_shape = tuple(int(n) for n in config["chunk_shape"])
+    if len(inner_shape) != len(shard_shape) or any(
+        c < 1 or s % c for s, c in zip(shard_shape, inner_shape)
+    ):
+        raise ValueError(f"inner chunk shape {inner_shape} does not divide the shard {shard_shape}")
+    inner = list(config.get("codecs", []))
+    if any(c.get("name") == "sharding_indexed" for c in inner):
+        raise UnsupportedZarrError("nested sharding")
+    index_codecs = [dict(c) for c in config.get("index_codecs", [_LITTLE_BYTES, {"name": "crc32c"}])]
+    for c in index_codecs:
+        if c.get("name") == "bytes":
+            c.setdefault("configuration", {"endian": "little"})
+    if index_codecs not in ([_LITTLE_BYTES], [_LITTLE_BYTES, {"name": "crc32c"}]):
+        raise UnsupportedZarrError(f"shard index codecs {index_codecs}")
+    location = config.get("index_location", "end")
+    if location not in ("start", "end"):
+        raise UnsupportedZarrError(f"shard index location {location!r}")
+    shard = ShardMeta(
+        chunk_shape=inner_shape,
+        compressors=tuple(numcodec_of(c) for c in inner[1:]),
+        index_at_end=location == "end",
+        index_crc32c=len(index_codecs) == 2,
+    )
+    return shard, inner
 
 
 #: Separator of the chunk keys compstore writes (zarr v3 "default" encoding allows "/" or ".").
@@ -208,32 +306,38 @@ def encode_chunk(chunk: np.ndarray, compressors: tuple[Any, ...]) -> bytes:
     return bytes(data) if not isinstance(data, bytes) else data
 
 
-def decode_chunk(raw: bytes, meta: ArrayMeta, out: np.ndarray | None = None) -> np.ndarray:
-    """Decode one chunk file to an array of ``meta.chunk_shape``.
+def decode_chunk(
+    raw: bytes | memoryview,
+    compressors: tuple[Any, ...],
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Decode one chunk (or inner chunk of a shard) to an array of ``shape``.
 
-    ``out``, when given, must be a C-contiguous array of the chunk's shape and
-    dtype; single-codec chains decode straight into it (no extra copy).
+    ``out``, when given, must be a C-contiguous array of that shape and
+    ``dtype``; single-codec chains decode straight into it (no extra copy).
 
     Raises
     ------
     ValueError
         If the decoded size does not match the chunk shape (a corrupt chunk).
     """
-    n = int(np.prod(meta.chunk_shape, dtype=np.int64)) * meta.dtype.itemsize
+    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if (
-        len(meta.compressors) == 1
+        len(compressors) == 1
         and out is not None
-        and isinstance(meta.compressors[0], (numcodecs.Blosc, numcodecs.Zstd))
+        and isinstance(compressors[0], (numcodecs.Blosc, numcodecs.Zstd))
     ):
-        meta.compressors[0].decode(raw, out=out.reshape(-1).view(np.uint8))
+        compressors[0].decode(raw, out=out.reshape(-1).view(np.uint8))
         return out
     data: Any = raw
-    for codec in reversed(meta.compressors):
+    for codec in reversed(compressors):
         data = codec.decode(data)
     buf = memoryview(data).cast("B") if not isinstance(data, bytes) else data
     if len(buf) != n:
         raise ValueError(f"chunk decodes to {len(buf)} bytes, expected {n}")
-    arr = np.frombuffer(buf, dtype=meta.dtype).reshape(meta.chunk_shape)
+    arr = np.frombuffer(buf, dtype=dtype).reshape(shape)
     if out is not None:
         out[...] = arr
         return out

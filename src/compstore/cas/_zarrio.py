@@ -1,4 +1,4 @@
-"""Write and read one zarr v3 array directory, chunk files in parallel when it pays.
+"""Write and read one zarr v3 array directory: one data file, chunks decoded in parallel.
 
 blosc and zstd release the GIL, so big arrays encode and decode their chunks
 on a small thread pool (``docs/format.md``, "Array layout", has the figures).
@@ -7,17 +7,21 @@ on a small thread pool (``docs/format.md``, "Array layout", has the figures).
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import mmap
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
+import google_crc32c
 import numpy as np
 
-from compstore.cas._layout import ArrayLayout, choose_layout
+from compstore.cas._layout import ArrayLayout, choose_layout, one_file_layout
 from compstore.cas._region import Region
 from compstore.cas._zarrfmt import (
     ArrayMeta,
+    ShardMeta,
     numcodec_of,
     array_metadata,
     chunk_key,
@@ -58,6 +62,9 @@ def parallel_map(fn: Callable[[_T], _R], items: Iterable[_T], parallel: bool) ->
 def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) -> list[str]:
     """Write ``array`` as a zarr v3 array into the new directory ``path``.
 
+    The array's data is one file (:func:`compstore.cas._layout.one_file_layout`):
+    its raw bytes, or one shard of compressed chunks.
+
     Returns
     -------
     list[str]
@@ -72,45 +79,67 @@ def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) ->
         If a write fails (``path`` is left for the caller to remove).
     """
     layout = choose_layout(array.dtype, array.shape)
-    shape = array.shape
-    chunks = layout.chunk_shape
     if layout.compressor is not None and not _compression_pays(array, layout):
         layout = dataclasses.replace(layout, compressor=None)
-    compressors = (numcodec_of(layout.compressor),) if layout.compressor else ()
+    layout = one_file_layout(layout, array.shape)
+    shape = array.shape
     os.mkdir(path)
     created: list[str] = []
     meta_path = os.path.join(path, "zarr.json")
     with open(meta_path, "xb") as f:
         f.write(array_metadata(shape, layout, dimension_names, {}))
     created.append(meta_path)
+    if array.size == 0:  # no chunk at all: zarr reads the fill value (nothing to read)
+        created.append(path)
+        return created
 
-    indices = list(iter_chunk_indices((0,) * len(shape), shape, chunks))
-    # Make every chunk directory up front, so that threads only write files.
-    dirs = sorted({os.path.dirname(chunk_key(idx)) for idx in indices} - {""})
-    for d in dirs:
-        os.makedirs(os.path.join(path, d), exist_ok=True)
-
-    def write_one(idx: tuple[int, ...]) -> str:
-        sel = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, chunks, shape))
-        block = array[sel] if sel else array[...]  # [()] of a 0-d array is a scalar
-        if block.shape != chunks:
-            # zarr v3 edge chunks are stored full size, padded with the fill value (0).
-            padded = np.zeros(chunks, dtype=array.dtype)
-            padded[tuple(slice(0, s) for s in block.shape)] = block
-            block = padded
-        file = os.path.join(path, chunk_key(idx))
-        with open(file, "xb") as f:
-            # A raw chunk is written from the (contiguous) array itself: no bytes() copy.
-            data = encode_chunk(block, compressors) if compressors else np.ascontiguousarray(block)
-            # ndarray is a buffer; numpy's stubs declare __buffer__ only for Python >= 3.12.
-            f.write(data)  # type: ignore[arg-type]
-        return file
-
-    created += parallel_map(write_one, indices, array.nbytes >= PARALLEL_MIN_BYTES)
-    # Deepest directories first: each must be synced after what it names.
-    created += [os.path.join(path, d) for d in sorted(dirs, key=len, reverse=True)]
-    created.append(path)
+    file = os.path.join(path, chunk_key((0,) * len(shape)))
+    with open(file, "xb") as f:
+        if layout.compressor is None:
+            # Raw: the file is the array's bytes in C order, written from the array itself.
+            # (ndarray is a buffer; numpy's stubs declare __buffer__ only for Python >= 3.12.)
+            f.write(np.ascontiguousarray(array))  # type: ignore[arg-type]
+        elif layout.shard_shape is None:
+            f.write(encode_chunk(_padded_block(array, (0,) * len(shape), layout.chunk_shape),
+                                 (numcodec_of(layout.compressor),)))  # fmt: skip
+        else:
+            _write_shard(f, array, layout)
+    created += [file, path]
     return created
+
+
+def _padded_block(array: np.ndarray, idx: tuple[int, ...], chunks: tuple[int, ...]) -> np.ndarray:
+    """The chunk ``idx`` of ``array``; zarr v3 edge chunks are full size, padded with 0."""
+    sel = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, chunks, array.shape))
+    block = array[sel] if sel else array[...]  # [()] of a 0-d array is a scalar
+    if block.shape != chunks:
+        padded = np.zeros(chunks, dtype=array.dtype)
+        padded[tuple(slice(0, s) for s in block.shape)] = block
+        block = padded
+    return block
+
+
+def _write_shard(f: Any, array: np.ndarray, layout: ArrayLayout) -> None:
+    """Write ``array`` as one shard: inner chunks in C order, then index and crc32c."""
+    assert layout.shard_shape is not None and layout.compressor is not None
+    inner = layout.chunk_shape
+    codec = (numcodec_of(layout.compressor),)
+    grid = tuple(s // c for s, c in zip(layout.shard_shape, inner))
+    indices = list(itertools.product(*map(range, grid)))
+    # blosc and zstd release the GIL: big arrays encode on the thread pool.
+    encoded = parallel_map(
+        lambda idx: encode_chunk(_padded_block(array, idx, inner), codec),
+        indices,
+        array.nbytes >= PARALLEL_MIN_BYTES,
+    )
+    index = np.empty((*grid, 2), dtype="<u8")
+    offset = 0
+    for idx, data in zip(indices, encoded):
+        f.write(data)
+        index[idx] = (offset, len(data))
+        offset += len(data)
+    raw_index = index.tobytes()
+    f.write(raw_index + google_crc32c.value(raw_index).to_bytes(4, "little"))
 
 
 #: Store a floating-point array raw unless its codec saves at least this fraction
@@ -137,83 +166,164 @@ def _compression_pays(array: np.ndarray, layout: ArrayLayout) -> bool:
     return len(encoded) <= (1 - MIN_SAVING) * sample.nbytes
 
 
+# -- reading ----------------------------------------------------------------------------
+_MISSING: Final = 2**64 - 1  # an inner chunk a shard index lists as absent (fill value)
+
+
+@dataclasses.dataclass
+class _Piece:
+    """One stored chunk (or inner chunk of a shard) a read needs, and where it goes."""
+
+    origin: tuple[int, ...]  # index of the chunk's first element in the array
+    shape: tuple[int, ...]  # the chunk's (full, padded) shape
+    dst: np.ndarray  # the part of the output it fills
+    src: tuple[slice, ...]  # the part of the chunk that fills it
+    raw: bytes | memoryview | None = None  # its encoded bytes, once read
+
+
 def read_array_dir(path: str, meta: ArrayMeta, region: Region) -> np.ndarray:
     """Read the box ``[region.lo, region.hi)`` of the array in ``path``.
 
-    Only chunks overlapping the box are read; a missing chunk file reads as the
-    fill value, as in zarr.
+    Only chunks (and inner chunks of shards) overlapping the box are read; a
+    missing chunk reads as the fill value, as in zarr. A raw chunk is read
+    straight into the output when the box covers it, and otherwise memory-mapped
+    so that only the pages of the box are touched.
 
     Raises
     ------
     FileNotFoundError
         If ``path`` itself has gone.
     ValueError
-        If a chunk does not decode to its chunk shape (corrupt; numcodecs may
-        raise its own errors too).
+        If a chunk does not decode to its chunk shape, or a shard index is
+        damaged (corrupt; numcodecs may raise its own errors too).
     """
     lo, hi = region.lo, region.hi
     out = np.empty(region.box_shape, dtype=meta.dtype)
     if out.size == 0:
         return out
-    shape, cs = meta.shape, meta.chunk_shape
-
-    def read_one(idx: tuple[int, ...]) -> None:
-        c0 = [i * c for i, c in zip(idx, cs)]
-        o0 = [max(a, b) for a, b in zip(c0, lo)]
-        o1 = [min(a + c, n, h) for a, c, n, h in zip(c0, cs, shape, hi)]
-        sel = tuple(slice(a - start, b - start) for a, b, start in zip(o0, o1, lo))
-        dst = out[sel] if sel else out[...]  # [()] of a 0-d array is a scalar
-        try:
-            with open(os.path.join(path, chunk_key(idx, meta.separator)), "rb") as f:
-                if _small_raw_part(meta, dst):
-                    _read_raw_rows(f, dst, meta, [a - c for a, c in zip(o0, c0)])
-                    return
-                raw = f.read()
-        except FileNotFoundError:
-            if not os.path.isdir(path):
-                raise
-            dst[...] = meta.fill_value
-            return
-        if dst.shape == cs and dst.flags.c_contiguous:
-            decode_chunk(raw, meta, out=dst)
-        else:
-            chunk = decode_chunk(raw, meta)
-            dst[...] = chunk[tuple(slice(a - c, b - c) for a, b, c in zip(o0, o1, c0))]
-
-    indices = iter_chunk_indices(lo, hi, cs)
-    parallel_map(read_one, indices, out.nbytes >= PARALLEL_MIN_BYTES)
+    big = out.nbytes >= PARALLEL_MIN_BYTES
+    if meta.shard is None:
+        parallel_map(lambda idx: _read_chunk(path, meta, idx, lo, hi, out), iter_chunk_indices(lo, hi, meta.chunk_shape), big)
+        return out
+    # Sharded: read every shard's index and the inner chunks it needs (few files, in
+    # turn), then decode the inner chunks (on the thread pool when the box is big).
+    pieces: list[_Piece] = []
+    for idx in iter_chunk_indices(lo, hi, meta.chunk_shape):
+        pieces += _read_shard(path, meta, idx, lo, hi, out)
+    shard = meta.shard
+    parallel_map(lambda p: _decode_into(p, shard.compressors, meta), pieces, big)
     return out
 
 
-def _small_raw_part(meta: ArrayMeta, dst: np.ndarray) -> bool:
-    """Whether ``dst`` needs at most half the rows of a raw 2-D chunk: then only those are read."""
-    return (
-        not meta.compressors
-        and dst.ndim == 2
-        and dst.dtype == meta.dtype
-        and dst.shape[0] <= meta.chunk_shape[0] // 2
-    )
+def _piece(origin: tuple[int, ...], shape: tuple[int, ...], lo: tuple[int, ...], hi: tuple[int, ...],
+           limit: tuple[int, ...], out: np.ndarray) -> _Piece:  # fmt: skip
+    """Where the chunk at ``origin`` meets the box ``[lo, hi)`` of an array of shape ``limit``."""
+    o0 = [max(a, b) for a, b in zip(origin, lo)]
+    o1 = [min(a + c, n, h) for a, c, n, h in zip(origin, shape, limit, hi)]
+    sel = tuple(slice(a - start, b - start) for a, b, start in zip(o0, o1, lo))
+    dst = out[sel] if sel else out[...]  # [()] of a 0-d array is a scalar
+    src = tuple(slice(a - c, b - c) for a, b, c in zip(o0, o1, origin))
+    return _Piece(origin, shape, dst, src)
 
 
-def _read_raw_rows(f: Any, dst: np.ndarray, meta: ArrayMeta, start: list[int]) -> None:
-    """Read only the rows ``dst`` needs from a raw chunk (one pread), then its columns.
+def _read_chunk(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int, ...],
+                hi: tuple[int, ...], out: np.ndarray) -> None:  # fmt: skip
+    """Read one chunk file of an unsharded array into its part of ``out``."""
+    cs = meta.chunk_shape
+    p = _piece(tuple(i * c for i, c in zip(idx, cs)), cs, lo, hi, meta.shape, out)
+    try:
+        with open(os.path.join(path, chunk_key(idx, meta.separator)), "rb", buffering=0) as f:
+            if not meta.compressors:
+                _read_raw(f, p, meta)
+                return
+            p.raw = f.read()
+    except FileNotFoundError:
+        if not os.path.isdir(path):
+            raise
+        p.dst[...] = meta.fill_value
+        return
+    _decode_into(p, meta.compressors, meta)
 
-    A 100x100 cut-out of a 512x512 float32 chunk reads 200 KB instead of 1 MB.
 
-    Raises
-    ------
-    ValueError
-        If the chunk file is shorter than its shape says (corrupt).
-    """
-    itemsize = meta.dtype.itemsize
-    width = meta.chunk_shape[1]
-    rows = dst.shape[0]
-    want = rows * width * itemsize
-    data = os.pread(f.fileno(), want, start[0] * width * itemsize)
-    if len(data) != want:
-        raise ValueError(f"raw chunk is short: read {len(data)} of {want} bytes")
-    block = np.frombuffer(data, dtype=meta.dtype).reshape(rows, width)
-    dst[...] = block[:, start[1] : start[1] + dst.shape[1]]
+def _read_raw(f: Any, p: _Piece, meta: ArrayMeta) -> None:
+    """Copy the part ``p`` needs of the raw chunk open in ``f``."""
+    nbytes = int(np.prod(p.shape, dtype=np.int64)) * meta.dtype.itemsize
+    if p.dst.shape == p.shape and p.dst.flags.c_contiguous:
+        n = f.readinto(memoryview(p.dst.reshape(-1)).cast("B"))  # type: ignore[arg-type]
+        if n != nbytes or f.read(1):
+            raise ValueError(f"raw chunk holds {n if n != nbytes else 'more than'} {nbytes} bytes")
+        return
+    size = os.fstat(f.fileno()).st_size
+    if size != nbytes:
+        raise ValueError(f"raw chunk holds {size} bytes, expected {nbytes}")
+    # Map the file and copy the window: only its pages are read (a 100x100 cut-out of
+    # a 4096x4096 plane touches ~100 pages instead of reading 64 MiB).
+    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        chunk = np.frombuffer(mm, dtype=meta.dtype).reshape(p.shape)
+        p.dst[...] = chunk[p.src]
+        del chunk  # release the buffer before the map closes
+
+
+def _read_shard(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int, ...],
+                hi: tuple[int, ...], out: np.ndarray) -> list[_Piece]:  # fmt: skip
+    """Read the inner chunks of shard ``idx`` that meet the box; return them still encoded."""
+    shard = meta.shard
+    assert shard is not None
+    origin = tuple(i * c for i, c in zip(idx, meta.chunk_shape))
+    inner = shard.chunk_shape
+    # The box within this shard, in the shard's own coordinates.
+    s_lo = tuple(max(a - o, 0) for a, o in zip(lo, origin))
+    s_hi = tuple(min(b - o, c) for b, o, c in zip(hi, origin, meta.chunk_shape))
+    wanted = [
+        (j, _piece(tuple(o + i * c for o, i, c in zip(origin, j, inner)), inner, lo, hi, meta.shape, out))
+        for j in iter_chunk_indices(s_lo, s_hi, inner)
+    ]
+    try:
+        f = open(os.path.join(path, chunk_key(idx, meta.separator)), "rb", buffering=0)
+    except FileNotFoundError:
+        if not os.path.isdir(path):
+            raise
+        for _, p in wanted:
+            p.dst[...] = meta.fill_value
+        return []
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        index = _shard_index(f, size, shard, meta.chunk_shape)
+        grid = shard.grid(meta.chunk_shape)
+        whole = len(wanted) == int(np.prod(grid, dtype=np.int64))
+        data = memoryview(f.read()) if whole else None  # the whole shard: one read
+        pieces = []
+        for j, p in wanted:
+            offset, nbytes = (int(v) for v in index[j])
+            if offset == _MISSING and nbytes == _MISSING:
+                p.dst[...] = meta.fill_value
+                continue
+            if offset + nbytes > size:
+                raise ValueError(f"shard index points past the end of the shard ({offset}+{nbytes} > {size})")
+            p.raw = data[offset : offset + nbytes] if data is not None else os.pread(f.fileno(), nbytes, offset)
+            pieces.append(p)
+    return pieces
+
+
+def _shard_index(f: Any, size: int, shard: ShardMeta, shard_shape: tuple[int, ...]) -> np.ndarray:
+    """Read and check a shard's index: ``(offset, nbytes)`` per inner chunk."""
+    n = shard.index_nbytes(shard_shape)
+    if size < n:
+        raise ValueError(f"shard of {size} bytes cannot hold its {n}-byte index")
+    raw = os.pread(f.fileno(), n, size - n if shard.index_at_end else 0)
+    body = raw[:-4] if shard.index_crc32c else raw
+    if shard.index_crc32c and google_crc32c.value(body) != int.from_bytes(raw[-4:], "little"):
+        raise ValueError("shard index fails its crc32c check")
+    return np.frombuffer(body, dtype="<u8").reshape(*shard.grid(shard_shape), 2)
+
+
+def _decode_into(p: _Piece, compressors: tuple[Any, ...], meta: ArrayMeta) -> None:
+    """Decode the chunk ``p.raw`` (of shape ``p.shape``) into its part of the output."""
+    assert p.raw is not None
+    if p.dst.shape == p.shape and p.dst.flags.c_contiguous:
+        decode_chunk(p.raw, compressors, p.shape, meta.dtype, out=p.dst)
+    else:
+        p.dst[...] = decode_chunk(p.raw, compressors, p.shape, meta.dtype)[p.src]
 
 
 def dimension_names_for(digest: str, ndim: int) -> list[str]:
