@@ -48,9 +48,9 @@ from compstore.cas._zarrfmt import (
     group_metadata,
     parse_array_metadata,
 )
+from compstore._pool import parallel_map
 from compstore.cas._zarrio import (
     dimension_names_for,
-    parallel_map,
     read_array_dir,
     write_array_dir,
 )

@@ -112,7 +112,9 @@ def array_metadata(
         # zarr omits dimension_names for 0-d arrays; so do we.
         meta["dimension_names"] = dimension_names
     meta.update({"zarr_format": 3, "node_type": "array", "storage_transformers": []})
-    return json.dumps(meta, indent=2).encode()
+    # Compact: json's C encoder (indent=2 falls back to its pure-Python one, ~0.25 ms
+    # per array, a tenth of a whole put's file work). Readers parse, never compare text.
+    return json.dumps(meta, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,12 @@ import dataclasses
 import itertools
 import mmap
 import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import google_crc32c
 import numpy as np
 
+from compstore._pool import parallel_map
 from compstore.cas._layout import ArrayLayout, choose_layout, one_file_layout
 from compstore.cas._region import Region
 from compstore.cas._zarrfmt import (
@@ -33,31 +32,12 @@ from compstore.cas._zarrfmt import (
 __all__ = [
     "PARALLEL_MIN_BYTES",
     "dimension_names_for",
-    "parallel_map",
     "read_array_dir",
     "write_array_dir",
 ]
 
 PARALLEL_MIN_BYTES: Final = 4 << 20
 """Arrays (or regions) smaller than this are coded on the calling thread."""
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
-_executor: ThreadPoolExecutor | None = None
-
-
-def parallel_map(fn: Callable[[_T], _R], items: Iterable[_T], parallel: bool) -> list[_R]:
-    """Map ``fn`` over ``items``, on the shared thread pool when ``parallel``."""
-    global _executor
-    items = list(items)
-    if not parallel or len(items) < 2:
-        return [fn(item) for item in items]
-    if _executor is None:
-        _executor = ThreadPoolExecutor(
-            max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="compstore-cas"
-        )
-    return list(_executor.map(fn, items))
-
 
 def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) -> list[str]:
     """Write ``array`` as a zarr v3 array into the new directory ``path``.

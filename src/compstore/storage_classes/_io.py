@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .._pool import submit
 from ..cache import ObjectCache
 from ..cas import BlobStore, canonical_json, digest_array, digest_bytes
 from ..errors import CorruptBlobError, InvalidParameterError, StorageClassError
@@ -60,6 +62,33 @@ class WriteReport:
     components_reused: int = 0
     bytes_hashed: int = 0
     written: list[str] = field(default_factory=list)
+
+
+#: Arrays at least this big are written on the shared pool while the caller goes on
+#: hashing the next component: the page-cache copies of two files run side by side.
+ASYNC_WRITE_MIN_BYTES = 1 << 20
+
+
+@dataclass
+class _Write:
+    """One `ObjectIO.write` in progress: its report, the array writes still running
+    on the pool and the manifests waiting for them (components before manifests)."""
+
+    report: WriteReport
+    pending: dict[str, Future[str]] = field(default_factory=dict)
+    manifests: dict[str, bytes] = field(default_factory=dict)
+
+    def wait(self) -> None:
+        """Wait for every array write; raise the first failure once all have ended."""
+        error: BaseException | None = None
+        for future in self.pending.values():
+            try:
+                future.result()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the rest
+                error = error or exc
+        self.pending.clear()
+        if error is not None:
+            raise error
 
 
 class _Reader:
@@ -117,41 +146,54 @@ class ObjectIO:
         """Store ``obj`` under ``storage_class``; return its manifest digest.
 
         Components whose digest is present already are not written again, and
-        objects that came from this store are recognised without hashing.
+        objects that came from this store are recognised without hashing. Big
+        arrays are written on the shared thread pool while the next component
+        is hashed; manifests are written once every component they name is.
         """
-        report = report if report is not None else WriteReport()
+        w = _Write(report if report is not None else WriteReport())
         sc = get_storage_class(storage_class)
         sc.check_type(obj)
-        if isinstance(sc, CompositeStorageClass):
-            return self._write_composite(obj, sc, report)
-        entry = self._write_entry(obj, sc, report)
-        return self._write_manifest(sc.name, {"value": entry}, {}, report)
+        try:
+            if isinstance(sc, CompositeStorageClass):
+                digest = self._write_composite(obj, sc, w)
+            else:
+                entry = self._write_entry(obj, sc, w)
+                digest = self._write_manifest(sc.name, {"value": entry}, {}, w)
+        finally:
+            w.wait()
+        for manifest, data in w.manifests.items():
+            self._put_document(data, w.report, manifest)
+        return digest
 
-    def _write_entry(self, value: Any, sc: StorageClass, report: WriteReport) -> dict[str, Any]:
+    def _write_entry(self, value: Any, sc: StorageClass, w: _Write) -> dict[str, Any]:
         if isinstance(value, DatasetReference):
             entry = self._reference_entry(value, sc)
             if entry is not None:
-                report.components_reused += 1
+                w.report.components_reused += 1
                 return entry
             value = value.value
         sc.check_type(value)
         if isinstance(sc, ArrayStorageClass):
-            return self._write_array(value, report)
+            return self._write_array(value, w)
         if isinstance(sc, DocumentStorageClass):
-            return {"storage_class": sc.name, "document": self._write_document(value, sc, report)}
+            return {"storage_class": sc.name, "document": self._write_document(value, sc, w.report)}
         if isinstance(sc, CompositeStorageClass):
-            return {"storage_class": sc.name, "manifest": self._write_composite(value, sc, report)}
+            return {"storage_class": sc.name, "manifest": self._write_composite(value, sc, w)}
         raise StorageClassError(f"storage class {sc.name!r} is neither array, document nor composite")
 
-    def _write_array(self, array: np.ndarray, report: WriteReport) -> dict[str, Any]:
+    def _write_array(self, array: np.ndarray, w: _Write) -> dict[str, Any]:
+        report = w.report
         digest = self.cache.known_digest(array)
         if digest is None:
             digest = digest_array(array)
             report.bytes_hashed += array.nbytes
-        if self.blobs.has_array(digest):
+        if digest in w.pending or self.blobs.has_array(digest):
             report.components_reused += 1
         else:
-            self.blobs.put_array(array, digest=digest)
+            if array.nbytes >= ASYNC_WRITE_MIN_BYTES:
+                w.pending[digest] = submit(self.blobs.put_array, array, digest)
+            else:
+                self.blobs.put_array(array, digest=digest)
             report.arrays_written += 1
             report.written.append(digest)
         return {
@@ -185,8 +227,8 @@ class ObjectIO:
             {"format": DOCUMENT_FORMAT, "storage_class": sc.name, "value": sc.to_json(obj)}
         )
 
-    def _put_document(self, data: bytes, report: WriteReport) -> str:
-        digest = digest_bytes(data)
+    def _put_document(self, data: bytes, report: WriteReport, digest: str | None = None) -> str:
+        digest = digest or digest_bytes(data)
         if self.blobs.has_document(digest):
             report.components_reused += 1
             return digest
@@ -216,26 +258,27 @@ class ObjectIO:
         self.cache.remember_digest(obj, digest)
         return digest
 
-    def _write_composite(self, obj: Any, sc: CompositeStorageClass, report: WriteReport) -> str:
+    def _write_composite(self, obj: Any, sc: CompositeStorageClass, w: _Write) -> str:
         digest = self.cache.known_digest(obj)
         if digest is not None:
-            report.components_reused += 1
+            w.report.components_reused += 1
             return digest
         parts = sc.disassemble(obj)
         components: dict[str, Any] = {}
         for name, (sc_name, value) in parts.components.items():
             if value is None:
                 continue
-            components[name] = self._write_entry(value, get_storage_class(sc_name), report)
-        return self._write_manifest(sc.name, components, dict(parts.attributes), report)
+            components[name] = self._write_entry(value, get_storage_class(sc_name), w)
+        return self._write_manifest(sc.name, components, dict(parts.attributes), w)
 
     def _write_manifest(
         self,
         storage_class: str,
         components: dict[str, Any],
         attributes: dict[str, Any],
-        report: WriteReport,
+        w: _Write,
     ) -> str:
+        """Return the manifest's digest; `write` stores it after the components."""
         data = canonical_json(
             {
                 "format": MANIFEST_FORMAT,
@@ -244,7 +287,9 @@ class ObjectIO:
                 "components": components,
             }
         )
-        return self._put_document(data, report)
+        digest = digest_bytes(data)
+        w.manifests.setdefault(digest, data)
+        return digest
 
     # -- reading ------------------------------------------------------------
     def manifest(self, digest: str) -> Mapping[str, Any]:
