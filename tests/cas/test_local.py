@@ -65,7 +65,7 @@ def test_chosen_layout() -> None:
     assert f4.compressor["configuration"]["shuffle"] == "shuffle"
     i4 = choose_layout(np.dtype("<i4"), (4096, 4096))
     assert i4.compressor == {"name": "zstd", "configuration": {"level": 1, "checksum": False}}
-    assert i4.chunk_shape == (512, 512)
+    assert i4.chunk_shape == (256, 256)
     assert choose_layout(np.dtype("<f8"), (10_000_000,)).chunk_shape == (524288,)
     assert choose_layout(np.dtype("<f4"), (10, 4096, 4096)).chunk_shape == (1, 512, 512)
     assert choose_layout(np.dtype("<f4"), (10, 20, 30)).chunk_shape == (10, 20, 30)
@@ -250,17 +250,17 @@ def test_other_zarr_codecs_fall_back_to_zarr(store: LocalBlobStore) -> None:
 
 # -- reads touch only what they need ---------------------------------------------
 def test_region_reads_only_overlapping_chunks(store: LocalBlobStore) -> None:
-    # A compressed plane is one shard of 512x512 chunks; damage every inner chunk
-    # but (1, 2) in place: a cutout inside it still reads, a whole read fails.
+    # A compressed plane is one shard of 256x256 chunks; damage every inner chunk
+    # but (2, 4) in place: a cutout inside it still reads, a whole read fails.
     array = (sample_array("<i4", (2048, 2048)) & 0xFF).astype("<i4")
     digest = store.put_array(array)
     store.sync()
     shard = store.root / store.component_path(digest) / "c.0.0"
     data = bytearray(shard.read_bytes())
-    index = np.frombuffer(bytes(data[-(16 * 16 + 4) : -4]), dtype="<u8").reshape(4, 4, 2)
-    for i in range(4):
-        for j in range(4):
-            if (i, j) != (1, 2):
+    index = np.frombuffer(bytes(data[-(16 * 64 + 4) : -4]), dtype="<u8").reshape(8, 8, 2)
+    for i in range(8):
+        for j in range(8):
+            if (i, j) != (2, 4):
                 offset, nbytes = (int(v) for v in index[i, j])
                 data[offset : offset + nbytes] = b"\xff" * nbytes
     shard.write_bytes(bytes(data))

@@ -59,10 +59,11 @@ ZARR_DATA_TYPES: Final[dict[str, str]] = {
 CHUNK_2D_EDGE: Final = 512
 """Chunk length along each of the last two axes of an N-D (N >= 2) array."""
 
-CHUNK_2D_EDGE_INT: Final = 512
-"""Chunk edge of integer and boolean planes (masks). 256x256 halves a 100x100
-cut-out's mask read but doubles a whole one (bench_cas_layout.py section 7),
-and whole reads are the common case."""
+CHUNK_2D_EDGE_INT: Final = 256
+"""Inner chunk edge of integer and boolean planes (masks), which are compressed and
+so stored as one shard. 256x256 decodes a quarter of what 512x512 does for a
+small cut-out; inside one shard the extra chunks of a whole read cost no files
+(bench_cas_layout.py section 7)."""
 
 CHUNK_1D_BYTES: Final = 4 << 20
 """Target uncompressed chunk size of a 1-D array (a catalog column)."""

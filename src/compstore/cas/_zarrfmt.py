@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -144,7 +145,7 @@ class ShardMeta:
 
     def index_nbytes(self, shard_shape: tuple[int, ...]) -> int:
         """Size of the stored index: 16 bytes per inner chunk, plus 4 for the crc32c."""
-        n = int(np.prod(self.grid(shard_shape), dtype=np.int64))
+        n = math.prod(self.grid(shard_shape))
         return 16 * n + (4 if self.index_crc32c else 0)
 
 
@@ -325,7 +326,7 @@ def decode_chunk(
     ValueError
         If the decoded size does not match the chunk shape (a corrupt chunk).
     """
-    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    n = math.prod(shape) * dtype.itemsize
     if (
         len(compressors) == 1
         and out is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import mmap
 import os
 from typing import Any, Final
@@ -147,7 +148,8 @@ def _compression_pays(array: np.ndarray, layout: ArrayLayout) -> bool:
 
 
 # -- reading ----------------------------------------------------------------------------
-_MISSING: Final = 2**64 - 1  # an inner chunk a shard index lists as absent (fill value)
+_MISSING: Final = 2**64 - 1
+_BATCHES: Final = 2 * (os.cpu_count() or 1)  # an inner chunk a shard index lists as absent (fill value)
 
 
 @dataclasses.dataclass
@@ -190,8 +192,15 @@ def read_array_dir(path: str, meta: ArrayMeta, region: Region) -> np.ndarray:
     pieces: list[_Piece] = []
     for idx in iter_chunk_indices(lo, hi, meta.chunk_shape):
         pieces += _read_shard(path, meta, idx, lo, hi, out)
-    shard = meta.shard
-    parallel_map(lambda p: _decode_into(p, shard.compressors, meta), pieces, big)
+    compressors = meta.shard.compressors
+    # A few batches, not one task per inner chunk: a task costs more than decoding 64 KiB.
+    batches = [pieces[i :: _BATCHES] for i in range(min(_BATCHES, len(pieces)))] if big else [pieces]
+
+    def decode(batch: list[_Piece]) -> None:
+        for p in batch:
+            _decode_into(p, compressors, meta)
+
+    parallel_map(decode, batches, big)
     return out
 
 
@@ -227,7 +236,7 @@ def _read_chunk(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int,
 
 def _read_raw(f: Any, p: _Piece, meta: ArrayMeta) -> None:
     """Copy the part ``p`` needs of the raw chunk open in ``f``."""
-    nbytes = int(np.prod(p.shape, dtype=np.int64)) * meta.dtype.itemsize
+    nbytes = math.prod(p.shape) * meta.dtype.itemsize
     if p.dst.shape == p.shape and p.dst.flags.c_contiguous:
         n = f.readinto(memoryview(p.dst.reshape(-1)).cast("B"))  # type: ignore[arg-type]
         if n != nbytes or f.read(1):
@@ -270,7 +279,7 @@ def _read_shard(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int,
         size = os.fstat(f.fileno()).st_size
         index = _shard_index(f, size, shard, meta.chunk_shape)
         grid = shard.grid(meta.chunk_shape)
-        whole = len(wanted) == int(np.prod(grid, dtype=np.int64))
+        whole = len(wanted) == math.prod(grid)
         data = memoryview(f.read()) if whole else None  # the whole shard: one read
         pieces = []
         for j, p in wanted:

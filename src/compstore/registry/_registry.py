@@ -589,6 +589,12 @@ class Registry:
                 info = self._types.pop(name, None)
                 if info is not None:
                     self._statement_cache.pop(info.id, None)
+        elif not self._stale and getattr(self._local, "conn", None) is None:
+            # Cached and not rolled back: what _type would return, without opening a
+            # read transaction (that alone costs ~0.15 ms, half a by-data-ID lookup).
+            cached = self._types.get(name)
+            if cached is not None:
+                return cached.dataset_type
         with self._read() as conn:
             return self._type(conn, name).dataset_type
 
