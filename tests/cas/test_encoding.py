@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compstore.cas import canonical_json, digest_bytes, digest_json
+from compstore.cas import canonical_json, digest_bytes, digest_json, parse_json
 from compstore.errors import EncodingError
 
 json_values = st.recursive(
@@ -98,3 +98,36 @@ def test_cycles_rejected() -> None:
     loop.append(loop)
     with pytest.raises(EncodingError):
         canonical_json(loop)
+
+
+# -- parse_json: json.loads, faster ------------------------------------------------
+@given(json_values)
+def test_parse_json_equals_json_loads(value: object) -> None:
+    data = canonical_json(value)
+    parsed = parse_json(data)
+    assert parsed == json.loads(data)
+    assert canonical_json(parsed) == data  # same types too (1 stays int, 1.0 float)
+    assert parse_json(memoryview(data)) == parsed
+    assert parse_json(data.decode()) == parsed
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_parse_json_floats_bit_for_bit(x: float) -> None:
+    text = json.dumps(x).encode()
+    assert math.copysign(1.0, parse_json(text)) == math.copysign(1.0, x)
+    assert parse_json(text) == json.loads(text) == x
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"[NaN, Infinity, -Infinity]", str(2**70).encode(), str(-(2**70)).encode(), b'{"a": 1, "a": 2}'],
+)
+def test_parse_json_what_orjson_refuses_goes_to_json(text: bytes) -> None:
+    got, want = parse_json(text), json.loads(text)
+    assert repr(got) == repr(want)
+
+
+@pytest.mark.parametrize("text", [b"", b"{", b"[1,]", b"\xff", b"nul"])
+def test_parse_json_rejects_non_json(text: bytes) -> None:
+    with pytest.raises(ValueError):
+        parse_json(text)

@@ -19,6 +19,7 @@ def test_all() -> None:
         "digest_bytes",
         "digest_json",
         "is_digest",
+        "parse_json",
     ]
     for name in cas.__all__:
         # the blob-store errors live in compstore.errors, the one error tree

@@ -7,7 +7,7 @@ on-disk format is specified in ``docs/format.md``.
 from __future__ import annotations
 
 from compstore.cas._digest import check_digest, digest_array, digest_bytes, is_digest
-from compstore.cas._encoding import canonical_json, digest_json
+from compstore.cas._encoding import canonical_json, digest_json, parse_json
 from compstore.cas._errors import InvalidDigestError, InvalidRegionError
 from compstore.cas._local import LocalBlobStore
 from compstore.cas._memory import MemoryBlobStore
@@ -26,4 +26,5 @@ __all__ = [
     "digest_bytes",
     "digest_json",
     "is_digest",
+    "parse_json",
 ]

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+import re
+from typing import Any, Final
+
+import orjson
 
 from compstore.cas._digest import digest_bytes
 from compstore.errors import EncodingError
 
-__all__ = ["canonical_json", "digest_json"]
+__all__ = ["canonical_json", "digest_json", "parse_json"]
 
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False,
@@ -94,3 +97,32 @@ def digest_json(value: Any) -> str:
         As :func:`canonical_json`.
     """
     return digest_bytes(canonical_json(value))
+
+
+def parse_json(data: bytes | bytearray | memoryview | str) -> Any:
+    """Parse JSON text into Python values, exactly as :func:`json.loads` does.
+
+    orjson parses documents and manifests 5-8x faster than the standard
+    library (a Wcs document: 2.4 us against 20 us), and every read of a
+    dataset parses several. Text orjson would read differently goes to
+    ``json``: a run of 19 or more digits (orjson turns integers beyond 64 bits
+    into floats) and what orjson refuses (``NaN``/``Infinity`` literals).
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not JSON (``json.JSONDecodeError``).
+    """
+    if isinstance(data, memoryview):
+        data = bytes(data)
+    long_number = _LONG_DIGITS_STR if isinstance(data, str) else _LONG_DIGITS
+    if long_number.search(data) is None:  # type: ignore[arg-type]
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data)
+
+
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
+_LONG_DIGITS_STR: Final = re.compile(r"[0-9]{19}")

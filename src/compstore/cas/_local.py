@@ -326,7 +326,7 @@ class LocalBlobStore(BlobStore):
             with self._lock:
                 path = self._staged_documents.get(digest) or self._document_path(digest)
             try:
-                with open(path, "rb") as f:
+                with open(path, "rb", buffering=0) as f:  # one read, no buffer object
                     return f.read()
             except FileNotFoundError:
                 continue  # maybe published by a concurrent sync: look again

@@ -25,6 +25,7 @@ from typing import Any, Final
 import numcodecs
 import numpy as np
 
+from compstore.cas._encoding import parse_json
 from compstore.cas._layout import ZARR_DATA_TYPES, ArrayLayout
 
 __all__ = [
@@ -206,7 +207,7 @@ def parse_array_metadata(raw: bytes) -> ArrayMeta:
     ValueError
         If ``raw`` is not JSON or lacks required fields (``KeyError`` too).
     """
-    meta = json.loads(raw)
+    meta = parse_json(raw)
     if meta.get("zarr_format") != 3 or meta.get("node_type") != "array":
         raise UnsupportedZarrError("not a zarr v3 array")
     if meta.get("storage_transformers"):

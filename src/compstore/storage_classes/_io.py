@@ -17,7 +17,6 @@ children. ``docs/format.md`` is the specification.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import numpy as np
 
 from .._pool import submit
 from ..cache import ObjectCache
-from ..cas import BlobStore, canonical_json, digest_array, digest_bytes
+from ..cas import BlobStore, canonical_json, digest_array, digest_bytes, parse_json
 from ..errors import CorruptBlobError, InvalidParameterError, StorageClassError
 from ._base import (
     ArrayStorageClass,
@@ -310,7 +309,7 @@ class ObjectIO:
     def _parse_document(self, digest: str) -> dict[str, Any]:
         data = self.blobs.get_document(digest)
         try:
-            value = json.loads(data)
+            value = parse_json(data)
         except ValueError as err:
             raise CorruptBlobError(
                 f"document {digest} is not valid JSON ({err}); the repository may be damaged"
