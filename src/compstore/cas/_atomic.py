@@ -8,19 +8,26 @@ directory is synced).
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
+from typing import Final
 
 __all__ = ["fsync_dir", "fsync_file", "partial_name", "write_atomic", "write_new"]
 
 
-def partial_name(path: str) -> str:
-    """Return a unique temporary name beside ``path`` (``<path>.<random>.partial``).
+_RANDOM: Final = secrets.token_hex(4)  # drawn once: os.urandom per write was a syscall each
+_COUNTER: Final = itertools.count()  # next() is atomic in CPython: unique across threads
 
-    The random part lets two writers of the same content never share a
-    temporary file.
+
+def partial_name(path: str) -> str:
+    """Return a unique temporary name beside ``path`` (``<path>.<unique>.partial``).
+
+    Process id, a random part drawn per process and a counter: two writers of
+    the same content (threads, processes, hosts sharing a file system) never
+    share a temporary file.
     """
-    return f"{path}.{secrets.token_hex(6)}.partial"
+    return f"{path}.{os.getpid()}-{_RANDOM}-{next(_COUNTER)}.partial"
 
 
 def write_new(path: str, data: bytes | memoryview) -> None:

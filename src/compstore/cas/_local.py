@@ -21,6 +21,7 @@ store object (get, has, iter) but not to other processes until synced. With
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import shutil
@@ -88,6 +89,7 @@ class LocalBlobStore(BlobStore):
         self._documents_dir = os.path.join(self._root, "documents")
         self._staging_dir = os.path.join(self._root, "staging")
         self._session: str | None = None
+        self._counter = itertools.count()
         # RLock: sync holds it while publishing, and publishing calls helpers that take it.
         self._lock = threading.RLock()
         self._staged_arrays: dict[str, tuple[str, list[str]]] = {}
@@ -130,7 +132,8 @@ class LocalBlobStore(BlobStore):
         return self._session
 
     def _temp_path(self, name: str) -> str:
-        return os.path.join(self._session_dir(), f"{name}.{secrets.token_hex(6)}")
+        # The session folder is this store object's own: a counter makes names unique.
+        return os.path.join(self._session_dir(), f"{name}.{next(self._counter)}")
 
     # -- set-up ---------------------------------------------------------------
     def _init_layout(self) -> None:
