@@ -314,7 +314,7 @@ def bench_layout_decisions(n: int, tmp: str) -> None:
     half = n // 2
     box = (slice(max(0, half - 49), half + 51), slice(max(0, half - 49), half + 51))
     float_variants = [("blosc lz4 shuffle", 0.0), ("none (stored raw)", 1.0)]
-    mask_variants = [("zstd-1, 512x512 chunks", 512), ("zstd-1, 256x256 chunks", 256)]
+    mask_variants = [("zstd-1, one shard of 512x512 chunks", 512), ("zstd-1, one shard of 256x256 chunks", 256)]
     row("plane", "codec / chunks", "compression", "whole read", "100x100 read")
     row(*["---"] * 5)
     saved = (_zarrio.MIN_SAVING, _layout.CHUNK_2D_EDGE_INT)
@@ -336,6 +336,40 @@ def bench_layout_decisions(n: int, tmp: str) -> None:
         _zarrio.MIN_SAVING, _layout.CHUNK_2D_EDGE_INT = saved  # type: ignore[misc]
 
 
+def bench_files(tmp: str) -> None:
+    """Why every array is one file: what file creation costs against writing bytes."""
+    print("\n### 8. Files: one per array or one per chunk (2048x2048 float32, 16 MiB)\n")
+    rng = np.random.default_rng(8)
+    plane = rng.normal(1000.0, 30.0, (2048, 2048)).astype(np.float32)
+    tiles = [np.ascontiguousarray(plane[y : y + 512, x : x + 512])
+             for y in range(0, 2048, 512) for x in range(0, 2048, 512)]  # fmt: skip
+    folder = os.path.join(tmp, "files")
+    os.mkdir(folder)
+    count = iter(range(10**9))
+
+    def small_files() -> None:  # 100 new 300-byte files
+        for _ in range(100):
+            with open(os.path.join(folder, f"s{next(count)}"), "xb") as f:
+                f.write(b"x" * 300)
+
+    def one_file() -> None:
+        with open(os.path.join(folder, f"one{next(count)}"), "xb") as f:
+            f.write(plane)  # type: ignore[arg-type]
+
+    def sixteen_files() -> None:
+        d = os.path.join(folder, f"tiles{next(count)}")
+        os.mkdir(d)
+        for i, t in enumerate(tiles):
+            with open(os.path.join(d, f"c.{i}"), "xb") as f:
+                f.write(t)  # type: ignore[arg-type]
+
+    row("write", "time")
+    row("---", "---")
+    row("create a small file (mean of 100)", f"{timed(small_files) / 100 * 1e6:.0f} us")
+    row("the plane as one file", ms(timed(one_file)))
+    row("the plane as 16 chunk files of 512x512", ms(timed(sixteen_files)))
+
+
 def main() -> None:
     global REPEAT, STAT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -348,7 +382,7 @@ def main() -> None:
         default="median",
         help="min estimates the uncontended cost on a busy machine",
     )
-    parser.add_argument("--only", default="1234567", help="sections to run, e.g. 125")
+    parser.add_argument("--only", default="12345678", help="sections to run, e.g. 125")
     args = parser.parse_args()
     REPEAT = args.repeat
     STAT = min if args.stat == "min" else statistics.median
@@ -368,6 +402,7 @@ def main() -> None:
             "5": lambda: bench_threads(image, mask, tmp),
             "6": lambda: bench_documents_and_exposure(tmp, 2048),
             "7": lambda: bench_layout_decisions(args.size, tmp),
+            "8": lambda: bench_files(tmp),
         }
         for key in args.only:
             sections[key]()
