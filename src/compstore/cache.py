@@ -133,16 +133,24 @@ class _Ref(weakref.ref):  # type: ignore[type-arg]
 class _Load:
     """One load in flight: the thread running it, and its outcome for waiters."""
 
-    __slots__ = ("done", "error", "owner", "value")
+    __slots__ = ("_running", "error", "owner", "value")
 
     def __init__(self) -> None:
         self.owner = threading.get_ident()
-        self.done = threading.Event()
+        # Held while the load runs; waiters block on it. A bare lock, not an Event:
+        # every miss makes one, and an Event (a Condition and two locks) costs 10x.
+        self._running = threading.Lock()
+        self._running.acquire()
         self.value: Any = None
         self.error: BaseException | None = None
 
+    def finish(self) -> None:
+        """Wake every waiter (after ``value`` or ``error`` is set)."""
+        self._running.release()
+
     def wait(self) -> Any:
-        self.done.wait()
+        with self._running:  # each waiter takes and passes it on in turn
+            pass
         if self.error is not None:
             raise self.error
         return self.value
@@ -333,7 +341,7 @@ class ObjectCache:
                 self._load_errors += 1
                 del self._loading[digest]
             load.error = exc
-            load.done.set()
+            load.finish()
             raise
         try:
             with self._lock:
@@ -345,7 +353,7 @@ class ObjectCache:
             del evicted  # outside the lock: may free memory or run finalizers
             load.value = value
         finally:
-            load.done.set()
+            load.finish()
         return value
 
     # -- internals (call with the lock held) ------------------------------------

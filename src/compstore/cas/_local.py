@@ -210,7 +210,9 @@ class LocalBlobStore(BlobStore):
         if staged is not None:
             return staged[0]
         final = self._array_path(digest)
-        if not os.path.isdir(final):
+        # Seen before (its zarr.json is cached): the read itself finds out if it has
+        # gone since, and get_array then looks again without the cache.
+        if digest not in self._meta and not os.path.isdir(final):
             raise BlobNotFoundError(f"no array component {digest} in the blob store")
         return final
 
@@ -242,7 +244,9 @@ class LocalBlobStore(BlobStore):
             try:
                 result = self._read(digest, path, region)
             except FileNotFoundError:
-                # A staged component may have just been renamed into place: look again.
+                # A staged component may have just been renamed into place, or a
+                # component deleted: look again, from the disk.
+                self._meta.pop(digest, None)
                 if attempt:
                     raise BlobNotFoundError(
                         f"array component {digest} vanished while being read"
@@ -278,6 +282,8 @@ class LocalBlobStore(BlobStore):
         return _read_only_view(box, reg.local if not reg.is_whole_box else None)
 
     def array_info(self, digest: str) -> ArrayInfo:
+        if not self.has_array(digest):  # from the disk, not the zarr.json cache
+            raise BlobNotFoundError(f"no array component {digest} in the blob store")
         path = self._locate_array(digest)
         meta = self._meta_of(digest, path)
         if meta is None:
