@@ -131,3 +131,13 @@ def test_parse_json_what_orjson_refuses_goes_to_json(text: bytes) -> None:
 def test_parse_json_rejects_non_json(text: bytes) -> None:
     with pytest.raises(ValueError):
         parse_json(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b"[0.00012345678901234567, 1.2345678901234567e-05]", b'{"big": 18446744073709551615}',
+     b"[1234567890123456789.5, -98765432109876543210, 12345678901234567890e2]"],
+)
+def test_parse_json_long_digit_runs(text: bytes) -> None:
+    got = parse_json(text)
+    assert repr(got) == repr(json.loads(text))

@@ -118,11 +118,13 @@ class LocalBlobStore(BlobStore):
         """Whether :meth:`sync` makes writes durable."""
         return self._fsync
 
+    # f-strings, not os.path.join: these run for every component read (the roots are
+    # absolute and normalised, digests checked: nothing to join carefully).
     def _array_path(self, digest: str) -> str:
-        return os.path.join(self._arrays_dir, digest[:2], digest)
+        return f"{self._arrays_dir}/{digest[:2]}/{digest}"
 
     def _document_path(self, digest: str) -> str:
-        return os.path.join(self._documents_dir, digest[:2], f"{digest}.json")
+        return f"{self._documents_dir}/{digest[:2]}/{digest}.json"
 
     def _session_dir(self) -> str:
         if self._session is None:

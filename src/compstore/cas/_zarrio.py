@@ -184,6 +184,9 @@ def read_array_dir(path: str, meta: ArrayMeta, region: Region) -> np.ndarray:
     if out.size == 0:
         return out
     big = out.nbytes >= PARALLEL_MIN_BYTES
+    if meta.shard is None and not meta.compressors and meta.chunk_shape == meta.shape and out.shape != meta.shape:
+        _read_window(path, meta, lo, hi, out)  # a part of a raw array (compstore's own layout)
+        return out
     if meta.shard is None:
         parallel_map(lambda idx: _read_chunk(path, meta, idx, lo, hi, out), iter_chunk_indices(lo, hi, meta.chunk_shape), big)
         return out
@@ -251,6 +254,32 @@ def _read_raw(f: Any, p: _Piece, meta: ArrayMeta) -> None:
         chunk = np.frombuffer(mm, dtype=meta.dtype).reshape(p.shape)
         p.dst[...] = chunk[p.src]
         del chunk  # release the buffer before the map closes
+
+
+def _read_window(path: str, meta: ArrayMeta, lo: tuple[int, ...], hi: tuple[int, ...], out: np.ndarray) -> None:
+    """Copy the box ``[lo, hi)`` of an array stored as one raw chunk: map the file, copy the window.
+
+    The common cut-out, so it skips the general path's bookkeeping (a third of
+    its cost): only the pages of the box are touched (a 100x100 cut-out of a
+    4096x4096 plane: ~100 pages of 64 MiB).
+    """
+    try:
+        fd = os.open(os.path.join(path, chunk_key((0,) * len(meta.shape), meta.separator)), os.O_RDONLY)
+    except FileNotFoundError:
+        if not os.path.isdir(path):
+            raise
+        out[...] = meta.fill_value
+        return
+    try:
+        nbytes = math.prod(meta.shape) * meta.dtype.itemsize
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
+            if len(mm) != nbytes:
+                raise ValueError(f"raw chunk holds {len(mm)} bytes, expected {nbytes}")
+            chunk = np.frombuffer(mm, dtype=meta.dtype).reshape(meta.shape)
+            out[...] = chunk[tuple(slice(a, b) for a, b in zip(lo, hi))]
+            del chunk  # release the buffer before the map closes
+    finally:
+        os.close(fd)
 
 
 def _read_shard(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int, ...],
