@@ -103,7 +103,7 @@ class Repository:
             )
         path.mkdir(parents=True, exist_ok=True)
         Registry.create(path / _REGISTRY_NAME)
-        LocalBlobStore(path / _BLOBS_NAME)
+        LocalBlobStore(path / _BLOBS_NAME).make_fanout()  # puts into a young repository skip mkdirs
         config = {
             "format": FORMAT_NAME,
             "version": f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}",

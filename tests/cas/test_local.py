@@ -509,3 +509,22 @@ def test_raw_region_reads_equal_slicing(store: LocalBlobStore, region: tuple[sli
     meta = json.loads((store.root / store.component_path(digest) / "zarr.json").read_bytes())
     assert len(meta["codecs"]) == 1  # stored raw
     np.testing.assert_array_equal(store.get_array(digest, region), noisy[region])
+
+
+def test_make_fanout(tmp_path: pathlib.Path) -> None:
+    store = LocalBlobStore(tmp_path / "b")
+    store.make_fanout()
+    root = store.root
+    prefixes = [f"{i:02x}" for i in range(256)]
+    assert sorted(p.name for p in (root / "arrays").iterdir() if p.is_dir()) == prefixes
+    assert sorted(p.name for p in (root / "documents").iterdir()) == prefixes
+    for prefix in prefixes:
+        assert json.loads((root / "arrays" / prefix / "zarr.json").read_bytes())["node_type"] == "group"
+    store.make_fanout()  # again: nothing changes
+    d = store.put_array(sample_array("<f4", (5, 5)))
+    store.sync()
+    assert list(store.iter_arrays()) == [d]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        members = dict(zarr.open_group(store.zarr_root, mode="r").members(max_depth=None))
+    assert isinstance(members[f"{d[:2]}/{d}"], zarr.Array)

@@ -153,6 +153,28 @@ class LocalBlobStore(BlobStore):
                 fsync_dir(os.path.dirname(path))
         self._known_dirs.update((self._arrays_dir, self._documents_dir))
 
+    def make_fanout(self) -> None:
+        """Create every fan-out folder now: the 256 groups of ``arrays/`` and folders of ``documents/``.
+
+        A store creates them as components land in them, which costs a put
+        into a young store a ``mkdir`` and a group ``zarr.json`` for most new
+        components (in a store of a few thousand components they all exist).
+        `compstore.Butler.create` calls this: ~25 ms, ~85 ms with fsync.
+
+        Raises
+        ------
+        BlobStoreError
+            If a folder cannot be created.
+        """
+        try:
+            with self._lock:
+                for prefix in (f"{i:02x}" for i in range(256)):
+                    self._ensure_dir(f"{self._arrays_dir}/{prefix}", group=True)
+                    self._ensure_dir(f"{self._documents_dir}/{prefix}", group=False)
+        except OSError as exc:
+            raise BlobStoreError(f"cannot create the fan-out folders of {self._root}: {exc}") from exc
+        self.sync()
+
     def _ensure_dir(self, path: str, *, group: bool) -> None:
         """Create a fan-out folder (a zarr group when ``group``) if it is missing."""
         if path in self._known_dirs:
