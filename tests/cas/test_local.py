@@ -249,14 +249,19 @@ def test_other_zarr_codecs_fall_back_to_zarr(store: LocalBlobStore) -> None:
 
 
 # -- reads touch only what they need ---------------------------------------------
+def _stored_shard(store: LocalBlobStore, array: np.ndarray) -> tuple[str, pathlib.Path, bytearray]:
+    """Put a compressed array; return its digest, its shard file and the file's bytes."""
+    digest = store.put_array(array)
+    store.sync()
+    shard = store.root / store.component_path(digest) / "c.0.0"
+    return digest, shard, bytearray(shard.read_bytes())
+
+
 def test_region_reads_only_overlapping_chunks(store: LocalBlobStore) -> None:
     # A compressed plane is one shard of 256x256 chunks; damage every inner chunk
     # but (2, 4) in place: a cutout inside it still reads, a whole read fails.
     array = (sample_array("<i4", (2048, 2048)) & 0xFF).astype("<i4")
-    digest = store.put_array(array)
-    store.sync()
-    shard = store.root / store.component_path(digest) / "c.0.0"
-    data = bytearray(shard.read_bytes())
+    digest, shard, data = _stored_shard(store, array)
     index = np.frombuffer(bytes(data[-(16 * 64 + 4) : -4]), dtype="<u8").reshape(8, 8, 2)
     for i in range(8):
         for j in range(8):
@@ -274,11 +279,7 @@ def test_region_reads_only_overlapping_chunks(store: LocalBlobStore) -> None:
 
 
 def test_damaged_shard_index_is_corrupt(store: LocalBlobStore) -> None:
-    array = (sample_array("<i4", (1024, 1024)) & 0xF).astype("<i4")
-    digest = store.put_array(array)
-    store.sync()
-    shard = store.root / store.component_path(digest) / "c.0.0"
-    data = bytearray(shard.read_bytes())
+    digest, shard, data = _stored_shard(store, (sample_array("<i4", (1024, 1024)) & 0xF).astype("<i4"))
     data[-10] ^= 0xFF  # inside the index: its crc32c no longer matches
     shard.write_bytes(bytes(data))
     with pytest.raises(CorruptBlobError, match="crc32c"):
