@@ -93,6 +93,18 @@ class ArrayLimits:
         for a, p in zip(self.arrays, self.paths, strict=True):
             np.save(p, a, allow_pickle=False)
 
+    def save_new(self, _rep: int = 0) -> None:
+        """``save`` into a new folder each time: new files, as a put of new data makes.
+
+        ``save`` rewrites files that exist already (no file is created); this is
+        the same write to files that do not, an informative second limit.
+        """
+        self._new = getattr(self, "_new", 0) + 1
+        folder = self.folder / f"new{self._new}"
+        folder.mkdir()
+        for i, a in enumerate(self.arrays):
+            np.save(folder / f"a{i}.npy", a, allow_pickle=False)
+
     def load(self, _rep: int = 0) -> list[np.ndarray]:
         return [np.load(p) for p in self.paths]
 

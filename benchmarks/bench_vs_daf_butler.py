@@ -212,7 +212,7 @@ class Bench:
         """Put every (visit, detector) into both stores, alternating; time each put."""
         s = self.size
         print(f"putting {len(self.pairs)} exposures of {s.edge}x{s.edge} + catalogs ...", flush=True)
-        samples: dict[str, list[float]] = {"cs": [], "cs_sync": [], "daf": [], "save": []}
+        samples: dict[str, list[float]] = {"cs": [], "cs_sync": [], "daf": [], "save": [], "save_new": []}
         self.limits: ArrayLimits | None = None
         for i, (v, d) in enumerate(self.pairs):
             e = make_exposure(v, d, size=s.edge)
@@ -227,6 +227,7 @@ class Bench:
                 "cs": lambda: cs_put(self.cs),
                 "daf": lambda: (self.daf.put(e, "calexp", self.did(v, d)), self.daf.put(c, "src", self.did(v, d))),
                 "save": limits.save,
+                "save_new": limits.save_new,
                 "cs_sync": lambda: cs_put(self.cs_sync),
             }
             names = list(ops)
@@ -249,6 +250,8 @@ class Bench:
                      and med["cs"] <= med["save"] / NUMPY_PUT_THROUGHPUT_TARGET, "numpy.save"))
         self.add(Row("put exposure + catalog, compstore fsync on", med["cs_sync"], med["daf"], med["save"],
                      memcpy, "(informative)", None, "numpy.save"))
+        self.add(Row("  the same put against numpy.save to new files", med["cs"], None, med["save_new"],
+                     memcpy, "(informative: a put creates new files too)", None, "numpy.save, new files"))
 
     # -- gets ----------------------------------------------------------------------------
     def gets(self) -> None:
