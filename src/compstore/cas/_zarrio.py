@@ -170,15 +170,18 @@ def _compression_pays(array: np.ndarray, layout: ArrayLayout) -> bool:
         sample_shape[0] = min(layout.chunk_shape[0], budget)
     else:
         sample_shape[-2:] = [min(c, edge) for c in layout.chunk_shape[-2:]]
-    centre = tuple(slice(max(0, n // 2 - c // 2), max(0, n // 2 - c // 2) + c) for n, c in zip(array.shape, sample_shape))
+    centre = tuple(
+        slice(max(0, n // 2 - c // 2), max(0, n // 2 - c // 2) + c)
+        for n, c in zip(array.shape, sample_shape)
+    )
     sample = np.ascontiguousarray(array[centre])
     encoded = numcodec_of(layout.compressor).encode(sample)  # type: ignore[arg-type]
     return len(encoded) <= (1 - MIN_SAVING) * sample.nbytes
 
 
 # -- reading ----------------------------------------------------------------------------
-_MISSING: Final = 2**64 - 1
-_BATCHES: Final = 2 * (os.cpu_count() or 1)  # an inner chunk a shard index lists as absent (fill value)
+_MISSING: Final = 2**64 - 1  # an inner chunk a shard index lists as absent (fill value)
+_BATCHES: Final = 2 * (os.cpu_count() or 1)  # decode tasks per big sharded read
 
 
 @dataclasses.dataclass
@@ -213,11 +216,13 @@ def read_array_dir(path: str, meta: ArrayMeta, region: Region) -> np.ndarray:
     if out.size == 0:
         return out
     big = out.nbytes >= PARALLEL_MIN_BYTES
-    if meta.shard is None and not meta.compressors and meta.chunk_shape == meta.shape and out.shape != meta.shape:
+    one_raw_chunk = meta.shard is None and not meta.compressors and meta.chunk_shape == meta.shape
+    if one_raw_chunk and out.shape != meta.shape:
         _read_window(path, meta, lo, hi, out)  # a part of a raw array (compstore's own layout)
         return out
     if meta.shard is None:
-        parallel_map(lambda idx: _read_chunk(path, meta, idx, lo, hi, out), iter_chunk_indices(lo, hi, meta.chunk_shape), big)
+        indices = iter_chunk_indices(lo, hi, meta.chunk_shape)
+        parallel_map(lambda idx: _read_chunk(path, meta, idx, lo, hi, out), indices, big)
         return out
     # Sharded: read every shard's index and the inner chunks it needs (few files, in
     # turn), then decode the inner chunks (on the thread pool when the box is big).
@@ -285,7 +290,8 @@ def _read_raw(f: Any, p: _Piece, meta: ArrayMeta) -> None:
         del chunk  # release the buffer before the map closes
 
 
-def _read_window(path: str, meta: ArrayMeta, lo: tuple[int, ...], hi: tuple[int, ...], out: np.ndarray) -> None:
+def _read_window(path: str, meta: ArrayMeta, lo: tuple[int, ...], hi: tuple[int, ...],
+                 out: np.ndarray) -> None:  # fmt: skip
     """Copy the box ``[lo, hi)`` of an array stored as one raw chunk: map the file, copy the window.
 
     The common cut-out, so it skips the general path's bookkeeping (a third of
@@ -346,8 +352,13 @@ def _read_shard(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int,
                 p.dst[...] = meta.fill_value
                 continue
             if offset + nbytes > size:
-                raise ValueError(f"shard index points past the end of the shard ({offset}+{nbytes} > {size})")
-            p.raw = data[offset : offset + nbytes] if data is not None else os.pread(f.fileno(), nbytes, offset)
+                raise ValueError(
+                    f"shard index points past the end of the shard ({offset}+{nbytes} > {size})"
+                )
+            if data is not None:
+                p.raw = data[offset : offset + nbytes]
+            else:
+                p.raw = os.pread(f.fileno(), nbytes, offset)
             pieces.append(p)
     return pieces
 
