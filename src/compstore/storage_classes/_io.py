@@ -77,8 +77,8 @@ class _Write:
     pending: dict[str, Future[str]] = field(default_factory=dict)
     manifests: dict[str, bytes] = field(default_factory=dict)
 
-    def wait(self) -> None:
-        """Wait for every array write; raise the first failure once all have ended."""
+    def wait(self, *, raise_error: bool = True) -> None:
+        """Wait for every array write; then raise the first failure (if ``raise_error``)."""
         error: BaseException | None = None
         for future in self.pending.values():
             try:
@@ -86,7 +86,7 @@ class _Write:
             except BaseException as exc:  # noqa: BLE001 - re-raised below, after the rest
                 error = error or exc
         self.pending.clear()
-        if error is not None:
+        if error is not None and raise_error:
             raise error
 
 
@@ -158,8 +158,10 @@ class ObjectIO:
             else:
                 entry = self._write_entry(obj, sc, w)
                 digest = self._write_manifest(sc.name, {"value": entry}, {}, w)
-        finally:
-            w.wait()
+        except BaseException:
+            w.wait(raise_error=False)  # no write left running; the first error is the one raised
+            raise
+        w.wait()
         for manifest, data in w.manifests.items():
             self._put_document(data, w.report, manifest)
         return digest

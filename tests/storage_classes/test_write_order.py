@@ -1,0 +1,92 @@
+"""ObjectIO.write: big arrays written on the thread pool, manifests only after them."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from compstore import Exposure, Mask
+from compstore.cache import ObjectCache
+from compstore.cas import MemoryBlobStore
+from compstore.errors import BlobStoreError
+from compstore.storage_classes import ObjectIO, WriteReport
+from compstore.storage_classes._io import ASYNC_WRITE_MIN_BYTES
+
+
+class RecordingStore(MemoryBlobStore):
+    """Records the writes in order, with their thread; can be slow or fail on cue."""
+
+    def __init__(self, *, fail_array: bool = False, fail_document: bool = False, delay: float = 0.0) -> None:
+        super().__init__()
+        self.events: list[tuple[str, str, str]] = []  # (kind, digest, thread name)
+        self.fail_array, self.fail_document, self.delay = fail_array, fail_document, delay
+        self._events_lock = threading.Lock()
+
+    def _record(self, kind: str, digest: str) -> None:
+        with self._events_lock:
+            self.events.append((kind, digest, threading.current_thread().name))
+
+    def put_array(self, array: np.ndarray, digest: str | None = None) -> str:
+        time.sleep(self.delay)
+        if self.fail_array and array.nbytes >= ASYNC_WRITE_MIN_BYTES:
+            raise BlobStoreError("disk full (test)")
+        d = super().put_array(array, digest)
+        self._record("array", d)
+        return d
+
+    def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
+        if self.fail_document:
+            raise BlobStoreError("document store down (test)")
+        d = super().put_document(data, digest)
+        self._record("manifest" if b'"compstore.manifest/1"' in bytes(data) else "document", d)
+        return d
+
+
+def big_exposure(edge: int = 1024) -> Exposure:
+    rng = np.random.default_rng(5)
+    image = rng.normal(100.0, 5.0, (edge, edge)).astype(np.float32)
+    assert image.nbytes >= ASYNC_WRITE_MIN_BYTES
+    mask = Mask(np.zeros((edge, edge), dtype=np.int32), {"BAD": 0})
+    # The metadata is a document, written while the arrays are on the pool.
+    return Exposure(image, mask, np.full((edge, edge), 25.0, dtype=np.float32), metadata={"OBSERVER": "test"})
+
+
+def test_big_arrays_go_to_the_pool_and_manifests_come_last() -> None:
+    store = RecordingStore()
+    io = ObjectIO(store, ObjectCache(1 << 30))
+    report = WriteReport()
+    exposure = big_exposure()
+    digest = io.write(exposure, "Exposure", report)
+    kinds = [kind for kind, _, _ in store.events]
+    arrays = [e for e in store.events if e[0] == "array"]
+    assert len(arrays) == 3
+    assert all(thread != threading.current_thread().name for _, _, thread in arrays)
+    # Components first, then manifests (the mask's, then the exposure's, last of all).
+    assert max(i for i, k in enumerate(kinds) if k != "manifest") < kinds.index("manifest")
+    assert kinds.count("manifest") == 2 and store.events[-1][1] == digest
+    assert report.arrays_written == 3 and len(report.written) == len(store.events)
+    np.testing.assert_array_equal(io.read(digest).image, exposure.image)
+
+
+def test_a_failed_pool_write_fails_the_write_and_stores_no_manifest() -> None:
+    store = RecordingStore(fail_array=True)
+    io = ObjectIO(store, ObjectCache(1 << 30))
+    with pytest.raises(BlobStoreError, match="disk full"):
+        io.write(big_exposure(), "Exposure")
+    assert "manifest" not in [kind for kind, _, _ in store.events]
+
+
+def test_an_error_while_walking_waits_for_the_pool_and_is_the_one_raised() -> None:
+    # The first document fails while the (slow) array writes are still running;
+    # they fail too, later: the error raised is the walk's own, the first one.
+    store = RecordingStore(fail_document=True, fail_array=True, delay=0.2)
+    io = ObjectIO(store, ObjectCache(1 << 30))
+    started = time.perf_counter()
+    with pytest.raises(BlobStoreError, match="document store down"):
+        io.write(big_exposure(), "Exposure")
+    # write() returned only after the pool writes it had started were over.
+    assert time.perf_counter() - started >= 0.2
+    assert store.events == []
