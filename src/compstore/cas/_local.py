@@ -32,6 +32,7 @@ from typing import Final
 
 import numpy as np
 
+from compstore._pool import parallel_map
 from compstore.cas._atomic import fsync_dir, fsync_file, write_atomic, write_new
 from compstore.cas._digest import check_digest, is_digest
 from compstore.cas._region import normalize_region
@@ -49,7 +50,6 @@ from compstore.cas._zarrfmt import (
     group_metadata,
     parse_array_metadata,
 )
-from compstore._pool import parallel_map
 from compstore.cas._zarrio import (
     dimension_names_for,
     read_array_dir,
