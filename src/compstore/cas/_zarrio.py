@@ -90,15 +90,23 @@ def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) ->
     return created
 
 
-def _padded_block(array: np.ndarray, idx: tuple[int, ...], chunks: tuple[int, ...]) -> np.ndarray:
-    """The chunk ``idx`` of ``array``; zarr v3 edge chunks are full size, padded with 0."""
+def _padded_block(
+    array: np.ndarray, idx: tuple[int, ...], chunks: tuple[int, ...], out: np.ndarray | None = None
+) -> np.ndarray:
+    """The chunk ``idx`` of ``array``; zarr v3 edge chunks are full size, padded with 0.
+
+    With ``out`` (an array of shape ``chunks``), the chunk is copied into it and
+    ``out`` returned: a whole chunk otherwise comes back as a view.
+    """
     sel = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, chunks, array.shape))
     block = array[sel] if sel else array[...]  # [()] of a 0-d array is a scalar
+    if block.shape == chunks and out is None:
+        return block
+    padded = np.zeros(chunks, dtype=array.dtype) if out is None else out
     if block.shape != chunks:
-        padded = np.zeros(chunks, dtype=array.dtype)
-        padded[tuple(slice(0, s) for s in block.shape)] = block
-        block = padded
-    return block
+        padded[...] = 0
+    padded[tuple(slice(0, s) for s in block.shape)] = block
+    return padded
 
 
 def _write_shard(f: Any, array: np.ndarray, layout: ArrayLayout) -> None:
@@ -112,15 +120,7 @@ def _write_shard(f: Any, array: np.ndarray, layout: ArrayLayout) -> None:
     def encode(idx: tuple[int, ...]) -> bytes:
         # Each inner chunk is copied into one reused per-thread tile before encoding:
         # a fresh 256 KiB array per chunk (page faults) doubled the copying cost.
-        sel = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, inner, array.shape))
-        block = array[sel]
-        tile = _tile(inner, array.dtype)
-        if block.shape != inner:
-            tile[...] = 0  # zarr v3 edge chunks are full size, padded with the fill value
-            tile[tuple(slice(0, n) for n in block.shape)] = block
-        else:
-            np.copyto(tile, block)
-        return encode_chunk(tile, codec)
+        return encode_chunk(_padded_block(array, idx, inner, out=_tile(inner, array.dtype)), codec)
 
     # blosc and zstd release the GIL: big arrays encode on the thread pool.
     encoded = parallel_map(encode, indices, array.nbytes >= PARALLEL_MIN_BYTES)
