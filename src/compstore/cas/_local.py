@@ -35,7 +35,7 @@ import numpy as np
 from compstore._pool import parallel_map
 from compstore.cas._atomic import fsync_dir, fsync_file, write_atomic, write_new
 from compstore.cas._digest import check_digest, is_digest
-from compstore.cas._region import normalize_region
+from compstore.cas._region import Region, normalize_region
 from compstore.cas._store import (
     ARRAYS_GROUP,
     ArrayInfo,
@@ -292,7 +292,7 @@ class LocalBlobStore(BlobStore):
             raise CorruptBlobError(f"array component {digest} cannot be decoded: {exc}") from exc
         except OSError as exc:
             raise BlobStoreError(f"cannot read array component {digest}: {exc}") from exc
-        return _read_only_view(box, reg.local if not reg.is_whole_box else None)
+        return _read_only_view(box, reg)
 
     @staticmethod
     def _read_with_zarr(path: str, region: RegionLike) -> np.ndarray:
@@ -303,7 +303,7 @@ class LocalBlobStore(BlobStore):
         reg = normalize_region(region, tuple(arr.shape))
         box = np.asarray(arr[tuple(slice(a, b) for a, b in zip(reg.lo, reg.hi))])
         box = np.array(box, copy=True)  # zarr may hand out a shared buffer
-        return _read_only_view(box, reg.local if not reg.is_whole_box else None)
+        return _read_only_view(box, reg)
 
     def array_info(self, digest: str) -> ArrayInfo:
         if not self.has_array(digest):  # from the disk, not the zarr.json cache
@@ -486,14 +486,14 @@ class LocalBlobStore(BlobStore):
         return f"LocalBlobStore({self._root!r}, fsync={self._fsync})"
 
 
-def _read_only_view(box: np.ndarray, local: tuple[slice, ...] | None) -> np.ndarray:
-    """Return a view of ``box`` (or of its ``local`` part) that cannot be made writeable.
+def _read_only_view(box: np.ndarray, region: Region) -> np.ndarray:
+    """Return a view of the part of ``box`` that ``region`` selects, which cannot be made writeable.
 
     A view of a read-only base refuses ``flags.writeable = True``, so an array
     shared through the identity cache cannot be changed under other holders.
     """
     box.flags.writeable = False
-    return box[local] if local is not None else box.view()
+    return box[region.local_index]
 
 
 def _fsync_path(path: str) -> None:

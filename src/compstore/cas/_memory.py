@@ -58,7 +58,7 @@ class MemoryBlobStore(BlobStore):
         )
         box = stored[index]
         # A view of a read-only base cannot be made writeable again.
-        return box[reg.local] if not reg.is_whole_box else box.view()
+        return box[reg.local_index]
 
     def array_info(self, digest: str) -> ArrayInfo:
         stored = self._array(digest)

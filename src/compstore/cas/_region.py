@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import EllipsisType
 
 from compstore.cas._errors import InvalidRegionError
 
@@ -34,9 +35,9 @@ class Region:
         return tuple(b - a for a, b in zip(self.lo, self.hi))
 
     @property
-    def is_whole_box(self) -> bool:
-        """Whether ``local`` selects the whole box (all steps are 1)."""
-        return all(s.step in (None, 1) for s in self.local)
+    def local_index(self) -> tuple[slice | EllipsisType, ...]:
+        """``local`` plus a trailing ``...``: indexes a box into a view (a 0-d box stays an array)."""
+        return (*self.local, Ellipsis)
 
 
 def normalize_region(region: Sequence[slice] | slice | None, shape: tuple[int, ...]) -> Region:
