@@ -138,7 +138,7 @@ class _Load:
     def __init__(self) -> None:
         self.owner = threading.get_ident()
         # Held while the load runs; waiters block on it. A bare lock, not an Event:
-        # every miss makes one, and an Event (a Condition and two locks) costs 10x.
+        # every miss makes one, and an Event is a Condition and two locks.
         self._running = threading.Lock()
         self._running.acquire()
         self.value: Any = None

@@ -72,7 +72,6 @@ def array_metadata(
     shape: tuple[int, ...],
     layout: ArrayLayout,
     dimension_names: list[str],
-    attributes: dict[str, Any],
 ) -> bytes:
     """Return the ``zarr.json`` of an array, fields in the order zarr-python writes them."""
     bytes_codec: dict[str, Any] = {"name": "bytes"}
@@ -108,14 +107,14 @@ def array_metadata(
         "chunk_key_encoding": {"name": "default", "configuration": {"separator": CHUNK_SEPARATOR}},
         "fill_value": _fill_value_json(layout.data_type),
         "codecs": codecs,
-        "attributes": attributes,
+        "attributes": {},
     }
     if shape:
         # zarr omits dimension_names for 0-d arrays; so do we.
         meta["dimension_names"] = dimension_names
     meta.update({"zarr_format": 3, "node_type": "array", "storage_transformers": []})
-    # Compact: json's C encoder (indent=2 falls back to its pure-Python one, ~0.25 ms
-    # per array, a tenth of a whole put's file work). Readers parse, never compare text.
+    # Compact, so json uses its C encoder (indent=2 falls back to the pure-Python one,
+    # which showed in put profiles). Readers parse, never compare text.
     return json.dumps(meta, separators=(",", ":")).encode()
 
 
@@ -164,7 +163,6 @@ class ArrayMeta:
     separator: str
     fill_value: Any
     compressors: tuple[Any, ...]  # numcodecs codecs, applied in order on write
-    attributes: dict[str, Any]
     shard: ShardMeta | None = None
 
 
@@ -244,7 +242,6 @@ def parse_array_metadata(raw: bytes) -> ArrayMeta:
         separator=keys.get("configuration", {}).get("separator", "/"),
         fill_value=np.array(fill, dtype=dtype) if not isinstance(fill, str) else None,
         compressors=() if shard else tuple(numcodec_of(c) for c in codecs[1:]),
-        attributes=meta.get("attributes", {}),
         shard=shard,
     )
 

@@ -69,7 +69,7 @@ def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) ->
     created: list[str] = []
     meta_path = os.path.join(path, "zarr.json")
     with open(meta_path, "xb") as f:
-        f.write(array_metadata(shape, layout, dimension_names, {}))
+        f.write(array_metadata(shape, layout, dimension_names))
     created.append(meta_path)
     if array.size == 0:  # no chunk at all: zarr reads the fill value (nothing to read)
         created.append(path)
@@ -81,32 +81,26 @@ def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) ->
             # Raw: the file is the array's bytes in C order, written from the array itself.
             # (ndarray is a buffer; numpy's stubs declare __buffer__ only for Python >= 3.12.)
             f.write(np.ascontiguousarray(array))  # type: ignore[arg-type]
-        elif layout.shard_shape is None:
-            f.write(encode_chunk(_padded_block(array, (0,) * len(shape), layout.chunk_shape),
-                                 (numcodec_of(layout.compressor),)))  # fmt: skip
+        elif layout.shard_shape is None:  # one chunk, of the array's own shape
+            f.write(encode_chunk(array, (numcodec_of(layout.compressor),)))
         else:
             _write_shard(f, array, layout)
     created += [file, path]
     return created
 
 
-def _padded_block(
-    array: np.ndarray, idx: tuple[int, ...], chunks: tuple[int, ...], out: np.ndarray | None = None
-) -> np.ndarray:
-    """The chunk ``idx`` of ``array``; zarr v3 edge chunks are full size, padded with 0.
+def _padded_block(array: np.ndarray, idx: tuple[int, ...], out: np.ndarray) -> np.ndarray:
+    """Copy the chunk ``idx`` of ``array`` into ``out`` (a chunk) and return ``out``.
 
-    With ``out`` (an array of shape ``chunks``), the chunk is copied into it and
-    ``out`` returned: a whole chunk otherwise comes back as a view.
+    zarr v3 edge chunks are full size, padded with the fill value (0).
     """
+    chunks = out.shape
     sel = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, chunks, array.shape))
-    block = array[sel] if sel else array[...]  # [()] of a 0-d array is a scalar
-    if block.shape == chunks and out is None:
-        return block
-    padded = np.zeros(chunks, dtype=array.dtype) if out is None else out
+    block = array[sel]
     if block.shape != chunks:
-        padded[...] = 0
-    padded[tuple(slice(0, s) for s in block.shape)] = block
-    return padded
+        out[...] = 0
+    out[tuple(slice(0, s) for s in block.shape)] = block
+    return out
 
 
 def _write_shard(f: Any, array: np.ndarray, layout: ArrayLayout) -> None:
@@ -119,8 +113,8 @@ def _write_shard(f: Any, array: np.ndarray, layout: ArrayLayout) -> None:
 
     def encode(idx: tuple[int, ...]) -> bytes:
         # Each inner chunk is copied into one reused per-thread tile before encoding:
-        # a fresh 256 KiB array per chunk (page faults) doubled the copying cost.
-        return encode_chunk(_padded_block(array, idx, inner, out=_tile(inner, array.dtype)), codec)
+        # a fresh 256 KiB array per chunk (page faults) made copying dearer (ad-hoc timing).
+        return encode_chunk(_padded_block(array, idx, _tile(inner, array.dtype)), codec)
 
     # blosc and zstd release the GIL: big arrays encode on the thread pool.
     encoded = parallel_map(encode, indices, array.nbytes >= PARALLEL_MIN_BYTES)
@@ -157,8 +151,8 @@ def _compression_pays(array: np.ndarray, layout: ArrayLayout) -> bool:
     """Whether compressing ``array`` saves enough to pay for decoding it on every read.
 
     Floats are judged by one sample block from the middle (see `MIN_SAVING`),
-    at most 256 KiB: a whole 512x512 chunk cost ~0.8 ms of every float put, and
-    sky noise is as compressible in a quarter of it. Integers and booleans
+    at most 256 KiB: compressing a whole 512x512 chunk was a visible part of
+    every float put, and sky noise is as compressible in a quarter of it. Integers and booleans
     (masks: hundreds of times) always compress.
     """
     if array.dtype.kind not in "fc" or array.nbytes < (1 << 20):
@@ -188,7 +182,6 @@ _BATCHES: Final = 2 * (os.cpu_count() or 1)  # decode tasks per big sharded read
 class _Piece:
     """One stored chunk (or inner chunk of a shard) a read needs, and where it goes."""
 
-    origin: tuple[int, ...]  # index of the chunk's first element in the array
     shape: tuple[int, ...]  # the chunk's (full, padded) shape
     dst: np.ndarray  # the part of the output it fills
     src: tuple[slice, ...]  # the part of the chunk that fills it
@@ -249,7 +242,21 @@ def _piece(origin: tuple[int, ...], shape: tuple[int, ...], lo: tuple[int, ...],
     sel = tuple(slice(a - start, b - start) for a, b, start in zip(o0, o1, lo))
     dst = out[sel] if sel else out[...]  # [()] of a 0-d array is a scalar
     src = tuple(slice(a - c, b - c) for a, b, c in zip(o0, o1, origin))
-    return _Piece(origin, shape, dst, src)
+    return _Piece(shape, dst, src)
+
+
+def _open_chunk(path: str, meta: ArrayMeta, idx: tuple[int, ...]) -> Any:
+    """Open chunk ``idx`` of the array in ``path`` unbuffered; None if it is missing.
+
+    A missing chunk reads as the fill value (as in zarr), but a missing array
+    folder raises ``FileNotFoundError``.
+    """
+    try:
+        return open(os.path.join(path, chunk_key(idx, meta.separator)), "rb", buffering=0)
+    except FileNotFoundError:
+        if not os.path.isdir(path):
+            raise
+        return None
 
 
 def _read_chunk(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int, ...],
@@ -257,64 +264,53 @@ def _read_chunk(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int,
     """Read one chunk file of an unsharded array into its part of ``out``."""
     cs = meta.chunk_shape
     p = _piece(tuple(i * c for i, c in zip(idx, cs)), cs, lo, hi, meta.shape, out)
-    try:
-        with open(os.path.join(path, chunk_key(idx, meta.separator)), "rb", buffering=0) as f:
-            if not meta.compressors:
-                _read_raw(f, p, meta)
-                return
-            p.raw = f.read()
-    except FileNotFoundError:
-        if not os.path.isdir(path):
-            raise
+    f = _open_chunk(path, meta, idx)
+    if f is None:
         p.dst[...] = meta.fill_value
         return
+    with f:
+        if not meta.compressors:
+            nbytes = math.prod(cs) * meta.dtype.itemsize
+            if p.dst.shape == cs and p.dst.flags.c_contiguous:
+                n = f.readinto(memoryview(p.dst.reshape(-1)).cast("B"))  # type: ignore[arg-type]
+                if n != nbytes or f.read(1):
+                    held = n if n != nbytes else "more than"
+                    raise ValueError(f"raw chunk holds {held} {nbytes} bytes")
+            else:
+                _copy_window(f, meta.dtype, cs, p.src, p.dst)
+            return
+        p.raw = f.read()
     _decode_into(p, meta.compressors, meta)
 
 
-def _read_raw(f: Any, p: _Piece, meta: ArrayMeta) -> None:
-    """Copy the part ``p`` needs of the raw chunk open in ``f``."""
-    nbytes = math.prod(p.shape) * meta.dtype.itemsize
-    if p.dst.shape == p.shape and p.dst.flags.c_contiguous:
-        n = f.readinto(memoryview(p.dst.reshape(-1)).cast("B"))  # type: ignore[arg-type]
-        if n != nbytes or f.read(1):
-            raise ValueError(f"raw chunk holds {n if n != nbytes else 'more than'} {nbytes} bytes")
-        return
-    size = os.fstat(f.fileno()).st_size
-    if size != nbytes:
-        raise ValueError(f"raw chunk holds {size} bytes, expected {nbytes}")
-    # Map the file and copy the window: only its pages are read (a 100x100 cut-out of
-    # a 4096x4096 plane touches ~100 pages instead of reading 64 MiB).
+def _copy_window(f: Any, dtype: np.dtype, shape: tuple[int, ...], src: tuple[slice, ...],
+                 dst: np.ndarray) -> None:  # fmt: skip
+    """Copy the window ``src`` of the raw chunk (of ``shape``) open in ``f`` into ``dst``.
+
+    The file is memory-mapped, so only the window's pages are read (a 100x100
+    cut-out of a 4096x4096 plane touches ~100 pages, not 64 MiB).
+    """
+    nbytes = math.prod(shape) * dtype.itemsize
     with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        chunk = np.frombuffer(mm, dtype=meta.dtype).reshape(p.shape)
-        p.dst[...] = chunk[p.src]
+        if len(mm) != nbytes:
+            raise ValueError(f"raw chunk holds {len(mm)} bytes, expected {nbytes}")
+        chunk = np.frombuffer(mm, dtype=dtype).reshape(shape)
+        dst[...] = chunk[src]
         del chunk  # release the buffer before the map closes
 
 
 def _read_window(path: str, meta: ArrayMeta, lo: tuple[int, ...], hi: tuple[int, ...],
                  out: np.ndarray) -> None:  # fmt: skip
-    """Copy the box ``[lo, hi)`` of an array stored as one raw chunk: map the file, copy the window.
+    """Copy the box ``[lo, hi)`` of an array stored as one raw chunk (compstore's cut-outs).
 
-    The common cut-out, so it skips the general path's bookkeeping (a third of
-    its cost): only the pages of the box are touched (a 100x100 cut-out of a
-    4096x4096 plane: ~100 pages of 64 MiB).
+    A shortcut past the general path's per-chunk bookkeeping, for the common case.
     """
-    try:
-        fd = os.open(os.path.join(path, chunk_key((0,) * len(meta.shape), meta.separator)), os.O_RDONLY)
-    except FileNotFoundError:
-        if not os.path.isdir(path):
-            raise
+    f = _open_chunk(path, meta, (0,) * len(meta.shape))
+    if f is None:
         out[...] = meta.fill_value
         return
-    try:
-        nbytes = math.prod(meta.shape) * meta.dtype.itemsize
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
-            if len(mm) != nbytes:
-                raise ValueError(f"raw chunk holds {len(mm)} bytes, expected {nbytes}")
-            chunk = np.frombuffer(mm, dtype=meta.dtype).reshape(meta.shape)
-            out[...] = chunk[tuple(slice(a, b) for a, b in zip(lo, hi))]
-            del chunk  # release the buffer before the map closes
-    finally:
-        os.close(fd)
+    with f:
+        _copy_window(f, meta.dtype, meta.shape, tuple(slice(a, b) for a, b in zip(lo, hi)), out)
 
 
 def _read_shard(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int, ...],
@@ -331,11 +327,8 @@ def _read_shard(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int,
         (j, _piece(tuple(o + i * c for o, i, c in zip(origin, j, inner)), inner, lo, hi, meta.shape, out))
         for j in iter_chunk_indices(s_lo, s_hi, inner)
     ]
-    try:
-        f = open(os.path.join(path, chunk_key(idx, meta.separator)), "rb", buffering=0)
-    except FileNotFoundError:
-        if not os.path.isdir(path):
-            raise
+    f = _open_chunk(path, meta, idx)
+    if f is None:
         for _, p in wanted:
             p.dst[...] = meta.fill_value
         return []

@@ -591,7 +591,7 @@ class Registry:
                     self._statement_cache.pop(info.id, None)
         elif not self._stale and getattr(self._local, "conn", None) is None:
             # Cached and not rolled back: what _type would return, without opening a
-            # read transaction (that alone costs ~0.15 ms, half a by-data-ID lookup).
+            # read transaction (which alone cost about half a by-data-ID lookup, ad hoc).
             cached = self._types.get(name)
             if cached is not None:
                 return cached.dataset_type

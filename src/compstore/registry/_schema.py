@@ -188,7 +188,7 @@ def refresh_statistics(conn: sa.Connection, table: sa.Table) -> None:
 
     Without statistics SQLite guesses that every index is equally selective and
     may scan half the table through ``detector < 500`` instead of looking up
-    ``visit IN (1, 2)``. Doubling keeps the cost (a second per million rows)
+    ``visit IN (1, 2)``. Doubling keeps the cost (it grows with the table)
     amortised over the inserts. PostgreSQL's autovacuum does this by itself.
     """
     if conn.dialect.name != "sqlite":
