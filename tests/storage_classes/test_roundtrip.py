@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 from compstore import Background, Box2I, Calib, Exposure, GaussianPsf, ImagePsf, Mask, SourceCatalog, VisitInfo, Wcs
 from compstore.cache import ObjectCache
 from compstore.cas import MemoryBlobStore
-from compstore.errors import EncodingError, StorageClassTypeError
+from compstore.errors import EncodingError, ObjectError, StorageClassTypeError
 from compstore.storage_classes import ObjectIO, WriteReport, get_storage_class, storage_class_names
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -202,3 +202,17 @@ def test_builtin_names():
     assert {"Exposure", "SourceCatalog", "Mask", "Table", "Array", "Wcs", "Calib", "Psf",
             "VisitInfo", "Background", "Box2I", "Metadata"} <= set(storage_class_names())
     assert get_storage_class("Exposure").parameters == frozenset({"bbox"})
+
+
+def test_a_stored_mask_cannot_gain_a_plane_in_place() -> None:
+    # Its planes are part of the stored value: a plane added in place would be
+    # lost, since putting the mask again is answered from its remembered digest.
+    io = make_io()
+    mask = Mask(np.zeros((4, 5), dtype=np.int32), {"BAD": 0})
+    digest = io.write(mask, "Mask")
+    got = io.read(digest)
+    assert got.add_plane("BAD") == 0  # a known plane: nothing changes, allowed
+    with pytest.raises(ObjectError, match="read-only"):
+        got.add_plane("NEW")
+    assert "NEW" not in got.planes
+    assert io.write(got.with_plane("NEW", np.ones((4, 5), bool)), "Mask") != digest

@@ -176,12 +176,15 @@ class Mask:
         Raises
         ------
         ObjectError
-            If the name is not a non-empty string or all 32 bits are taken.
+            If the name is not a non-empty string, all 32 bits are taken, or the
+            mask is read-only (one read from a store: its planes are part of its
+            stored value) and the plane is new.
         """
         if not isinstance(name, str) or not name:
             raise ObjectError(f"mask plane names must be non-empty strings, got {name!r}")
         if name in self._planes:
             return self._planes[name]
+        self._check_writeable()
         used = set(self._planes.values())
         for bit in range(_MAX_PLANES):
             if bit not in used:
