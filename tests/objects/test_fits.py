@@ -515,3 +515,17 @@ def test_catalog_file_without_table(tmp_path: Path) -> None:
     fits.PrimaryHDU(np.zeros((2, 2))).writeto(tmp_path / "img.fits")
     with pytest.raises(FitsFormatError, match="img.fits.*no binary-table"):
         read_catalog(tmp_path / "img.fits")
+
+
+def test_catalog_errors_name_the_file_even_with_int8_columns(exposure: Exposure, tmp_path: Path) -> None:
+    # An int8 column used to rebind the name the error messages use to the column's.
+    catalog = make_catalog(exposure)
+    catalog.table["flag8"] = np.arange(len(catalog), dtype=np.int8) % 3
+    path = tmp_path / "cat.fits"
+    write_catalog(catalog, path)
+    with fits.open(path, mode="update") as hdul:
+        key = next(k for k in hdul[0].header if k.startswith("COMPSTORE CALIB "))
+        hdul[0].header[key] = "not a number"
+    with pytest.raises(FitsFormatError, match=r"cat\.fits: ") as info:
+        read_catalog(path)
+    assert "flag8" not in str(info.value).split(":")[0]

@@ -22,6 +22,7 @@ not merely close. Nothing here unpickles or evaluates anything read from a file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -463,18 +464,24 @@ def read_exposure(path: str | os.PathLike[str]) -> Exposure:
         malformed; the message names the path and the problem.
     """
     name, hdul = _open(path)
+    with _read_errors(name, "an Exposure"), hdul:
+        if _hdu_of(hdul, "IMAGE") is not None:
+            return _read_layout(hdul, name)
+        return _read_plain(hdul, name)
+
+
+@contextlib.contextmanager
+def _read_errors(name: str, what: str) -> Iterator[None]:
+    """Turn what reading file ``name`` as ``what`` may raise into a `FitsFormatError` naming it."""
     try:
-        with hdul:
-            if _hdu_of(hdul, "IMAGE") is not None:
-                return _read_layout(hdul, name)
-            return _read_plain(hdul, name)
+        yield
     except (FitsFormatError, FileNotFoundError):
         raise
     except ObjectError as exc:
         raise FitsFormatError(f"{name}: {exc}") from exc
     except (OSError, ValueError, TypeError, KeyError, IndexError, fits.VerifyError) as exc:
         # Truncated data and damaged headers surface from astropy as any of these.
-        raise FitsFormatError(f"{name}: cannot read as an Exposure: {exc}") from exc
+        raise FitsFormatError(f"{name}: cannot read as {what}: {exc}") from exc
 
 
 def _read_layout(hdul: fits.HDUList, path: str) -> Exposure:
@@ -674,42 +681,35 @@ def read_catalog(path: str | os.PathLike[str]) -> SourceCatalog:
     from ._catalog import SourceCatalog
 
     name, hdul = _open(path)
-    try:
-        with hdul:
-            table_hdu = _hdu_of(hdul, "CATALOG")
-            if table_hdu is None:
-                table_hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU)), None)
-            if not isinstance(table_hdu, fits.BinTableHDU):
-                raise FitsFormatError(f"{name}: no binary-table HDU to read as a catalog")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-                # mask_invalid=False: a NaN in a plain float column is a value, not a gap.
-                table = Table.read(table_hdu, character_as_bytes=False, mask_invalid=False)
-            for col_name in json.loads(table_hdu.header.get(f"{_NS} MASKED JSON", "[]")):
-                column = table[col_name]
-                if not hasattr(column, "mask") and column.dtype.kind == "f":
-                    # Masked float entries are stored as NaN (the FITS convention).
-                    table[col_name] = MaskedColumn(column, mask=np.isnan(column))
-            for column in table.itercols():
-                if not column.dtype.isnative:
-                    # FITS is big-endian; callers compare dtypes with native ones.
-                    table[column.name] = column.astype(column.dtype.newbyteorder("="))
-            for name in json.loads(table_hdu.header.get(f"{_NS} INT8 JSON", "[]")):
-                table[name] = table[name].astype(np.int8)
-            meta_text = table_hdu.header.get(f"{_NS} META JSON")
-            table.meta.clear()
-            if meta_text is not None:
-                table.meta.update(json.loads(meta_text))
-            calib_dict = _leaf_dict(hdul[0].header, "CALIB")
-            calib = None if calib_dict is None else Calib.from_dict(calib_dict)
-            wcs_hdu = _hdu_of(hdul, "WCS")
-            wcs = None
-            if wcs_hdu is not None:
-                wcs = _wcs_from_header(wcs_hdu.header, (0, 0), name, "WCS")
-            return SourceCatalog(table, wcs=wcs, calib=calib)
-    except (FitsFormatError, FileNotFoundError):
-        raise
-    except ObjectError as exc:
-        raise FitsFormatError(f"{name}: {exc}") from exc
-    except (OSError, ValueError, TypeError, KeyError, IndexError, fits.VerifyError) as exc:
-        raise FitsFormatError(f"{name}: cannot read as a SourceCatalog: {exc}") from exc
+    with _read_errors(name, "a SourceCatalog"), hdul:
+        table_hdu = _hdu_of(hdul, "CATALOG")
+        if table_hdu is None:
+            table_hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU)), None)
+        if not isinstance(table_hdu, fits.BinTableHDU):
+            raise FitsFormatError(f"{name}: no binary-table HDU to read as a catalog")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            # mask_invalid=False: a NaN in a plain float column is a value, not a gap.
+            table = Table.read(table_hdu, character_as_bytes=False, mask_invalid=False)
+        for col_name in json.loads(table_hdu.header.get(f"{_NS} MASKED JSON", "[]")):
+            column = table[col_name]
+            if not hasattr(column, "mask") and column.dtype.kind == "f":
+                # Masked float entries are stored as NaN (the FITS convention).
+                table[col_name] = MaskedColumn(column, mask=np.isnan(column))
+        for column in table.itercols():
+            if not column.dtype.isnative:
+                # FITS is big-endian; callers compare dtypes with native ones.
+                table[column.name] = column.astype(column.dtype.newbyteorder("="))
+        for col_name in json.loads(table_hdu.header.get(f"{_NS} INT8 JSON", "[]")):
+            table[col_name] = table[col_name].astype(np.int8)
+        meta_text = table_hdu.header.get(f"{_NS} META JSON")
+        table.meta.clear()
+        if meta_text is not None:
+            table.meta.update(json.loads(meta_text))
+        calib_dict = _leaf_dict(hdul[0].header, "CALIB")
+        calib = None if calib_dict is None else Calib.from_dict(calib_dict)
+        wcs_hdu = _hdu_of(hdul, "WCS")
+        wcs = None
+        if wcs_hdu is not None:
+            wcs = _wcs_from_header(wcs_hdu.header, (0, 0), name, "WCS")
+        return SourceCatalog(table, wcs=wcs, calib=calib)
