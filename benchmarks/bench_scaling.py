@@ -185,6 +185,14 @@ def plots(size_name: str, img: list[dict], repo: list[dict], mem: list[dict]) ->
     RESULTS.mkdir(exist_ok=True)
     paths = []
 
+    def save(fig: Any, ax: Any, what: str) -> Path:
+        ax.legend()
+        path = RESULTS / f"scaling_{size_name}_{what}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
     fig, ax = plt.subplots(figsize=(6, 4))
     edges = [r["edge"] for r in img]
     for key, label, style in (("put", "compstore put", "o-"), ("get", "compstore get", "s-"),
@@ -193,11 +201,7 @@ def plots(size_name: str, img: list[dict], repo: list[dict], mem: list[dict]) ->
     ax.set(xscale="log", yscale="log", xlabel="image edge (pixels)", ylabel="ms (median)",
            title="put / get vs image size")
     ax.set_xticks(edges, [str(e) for e in edges])
-    ax.legend()
-    paths.append(RESULTS / f"scaling_{size_name}_image.png")
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(save(fig, ax, "image"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ns = [r["datasets"] for r in repo]
@@ -206,22 +210,14 @@ def plots(size_name: str, img: list[dict], repo: list[dict], mem: list[dict]) ->
         ax.plot(ns, [r[key] * 1e3 for r in repo], "o-", label=label)
     ax.set(xscale="log", yscale="log", xlabel="datasets in the registry", ylabel="ms (median)",
            title="put / get vs repository size")
-    ax.legend()
-    paths.append(RESULTS / f"scaling_{size_name}_repository.png")
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(save(fig, ax, "repository"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ns = [r["datasets"] for r in mem]
     ax.plot(ns, [r["peak"] / 2**20 for r in mem], "o-", label="peak traced memory")
     ax.plot(ns, [r["unique"] / 2**20 for r in mem], "s--", label="unique array bytes held")
     ax.set(xlabel="exposures + catalogs loaded", ylabel="MiB", title="memory vs datasets loaded")
-    ax.legend()
-    paths.append(RESULTS / f"scaling_{size_name}_memory.png")
-    fig.tight_layout()
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(save(fig, ax, "memory"))
     return paths
 
 

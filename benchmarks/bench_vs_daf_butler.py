@@ -54,6 +54,7 @@ from _common import (
     fmt_time,
     machine,
     markdown_table,
+    median_time,
     per_call,
     unique_bytes,
     verdict,
@@ -162,13 +163,11 @@ class Bench:
         self.cs_root = tmp / "compstore"
         Butler.create(self.cs_root)
         self.cs = Butler(self.cs_root, run="sfm", fsync=False)
-        for b in (self.cs,):
-            b.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
-            b.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
         Butler.create(tmp / "compstore_fsync")
         self.cs_sync = Butler(tmp / "compstore_fsync", run="sfm", fsync=True)
-        self.cs_sync.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
-        self.cs_sync.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+        for b in (self.cs, self.cs_sync):
+            b.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+            b.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
 
         self.daf_root = str(tmp / "daf_butler")
         peer.create(self.daf_root, self.visits + [self.warm_visit, self.cutout_visit], self.detectors)
@@ -243,7 +242,7 @@ class Bench:
         med = {k: statistics.median(v) for k, v in samples.items()}
         self.raw["put"] = samples
         assert self.limits is not None
-        memcpy = statistics.median(_times(self.limits.memcpy, self.repeat))
+        memcpy = median_time(self.limits.memcpy, self.repeat)
         self.add(Row("put exposure + catalog (fsync off)", med["cs"], med["daf"], med["save"], memcpy,
                      f"<= daf_butler and <= numpy.save / {NUMPY_PUT_THROUGHPUT_TARGET}",
                      bool(_ratio_ok(med["cs"], med["daf"]))
@@ -559,16 +558,8 @@ class Bench:
                      f"< {fmt_time(QUERY_TARGET)}", q < QUERY_TARGET))
 
 
-def _times(fn: Callable[[], Any], repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def run(size_name: str, size: Size, repeat: int, tmp: Path) -> str:
+def run(size_name: str, size: Size, repeat: int, tmp: Path) -> tuple[str, dict[str, Any]]:
+    """Run every comparison; return the Markdown report and the raw samples."""
     started = time.perf_counter()
     bench = Bench(size, repeat, tmp)
     print("| " + " | ".join(HEADERS) + " |", flush=True)
@@ -591,8 +582,7 @@ def run(size_name: str, size: Size, repeat: int, tmp: Path) -> str:
     text += "\n".join(f"- {n}" for n in bench.notes) + "\n"
     text += f"\nMISS: {len(misses)} ({'; '.join(misses) or 'none'})\n"
     bench.raw["rows"] = [dataclasses.asdict(r) | {"fmt": None} for r in bench.rows]
-    dump_json(f"vs_daf_butler_{size_name}.json", bench.raw)
-    return text
+    return text, bench.raw
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -613,10 +603,11 @@ def main(argv: list[str] | None = None) -> int:
     size = dataclasses.replace(size, visits=args.visits or size.visits, detectors=args.detectors or size.detectors)
     repeat = args.repeat or size.repeat
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-        text = run(args.size, size, repeat, Path(tmp))
+        text, raw = run(args.size, size, repeat, Path(tmp))
     print()
     print(text)
     if not args.no_write:
+        dump_json(f"vs_daf_butler_{args.size}.json", raw)
         path = write_result(f"vs_daf_butler_{args.size}.md", text)
         if path:
             print(f"written to {path}")
