@@ -10,6 +10,7 @@ from pipeline_test_tasks import BadOutputs, Recalibrate, SplitCalibs, VisitSumma
 from compstore import Butler
 from compstore.errors import PipelineError
 from compstore.pipeline import Input, Output, Pipeline, Task, execute
+from compstore.registry import Registry
 
 
 def _pipeline(**recal_config):
@@ -139,23 +140,43 @@ def test_bad_outputs_fail_the_unit_clearly(calexp_repo, mode, message):
     assert _calexp_ids(butler, "bad") == set()
 
 
-def test_unit_outputs_are_all_or_nothing(calexp_repo):
+def test_unit_outputs_are_all_or_nothing(calexp_repo, monkeypatch):
     class TwoOutputs(Task):
         inputs = {"calexp": Input("calexp", ("visit", "detector"), "Exposure")}
         outputs = {
             "calib": Output("calibOnly", ("visit", "detector"), "Calib"),
-            "wcs": Output("wcsOnly", ("visit", "detector"), "Calib"),  # run() gives it a Wcs
+            "wcs": Output("wcsOnly", ("visit", "detector"), "Wcs"),
         }
 
         def run(self, calexp):
             return {"calib": calexp.calib, "wcs": calexp.wcs}
 
+    # The registry fails on the unit's second row, after its first was inserted:
+    # the unit's transaction must take the first back too.
+    inserted = []
+    real_insert = Registry.insert_dataset
+
+    def failing_insert(self, dataset_type, *args, **kwargs):
+        inserted.append(dataset_type)
+        if dataset_type == "wcsOnly":
+            raise RuntimeError("registry down (test)")
+        return real_insert(self, dataset_type, *args, **kwargs)
+
+    monkeypatch.setattr(Registry, "insert_dataset", failing_insert)
     butler = Butler(calexp_repo, collections=["sfm"], run="two")
     report = execute(
         Pipeline().add_task("two", TwoOutputs), butler, where="visit = 1 AND detector = 0"
     )
-    assert len(report.failed) == 1
+    (failed,) = report.failed
+    assert "registry down (test)" in failed.reason
+    assert inserted == ["calibOnly", "wcsOnly"]  # the first row did go in, then was undone
     assert butler.registry.query_datasets("calibOnly", collections=["two"]) == []
+    monkeypatch.undo()  # with the registry working, the unit runs whole
+    report = execute(
+        Pipeline().add_task("two", TwoOutputs), butler, where="visit = 1 AND detector = 0"
+    )
+    assert not report.failed
+    assert len(butler.registry.query_datasets("calibOnly", collections=["two"])) == 1
 
 
 def test_execute_argument_errors(calexp_repo):
