@@ -153,8 +153,9 @@ def test_query_exists_remove(butler, sky):
     refs = butler.query_datasets("calexp", where="visit = 2 AND detector IN (0, 2)")
     assert sorted(r.data_id["detector"] for r in refs) == [0, 2]
     assert butler.exists("calexp", visit=2, detector=1)
-    butler.remove(refs[0])
-    assert not butler.exists("calexp", refs[0].data_id)
+    assert butler.exists("calexp", refs[0].data_id)  # the lookup is remembered now
+    Butler(butler.root, run=butler.run).remove(refs[0])  # another Butler removes it
+    assert not butler.exists("calexp", refs[0].data_id)  # the memory of it is dropped
     assert len(butler.query_datasets("calexp")) == 2
 
 

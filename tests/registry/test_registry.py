@@ -577,3 +577,7 @@ def test_fast_exact_lookup_agrees_with_the_general_path(registry: Registry) -> N
     assert registry.find_dataset("calexp", {"visit": 4, "detector": 0}, ["chain"]) == new
     registry.remove_datasets([new])
     assert registry.find_dataset("calexp", {"visit": 4, "detector": 0}, ["chain"]) is None
+    # ... and so is a new search path for a cached collection (the cached flattening goes).
+    assert registry.find_dataset("calexp", {"visit": 2, "detector": 0}, ["chain"]) == refs["b", 2]
+    registry.set_chain("chain", ["a", "b"])
+    assert registry.find_dataset("calexp", {"visit": 2, "detector": 0}, ["chain"]) == refs["a", 2]
