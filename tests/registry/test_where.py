@@ -292,3 +292,10 @@ def test_parser_never_crashes(text: str) -> None:
         assert exc.column >= 1 and exc.expression == text
     except QueryError:
         pass
+
+
+def test_a_doubled_quote_is_one_quote_in_the_literal() -> None:
+    from compstore.registry._where import Compare, Dimension, Literal
+
+    assert parse_where("band = 'it''s'") == Compare("=", Dimension("band", 1), Literal("it's", 8), 1)
+    assert parse_where('band = "a""b"').right == Literal('a"b', 8)
