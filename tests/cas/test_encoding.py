@@ -141,3 +141,21 @@ def test_parse_json_rejects_non_json(text: bytes) -> None:
 def test_parse_json_long_digit_runs(text: bytes) -> None:
     got = parse_json(text)
     assert repr(got) == repr(json.loads(text))
+
+
+def test_parse_json_takes_orjson_for_ordinary_documents(monkeypatch: pytest.MonkeyPatch) -> None:
+    from compstore.cas import _encoding
+
+    seen: list[str] = []
+
+    def decoder(name: str):  # type: ignore[no-untyped-def]
+        return lambda data: seen.append(name) or json.JSONDecoder().decode(bytes(data).decode())
+
+    monkeypatch.setattr(_encoding.orjson, "loads", decoder("orjson"))
+    monkeypatch.setattr(_encoding.json, "loads", decoder("json"))
+    assert parse_json(b'{"grid": [[0.00012345678901234567, 411.7]], "n": 3}') == {
+        "grid": [[0.00012345678901234567, 411.7]], "n": 3}
+    assert seen == ["orjson"]  # float digits are not a long integer
+    seen.clear()
+    assert parse_json(b"[12345678901234567890123]") == [12345678901234567890123]
+    assert seen == ["json"]  # orjson would have made it a float
