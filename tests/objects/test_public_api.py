@@ -26,9 +26,12 @@ def test_only_numpy_astropy_and_errors():
     for path in package.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                if node.module.startswith("compstore"):
-                    assert node.module in ("compstore.errors", "compstore.objects"), path
+            if isinstance(node, ast.ImportFrom):
+                # Relative imports count too: "from ..cas import x" is compstore.cas.
+                base = "compstore.objects".split(".")[: 2 - node.level + 1] if node.level else []
+                module = ".".join([*base, *([node.module] if node.module else [])])
+                if module.startswith("compstore") and not module.startswith("compstore.objects"):
+                    assert module == "compstore.errors", (path, module)
             elif isinstance(node, ast.Import):
                 for alias in node.names:
                     assert not alias.name.startswith("compstore."), path

@@ -38,9 +38,12 @@ def test_registry_imports_only_errors_from_compstore() -> None:
     for path in Path(registry_pkg.__file__).parent.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                if node.module.startswith("compstore"):
-                    assert node.module == "compstore.errors", (path, node.module)
+            if isinstance(node, ast.ImportFrom):
+                # Relative imports count too: "from ..cas import x" is compstore.cas.
+                base = "compstore.registry".split(".")[: 2 - node.level + 1] if node.level else []
+                module = ".".join([*base, *([node.module] if node.module else [])])
+                if module.startswith("compstore") and not module.startswith("compstore.registry"):
+                    assert module == "compstore.errors", (path, module)
             elif isinstance(node, ast.Import):
                 for alias in node.names:
                     assert not alias.name.startswith("compstore"), (path, alias.name)
