@@ -112,3 +112,13 @@ def test_masked_image_and_exposure_cannot_gain_attributes():
     mi = MaskedImage(np.zeros((1, 1)))
     with pytest.raises(AttributeError):
         mi.extra = 1
+
+
+def test_every_value_type_refuses_changes() -> None:
+    from compstore.objects._frozen import Immutable
+
+    names = ["Background", "SourceCatalog", "CoaddInput", "CoaddInputs", "MaskedImage", "Exposure", "Psf", "Wcs"]
+    import compstore.objects as objects
+
+    for name in names:
+        assert issubclass(getattr(objects, name), Immutable), name

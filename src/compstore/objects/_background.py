@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike
 from compstore.errors import ObjectError
 
 from ._box import Box2I
+from ._frozen import Immutable
 
 if TYPE_CHECKING:  # a runtime import would be circular: _image imports this module
     from ._image import Exposure
@@ -32,7 +33,7 @@ def _axis_weights(coords: np.ndarray, start: int, length: int, cells: int) -> tu
     return lo, hi, u - lo
 
 
-class Background:
+class Background(Immutable):
     """A sky background model over ``bbox``: a low-resolution grid of sky levels.
 
     Parameters
@@ -179,12 +180,6 @@ class Background:
 
     def __hash__(self) -> int:
         return self._hash
-
-    def __setattr__(self, name: str, value: Any) -> NoReturn:
-        raise AttributeError("Background is immutable")
-
-    def __delattr__(self, name: str) -> NoReturn:
-        raise AttributeError("Background is immutable")
 
     def __copy__(self) -> Background:
         return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import astropy.units as u
 from astropy.table import Column, Table, vstack
@@ -13,6 +13,7 @@ from compstore.errors import ObjectError
 
 from ._calib import Calib
 from ._wcs import Wcs
+from ._frozen import Immutable
 
 __all__ = ["SourceCatalog"]
 
@@ -20,7 +21,7 @@ __all__ = ["SourceCatalog"]
 _KEEP: Any = object()
 
 
-class SourceCatalog:
+class SourceCatalog(Immutable):
     """A table of sources (one row each) and the Wcs and Calib that go with it.
 
     The usual columns are ``id`` (int64), ``x``, ``y`` (float64, parent pixels),
@@ -47,6 +48,7 @@ class SourceCatalog:
     """
 
     __slots__ = ("_table", "_wcs", "_calib", "__weakref__")
+    _how_to_change = "; use replace()"
     _table: Table
     _wcs: Wcs | None
     _calib: Calib | None
@@ -214,11 +216,6 @@ class SourceCatalog:
 
         _fits.write_catalog(self, path)
 
-    def __setattr__(self, name: str, value: Any) -> NoReturn:
-        raise AttributeError("SourceCatalog is immutable; use replace()")
-
-    def __delattr__(self, name: str) -> NoReturn:
-        raise AttributeError("SourceCatalog is immutable; use replace()")
 
     def __repr__(self) -> str:
         return (

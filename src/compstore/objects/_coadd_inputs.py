@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, NoReturn, overload
+from typing import overload
 
 from compstore.errors import ObjectError
 
 from ._calib import Calib
 from ._psf import Psf
 from ._wcs import Wcs
+from ._frozen import Immutable
 
 __all__ = ["CoaddInput", "CoaddInputs"]
 
 
-class CoaddInput:
+class CoaddInput(Immutable):
     """One input of a coadd: the dataset it came from, its Wcs, Psf, Calib and weight.
 
     Parameters
@@ -92,11 +93,9 @@ class CoaddInput:
     def __repr__(self) -> str:
         return f"CoaddInput({self._dataset_type!r}, {dict(self._data_id)!r}, weight={self._weight:g})"
 
-    def __setattr__(self, name: str, value: Any) -> NoReturn:
-        raise AttributeError("CoaddInput is immutable")
 
 
-class CoaddInputs:
+class CoaddInputs(Immutable):
     """The inputs of a coadd, in stacking order (an immutable sequence of `CoaddInput`)."""
 
     __slots__ = ("_inputs", "__weakref__")
@@ -131,5 +130,3 @@ class CoaddInputs:
     def __repr__(self) -> str:
         return f"CoaddInputs({len(self._inputs)} inputs)"
 
-    def __setattr__(self, name: str, value: Any) -> NoReturn:
-        raise AttributeError("CoaddInputs is immutable")

@@ -6,7 +6,7 @@ import operator
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -21,6 +21,7 @@ from ._mask import Mask
 from ._psf import Psf
 from ._visit import VisitInfo
 from ._wcs import Wcs
+from ._frozen import Immutable
 
 __all__ = ["Exposure", "MaskedImage"]
 
@@ -37,11 +38,7 @@ def _as_float_plane(array: ArrayLike, what: str) -> np.ndarray:
     return arr.astype(np.float32)
 
 
-def _frozen(name: str) -> NoReturn:
-    raise AttributeError(f"{name} is immutable; use replace() to get a changed copy")
-
-
-class MaskedImage:
+class MaskedImage(Immutable):
     """An image, its Mask and its variance, all of one 2-D shape.
 
     Parameters
@@ -66,6 +63,7 @@ class MaskedImage:
     """
 
     __slots__ = ("_image", "_mask", "_variance", "__weakref__")
+    _how_to_change = "; build a new one"
     _image: np.ndarray
     _mask: Mask
     _variance: np.ndarray
@@ -124,12 +122,6 @@ class MaskedImage:
             raise ObjectError(f"{bbox} is empty or not inside the image {full}")
         sl = bbox.slices()
         return MaskedImage(self._image[sl], self._mask.subset(sl), self._variance[sl])
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        _frozen("MaskedImage")
-
-    def __delattr__(self, name: str) -> None:
-        _frozen("MaskedImage")
 
     def __repr__(self) -> str:
         return f"MaskedImage(shape={self.shape})"
@@ -205,7 +197,7 @@ _PIXEL_KEYS = ("image", "mask", "variance", "masked_image")
 _REPLACEABLE = (*_PIXEL_KEYS, *_NORMALIZERS)
 
 
-class Exposure:
+class Exposure(Immutable):
     """A MaskedImage placed at ``xy0`` in its parent, with everything that describes it.
 
     Parameters
@@ -239,6 +231,7 @@ class Exposure:
     """
 
     __slots__ = ("_masked_image", "_image_base", *(f"_{k}" for k in _NORMALIZERS), "__weakref__")
+    _how_to_change = "; use replace() to get a changed copy"
     _masked_image: MaskedImage
     _image_base: np.ndarray | None
     _xy0: tuple[int, int]
@@ -489,12 +482,6 @@ class Exposure:
         from compstore.objects import _fits
 
         _fits.write_exposure(self, path)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        _frozen("Exposure")
-
-    def __delattr__(self, name: str) -> None:
-        _frozen("Exposure")
 
     def __repr__(self) -> str:
         parts = [f"bbox={self.bbox!r}"]

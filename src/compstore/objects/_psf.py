@@ -5,12 +5,13 @@ from __future__ import annotations
 import abc
 import math
 import operator
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from compstore.errors import ObjectError
+from ._frozen import Immutable
 
 __all__ = ["GaussianPsf", "ImagePsf", "Psf"]
 
@@ -30,7 +31,7 @@ def _moment_sigma(kernel: np.ndarray) -> float:
     return math.sqrt(max((ixx + iyy) / 2.0, 0.0))
 
 
-class Psf(abc.ABC):
+class Psf(Immutable, abc.ABC):
     """A point-spread function: the normalized image of a point source.
 
     Subclasses are immutable value types, register a ``type`` name for
@@ -87,12 +88,6 @@ class Psf(abc.ABC):
     @classmethod
     @abc.abstractmethod
     def _from_dict(cls, data: dict[str, Any]) -> Psf: ...
-
-    def __setattr__(self, name: str, value: Any) -> NoReturn:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __delattr__(self, name: str) -> NoReturn:
-        raise AttributeError(f"{type(self).__name__} is immutable")
 
     def __copy__(self) -> Psf:
         return self

@@ -15,7 +15,7 @@ import json
 import re
 import warnings
 from collections.abc import Iterator, Mapping
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -23,6 +23,7 @@ from astropy.wcs import WCS, WCSSUB_CELESTIAL, FITSFixedWarning, NoConvergence, 
 from numpy.typing import ArrayLike
 
 from compstore.errors import ObjectError
+from ._frozen import Immutable
 
 __all__ = ["Wcs"]
 
@@ -162,11 +163,7 @@ def _wcs_from_cards(cards: Mapping[str, Any]) -> WCS:
     return wcs
 
 
-def _frozen(*args: Any) -> NoReturn:
-    raise AttributeError("Wcs is immutable; build a new one from an astropy WCS or a header")
-
-
-class Wcs:
+class Wcs(Immutable):
     """An immutable world coordinate system mapping parent pixels to the sky.
 
     Parameters
@@ -188,6 +185,7 @@ class Wcs:
     """
 
     __slots__ = ("_wcs", "_cards", "_hash", "__weakref__")
+    _how_to_change = "; build a new one from an astropy WCS or a header"
     _wcs: WCS | None  # built from _cards on first use (see _astropy)
     _cards: dict[str, Any]
     _hash: int | None
@@ -387,9 +385,6 @@ class Wcs:
             value = hash(json.dumps(self._cards, sort_keys=True))
             object.__setattr__(self, "_hash", value)
         return value
-
-    __setattr__ = _frozen
-    __delattr__ = _frozen
 
     def __copy__(self) -> Wcs:
         return self  # immutable: a copy may be the object itself
