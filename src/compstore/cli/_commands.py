@@ -14,14 +14,6 @@ from typing import Any
 __all__ = ["COMMANDS", "Command"]
 
 
-def _literal(value: Any) -> str:
-    return repr(value)
-
-
-def _data_id_kwargs(data_id: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in data_id.items())
-
-
 def _collections_arg(args: argparse.Namespace) -> str:
     return f", collections={args.collections!r}" if args.collections else ""
 
@@ -40,8 +32,11 @@ class Command:
         self.code = code
 
 
-def _butler_line(args: argparse.Namespace, run: str | None = None) -> str:
-    options = f", run={run!r}" if run else ""
+def _butler_line(
+    args: argparse.Namespace, run: str | None = None, collections: list[str] | None = None
+) -> str:
+    options = f", collections={collections!r}" if collections else ""
+    options += f", run={run!r}" if run else ""
     return f"butler = Butler({args.repo!r}{options})"
 
 

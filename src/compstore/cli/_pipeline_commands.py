@@ -12,20 +12,9 @@ from typing import Any
 
 import yaml
 
-from ._commands import Command, _csv, parse_data_id
+from ._commands import Command, _butler_line, _csv, parse_data_id
 
 __all__ = ["PIPELINE_COMMANDS", "parse_config_override"]
-
-
-def _butler(
-    args: argparse.Namespace, collections: list[str] | None = None, run: str | None = None
-) -> str:
-    options = ""
-    if collections:
-        options += f", collections={collections!r}"
-    if run:
-        options += f", run={run!r}"
-    return f"butler = Butler({args.repo!r}{options})"
 
 
 def parse_config_override(text: str) -> tuple[str, str, Any]:
@@ -94,7 +83,7 @@ def _run_code(args: argparse.Namespace) -> str:
     lines = [
         "from compstore import Butler",
         "from compstore.pipeline import Pipeline, execute",
-        _butler(args, args.input, args.output),
+        _butler_line(args, run=args.output, collections=args.input),
         f"pipeline = Pipeline.from_file({args.pipeline!r})",
     ]
     lines += [
@@ -130,7 +119,7 @@ def _provenance_code(args: argparse.Namespace) -> str:
     collections = f", collections={args.collections!r}" if args.collections else ""
     return (
         "from compstore import Butler\n"
-        f"{_butler(args)}\n"
+        f"{_butler_line(args)}\n"
         f"ref = butler.find_dataset({args.name!r}, {data_id!r}{collections})\n"
         "provenance = butler.provenance(ref)\n"
         "print(ref)\n"
@@ -156,7 +145,7 @@ def _chain_code(args: argparse.Namespace) -> str:
     summary = f"{args.name} -> {', '.join(args.children)}"
     return (
         "from compstore import Butler\n"
-        f"{_butler(args)}\n"
+        f"{_butler_line(args)}\n"
         f"butler.collection_chain({args.name!r}, {args.children!r})\n"
         f"print({summary!r})\n"
     )
@@ -176,7 +165,7 @@ def _tag_code(args: argparse.Namespace) -> str:
     collections = f", collections={args.collections!r}" if args.collections else ""
     return (
         "from compstore import Butler\n"
-        f"{_butler(args)}\n"
+        f"{_butler_line(args)}\n"
         f"refs = butler.query_datasets({args.dataset_type!r}{where}{collections})\n"
         f"tagged = {args.tagged!r}\n"
         "butler.tag(tagged, refs)\n"
@@ -192,7 +181,7 @@ def _query_collections_code(args: argparse.Namespace) -> str:
     pattern = repr(args.pattern) if args.pattern is not None else ""
     return (
         "from compstore import Butler\n"
-        f"{_butler(args)}\n"
+        f"{_butler_line(args)}\n"
         f"for name, collection_type in butler.query_collections({pattern}):\n"
         "    print(f'{collection_type:8} {name}')\n"
     )

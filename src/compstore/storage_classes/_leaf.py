@@ -45,11 +45,7 @@ class CalibStorageClass(_DictValueStorageClass):
 
 class PsfStorageClass(_DictValueStorageClass):
     name = "Psf"
-    python_type = objects.Psf
-
-    def from_json(self, value: Any) -> Any:
-        # Psf.from_dict dispatches on the document's "type" (Gaussian, image kernel).
-        return objects.Psf.from_dict(value)
+    python_type = objects.Psf  # Psf.from_dict dispatches on the document's "type"
 
 
 class BackgroundStorageClass(_DictValueStorageClass):
