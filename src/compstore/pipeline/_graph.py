@@ -19,7 +19,7 @@ from ..registry import DataId, DatasetRef, parse_where
 
 # The AST node classes are not re-exported by the registry package; the graph
 # builder needs them to apply each term of ``where`` only where it makes sense.
-from ..registry._where import And, Bind, Dimension, In, Literal, Node, Not, Or
+from ..registry._where import _OPERATORS, And, Bind, Dimension, In, Literal, Node, Not, Or
 from ._pipeline import Pipeline
 from ._task import InputRef, PredictedRef, Quantum, Task
 
@@ -176,16 +176,6 @@ def restrict_where(node: Node | None, dimensions: Sequence[str]) -> str | None:
     return " AND ".join(f"({_unparse(t)})" for t in kept)
 
 
-_COMPARE = {
-    "=": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-}
-
-
 def _value(op: Any, data_id: Mapping[str, Any]) -> Any:
     if isinstance(op, Dimension):
         return data_id[op.name]
@@ -213,7 +203,7 @@ def _evaluate(node: Node, data_id: Mapping[str, Any]) -> bool:
         found = _value(node.operand, data_id) in [_value(v, data_id) for v in node.values]
         return found != node.negated
     try:
-        return bool(_COMPARE[node.op](_value(node.left, data_id), _value(node.right, data_id)))
+        return bool(_OPERATORS[node.op](_value(node.left, data_id), _value(node.right, data_id)))
     except TypeError:  # int against str: never equal, never ordered
         return node.op == "!="
 

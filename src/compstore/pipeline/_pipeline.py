@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from ..errors import PipelineDefinitionError
-from ._config import check_config_value, validate_config
+from ._config import validate_config
 from ._registry import get_task_class, task_name_of
 from ._task import Task
 
@@ -146,13 +146,7 @@ class Pipeline:
         """
         taskdef = self[label]
         cls = taskdef.task_class
-        defaults = cls.config_defaults
-        if key not in defaults:
-            raise PipelineDefinitionError(
-                f"unknown config key {key!r} for {cls.describe(label)}; valid keys: "
-                f"{', '.join(sorted(defaults)) or '(none: this task takes no config)'}"
-            )
-        value = check_config_value(cls.describe(label), key, defaults[key], value)
+        value = validate_config(cls.describe(label), cls.config_defaults, {key: value})[key]
         self._tasks[label] = TaskDef(label, cls, taskdef.class_name, {**taskdef.config, key: value})
 
     # -- reading and writing -------------------------------------------------------

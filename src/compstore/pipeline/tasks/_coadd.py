@@ -9,7 +9,7 @@ from typing import Any
 from ...errors import TaskError
 from ...objects import CoaddInput, CoaddInputs
 from ...registry import DataId
-from .._task import Input, Output, PredictedRef, Quantum, Task
+from .._task import Input, Output, PredictedRef, Quantum, Task, data_id_sort_key
 from ..skymap import SkyMap
 from ._algorithms import stack_warps
 from ._warp import warp_exposure
@@ -45,7 +45,7 @@ class CoaddTask(Task):
         tract = self.skymap().tract(int(data_id["tract"]))
         bbox = tract.patch_bbox(int(data_id["patch"]))
         warps, sigmas, members = [], [], []
-        for input_id, exposure in sorted(calexp.items(), key=lambda kv: tuple(sorted(kv[0].items()))):
+        for input_id, exposure in sorted(calexp.items(), key=lambda kv: data_id_sort_key(kv[0])):
             warp = warp_exposure(exposure, tract.wcs, bbox, step=int(self.config["warp_step"]))
             if warp is None or not warp.valid.any():
                 continue
@@ -85,7 +85,7 @@ class CoaddTask(Task):
                 inputs={"calexp": refs},
                 outputs={"deepCoadd": [key]},
             )
-            for key, refs in sorted(groups.items(), key=lambda kv: tuple(sorted(kv[0].items())))
+            for key, refs in sorted(groups.items(), key=lambda kv: data_id_sort_key(kv[0]))
         ]
 
     @staticmethod

@@ -9,9 +9,11 @@ import numpy as np
 
 from ...errors import TaskError
 from ...registry import DataId
-from .._task import Input, Output, Quantum, Task
+from .._task import Input, Output, Quantum, Task, project
 from ..skymap import SkyMap
 from ._algorithms import fit_tan_sip, relative_calibration
+
+_EXPOSURE = ("visit", "detector")  # the dimensions of one exposure
 
 __all__ = ["JointcalTask"]
 
@@ -51,7 +53,7 @@ class JointcalTask(Task):
         wcs = {}
         calibs = {}
         for data_id, exposure in calexp.items():
-            key = DataId({k: data_id[k] for k in ("visit", "detector")})
+            key = project(data_id, _EXPOSURE)
             catalog = src.get(key)
             if catalog is None:
                 raise TaskError(f"jointcal: no src catalog for {key}")
@@ -82,10 +84,10 @@ class JointcalTask(Task):
     def build_quanta(self, inputs: dict[str, list[Any]], butler: Any) -> list[Quantum]:
         """One unit per tract, holding every (visit, detector) whose footprint touches it."""
         skymap = self.skymap()
-        srcs = {DataId({k: r.data_id[k] for k in ("visit", "detector")}): r for r in inputs["src"]}
+        srcs = {project(r.data_id, _EXPOSURE): r for r in inputs["src"]}
         by_tract: dict[int, list[Any]] = defaultdict(list)
         for ref in inputs["calexp"]:
-            key = DataId({k: ref.data_id[k] for k in ("visit", "detector")})
+            key = project(ref.data_id, _EXPOSURE)
             if key not in srcs:
                 continue
             wcs = butler.get(ref, component="wcs")
