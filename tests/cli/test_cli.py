@@ -116,4 +116,8 @@ def test_demo_runs_twice(tmp_path, capsys):
         assert f"\n{stage} " in first
     assert main(argv) == 0  # again: nothing is put twice, finished stages are skipped
     again = capsys.readouterr().out
-    assert first.splitlines()[-1] == again.splitlines()[-1]  # same dedup ratio
+    assert "FAILED" not in again and "failed" not in again
+    for stage in ("sfm", "jointcal", "coadd", "detection"):
+        (row,) = [line for line in again.splitlines() if line.startswith(f"{stage} ")]
+        assert row.split()[4:6] == ["0.00", "MiB"], row  # "added on disk": nothing
+    assert first.splitlines()[-6:] == again.splitlines()[-6:]  # the same repository totals
