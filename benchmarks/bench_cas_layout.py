@@ -187,7 +187,7 @@ def _zarr_api_read(path: str) -> np.ndarray:
 
     z = zarr.open_array(path, mode="r")
     out = default_buffer_prototype().nd_buffer.from_numpy_array(np.empty(z.shape, dtype=z.dtype))
-    z.get_basic_selection(..., out=out)  # the faster zarr read (MEASUREMENTS.md)
+    z.get_basic_selection(..., out=out)  # zarr's faster read, into a preallocated buffer
     return out.as_numpy_array()
 
 
