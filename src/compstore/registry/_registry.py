@@ -159,6 +159,7 @@ class Registry:
             raise RepositoryNotFoundError(f"no registry at {database!r}: create it first")
         self._engine = make_engine(self._url)
         self._local = threading.local()
+        self._watcher = None  # data_version's own connection, opened on first use
         self._fast_paths: dict[tuple[str, ...], tuple[int, list[tuple[int, str]]]] = {}
         self._lock = threading.RLock()
         self._stale = True
@@ -234,7 +235,7 @@ class Registry:
     def close(self) -> None:
         """Close every pooled connection; the registry can be reopened by path."""
         with self._lock:
-            watcher, self._watcher = getattr(self, "_watcher", None), None
+            watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.close()
         self._engine.dispose()
@@ -248,8 +249,8 @@ class Registry:
         """
         if not is_sqlite(self._url) or not self._url.database:
             return None
-        watcher = getattr(self, "_watcher", None)
         with self._lock:
+            watcher = self._watcher
             if watcher is None:
                 # A connection of its own: data_version only changes for commits made
                 # on *other* connections, which every registry write is.

@@ -253,10 +253,11 @@ class ObjectIO:
             report.components_reused += 1
             return digest
         digest = self._put_document(self._document_bytes(obj, sc), report)
-        # Leaf values are immutable: later gets may hand back this very object,
-        # and putting it again costs no hashing.
-        self.cache.get_or_load(digest, lambda: obj)
-        self.cache.remember_digest(obj, digest)
+        # Leaf values are immutable: later gets may hand back this very object, and
+        # putting it again costs no hashing (get_or_load remembers what it loads;
+        # an equal object cached already is another one, remembered here).
+        if self.cache.get_or_load(digest, lambda: obj) is not obj:
+            self.cache.remember_digest(obj, digest)
         return digest
 
     def _write_composite(self, obj: Any, sc: CompositeStorageClass, w: _Write) -> str:
