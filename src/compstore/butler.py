@@ -21,6 +21,7 @@ from .errors import (
     DatasetNotFoundError,
     InvalidNameError,
     ReadOnlyRepositoryError,
+    UnknownComponentError,
 )
 from .registry import CollectionType, DataId, DatasetRef, DatasetType, Registry
 from .storage_classes import (
@@ -373,10 +374,13 @@ class Butler:
 
     def query_collections(self, pattern: str | None = None) -> list[tuple[str, str]]:
         """Return ``(name, type)`` of collections matching a glob ``pattern`` (all if None)."""
-        return [
-            (name, self.registry.collection_type(name).name)
-            for name in self.registry.query_collections(pattern)
-        ]
+        # One query per collection type, not one lookup per collection.
+        types = {
+            name: ctype.name
+            for ctype in CollectionType
+            for name in self.registry.query_collections(pattern, ctype)
+        }
+        return sorted(types.items())
 
     # -- get ------------------------------------------------------------------
     def get(
@@ -657,8 +661,6 @@ class Butler:
         manifest = self._io.manifest(ref.manifest)
         entry = manifest["components"].get(parsed.component or "")
         if entry is None or "array" not in entry:
-            from .errors import UnknownComponentError
-
             arrays = [k for k, v in manifest["components"].items() if "array" in v]
             raise UnknownComponentError(
                 f"{name!r} is not an array component of {parsed.dataset_type}; "
