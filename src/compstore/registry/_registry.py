@@ -108,6 +108,19 @@ class _TypeInfo:
         self.key_positions = tuple(i for i, d in enumerate(self.sorted_dims) if d not in optional)
         self.optional_positions = tuple(i for i, d in enumerate(self.sorted_dims) if d in optional)
 
+    def values(
+        self, types: Mapping[str, ValueType | None], data_id: Mapping[str, Any]
+    ) -> list[DataIdValue | None]:
+        """A data ID's values in sorted-dimension order, coerced to their column types (None: absent)."""
+        return [
+            coerce_value(d, types[d], data_id[d]) if d in data_id else None  # type: ignore[arg-type]
+            for d in self.sorted_dims
+        ]
+
+    def data_id(self, values: Sequence[DataIdValue | None]) -> DataId:
+        """The `DataId` of values in sorted-dimension order (None values left out)."""
+        return DataId._from_sorted(tuple((d, v) for d, v in zip(self.sorted_dims, values) if v is not None))
+
     def key(self, values: Sequence[DataIdValue | None]) -> str:
         """The data-ID key of values in sorted-dimension order (None: an absent optional one).
 
@@ -1077,7 +1090,6 @@ class Registry:
             info.dataset_type.check_data_id(data_ids[0])
             types = self._type_new_dimensions(conn, info, data_ids[0])
             sorted_dims = info.sorted_dims
-            sorted_types = [types[d] for d in sorted_dims]
             dim_set = set(dims)
             table = self._t["dataset"]
             names = ["id", "dataset_type_id", "run_id", "manifest", "data_id_key",
@@ -1092,10 +1104,7 @@ class Registry:
                     index = start + offset
                     if data_id.keys() != dim_set:
                         info.dataset_type.check_data_id(data_id)
-                    values = [
-                        coerce_value(d, t, data_id[d]) if d in data_id else None  # type: ignore[arg-type]
-                        for d, t in zip(sorted_dims, sorted_types)
-                    ]
+                    values = info.values(types, data_id)
                     manifest = manifests[index]
                     if not isinstance(manifest, str) or not manifest:
                         raise DataIdError(f"manifest digest {manifest!r} is not a non-empty string")
@@ -1107,9 +1116,7 @@ class Registry:
                         DatasetRef(
                             dataset_id,
                             dataset_type,
-                            DataId._from_sorted(
-                                tuple((d, v) for d, v in zip(sorted_dims, values) if v is not None)
-                            ),
+                            info.data_id(values),
                             run,
                             manifest,
                         )
@@ -1223,13 +1230,7 @@ class Registry:
         return DatasetRef(
             row[0],
             info.dataset_type.name,
-            DataId._from_sorted(
-                tuple(
-                    (d, v)
-                    for d, v in zip(info.sorted_dims, row[4 : 4 + len(info.sorted_dims)])
-                    if v is not None
-                )
-            ),
+            info.data_id(row[4 : 4 + len(info.sorted_dims)]),
             self._collection_name(conn, row[1]),
             row[2],
         )
@@ -1382,10 +1383,7 @@ class Registry:
             types = self._dimension_types(conn, info)
             if any(types[d] is None for d in data_id):
                 return None  # a dimension with no value yet: no dataset of this type exists
-            values = [
-                coerce_value(d, types[d], data_id[d]) if d in data_id else None  # type: ignore[arg-type]
-                for d in info.sorted_dims
-            ]
+            values = info.values(types, data_id)
             table = self._t["dataset"]
             condition = table.c.data_id_key == sa.bindparam("key")
             refs = self._select(
@@ -1436,10 +1434,7 @@ class Registry:
         runs = cached[1]
         if not runs:
             return None
-        values = [
-            coerce_value(d, types[d], data_id[d]) if d in data_id else None  # type: ignore[arg-type]
-            for d in info.sorted_dims
-        ]
+        values = info.values(types, data_id)
         marks = ",".join("?" * len(runs))
         sql = (
             "SELECT id, run_id, manifest FROM dataset WHERE dataset_type_id = ? "
@@ -1456,7 +1451,7 @@ class Registry:
         return DatasetRef(
             uuid.UUID(hex=dataset_id) if isinstance(dataset_id, str) else _as_uuid(dataset_id),
             dataset_type,
-            DataId._from_sorted(tuple((d, v) for d, v in zip(info.sorted_dims, values) if v is not None)),
+            info.data_id(values),
             dict(runs)[run_id],
             manifest,
         )
