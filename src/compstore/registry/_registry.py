@@ -182,7 +182,7 @@ class Registry:
         self._type_names: dict[int, str] = {}
         self._collections: dict[str, tuple[int, CollectionType]] = {}
         self._collection_names: dict[int, str] = {}
-        self._statement_cache: dict[int, tuple[sa.MetaData, Any, Any]] = {}
+        self._statement_cache: dict[int, tuple[sa.MetaData, _TypeInfo, Any, Any]] = {}
         if _create:
             self._create_schema()
         else:
@@ -526,7 +526,6 @@ class Registry:
         )
         with self._lock:
             self._types.pop(have.name, None)
-            self._statement_cache.pop(existing.id, None)
         return extended
 
     def _lookup_type(self, conn: sa.Connection, name: str) -> _TypeInfo | None:
@@ -574,7 +573,6 @@ class Registry:
         name = info.dataset_type.name
         with self._lock:
             self._types.pop(name, None)
-            self._statement_cache.pop(info.id, None)
         self._refresh(conn, force=True)
         fresh = self._lookup_type(conn, name)
         return fresh if fresh is not None else info
@@ -600,9 +598,7 @@ class Registry:
         """
         if refresh:
             with self._lock:
-                info = self._types.pop(name, None)
-                if info is not None:
-                    self._statement_cache.pop(info.id, None)
+                self._types.pop(name, None)
         elif not self._stale and getattr(self._local, "conn", None) is None:
             # Cached and not rolled back: what _type would return, without opening a
             # read transaction (which alone cost about half a by-data-ID lookup, ad hoc).
@@ -1244,8 +1240,10 @@ class Registry:
         """
         md = self._md
         cached = self._statement_cache.get(info.id)
-        if cached is not None and cached[0] is md:
-            return cached[1], cached[2]
+        # Valid while both the schema description and the type are the ones it was
+        # built from: a reloaded type (a new dimension) is a new _TypeInfo.
+        if cached is not None and cached[0] is md and cached[1] is info:
+            return cached[2], cached[3]
         table, tag = md.tables["dataset"], md.tables["dataset_tag"]
         columns = self._ref_columns(info)
         in_type = table.c.dataset_type_id == sa.bindparam("type_id")
@@ -1257,7 +1255,7 @@ class Registry:
             .join(tag, tag.c.dataset_id == table.c.id)
             .where(in_type, tag.c.collection_id.in_(sa.bindparam("tags", expanding=True)))
         )
-        self._statement_cache[info.id] = (md, by_run, by_tag)
+        self._statement_cache[info.id] = (md, info, by_run, by_tag)
         return by_run, by_tag
 
     def _select(
