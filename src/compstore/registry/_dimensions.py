@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numbers
 import re
-from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from compstore.errors import DataIdError
@@ -18,7 +17,6 @@ __all__ = [
     "ValueType",
     "coerce_value",
     "infer_value_type",
-    "check_data_id_keys",
 ]
 
 ValueType = Literal["int", "str"]
@@ -99,48 +97,3 @@ def coerce_value(dimension: str, value_type: ValueType, value: object) -> DataId
     raise DataIdError(
         f"dimension {dimension!r} takes strings, got {value!r} ({type(value).__name__})"
     )
-
-
-def check_data_id_keys(
-    dataset_type: str,
-    dimensions: Sequence[str],
-    data_id: Mapping[str, object],
-    *,
-    partial: bool = False,
-    optional: Sequence[str] = (),
-) -> None:
-    """Check that ``data_id`` has exactly the dimensions of a dataset type.
-
-    Parameters
-    ----------
-    dataset_type : `str`
-        The dataset type name, for messages.
-    dimensions : sequence of `str`
-        The dimensions the dataset type expects.
-    data_id : mapping
-        The data ID given by the user.
-    partial : `bool`, optional
-        If true, missing dimensions are allowed (extra ones are not).
-    optional : sequence of `str`, optional
-        Dimensions that may be missing even when not ``partial``.
-
-    Raises
-    ------
-    DataIdError
-        If a dimension is missing (unless ``partial``) or extra, naming them and
-        the dimensions the dataset type expects.
-    """
-    given = set(data_id)
-    expected = set(dimensions)
-    missing = [d for d in dimensions if d not in given and d not in optional]
-    extra = sorted(given - expected, key=str)
-    if (missing and not partial) or extra:
-        parts = []
-        if missing and not partial:
-            parts.append(f"missing {', '.join(missing)}")
-        if extra:
-            parts.append(f"extra {', '.join(map(str, extra))}")
-        raise DataIdError(
-            f"data ID {dict(data_id)!r} does not fit dataset type {dataset_type!r}: "
-            f"{'; '.join(parts)} (it expects {', '.join(dimensions) or 'no dimensions'})"
-        )

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from compstore.errors import InvalidNameError
+from compstore.errors import DataIdError, InvalidNameError
 
 __all__ = [
     "CollectionType",
@@ -215,11 +215,21 @@ class DatasetType:
             If a required dimension is missing (unless ``partial``) or one is extra,
             naming them and the dimensions this type has.
         """
-        from ._dimensions import check_data_id_keys  # _dimensions imports this module
-
-        check_data_id_keys(
-            self.name, self.dimensions, data_id, partial=partial, optional=self.optional_dimensions
-        )
+        given = set(data_id)
+        missing = [
+            d for d in self.dimensions if d not in given and d not in self.optional_dimensions
+        ]
+        extra = sorted(given - set(self.dimensions), key=str)
+        if (missing and not partial) or extra:
+            parts = []
+            if missing and not partial:
+                parts.append(f"missing {', '.join(missing)}")
+            if extra:
+                parts.append(f"extra {', '.join(map(str, extra))}")
+            raise DataIdError(
+                f"data ID {dict(data_id)!r} does not fit dataset type {self.name!r}: "
+                f"{'; '.join(parts)} (it expects {', '.join(self.dimensions) or 'no dimensions'})"
+            )
 
     def __str__(self) -> str:
         dims = ", ".join(d + ("?" if d in self.optional_dimensions else "") for d in self.dimensions)

@@ -11,7 +11,6 @@ dimension names, mapped to column objects, do.
 from __future__ import annotations
 
 import functools
-import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -21,7 +20,7 @@ import sqlalchemy as sa
 
 from compstore.errors import QueryError, QuerySyntaxError
 
-from ._dimensions import INT64_MAX, INT64_MIN, ValueType
+from ._dimensions import INT64_MAX, INT64_MIN, ValueType, _is_int
 
 __all__ = [
     "And",
@@ -328,7 +327,7 @@ def _check_literals(node: Node, expression: str) -> None:
 
 # -- checking against a dataset type -------------------------------------------
 def _value_type_of(value: object) -> ValueType | None:
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if _is_int(value):
         return "int"
     if isinstance(value, str):
         return "str"
