@@ -922,17 +922,21 @@ class Registry:
             missing = [i for i in ids if i not in rows]
             if missing:
                 raise DatasetNotFoundError(f"no dataset with ID {_listing(missing)}")
+            # What the collection holds already at these data IDs: one query per chunk,
+            # not one per dataset.
+            held: dict[tuple[int, str], uuid.UUID] = {}
+            for chunk in _chunks(sorted({row.data_id_key for row in rows.values()}), _IN_CHUNK):
+                for row in conn.execute(
+                    sa.select(tag.c.dataset_type_id, tag.c.data_id_key, tag.c.dataset_id).where(
+                        tag.c.collection_id == tag_id, tag.c.data_id_key.in_(chunk)
+                    )
+                ):
+                    held[row.dataset_type_id, row.data_id_key] = row.dataset_id
             new: dict[tuple[int, str], uuid.UUID] = {}
             for dataset_id in ids:
                 row = rows[dataset_id]
                 key = (row.dataset_type_id, row.data_id_key)
-                existing = conn.execute(
-                    sa.select(tag.c.dataset_id).where(
-                        tag.c.collection_id == tag_id,
-                        tag.c.dataset_type_id == row.dataset_type_id,
-                        tag.c.data_id_key == row.data_id_key,
-                    )
-                ).scalar()
+                existing = held.get(key)
                 other = existing if existing is not None else new.get(key)
                 if other is not None and other != dataset_id:
                     raise ConflictingDatasetError(
