@@ -13,7 +13,7 @@ from compstore.errors import ObjectError
 
 from ._calib import Calib
 from ._wcs import Wcs
-from ._frozen import Immutable
+from ._frozen import Immutable, check_optional
 
 __all__ = ["SourceCatalog"]
 
@@ -59,10 +59,8 @@ class SourceCatalog(Immutable):
                 table = Table(table)
             except (TypeError, ValueError) as exc:
                 raise ObjectError(f"SourceCatalog needs an astropy Table: {exc}") from exc
-        if wcs is not None and not isinstance(wcs, Wcs):
-            raise ObjectError(f"wcs must be a Wcs or None, got {type(wcs).__name__}")
-        if calib is not None and not isinstance(calib, Calib):
-            raise ObjectError(f"calib must be a Calib or None, got {type(calib).__name__}")
+        check_optional(wcs, Wcs, "wcs")
+        check_optional(calib, Calib, "calib")
         object.__setattr__(self, "_table", table)
         object.__setattr__(self, "_wcs", wcs)
         object.__setattr__(self, "_calib", calib)

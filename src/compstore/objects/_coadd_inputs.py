@@ -11,7 +11,7 @@ from compstore.errors import ObjectError
 from ._calib import Calib
 from ._psf import Psf
 from ._wcs import Wcs
-from ._frozen import Immutable
+from ._frozen import Immutable, check_optional
 
 __all__ = ["CoaddInput", "CoaddInputs"]
 
@@ -59,9 +59,9 @@ class CoaddInput(Immutable):
         items = dict(data_id)
         if not all(isinstance(k, str) and isinstance(v, (int, str)) for k, v in items.items()):
             raise ObjectError(f"data_id must map str to int or str, got {items!r}")
-        for name, value, cls in (("wcs", wcs, Wcs), ("psf", psf, Psf), ("calib", calib, Calib)):
-            if value is not None and not isinstance(value, cls):
-                raise ObjectError(f"{name} must be a {cls.__name__} or None, got {type(value).__name__}")
+        check_optional(wcs, Wcs, "wcs")
+        check_optional(psf, Psf, "psf")
+        check_optional(calib, Calib, "calib")
         object.__setattr__(self, "_dataset_type", dataset_type)
         object.__setattr__(self, "_data_id", MappingProxyType(dict(sorted(items.items()))))
         object.__setattr__(self, "_wcs", wcs)

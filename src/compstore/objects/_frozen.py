@@ -1,10 +1,12 @@
-"""The one immutability guard of compstore's value objects."""
+"""Plumbing shared by compstore's value objects: the immutability guard, an optional-type check."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, NoReturn
 
-__all__ = ["Immutable"]
+from compstore.errors import ObjectError
+
+__all__ = ["Immutable", "check_optional"]
 
 
 class Immutable:
@@ -22,3 +24,10 @@ class Immutable:
 
     def __delattr__(self, name: str) -> NoReturn:
         raise AttributeError(f"{type(self).__name__} is immutable{self._how_to_change}")
+
+
+def check_optional(value: Any, cls: type, name: str) -> Any:
+    """Return ``value`` if it is None or a ``cls``; raise `ObjectError` naming ``name`` otherwise."""
+    if value is not None and not isinstance(value, cls):
+        raise ObjectError(f"{name} must be a {cls.__name__} or None, got {type(value).__name__}")
+    return value

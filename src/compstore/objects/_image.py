@@ -21,7 +21,7 @@ from ._mask import Mask
 from ._psf import Psf
 from ._visit import VisitInfo
 from ._wcs import Wcs
-from ._frozen import Immutable
+from ._frozen import Immutable, check_optional
 
 __all__ = ["Exposure", "MaskedImage"]
 
@@ -156,12 +156,6 @@ def _as_metadata(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(out)
 
 
-def _check_type(value: Any, cls: type, name: str) -> Any:
-    if value is not None and not isinstance(value, cls):
-        raise ObjectError(f"{name} must be a {cls.__name__} or None, got {type(value).__name__}")
-    return value
-
-
 def _as_optional_str(value: Any) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ObjectError(f"band must be a str or None, got {value!r}")
@@ -183,12 +177,12 @@ def _as_optional_int(value: Any) -> int | None:
 # everything else is carried over by identity.
 _NORMALIZERS = {
     "xy0": _as_xy0,
-    "wcs": lambda v: _check_type(v, Wcs, "wcs"),
-    "calib": lambda v: _check_type(v, Calib, "calib"),
-    "psf": lambda v: _check_type(v, Psf, "psf"),
-    "visit_info": lambda v: _check_type(v, VisitInfo, "visit_info"),
-    "background": lambda v: _check_type(v, Background, "background"),
-    "coadd_inputs": lambda v: _check_type(v, CoaddInputs, "coadd_inputs"),
+    "wcs": lambda v: check_optional(v, Wcs, "wcs"),
+    "calib": lambda v: check_optional(v, Calib, "calib"),
+    "psf": lambda v: check_optional(v, Psf, "psf"),
+    "visit_info": lambda v: check_optional(v, VisitInfo, "visit_info"),
+    "background": lambda v: check_optional(v, Background, "background"),
+    "coadd_inputs": lambda v: check_optional(v, CoaddInputs, "coadd_inputs"),
     "metadata": _as_metadata,
     "band": _as_optional_str,
     "detector": _as_optional_int,
@@ -416,7 +410,7 @@ class Exposure(Immutable):
         if "masked_image" in changes:
             if any(k in changes for k in ("image", "mask", "variance")):
                 raise ObjectError("replace() takes masked_image or image/mask/variance, not both")
-            masked_image = _check_type(changes["masked_image"], MaskedImage, "masked_image")
+            masked_image = check_optional(changes["masked_image"], MaskedImage, "masked_image")
             if masked_image is None:
                 raise ObjectError("masked_image cannot be None")
             object.__setattr__(new, "_masked_image", masked_image)
