@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike
 from compstore.errors import ObjectError
 
 from ._box import Box2I
-from ._frozen import Immutable
+from ._frozen import Immutable, finite_grid
 
 if TYPE_CHECKING:  # a runtime import would be circular: _image imports this module
     from ._image import Exposure
@@ -62,14 +62,7 @@ class Background(Immutable):
     _hash: int
 
     def __init__(self, grid: ArrayLike, bbox: Box2I) -> None:
-        try:
-            arr = np.array(grid, dtype=np.float64)  # a private copy, made read-only below
-        except (TypeError, ValueError) as exc:
-            raise ObjectError(f"Background grid must be numeric: {exc}") from exc
-        if arr.ndim != 2 or arr.size == 0:
-            raise ObjectError(f"Background grid must be a non-empty 2-D array, got {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise ObjectError("Background grid has NaN or infinite values")
+        arr = finite_grid(grid, "Background grid")  # a private copy, made read-only below
         if not isinstance(bbox, Box2I) or bbox.is_empty:
             raise ObjectError(f"Background needs a non-empty Box2I, got {bbox!r}")
         if arr.shape[0] > bbox.height or arr.shape[1] > bbox.width:

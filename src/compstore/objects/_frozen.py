@@ -1,12 +1,15 @@
-"""Plumbing shared by compstore's value objects: the immutability guard, an optional-type check."""
+"""Plumbing shared by compstore's value objects: the immutability guard and two input checks."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, NoReturn
 
+import numpy as np
+from numpy.typing import ArrayLike
+
 from compstore.errors import ObjectError
 
-__all__ = ["Immutable", "check_optional"]
+__all__ = ["Immutable", "check_optional", "finite_grid"]
 
 
 class Immutable:
@@ -31,3 +34,22 @@ def check_optional(value: Any, cls: type, name: str) -> Any:
     if value is not None and not isinstance(value, cls):
         raise ObjectError(f"{name} must be a {cls.__name__} or None, got {type(value).__name__}")
     return value
+
+
+def finite_grid(values: ArrayLike, what: str) -> np.ndarray:
+    """A private float64 copy of ``values``, checked to be a non-empty 2-D grid of finite numbers.
+
+    Raises
+    ------
+    ObjectError
+        Naming ``what`` ("Background grid", "ImagePsf kernel") and the problem.
+    """
+    try:
+        arr = np.array(values, dtype=np.float64)  # always a copy: the caller keeps theirs
+    except (TypeError, ValueError) as exc:
+        raise ObjectError(f"{what} must be numeric: {exc}") from exc
+    if arr.ndim != 2 or arr.size == 0:
+        raise ObjectError(f"{what} must be a non-empty 2-D array, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ObjectError(f"{what} has NaN or infinite values")
+    return arr

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from compstore.errors import ObjectError
-from ._frozen import Immutable
+from ._frozen import Immutable, finite_grid
 
 __all__ = ["GaussianPsf", "ImagePsf", "Psf"]
 
@@ -200,23 +200,11 @@ class ImagePsf(Psf):
     type_name = "image"
 
     def __init__(self, kernel: ArrayLike) -> None:
-        arr = self._validated(kernel)
+        arr = finite_grid(kernel, "ImagePsf kernel")
         total = float(arr.sum())
         if not total > 0:
             raise ObjectError(f"ImagePsf kernel must have a positive sum, got {total}")
         self._set_kernel(arr / total)
-
-    @staticmethod
-    def _validated(kernel: ArrayLike) -> np.ndarray:
-        try:
-            arr = np.array(kernel, dtype=np.float64)  # always a copy: the caller keeps theirs
-        except (TypeError, ValueError) as exc:
-            raise ObjectError(f"ImagePsf kernel must be numeric: {exc}") from exc
-        if arr.ndim != 2 or arr.size == 0:
-            raise ObjectError(f"ImagePsf kernel must be a non-empty 2-D array, got {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise ObjectError("ImagePsf kernel has NaN or infinite values")
-        return arr
 
     def _set_kernel(self, arr: np.ndarray) -> None:
         arr += 0.0  # folds -0.0 into 0.0: equal kernels must give equal dicts
@@ -244,7 +232,7 @@ class ImagePsf(Psf):
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> ImagePsf:
         try:
-            arr = cls._validated(data["kernel"])
+            arr = finite_grid(data["kernel"], "ImagePsf kernel")
         except KeyError as exc:
             raise ObjectError(f"an image Psf dict lacks {exc}") from None
         # The stored kernel is normalized already; dividing again by its sum (1 +- an ulp)
