@@ -61,16 +61,16 @@ def write_atomic(path: str, data: bytes, *, fsync: bool = False) -> None:
 
 def fsync_file(path: str) -> None:
     """fsync a file's data and metadata by path."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(path, os.O_RDONLY)
 
 
 def fsync_dir(path: str) -> None:
     """fsync a directory, making the names created or removed in it durable."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    _fsync(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+
+
+def _fsync(path: str, flags: int) -> None:
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
