@@ -166,6 +166,14 @@ def _hdu_of(hdul: fits.HDUList, name: str) -> fits.hdu.base._BaseHDU | None:
 
 
 # -- Wcs in headers -------------------------------------------------------------------------
+def _ltv_cards(xy0: tuple[int, int]) -> list[fits.Card]:
+    """LTV1/LTV2: array index = parent pixel + LTV (the IRAF/LSST cut-out convention)."""
+    return [
+        _card("LTV1", -xy0[0], "array x = parent x + LTV1"),
+        _card("LTV2", -xy0[1], "array y = parent y + LTV2"),
+    ]
+
+
 def _wcs_cards(wcs: Wcs, xy0: tuple[int, int]) -> list[fits.Card]:
     """Cards of ``wcs`` for an array whose pixel ``[0, 0]`` is parent pixel ``xy0``.
 
@@ -183,8 +191,7 @@ def _wcs_cards(wcs: Wcs, xy0: tuple[int, int]) -> list[fits.Card]:
         if key in ("CRPIX1", "CRPIX2"):
             value = float(value) - xy0[int(key[-1]) - 1]
         cards.append(_card(key, value))
-    cards.append(_card("LTV1", -xy0[0], "array x = parent x + LTV1"))
-    cards.append(_card("LTV2", -xy0[1], "array y = parent y + LTV2"))
+    cards += _ltv_cards(xy0)
     for axis in (1, 2):
         if f"CRPIX{axis}" in exact:
             cards.append(_card(f"{_NS} CRPIX{axis}", float(exact[f"CRPIX{axis}"])))
@@ -361,9 +368,7 @@ def write_exposure(exposure: Exposure, path: str | os.PathLike[str]) -> None:
         header.extend(_leaf_cards("VISIT", exposure.visit_info.to_dict()))
 
     xy0 = exposure.xy0
-    wcs_cards = [] if exposure.wcs is None else _wcs_cards(exposure.wcs, xy0)
-    if exposure.wcs is None:
-        wcs_cards = [_card("LTV1", -xy0[0]), _card("LTV2", -xy0[1])]
+    wcs_cards = _ltv_cards(xy0) if exposure.wcs is None else _wcs_cards(exposure.wcs, xy0)
 
     def plane(data: np.ndarray, name: str, extra: Iterable[fits.Card] = ()) -> fits.ImageHDU:
         hdu = fits.ImageHDU(data=np.ascontiguousarray(data), name=name)
@@ -417,9 +422,11 @@ def _leaf_hdu(name: str, data: dict[str, Any], display: np.ndarray | None) -> fi
     return hdu
 
 
-def _leaf_from_hdu(hdu: Any, name: str, path: str) -> dict[str, Any]:
-    header = hdu.header
-    fields = _leaf_dict(header, name) or {}
+def _leaf_from_hdu(hdu: Any, name: str, path: str) -> dict[str, Any] | None:
+    """The leaf value's dict stored in ``hdu`` (None if it holds no ``name`` cards)."""
+    fields = _leaf_dict(hdu.header, name)
+    if fields is None:
+        return None
     array_field = fields.pop("DATA", None)
     if array_field is not None:
         if hdu.data is None:
@@ -529,15 +536,13 @@ def _read_layout(hdul: fits.HDUList, path: str) -> Exposure:
 
             components["visit_info"] = VisitInfo.from_dict(visit)
         psf_hdu = _hdu_of(hdul, "PSF")
-        if psf_hdu is not None and _leaf_dict(psf_hdu.header, "PSF") is not None:
-            components["psf"] = Psf.from_dict(_leaf_from_hdu(psf_hdu, "PSF", path))
+        if psf_hdu is not None and (psf := _leaf_from_hdu(psf_hdu, "PSF", path)) is not None:
+            components["psf"] = Psf.from_dict(psf)
         bkg_hdu = _hdu_of(hdul, "BACKGROUND")
-        if bkg_hdu is not None and _leaf_dict(bkg_hdu.header, "BACKGROUND") is not None:
+        if bkg_hdu is not None and (bkg := _leaf_from_hdu(bkg_hdu, "BACKGROUND", path)) is not None:
             from ._background import Background
 
-            components["background"] = Background.from_dict(
-                _leaf_from_hdu(bkg_hdu, "BACKGROUND", path)
-            )
+            components["background"] = Background.from_dict(bkg)
     except (ObjectError, json.JSONDecodeError) as exc:
         raise FitsFormatError(f"{path}: malformed compstore cards: {exc}") from exc
 
