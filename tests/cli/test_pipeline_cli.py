@@ -10,6 +10,7 @@ import pytest
 
 from compstore import Butler
 from compstore.cli import main, python_for
+from compstore.testing.repository import copy_repository, make_calexp_repository
 from compstore.testing.sky import make_exposure
 
 # The test tasks live with the pipeline tests; pipeline files name them by module path.
@@ -28,23 +29,12 @@ tasks:
 
 @pytest.fixture(scope="module")
 def _template(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli") / "repo"
-    Butler.create(root)
-    butler = Butler(root, run="sfm", fsync=False)
-    butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
-    for visit in (1, 2):
-        for detector in (0, 1):
-            butler.put(
-                make_exposure(visit, detector, size=64), "calexp", visit=visit, detector=detector
-            )
-    butler.registry.close()
-    return root
+    exposures = {(v, d): make_exposure(v, d, size=64) for v in (1, 2) for d in (0, 1)}
+    return make_calexp_repository(tmp_path_factory.mktemp("cli") / "repo", exposures)
 
 
 @pytest.fixture
 def repo(tmp_path, _template):
-    from compstore.testing.repository import copy_repository
-
     root = tmp_path / "repo"
     copy_repository(_template, root)
     (tmp_path / "pipeline.yaml").write_text(PIPELINE)

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from compstore import Butler
-from compstore.testing.repository import copy_repository
+from compstore.testing.repository import copy_repository, make_calexp_repository
 from compstore.testing.sky import make_exposure
 
 HERE = Path(__file__).resolve().parent
@@ -30,14 +29,7 @@ def exposures():
 
 @pytest.fixture(scope="session")
 def _template_repo(tmp_path_factory, exposures):
-    root = tmp_path_factory.mktemp("template") / "repo"
-    Butler.create(root)
-    butler = Butler(root, run="sfm", fsync=False)
-    butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
-    for (visit, detector), exposure in exposures.items():
-        butler.put(exposure, "calexp", visit=visit, detector=detector)
-    butler.registry.close()
-    return root
+    return make_calexp_repository(tmp_path_factory.mktemp("template") / "repo", exposures)
 
 
 @pytest.fixture

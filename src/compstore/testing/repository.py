@@ -1,13 +1,15 @@
-"""Repository folders as files: copying a filled template, and measuring bytes on disk."""
+"""Repository folders for tests: filling a template, copying it, measuring bytes on disk."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-__all__ = ["blob_bytes", "copy_repository"]
+__all__ = ["blob_bytes", "copy_repository", "make_calexp_repository"]
 
 
 def blob_bytes(root: str | os.PathLike[str]) -> int:
@@ -42,3 +44,23 @@ def copy_repository(source: str | os.PathLike[str], target: str | os.PathLike[st
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
     return target
+
+
+def make_calexp_repository(
+    root: str | os.PathLike[str], exposures: Mapping[tuple[int, int], Any]
+) -> Path:
+    """Create a repository in ``root`` whose run ``sfm`` holds a ``calexp`` per (visit, detector).
+
+    The registry is closed afterwards, so the folder can be copied at once
+    (`copy_repository`): a filled template copied per test is much faster than
+    filling a new repository each time.
+    """
+    from compstore.butler import Butler  # a test helper: the top layer may be used
+
+    Butler.create(root)
+    butler = Butler(root, run="sfm", fsync=False)
+    butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    for (visit, detector), exposure in exposures.items():
+        butler.put(exposure, "calexp", visit=visit, detector=detector)
+    butler.registry.close()
+    return Path(root)
