@@ -1369,7 +1369,7 @@ class Registry:
             fast = self._find_fast(dataset_type, data_id, collections)
             if fast is not _NO_FAST_PATH:
                 return fast  # type: ignore[return-value]
-        if partial:
+        else:
             candidates = self.find_datasets_partial(dataset_type, data_id, collections)
             if len(candidates) > 1:
                 raise AmbiguousDatasetError(
@@ -1674,7 +1674,8 @@ class Registry:
                         f"{existing['task_class']}); cannot record task {task_label!r} for it"
                     )
                 return
-            if self._get(conn, output_id) is None:
+            dataset = self._t["dataset"]
+            if conn.execute(sa.select(dataset.c.id).where(dataset.c.id == output_id)).first() is None:
                 raise DatasetNotFoundError(f"no dataset with ID {output_id} to record provenance for")
             conn.execute(
                 self._t["provenance"].insert().values(
