@@ -182,7 +182,7 @@ class Registry:
         self._type_names: dict[int, str] = {}
         self._collections: dict[str, tuple[int, CollectionType]] = {}
         self._collection_names: dict[int, str] = {}
-        self._statement_cache: dict[int, tuple[sa.MetaData, _TypeInfo, Any, Any]] = {}
+        self._statement_cache: dict[int, tuple[sa.MetaData, _TypeInfo, Any, Any, Any]] = {}
         if _create:
             self._create_schema()
         else:
@@ -1235,8 +1235,8 @@ class Registry:
             row[2],
         )
 
-    def _statements(self, info: _TypeInfo) -> tuple[sa.Select[Any], sa.Select[Any]]:
-        """Return the (RUN, TAGGED) select statements for one dataset type, cached.
+    def _statements(self, info: _TypeInfo) -> tuple[sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
+        """Return the (every run, RUN, TAGGED) select statements of one dataset type, cached.
 
         Built once with bind parameters (``type_id``, ``runs``/``tags``) so the
         hot path of find_dataset only binds values: building SQLAlchemy
@@ -1247,20 +1247,19 @@ class Registry:
         # Valid while both the schema description and the type are the ones it was
         # built from: a reloaded type (a new dimension) is a new _TypeInfo.
         if cached is not None and cached[0] is md and cached[1] is info:
-            return cached[2], cached[3]
+            return cached[2], cached[3], cached[4]
         table, tag = md.tables["dataset"], md.tables["dataset_tag"]
         columns = self._ref_columns(info)
         in_type = table.c.dataset_type_id == sa.bindparam("type_id")
-        by_run = sa.select(*columns).where(
-            in_type, table.c.run_id.in_(sa.bindparam("runs", expanding=True))
-        )
+        by_type = sa.select(*columns).where(in_type)
+        by_run = by_type.where(table.c.run_id.in_(sa.bindparam("runs", expanding=True)))
         by_tag = (
             sa.select(*columns, tag.c.collection_id)
             .join(tag, tag.c.dataset_id == table.c.id)
             .where(in_type, tag.c.collection_id.in_(sa.bindparam("tags", expanding=True)))
         )
-        self._statement_cache[info.id] = (md, info, by_run, by_tag)
-        return by_run, by_tag
+        self._statement_cache[info.id] = (md, info, by_type, by_run, by_tag)
+        return by_type, by_run, by_tag
 
     def _select(
         self,
@@ -1280,29 +1279,25 @@ class Registry:
         best-ranked dataset of each data ID is kept. ``params`` binds
         parameters of ``condition``.
         """
-        by_run, by_tag = self._statements(info)
-        if condition is not None:
-            by_run, by_tag = by_run.where(condition), by_tag.where(condition)
+        by_type, by_run, by_tag = self._statements(info)
+
+        def where(statement: sa.Select[Any]) -> sa.Select[Any]:
+            return statement if condition is None else statement.where(condition)
+
         bound = {"type_id": info.id, **(params or {})}
         ranked: list[tuple[int, Any]] = []
         if collections is None:
-            table = self._t["dataset"]
-            query = sa.select(*self._ref_columns(info)).where(
-                table.c.dataset_type_id == sa.bindparam("type_id")
-            )
-            if condition is not None:
-                query = query.where(condition)
-            ranked = [(0, row) for row in conn.execute(query, bound)]
+            ranked = [(0, row) for row in conn.execute(where(by_type), bound)]
         else:
             flat = self._flatten(conn, collections)
             rank = {cid: i for i, (cid, _) in enumerate(flat)}
             run_ids = [cid for cid, ctype in flat if ctype is CollectionType.RUN]
             tag_ids = [cid for cid, ctype in flat if ctype is CollectionType.TAGGED]
             if run_ids:
-                rows = conn.execute(by_run, {**bound, "runs": run_ids})
+                rows = conn.execute(where(by_run), {**bound, "runs": run_ids})
                 ranked.extend((rank[row[1]], row) for row in rows)
             if tag_ids:
-                rows = conn.execute(by_tag, {**bound, "tags": tag_ids})
+                rows = conn.execute(where(by_tag), {**bound, "tags": tag_ids})
                 ranked.extend((rank[row[-1]], row) for row in rows)
         if len(ranked) == 1:
             return [self._ref(conn, info, ranked[0][1])]
