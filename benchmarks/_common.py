@@ -68,6 +68,19 @@ def per_call(fn: Callable[[], Any], calls: int, batches: int = 5) -> float:
     return statistics.median(means)
 
 
+# -- the repositories --------------------------------------------------------------------
+def survey_butler(root: Path, *, fsync: bool = False, run: str = "sfm", **kwargs: Any) -> Any:
+    """A Butler on ``root`` (created if missing) with ``calexp`` and ``src`` registered."""
+    from compstore import Butler
+
+    if not (root / "compstore.json").exists():
+        Butler.create(root)
+    b = Butler(root, run=run, fsync=fsync, **kwargs)
+    b.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    b.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+    return b
+
+
 # -- the limits: numpy.save / numpy.load / memcpy of the same arrays --------------------
 class ArrayLimits:
     """Write, read and copy a fixed set of arrays the plainest way numpy can.

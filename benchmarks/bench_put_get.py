@@ -41,6 +41,7 @@ from _common import (
     machine,
     markdown_table,
     write_result,
+    survey_butler,
 )
 from compstore import Butler
 from compstore.testing.sky import make_catalog, make_exposure
@@ -66,11 +67,7 @@ def run(edge: int, repeat: int, tmp: Path) -> str:
 
     butlers = {}
     for name, fsync in (("nofsync", False), ("fsync", True)):
-        root = tmp / f"cs_{name}"
-        Butler.create(root)
-        b = Butler(root, run="sfm", fsync=fsync)
-        b.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
-        b.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+        b = survey_butler(tmp / f"cs_{name}", fsync=fsync)
         # Warm-up put and get (imports, codec set-up, SQL statement caches), untimed.
         warm = make_exposure(visit=999, detector=0, size=64)
         b.put(warm, "calexp", visit=999, detector=0)

@@ -44,6 +44,7 @@ from _common import (
     markdown_table,
     unique_bytes,
     write_result,
+    survey_butler,
 )
 from compstore import Butler
 from compstore.testing.sky import make_catalog, make_exposure
@@ -66,17 +67,9 @@ SIZES = {
 }
 
 
-def _butler(root: Path) -> Butler:
-    Butler.create(root)
-    b = Butler(root, run="sfm", fsync=False)
-    b.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
-    b.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
-    return b
-
-
 def image_sweep(size: Size, repeat: int, tmp: Path) -> list[dict[str, Any]]:
     out = []
-    warm = _butler(tmp / "warm")
+    warm = survey_butler(tmp / "warm")
     warm.put(make_exposure(1, 0, size=64), "calexp", visit=1, detector=0)
     warm.get("calexp", visit=1, detector=0)
     for edge in size.edges:
@@ -89,7 +82,7 @@ def image_sweep(size: Size, repeat: int, tmp: Path) -> list[dict[str, Any]]:
             repos[rep].put(exposure, "calexp", visit=1, detector=0)
 
         def setup_put(rep: int) -> None:
-            repos.append(_butler(tmp / f"img{edge}_{rep}"))
+            repos.append(survey_butler(tmp / f"img{edge}_{rep}"))
 
         def get(rep: int) -> None:
             repos[rep].get("calexp", visit=1, detector=0)
@@ -106,7 +99,7 @@ def image_sweep(size: Size, repeat: int, tmp: Path) -> list[dict[str, Any]]:
 
 def repo_sweep(size: Size, repeat: int, tmp: Path) -> list[dict[str, Any]]:
     out = []
-    b = _butler(tmp / "repo")
+    b = survey_butler(tmp / "repo")
     edge = size.repo_edge
     stored = make_exposure(2_000_000, 0, size=edge)
     b.put(stored, "calexp", visit=2_000_000, detector=0)
@@ -148,7 +141,7 @@ def repo_sweep(size: Size, repeat: int, tmp: Path) -> list[dict[str, Any]]:
 
 
 def memory_sweep(size: Size, tmp: Path) -> list[dict[str, Any]]:
-    b = _butler(tmp / "mem")
+    b = survey_butler(tmp / "mem")
     edge = size.loaded_edge
     n_max = max(size.loaded)
     print(f"putting {n_max} exposures of {edge}x{edge} for the memory sweep ...", flush=True)

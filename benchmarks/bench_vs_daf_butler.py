@@ -59,6 +59,7 @@ from _common import (
     unique_bytes,
     verdict,
     write_result,
+    survey_butler,
 )
 from compstore import Box2I, Butler, Calib, Wcs
 from compstore.testing.sky import make_catalog, make_exposure
@@ -161,13 +162,8 @@ class Bench:
         # compstore: one repository, fsync off (daf_butler never fsyncs); a second with
         # fsync on, only for the put row.
         self.cs_root = tmp / "compstore"
-        Butler.create(self.cs_root)
-        self.cs = Butler(self.cs_root, run="sfm", fsync=False)
-        Butler.create(tmp / "compstore_fsync")
-        self.cs_sync = Butler(tmp / "compstore_fsync", run="sfm", fsync=True)
-        for b in (self.cs, self.cs_sync):
-            b.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
-            b.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+        self.cs = survey_butler(self.cs_root)
+        self.cs_sync = survey_butler(tmp / "compstore_fsync", fsync=True)
 
         self.daf_root = str(tmp / "daf_butler")
         peer.create(self.daf_root, self.visits + [self.warm_visit, self.cutout_visit], self.detectors)

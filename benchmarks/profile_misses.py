@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _common import survey_butler
+
 from compstore import Box2I, Butler, Calib, Wcs
 from compstore.testing.sky import make_catalog, make_exposure
 
@@ -32,12 +34,7 @@ OPS = ("put", "get", "wcs", "catalog", "bbox", "hit", "jointcal", "cutout", "vis
 
 
 def _butler(root: Path, run: str = "sfm") -> Butler:
-    if not root.exists():
-        Butler.create(root)
-    b = Butler(root, run=run, collections=["sfm"], fsync=False)
-    b.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
-    b.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
-    return b
+    return survey_butler(root, run=run, collections=["sfm"])  # type: ignore[no-any-return]
 
 
 def profile(label: str, fn: Callable[[int], Any], runs: int, setup: Callable[[int], Any] | None,
