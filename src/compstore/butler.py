@@ -156,8 +156,10 @@ class Butler:
         Bytes of recently used objects the identity cache keeps alive. The cache
         is shared by every Butler of this repository in the process.
     fsync
-        Make every put durable before it returns (switch off only for scratch
-        repositories and benchmarks).
+        Make every put durable before it returns: components, manifests and the
+        registry row are on the disk (switch off only for scratch repositories
+        and benchmarks: then a power cut may lose the last puts, in part or
+        whole).
 
     Raises
     ------
@@ -175,6 +177,7 @@ class Butler:
         fsync: bool = True,
     ) -> None:
         self._repo = Repository.open(root, fsync=fsync)
+        self.fsync = fsync
         self.root = self._repo.root
         self.registry: Registry = self._repo.registry
         self.blobs = self._repo.blobs
@@ -336,7 +339,7 @@ class Butler:
         # Durability order: components and manifests reach the disk, then the rows.
         self.blobs.sync()
         refs = []
-        with self.registry.transaction():
+        with self.registry.transaction(durable=self.fsync):
             for (_, dtype, full_id), manifest in zip(prepared, manifests, strict=True):
                 ref = self.registry.insert_dataset(dtype.name, full_id, self.run, manifest)
                 if provenance is not None:

@@ -469,6 +469,51 @@ def test_failed_call_inside_transaction_keeps_the_rest(registry: Registry) -> No
     assert sorted(r.data_id["visit"] for r in registry.query_datasets("calexp")) == [1, 3]
 
 
+def test_failed_single_insert_inside_transaction_keeps_the_rest(registry: Registry) -> None:
+    # A one-row insert runs without a savepoint of its own (one SQLite statement
+    # is atomic): its conflict must still leave the transaction usable.
+    registry.register_run("sfm")
+    registry.register_dataset_type("calexp", ("visit",), "Exposure")
+    with registry.transaction():
+        registry.insert_dataset("calexp", {"visit": 1}, "sfm", "m")
+        with pytest.raises(ConflictingDatasetError):
+            registry.insert_dataset("calexp", {"visit": 1}, "sfm", "other")
+        registry.insert_dataset("calexp", {"visit": 2}, "sfm", "m")
+    refs = sorted(registry.query_datasets("calexp"), key=lambda r: r.data_id["visit"])
+    assert [(r.data_id["visit"], r.manifest) for r in refs] == [(1, "m"), (2, "m")]
+
+
+def test_nested_transactions_are_savepoints(registry: Registry) -> None:
+    registry.register_run("sfm")
+    registry.register_dataset_type("calexp", ("visit",), "Exposure")
+    with registry.transaction():
+        registry.insert_dataset("calexp", {"visit": 1}, "sfm", "m")
+        with pytest.raises(RuntimeError):
+            with registry.transaction():
+                registry.insert_dataset("calexp", {"visit": 2}, "sfm", "m")
+                with registry.transaction():
+                    registry.insert_dataset("calexp", {"visit": 3}, "sfm", "m")
+                raise RuntimeError("undo visits 2 and 3 only")
+        with registry.transaction():
+            registry.insert_dataset("calexp", {"visit": 4}, "sfm", "m")
+    assert sorted(r.data_id["visit"] for r in registry.query_datasets("calexp")) == [1, 4]
+
+
+@pytest.mark.parametrize("durable, level", [(True, 2), (False, 1)])
+def test_transaction_durability(registry: Registry, durable: bool, level: int) -> None:
+    # SQLite's synchronous: 2 = FULL (fsync at each commit), 1 = NORMAL.
+    registry.register_run("sfm")
+    for _ in range(2):  # the pooled connection is reused: the setting follows each call
+        with registry.transaction(durable=durable):
+            conn = registry._local.conn
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+            with registry.transaction(durable=not durable):  # nested: the outer's setting
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+        with registry.transaction(durable=not durable):
+            other = registry._local.conn.exec_driver_sql("PRAGMA synchronous").scalar()
+            assert other == 3 - level
+
+
 def test_committed_rows_visible_to_another_connection(tmp_path: Path) -> None:
     path = tmp_path / "r.sqlite3"
     with Registry.create(path) as writer, Registry(path) as reader:

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["is_sqlite", "make_engine", "make_url"]
+__all__ = ["is_sqlite", "make_engine", "make_url", "set_durability"]
 
 _URL_PREFIXES = ("sqlite:", "postgresql:", "postgresql+")
 
@@ -28,6 +28,26 @@ def make_url(target: str | os.PathLike[str] | sa.URL) -> sa.URL:
 def is_sqlite(url: sa.URL) -> bool:
     """Return whether ``url`` names a SQLite database."""
     return url.get_backend_name() == "sqlite"
+
+
+_SYNCHRONOUS = "compstore_synchronous"
+
+
+def set_durability(conn: sa.Connection, durable: bool) -> None:
+    """Make the next commits of ``conn`` (not yet begun) durable or not.
+
+    SQLite: ``synchronous=FULL`` fsyncs the write-ahead log at each commit;
+    ``NORMAL`` leaves that to the next checkpoint, so a power cut may undo the
+    last commits but never corrupts the database. Other databases: no change.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    want = "FULL" if durable else "NORMAL"
+    info = conn.connection.info
+    if info.get(_SYNCHRONOUS) != want:
+        # On the driver itself: a statement through ``conn`` would begin its transaction.
+        conn.connection.dbapi_connection.execute(f"PRAGMA synchronous={want}")  # type: ignore[union-attr]
+        info[_SYNCHRONOUS] = want
 
 
 def make_engine(url: sa.URL) -> sa.Engine:
@@ -55,6 +75,10 @@ def make_engine(url: sa.URL) -> sa.Engine:
         # 64 MiB page cache: bulk inserts of a million rows touch many index pages.
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        record.info.setdefault(_SYNCHRONOUS, "FULL")
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:

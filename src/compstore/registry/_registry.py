@@ -38,7 +38,7 @@ from ._dimensions import (
     coerce_value,
     infer_value_type,
 )
-from ._engine import is_sqlite, make_engine, make_url
+from ._engine import is_sqlite, make_engine, make_url, set_durability
 from ._schema import (
     SCHEMA_VERSION,
     add_dimension_column,
@@ -287,32 +287,42 @@ class Registry:
 
     # -- connections and transactions ------------------------------------------------
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
         """Run the enclosed registry calls in one database transaction.
 
         Commits when the block ends normally, rolls back if it raises. Nested
         blocks are savepoints. The transaction belongs to the calling thread.
+
+        Parameters
+        ----------
+        durable : `bool`, optional
+            Whether the commit reaches the disk before the block returns (SQLite
+            ``synchronous=FULL``). With False (a Butler opened with
+            ``fsync=False``), a power cut may undo the last commits, never
+            corrupt the database (``synchronous=NORMAL`` in WAL mode). A nested
+            block keeps the outer one's setting.
 
         Raises
         ------
         sqlalchemy.exc.OperationalError
             If the database stays locked by another writer for 60 s.
         """
-        with self._write() as _conn:
+        with self._write(durable=durable) as _conn:
             yield
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sa.Connection]:
+    def _write(self, *, durable: bool = True) -> Iterator[sa.Connection]:
         outer: sa.Connection | None = getattr(self._local, "conn", None)
         try:
             if outer is not None:
                 # A savepoint: a failed call inside the caller's transaction undoes
                 # only itself (an executemany that failed half-way, a new column).
-                with outer.begin_nested():
+                with _savepoint(outer, self._local):
                     yield outer
                 return
             with self._engine.connect() as conn:
                 conn.execution_options(compstore_write=True)
+                set_durability(conn, durable)
                 self._local.conn = conn
                 try:
                     with conn.begin():
@@ -1122,8 +1132,13 @@ class Registry:
                         )
                     )
                 try:
-                    with conn.begin_nested():
+                    if len(rows) == 1 and conn.dialect.name == "sqlite":
+                        # One statement is atomic in SQLite: a failed INSERT leaves
+                        # no row behind, so it needs no savepoint of its own.
                         execute_many(rows)
+                    else:
+                        with conn.begin_nested():
+                            execute_many(rows)
                 except sa.exc.IntegrityError:
                     raise self._conflict(
                         conn, info, run, run_id, list(zip(refs[chunk_start:], keys))
@@ -1418,11 +1433,13 @@ class Registry:
         with self._lock:
             cached = self._fast_paths.get(key)
         if cached is None or cached[0] != version:
-            with self._read() as conn:
-                flat = self._flatten(conn, list(key))
-                if any(ctype is not CollectionType.RUN for _, ctype in flat):
-                    return _NO_FAST_PATH
-                runs = [(cid, self._collection_name(conn, cid)) for cid, _ in flat]
+            runs = self._plain_runs(key)
+            if runs is None:
+                with self._read() as conn:
+                    flat = self._flatten(conn, list(key))
+                    if any(ctype is not CollectionType.RUN for _, ctype in flat):
+                        return _NO_FAST_PATH
+                    runs = [(cid, self._collection_name(conn, cid)) for cid, _ in flat]
             cached = (version, runs)
             with self._lock:
                 if len(self._fast_paths) > 10_000:
@@ -1452,6 +1469,29 @@ class Registry:
             dict(runs)[run_id],
             manifest,
         )
+
+    def _plain_runs(self, names: tuple[str, ...]) -> list[tuple[int, str]] | None:
+        """``(id, name)`` of each of ``names`` if all are RUN collections, else None.
+
+        Read on the raw connection: every commit (our own puts included) changes
+        ``data_version`` and so drops the fast path's search paths, and a search
+        path of runs (a put's existence check) is rebuilt in microseconds here
+        rather than through a SQLAlchemy transaction. Chains, tagged or missing
+        collections return None: the general path handles them.
+        """
+        runs: list[tuple[int, str]] = []
+        seen: set[int] = set()
+        with self._lock:
+            for name in names:
+                row = self._watcher.execute(  # type: ignore[union-attr]
+                    "SELECT id, type FROM collection WHERE name = ?", (name,)
+                ).fetchone()
+                if row is None or row[1] != CollectionType.RUN.value:
+                    return None
+                if row[0] not in seen:  # a run named twice is searched at its first place
+                    seen.add(row[0])
+                    runs.append((row[0], name))
+        return runs
 
     def find_datasets_partial(
         self,
@@ -1729,24 +1769,81 @@ def _bulk_inserter(
     processor). Elsewhere, plain SQLAlchemy executemany.
     """
     dialect = conn.dialect
-    compiled = table.insert().compile(dialect=dialect, column_keys=list(names))
-    order = compiled.positiontup
-    if dialect.name == "sqlite" and order is not None and sorted(order) == sorted(names):
-        sql = compiled.string
-        id_processor = table.c.id.type.bind_processor(dialect)
-        bind_id: Callable[[uuid.UUID], Any] = id_processor or (lambda value: value)
-        permutation = [list(names).index(n) for n in order]
-        if permutation == list(range(len(names))):
-            return (lambda rows: conn.exec_driver_sql(sql, rows)), bind_id
-        return (
-            lambda rows: conn.exec_driver_sql(
-                sql, [tuple(row[i] for i in permutation) for row in rows]
-            )
-        ), bind_id
+    if dialect.name == "sqlite":
+        plan = _sqlite_insert_plan(table, tuple(names), dialect)
+        if plan is not None:
+            sql, permutation, bind_id = plan
+            if permutation is None:
+                return (lambda rows: conn.exec_driver_sql(sql, rows)), bind_id
+            return (
+                lambda rows: conn.exec_driver_sql(
+                    sql, [tuple(row[i] for i in permutation) for row in rows]
+                )
+            ), bind_id
     insert = table.insert()
     return (
         lambda rows: conn.execute(insert, [dict(zip(names, row)) for row in rows])
     ), (lambda value: value)
+
+
+@contextlib.contextmanager
+def _savepoint(conn: sa.Connection, local: threading.local) -> Iterator[None]:
+    """A SAVEPOINT in ``conn``'s open transaction, released or rolled back to.
+
+    Plain SQL on the driver: SQLAlchemy's ``begin_nested`` compiles its SAVEPOINT
+    and RELEASE statements on every call, which cost more than the insert they
+    guard. The names are numbered per thread, so blocks nest.
+    """
+    depth = getattr(local, "savepoints", 0) + 1
+    local.savepoints = depth
+    name = f"compstore_{depth}"
+    conn.exec_driver_sql(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        # If the database rolled the whole transaction back itself (a full disk),
+        # the savepoint is gone: the caller's error is the one to see.
+        with contextlib.suppress(sa.exc.DBAPIError):
+            conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+            conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+        raise
+    else:
+        conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+    finally:
+        local.savepoints = depth - 1
+
+
+_InsertPlan = tuple[str, "list[int] | None", "Callable[[uuid.UUID], Any]"]
+_insert_plans: dict[tuple[int, tuple[str, ...]], tuple[sa.Table, _InsertPlan | None]] = {}
+
+
+def _sqlite_insert_plan(
+    table: sa.Table, names: tuple[str, ...], dialect: sa.Dialect
+) -> _InsertPlan | None:
+    """The compiled SQLite INSERT of ``names`` into ``table``, compiled once per table.
+
+    Returns ``(sql, permutation, bind_id)``: ``permutation`` reorders a row from
+    ``names`` order to the statement's (None when they agree); None when the
+    statement's parameters are not exactly ``names``.
+    """
+    key = (id(table), names)
+    hit = _insert_plans.get(key)
+    if hit is not None and hit[0] is table:
+        return hit[1]
+    compiled = table.insert().compile(dialect=dialect, column_keys=list(names))
+    order = compiled.positiontup
+    plan: _InsertPlan | None = None
+    if order is not None and sorted(order) == sorted(names):
+        id_processor = table.c.id.type.bind_processor(dialect)
+        bind_id: Callable[[uuid.UUID], Any] = id_processor or (lambda value: value)
+        permutation: list[int] | None = [names.index(n) for n in order]
+        if permutation == list(range(len(names))):
+            permutation = None
+        plan = (compiled.string, permutation, bind_id)
+    if len(_insert_plans) > 256:
+        _insert_plans.clear()
+    _insert_plans[key] = (table, plan)  # the table is kept: its id is never reused meanwhile
+    return plan
 
 
 _NO_FAST_PATH = object()
