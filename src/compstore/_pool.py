@@ -1,8 +1,13 @@
 """The one shared thread pool: chunk codecs, hashing and file writes release the GIL.
 
-Work submitted from a pool thread runs inline on that thread, so nested use
-(an array written on the pool encoding its chunks in parallel) never waits on
-a pool whose workers are all waiting too.
+Nothing here ever waits for a task that has not started, so nested use (an
+array written on the pool encoding its chunks in parallel) cannot deadlock a
+pool whose workers are all busy:
+
+- `submit` from a pool thread runs the work inline, on that thread;
+- `parallel_map` shares its items between the calling thread and pool helpers:
+  the caller works through them itself, a helper that starts late finds none
+  left, and the caller waits only for items a running helper has claimed.
 """
 
 from __future__ import annotations
@@ -45,11 +50,65 @@ def in_worker() -> bool:
 
 
 def parallel_map(fn: Callable[[_T], _R], items: Iterable[_T], parallel: bool) -> list[_R]:
-    """Map ``fn`` over ``items``, on the shared pool when ``parallel`` (inline on a pool thread)."""
+    """Map ``fn`` over ``items``: with ``parallel``, the calling thread and pool helpers share them.
+
+    Results keep the order of ``items``. The first exception raised by ``fn``
+    is re-raised once every item already started has finished (no further
+    item starts after it). From a pool thread too, the other workers help as
+    they come free: an array encoded on the pool is not left to one thread.
+    """
     items = list(items)
-    if not parallel or len(items) < 2 or in_worker():
+    if not parallel or len(items) < 2:
         return [fn(item) for item in items]
-    return list(_pool().map(fn, items))
+    return _SharedMap(fn, items).run()
+
+
+class _SharedMap:
+    """One `parallel_map`: items claimed one at a time by the caller and by helpers."""
+
+    def __init__(self, fn: Callable[[_T], _R], items: list[_T]) -> None:
+        self._fn = fn
+        self._items = items
+        self._results: list[Any] = [None] * len(items)
+        self._next = 0
+        self._running = 0
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+
+    def run(self) -> list[Any]:
+        pool = _pool()
+        # The caller is one worker; the others may help (a pool thread is one of them).
+        for _ in range(min(pool._max_workers - 1, len(self._items) - 1)):
+            pool.submit(self._work)
+        self._work()
+        with self._lock:
+            while self._running:
+                self._idle.wait()
+        if self._error is not None:
+            raise self._error
+        return self._results
+
+    def _claim(self) -> int | None:
+        with self._lock:
+            if self._error is not None or self._next >= len(self._items):
+                return None
+            self._running += 1
+            self._next += 1
+            return self._next - 1
+
+    def _work(self) -> None:
+        while (i := self._claim()) is not None:
+            try:
+                self._results[i] = self._fn(self._items[i])
+            except BaseException as exc:  # noqa: BLE001 - re-raised by run(), in the caller
+                with self._lock:
+                    self._error = self._error or exc
+            finally:
+                with self._lock:
+                    self._running -= 1
+                    if not self._running:
+                        self._idle.notify_all()
 
 
 def submit(fn: Callable[..., _R], *args: Any) -> Future[_R]:

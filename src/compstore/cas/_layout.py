@@ -22,6 +22,8 @@ chunk is one zarr shard holding those chunks and their index.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -176,6 +178,6 @@ def one_file_layout(layout: ArrayLayout, shape: tuple[int, ...]) -> ArrayLayout:
     if layout.compressor is None:
         return replace(layout, chunk_shape=tuple(max(1, n) for n in shape), shard_shape=None)
     grid = [max(1, -(-n // c)) for n, c in zip(shape, layout.chunk_shape)]
-    if int(np.prod(grid, dtype=np.int64)) <= 1:
+    if math.prod(grid) <= 1:
         return layout
     return replace(layout, shard_shape=tuple(g * c for g, c in zip(grid, layout.chunk_shape)))

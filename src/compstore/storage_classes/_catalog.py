@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -27,6 +29,15 @@ def _mask_key(index: int) -> str:
 def _unit_string(unit: Any) -> str | None:
     if unit is None:
         return None
+    try:
+        return _unit_strings(unit)
+    except TypeError:  # an unhashable unit spec: not remembered
+        return u.Unit(unit).to_string(format="generic")
+
+
+@functools.lru_cache(maxsize=1024)
+def _unit_strings(unit: Any) -> str:
+    # astropy spends ~0.1 ms writing a unit out; a catalog's columns repeat a few units.
     return u.Unit(unit).to_string(format="generic")
 
 

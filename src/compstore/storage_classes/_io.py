@@ -17,8 +17,9 @@ children. ``docs/format.md`` is the specification.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,15 +75,26 @@ class _Write:
     on the pool and the manifests waiting for them (components before manifests)."""
 
     report: WriteReport
-    pending: dict[str, Future[str]] = field(default_factory=dict)
+    pending: dict[str, tuple[Future[str], Callable[[], str]]] = field(default_factory=dict)
     manifests: dict[str, bytes] = field(default_factory=dict)
 
+    def start(self, digest: str, fn: Callable[[], str]) -> None:
+        """Run ``fn`` (an array write) on the shared pool."""
+        self.pending[digest] = (submit(fn), fn)
+
     def wait(self, *, raise_error: bool = True) -> None:
-        """Wait for every array write; then raise the first failure (if ``raise_error``)."""
+        """Finish every array write; then raise the first failure (if ``raise_error``).
+
+        A write still queued is taken back and run here: a caller with nothing
+        left to do works instead of waiting for a busy pool.
+        """
         error: BaseException | None = None
-        for future in self.pending.values():
+        queued = [fn for future, fn in self.pending.values() if future.cancel()]
+        for task in [*queued, *(future.result for future, _ in self.pending.values())]:
             try:
-                future.result()
+                task()
+            except CancelledError:
+                pass  # taken back above, and run
             except BaseException as exc:  # noqa: BLE001 - re-raised below, after the rest
                 error = error or exc
         self.pending.clear()
@@ -192,7 +204,7 @@ class ObjectIO:
             report.components_reused += 1
         else:
             if array.nbytes >= ASYNC_WRITE_MIN_BYTES:
-                w.pending[digest] = submit(self.blobs.put_array, array, digest)
+                w.start(digest, functools.partial(self.blobs.put_array, array, digest))
             else:
                 self.blobs.put_array(array, digest=digest)
             report.arrays_written += 1
