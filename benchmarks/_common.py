@@ -217,6 +217,40 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+class StealMeter:
+    """CPU time the hypervisor took from this virtual machine while a run lasted.
+
+    Linux counts it in ``/proc/stat`` ("steal"): time a virtual CPU was ready
+    to run but the host ran something else. A run that lost much of it timed a
+    slower machine than a quiet one; its ratios are still same-run ratios.
+    """
+
+    def __init__(self) -> None:
+        self.start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        if len(fields) < 8:
+            return None
+        busy = fields[0] + fields[1] + fields[2]  # user, nice, system
+        return busy, fields[7]
+
+    def report(self) -> str:
+        """``"CPU steal during the run: X% of the busy time"``, or "" where not measurable."""
+        end = self._read()
+        if self.start is None or end is None:
+            return ""
+        busy, steal = end[0] - self.start[0], end[1] - self.start[1]
+        if busy + steal <= 0:
+            return ""
+        return f"CPU steal during the run: {100 * steal / (busy + steal):.0f}% of the busy time"
+
+
 def machine() -> str:
     """One line naming the machine, the Python and the library versions that matter."""
     versions = []

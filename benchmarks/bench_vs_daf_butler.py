@@ -44,6 +44,7 @@ import numpy as np
 
 from _common import (
     ArrayLimits,
+    StealMeter,
     alternate,
     catalog_arrays,
     dir_bytes,
@@ -557,6 +558,7 @@ class Bench:
 def run(size_name: str, size: Size, repeat: int, tmp: Path) -> tuple[str, dict[str, Any]]:
     """Run every comparison; return the Markdown report and the raw samples."""
     started = time.perf_counter()
+    steal = StealMeter()
     bench = Bench(size, repeat, tmp)
     print("| " + " | ".join(HEADERS) + " |", flush=True)
     bench.warm_up()
@@ -574,6 +576,8 @@ def run(size_name: str, size: Size, repeat: int, tmp: Path) -> tuple[str, dict[s
         f"wcs: {repeat * 3}, bbox: {repeat * 2}), operations alternating, page cache warm; "
         f"compstore fsync off unless said; run took {elapsed:.0f} s\n\n{machine()}\n"
     )
+    if stolen := steal.report():
+        head += f"\n{stolen}\n"
     text = head + "\n" + markdown_table(HEADERS, [r.cells() for r in bench.rows]) + "\n\n"
     text += "\n".join(f"- {n}" for n in bench.notes) + "\n"
     text += f"\nMISS: {len(misses)} ({'; '.join(misses) or 'none'})\n"
