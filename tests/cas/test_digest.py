@@ -17,7 +17,7 @@ from compstore.cas import (
     digest_bytes,
     is_digest,
 )
-from compstore.cas._digest import ARRAY_TAG, BYTES_TAG, array_header
+from compstore.cas._digest import ARRAY_TAG, BYTES_TAG, array_bytes, array_hasher, array_header
 from compstore.errors import EncodingError
 
 DTYPES = st.sampled_from(
@@ -58,6 +58,17 @@ def test_equal_content_equal_digest(array: np.ndarray) -> None:
     assert is_digest(digest)
     assert digest_array(array.copy()) == digest
     assert digest_array(np.array(array, order="F")) == digest  # asfortranarray makes 0-d 1-d
+
+
+@given(arrays, st.lists(st.integers(0, 1 << 16), max_size=5))
+def test_hashing_in_pieces_gives_the_digest(array: np.ndarray, cuts: list[int]) -> None:
+    # What a store that hashes while it writes does (LocalBlobStore.put_new_array).
+    hasher = array_hasher(array.dtype, array.shape)
+    data = array_bytes(np.ascontiguousarray(array).reshape(array.shape))
+    bounds = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    for start, end in zip(bounds, bounds[1:]):
+        hasher.update(data[start:end])
+    assert hasher.hexdigest() == digest_array(array)
 
 
 @given(hnp.arrays(dtype=DTYPES, shape=hnp.array_shapes(min_dims=2, max_dims=3, min_side=2)))

@@ -10,7 +10,7 @@ import pytest
 
 from compstore import Exposure, Mask
 from compstore.cache import ObjectCache
-from compstore.cas import MemoryBlobStore
+from compstore.cas import MemoryBlobStore, digest_array
 from compstore.errors import BlobStoreError
 from compstore.storage_classes import ObjectIO, WriteReport
 from compstore.storage_classes._io import ASYNC_WRITE_MIN_BYTES
@@ -108,3 +108,51 @@ def test_an_error_while_walking_waits_for_the_pool_and_is_the_one_raised() -> No
     # write() returned only after the pool writes it had started were over.
     assert time.perf_counter() - started >= 0.2
     assert store.events == []
+
+
+# -- big arrays hashed while written (BlobStore.put_new_array) -------------------------
+def test_a_manifest_does_not_depend_on_whether_digests_were_known() -> None:
+    # New big arrays get their digests from the pool, after the walk; arrays the
+    # cache knows are named at once. Either way the manifests are the same bytes.
+    exposure = big_exposure()
+    fresh_store = MemoryBlobStore()
+    fresh = ObjectIO(fresh_store, ObjectCache(1 << 30))
+    digest = fresh.write(exposure, "Exposure")
+    knowing_store = MemoryBlobStore()
+    knowing = ObjectIO(knowing_store, ObjectCache(1 << 30))
+    for array in (exposure.image, exposure.mask.array, exposure.variance):
+        knowing.cache.remember_digest(array, digest_array(array))
+    assert knowing.write(exposure, "Exposure") == digest
+    assert sorted(knowing_store.iter_documents()) == sorted(fresh_store.iter_documents())
+    assert fresh_store.get_document(digest) == knowing_store.get_document(digest)
+    read = fresh.read(digest)
+    np.testing.assert_array_equal(read.mask.array, exposure.mask.array)
+    np.testing.assert_array_equal(read.variance, exposure.variance)
+
+
+def test_equal_big_arrays_of_new_objects_are_stored_once_and_reported_reused() -> None:
+    store = MemoryBlobStore()
+    io = ObjectIO(store, ObjectCache(1 << 30))
+    first = WriteReport()
+    digest = io.write(big_exposure(), "Exposure", first)
+    assert first.arrays_written == 3 and first.bytes_hashed >= 3 * ASYNC_WRITE_MIN_BYTES
+    arrays = sorted(store.iter_arrays())
+    again = WriteReport()
+    assert io.write(big_exposure(), "Exposure", again) == digest  # equal content, new objects
+    assert again.arrays_written == 0 and again.documents_written == 0
+    assert again.components_reused >= 3
+    assert sorted(store.iter_arrays()) == arrays
+
+
+def test_one_big_array_named_twice_in_an_object_is_written_once() -> None:
+    edge = 1024
+    plane = np.full((edge, edge), 7.0, dtype=np.float32)
+    exposure = Exposure(plane, Mask(np.zeros((edge, edge), dtype=np.int32), {"BAD": 0}), plane)
+    store = RecordingStore()
+    io = ObjectIO(store, ObjectCache(1 << 30))
+    report = WriteReport()
+    digest = io.write(exposure, "Exposure", report)
+    manifest = io.manifest(digest)["components"]
+    assert manifest["image"]["array"] == manifest["variance"]["array"] == digest_array(plane)
+    assert [kind for kind, _, _ in store.events].count("array") == 2  # the plane and the mask
+    assert report.arrays_written == 2 and report.components_reused >= 1

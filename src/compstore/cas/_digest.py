@@ -10,7 +10,7 @@ every digest.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import xxhash
@@ -21,6 +21,8 @@ from compstore.errors import EncodingError
 __all__ = [
     "ARRAY_TAG",
     "BYTES_TAG",
+    "array_bytes",
+    "array_hasher",
     "array_header",
     "check_digest",
     "digest_array",
@@ -138,13 +140,35 @@ def digest_array(array: np.ndarray) -> str:
         If the dtype is ``object`` or a structured dtype with object fields.
     """
     arr = np.asarray(array)
-    header = array_header(arr.dtype, arr.shape)
+    h = array_hasher(arr.dtype, arr.shape)
     arr = np.ascontiguousarray(arr)
+    if arr.size:
+        h.update(array_bytes(arr))
+    return h.hexdigest()
+
+
+def array_hasher(dtype: np.dtype, shape: tuple[int, ...]) -> Any:
+    """Start the digest of an array of ``dtype`` and ``shape``: an xxh3 hasher fed all but its bytes.
+
+    Feeding it the array's C-order bytes (`array_bytes`) whole, or in
+    consecutive pieces, then ``hexdigest()`` gives `digest_array` (a store may
+    hash while it writes).
+
+    Raises
+    ------
+    EncodingError
+        If the dtype holds Python objects.
+    """
     h = xxhash.xxh3_128(ARRAY_TAG)
     # The header is canonical JSON, which never holds a raw NUL: the NUL marks its end.
-    h.update(header)
+    h.update(array_header(dtype, shape))
     h.update(b"\x00")
-    if arr.size:
-        # A uint8 view hashes any dtype (datetime64, float16...) without a copy.
-        h.update(arr.reshape(-1).view(np.uint8).data)
-    return h.hexdigest()
+    return h
+
+
+def array_bytes(arr: np.ndarray) -> memoryview:
+    """The bytes of a C-contiguous array, as one flat byte view (no copy).
+
+    A uint8 view reads any dtype (datetime64, float16...) without a copy.
+    """
+    return arr.reshape(-1).view(np.uint8).data

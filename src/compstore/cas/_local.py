@@ -34,13 +34,14 @@ import numpy as np
 
 from compstore._pool import parallel_map
 from compstore.cas._atomic import fsync_dir, fsync_file, write_atomic, write_new
-from compstore.cas._digest import check_digest, is_digest
+from compstore.cas._digest import array_hasher, check_digest, is_digest
 from compstore.cas._region import Region, normalize_region
 from compstore.cas._store import (
     ARRAYS_GROUP,
     ArrayInfo,
     BlobStore,
     RegionLike,
+    check_array,
     prepare_array,
     prepare_document,
 )
@@ -53,7 +54,9 @@ from compstore.cas._zarrfmt import (
 from compstore.cas._zarrio import (
     dimension_names_for,
     read_array_dir,
+    write_array_data,
     write_array_dir,
+    write_array_meta,
 )
 from compstore.errors import BlobNotFoundError, BlobStoreError, CorruptBlobError, EncodingError
 
@@ -212,6 +215,42 @@ class LocalBlobStore(BlobStore):
             else:
                 self._publish_array(digest, tmp)
         return digest
+
+    def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
+        """Hash ``array`` while writing it (one pass over its memory); see `BlobStore`.
+
+        The array is written into a temporary folder, then named by the digest
+        found; if that digest is stored already, the folder is removed (the
+        price of a duplicate nobody knew about: one write, no second copy).
+        """
+        check_array(array)
+        shape = array.shape
+        hasher = array_hasher(array.dtype, shape)
+        with self._lock:
+            tmp = self._temp_path("new")
+        try:
+            layout, files = write_array_data(tmp, array, hasher)
+            digest = hasher.hexdigest()
+            if self.has_array(digest):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return digest, False
+            names = dimension_names_for(digest, len(shape))
+            files.insert(0, write_array_meta(tmp, shape, layout, names))
+        except EncodingError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise BlobStoreError(f"cannot write a new array component: {exc}") from exc
+        with self._lock:
+            if self._fsync:
+                if digest in self._staged_arrays:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return digest, False
+                self._staged_arrays[digest] = (tmp, files)
+            else:
+                self._publish_array(digest, tmp)
+        return digest, True
 
     def _publish_array(self, digest: str, src: str) -> None:
         final = self._array_path(digest)

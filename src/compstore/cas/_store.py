@@ -21,6 +21,7 @@ __all__ = [
     "ArrayInfo",
     "BlobStore",
     "RegionLike",
+    "check_array",
     "prepare_array",
     "prepare_document",
 ]
@@ -85,6 +86,24 @@ class BlobStore(ABC):
         BlobStoreError
             If the write fails.
         """
+
+    def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
+        """Hash and store an array; return its digest and whether this call stored it.
+
+        For an array whose digest nobody knows yet. A store may hash it while
+        writing it (one pass over its memory instead of two); an array found
+        present afterwards is then discarded, never stored twice. This
+        default hashes first and writes only if the digest is new.
+
+        Raises
+        ------
+        As `put_array`.
+        """
+        array, digest = prepare_array(array, None)
+        if self.has_array(digest):
+            return digest, False
+        self.put_array(array, digest)
+        return digest, True
 
     @abstractmethod
     def get_array(self, digest: str, region: RegionLike = None) -> np.ndarray:
@@ -264,6 +283,19 @@ class BlobStore(ABC):
         self.close()
 
 
+def check_array(array: np.ndarray) -> None:
+    """Check that ``array`` is a numpy array of a dtype the store holds.
+
+    Raises
+    ------
+    EncodingError
+        If it is not, saying which type or dtype it is.
+    """
+    if not isinstance(array, np.ndarray):
+        raise EncodingError(f"put_array takes a numpy array, not {type(array).__name__}")
+    zarr_data_type(array.dtype)
+
+
 def prepare_array(array: np.ndarray, digest: str | None) -> tuple[np.ndarray, str]:
     """Check that an array can be stored and return it with its digest.
 
@@ -274,9 +306,7 @@ def prepare_array(array: np.ndarray, digest: str | None) -> tuple[np.ndarray, st
     InvalidDigestError
         If ``digest`` is given and malformed.
     """
-    if not isinstance(array, np.ndarray):
-        raise EncodingError(f"put_array takes a numpy array, not {type(array).__name__}")
-    zarr_data_type(array.dtype)
+    check_array(array)
     if digest is None:
         digest = digest_array(array)
     else:

@@ -18,6 +18,7 @@ import google_crc32c
 import numpy as np
 
 from compstore._pool import parallel_map
+from compstore.cas._digest import array_bytes
 from compstore.cas._layout import ArrayLayout, choose_layout, one_file_layout
 from compstore.cas._region import Region
 from compstore.cas._zarrfmt import (
@@ -35,7 +36,9 @@ __all__ = [
     "PARALLEL_MIN_BYTES",
     "dimension_names_for",
     "read_array_dir",
+    "write_array_data",
     "write_array_dir",
+    "write_array_meta",
 ]
 
 PARALLEL_MIN_BYTES: Final = 4 << 20
@@ -60,33 +63,75 @@ def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) ->
     OSError
         If a write fails (``path`` is left for the caller to remove).
     """
+    layout, files = write_array_data(path, array)
+    return [write_array_meta(path, array.shape, layout, dimension_names), *files]
+
+
+def write_array_data(path: str, array: np.ndarray, hasher: Any = None) -> tuple[ArrayLayout, list[str]]:
+    """Create the directory ``path`` and write ``array``'s one data file into it.
+
+    With ``hasher`` (:func:`compstore.cas._digest.array_hasher`'s), the
+    array's bytes are fed to it too: a raw array in blocks, each hashed and
+    then written while still in the CPU cache, so its memory is read once (two
+    2048x2048 float planes: 13.3-13.6 ms against 15.5-15.8 ms hashed whole,
+    then written, ad-hoc timing); a compressed one whole, before encoding.
+    The caller writes ``zarr.json`` after (its dimension names carry the digest).
+
+    Returns
+    -------
+    layout, files
+        The layout chosen, and the files and directories created, directories
+        last (for a later fsync).
+
+    Raises
+    ------
+    EncodingError
+        If the dtype is not one the store holds.
+    OSError
+        If a write fails (``path`` is left for the caller to remove).
+    """
     layout = choose_layout(array.dtype, array.shape)
     if layout.compressor is not None and not _compression_pays(array, layout):
         layout = dataclasses.replace(layout, compressor=None)
     layout = one_file_layout(layout, array.shape)
-    shape = array.shape
     os.mkdir(path)
-    created: list[str] = []
-    meta_path = os.path.join(path, "zarr.json")
-    with open(meta_path, "xb") as f:
-        f.write(array_metadata(shape, layout, dimension_names))
-    created.append(meta_path)
     if array.size == 0:  # no chunk at all: zarr reads the fill value (nothing to read)
-        created.append(path)
-        return created
-
-    file = os.path.join(path, chunk_key((0,) * len(shape)))
+        return layout, [path]
+    file = os.path.join(path, chunk_key((0,) * array.ndim))
+    data = np.ascontiguousarray(array).reshape(array.shape)  # (0-d arrays come back 1-d)
     with open(file, "xb") as f:
         if layout.compressor is None:
             # Raw: the file is the array's bytes in C order, written from the array itself.
-            # (ndarray is a buffer; numpy's stubs declare __buffer__ only for Python >= 3.12.)
-            f.write(np.ascontiguousarray(array))  # type: ignore[arg-type]
-        elif layout.shard_shape is None:  # one chunk, of the array's own shape
-            f.write(encode_chunk(array, (numcodec_of(layout.compressor),)))
+            raw = array_bytes(data)
+            if hasher is None:
+                f.write(raw)
+            else:
+                for start in range(0, len(raw), _HASH_WRITE_BLOCK):
+                    block = raw[start : start + _HASH_WRITE_BLOCK]
+                    hasher.update(block)
+                    f.write(block)
         else:
-            _write_shard(f, array, layout)
-    created += [file, path]
-    return created
+            if hasher is not None:
+                hasher.update(array_bytes(data))
+            if layout.shard_shape is None:  # one chunk, of the array's own shape
+                f.write(encode_chunk(data, (numcodec_of(layout.compressor),)))
+            else:
+                _write_shard(f, data, layout)
+    return layout, [file, path]
+
+
+def write_array_meta(path: str, shape: tuple[int, ...], layout: ArrayLayout,
+                     dimension_names: list[str]) -> str:  # fmt: skip
+    """Write the ``zarr.json`` of an array of ``shape`` written with ``layout``; return its path."""
+    meta_path = os.path.join(path, "zarr.json")
+    with open(meta_path, "xb") as f:
+        f.write(array_metadata(shape, layout, dimension_names))
+    return meta_path
+
+
+#: Bytes hashed then written at a time by `write_array_data`: small enough to stay
+#: in the CPU cache between the two (256 KiB was the fastest of 256 KiB/1 MiB/4 MiB).
+_HASH_WRITE_BLOCK: Final = 256 << 10
 
 
 def _padded_block(array: np.ndarray, idx: tuple[int, ...], out: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,23 +64,90 @@ class WriteReport:
     written: list[str] = field(default_factory=list)
 
 
-#: Arrays at least this big are written on the shared pool while the caller goes on
-#: hashing the next component: the page-cache copies of two files run side by side.
+#: Arrays at least this big are hashed and written on the shared pool, in one pass
+#: over their memory (`BlobStore.put_new_array`), while the caller goes on with
+#: the next component; their digests are known when the manifests are made.
 ASYNC_WRITE_MIN_BYTES = 1 << 20
+
+_UNSET: Any = object()
+
+
+class _Task:
+    """An array write on the shared pool, which its caller may take back if not started."""
+
+    __slots__ = ("error", "fn", "future", "value")
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+        self.future: Future[Any] = submit(fn)
+        self.value: Any = _UNSET
+        self.error: BaseException | None = None
+
+    def take_back(self) -> None:
+        """Run the write here if the pool has not started it."""
+        if self.future.cancel():
+            try:
+                self.value = self.fn()
+            except BaseException as exc:  # noqa: BLE001 - raised by result(), like the pool's
+                self.error = exc
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        if self.value is not _UNSET:
+            return self.value
+        return self.future.result()
+
+
+class _PendingArray:
+    """An array being hashed and written on the pool: its digest, once `resolve`d."""
+
+    __slots__ = ("digest", "task")
+
+    def __init__(self, task: _Task) -> None:
+        self.task = task
+        self.digest: str | None = None
+
+    def resolve(self, report: WriteReport) -> str:
+        """The digest; the first call reports whether the array was stored or found."""
+        if self.digest is not None:  # the same array named twice in one object
+            report.components_reused += 1
+            return self.digest
+        digest, stored = self.task.result()
+        if stored:
+            report.arrays_written += 1
+            report.written.append(digest)
+        else:
+            report.components_reused += 1
+        self.digest = digest
+        return digest
+
+
+@dataclass
+class _PendingManifest:
+    """A manifest naming a `_PendingArray` (maybe through a nested manifest)."""
+
+    storage_class: str
+    components: dict[str, Any]
+    attributes: dict[str, Any]
 
 
 @dataclass
 class _Write:
-    """One `ObjectIO.write` in progress: its report, the array writes still running
-    on the pool and the manifests waiting for them (components before manifests)."""
+    """One `ObjectIO.write` in progress: its report, the array writes running on the
+    pool, and the manifests waiting for them (components before manifests)."""
 
     report: WriteReport
-    pending: dict[str, tuple[Future[str], Callable[[], str]]] = field(default_factory=dict)
+    tasks: list[_Task] = field(default_factory=list)
+    started: set[str] = field(default_factory=set)  # digests whose writes are under way
+    new_arrays: dict[int, tuple[np.ndarray, _PendingArray]] = field(default_factory=dict)
     manifests: dict[str, bytes] = field(default_factory=dict)
 
-    def start(self, digest: str, fn: Callable[[], str]) -> None:
+    def start(self, fn: Callable[[], Any]) -> _Task:
         """Run ``fn`` (an array write) on the shared pool."""
-        self.pending[digest] = (submit(fn), fn)
+        task = _Task(fn)
+        self.tasks.append(task)
+        return task
 
     def wait(self, *, raise_error: bool = True) -> None:
         """Finish every array write; then raise the first failure (if ``raise_error``).
@@ -88,18 +155,17 @@ class _Write:
         A write still queued is taken back and run here: a caller with nothing
         left to do works instead of waiting for a busy pool.
         """
-        error: BaseException | None = None
-        queued = [fn for future, fn in self.pending.values() if future.cancel()]
-        for task in [*queued, *(future.result for future, _ in self.pending.values())]:
+        errors: list[BaseException] = []
+        for task in self.tasks:
+            task.take_back()
+        for task in self.tasks:
             try:
-                task()
-            except CancelledError:
-                pass  # taken back above, and run
+                task.result()
             except BaseException as exc:  # noqa: BLE001 - re-raised below, after the rest
-                error = error or exc
-        self.pending.clear()
-        if error is not None and raise_error:
-            raise error
+                errors.append(exc)
+        self.tasks.clear()
+        if errors and raise_error:
+            raise errors[0]
 
 
 class _Reader:
@@ -166,14 +232,15 @@ class ObjectIO:
         sc.check_type(obj)
         try:
             if isinstance(sc, CompositeStorageClass):
-                digest = self._write_composite(obj, sc, w)
+                root = self._write_composite(obj, sc, w)
             else:
                 entry = self._write_entry(obj, sc, w)
-                digest = self._write_manifest(sc.name, {"value": entry}, {}, w)
+                root = self._write_manifest(sc.name, {"value": entry}, {}, w)
         except BaseException:
             w.wait(raise_error=False)  # no write left running; the first error is the one raised
             raise
         w.wait()
+        digest = self._resolve_manifest(root, w)
         for manifest, data in w.manifests.items():
             self._put_document(data, w.report, manifest)
         return digest
@@ -196,25 +263,36 @@ class ObjectIO:
 
     def _write_array(self, array: np.ndarray, w: _Write) -> dict[str, Any]:
         report = w.report
+        entry: dict[str, Any] = {
+            "storage_class": "Array", "array": None, "dtype": array.dtype.str, "shape": list(array.shape),
+        }  # fmt: skip
         digest = self.cache.known_digest(array)
+        if digest is None and array.nbytes >= ASYNC_WRITE_MIN_BYTES:
+            # Hashed while written, on the pool; the digest is filled in with the manifests.
+            seen = w.new_arrays.get(id(array))
+            if seen is None:
+                report.bytes_hashed += array.nbytes
+                pending = _PendingArray(w.start(functools.partial(self.blobs.put_new_array, array)))
+                w.new_arrays[id(array)] = (array, pending)  # the array is kept: its id stays its own
+            else:
+                pending = seen[1]
+            entry["array"] = pending
+            return entry
         if digest is None:
             digest = digest_array(array)
             report.bytes_hashed += array.nbytes
-        if digest in w.pending or self.blobs.has_array(digest):
+        if digest in w.started or self.blobs.has_array(digest):
             report.components_reused += 1
         else:
             if array.nbytes >= ASYNC_WRITE_MIN_BYTES:
-                w.start(digest, functools.partial(self.blobs.put_array, array, digest))
+                w.start(functools.partial(self.blobs.put_array, array, digest))
+                w.started.add(digest)
             else:
                 self.blobs.put_array(array, digest=digest)
             report.arrays_written += 1
             report.written.append(digest)
-        return {
-            "storage_class": "Array",
-            "array": digest,
-            "dtype": array.dtype.str,
-            "shape": list(array.shape),
-        }
+        entry["array"] = digest
+        return entry
 
     def _reference_entry(self, ref: DatasetReference, sc: StorageClass) -> dict[str, Any] | None:
         """A manifest entry pointing at another dataset's component, if it holds the same value."""
@@ -272,7 +350,7 @@ class ObjectIO:
             self.cache.remember_digest(obj, digest)
         return digest
 
-    def _write_composite(self, obj: Any, sc: CompositeStorageClass, w: _Write) -> str:
+    def _write_composite(self, obj: Any, sc: CompositeStorageClass, w: _Write) -> str | _PendingManifest:
         digest = self.cache.known_digest(obj)
         if digest is not None:
             w.report.components_reused += 1
@@ -291,8 +369,17 @@ class ObjectIO:
         components: dict[str, Any],
         attributes: dict[str, Any],
         w: _Write,
-    ) -> str:
-        """Return the manifest's digest; `write` stores it after the components."""
+    ) -> str | _PendingManifest:
+        """Return the manifest's digest; `write` stores it after the components.
+
+        A manifest naming an array still being hashed on the pool is returned
+        as a `_PendingManifest`, made once the writes are done.
+        """
+        if any(
+            isinstance(entry.get("array"), _PendingArray) or isinstance(entry.get("manifest"), _PendingManifest)
+            for entry in components.values()
+        ):
+            return _PendingManifest(storage_class, components, attributes)
         data = canonical_json(
             {
                 "format": MANIFEST_FORMAT,
@@ -304,6 +391,19 @@ class ObjectIO:
         digest = digest_bytes(data)
         w.manifests.setdefault(digest, data)
         return digest
+
+    def _resolve_manifest(self, manifest: str | _PendingManifest, w: _Write) -> str:
+        """The digest of ``manifest``, made now if pending (its writes have finished)."""
+        if isinstance(manifest, str):
+            return manifest
+        for entry in manifest.components.values():
+            if isinstance(entry.get("array"), _PendingArray):
+                entry["array"] = entry["array"].resolve(w.report)
+            elif isinstance(entry.get("manifest"), _PendingManifest):
+                entry["manifest"] = self._resolve_manifest(entry["manifest"], w)
+        resolved = self._write_manifest(manifest.storage_class, manifest.components, manifest.attributes, w)
+        assert isinstance(resolved, str)
+        return resolved
 
     # -- reading ------------------------------------------------------------
     def manifest(self, digest: str) -> Mapping[str, Any]:

@@ -166,6 +166,50 @@ class BlobStoreTests:
         assert store.stored_bytes(digest) == size
         assert list(store.iter_arrays()) == [digest]
 
+    @pytest.mark.parametrize(
+        "dtype, shape",
+        [("<f4", (600, 530)), ("<i4", (600, 530)), (">f8", (3, 513, 7)), ("|b1", (17,)),
+         ("<f4", (1024, 1024)), ("<i4", (1024, 1024)), ("<f8", (0, 5)), ("<i8", ())],
+        ids=str,
+    )  # fmt: skip
+    def test_put_new_array(self, store: BlobStore, dtype: str, shape: tuple[int, ...]) -> None:
+        # Big float planes are stored raw (hashed while written), big int ones compressed.
+        array = sample_array(dtype, shape, seed=3)
+        digest, stored = store.put_new_array(array)
+        assert (digest, stored) == (digest_array(array), True)
+        assert store.put_new_array(array.copy()) == (digest, False)  # present: not stored twice
+        assert store.put_array(array) == digest
+        store.sync()
+        _assert_same(store.get_array(digest), array)
+        assert list(store.iter_arrays()) == [digest]
+        assert store.array_info(digest).shape == shape
+
+    def test_put_new_array_of_a_stored_array_keeps_one_copy(self, store: BlobStore) -> None:
+        array = sample_array("<f4", (700, 600))
+        digest = store.put_array(array)
+        store.sync()
+        size = store.stored_bytes(digest)
+        assert store.put_new_array(np.array(array)) == (digest, False)
+        store.sync()
+        assert list(store.iter_arrays()) == [digest]
+        assert store.stored_bytes(digest) == size
+
+    def test_put_new_array_non_contiguous(self, store: BlobStore) -> None:
+        base = sample_array("<f4", (1100, 600))
+        view = base[::2, ::-1]
+        digest, stored = store.put_new_array(view)
+        assert stored and digest == digest_array(np.ascontiguousarray(view))
+        _assert_same(store.get_array(digest), np.ascontiguousarray(view))
+
+    @pytest.mark.parametrize("bad", [np.array(["ab", "c"]), np.zeros(2, dtype="M8[s]")], ids=str)
+    def test_put_new_array_refuses_what_put_array_refuses(self, store: BlobStore, bad: np.ndarray) -> None:
+        with pytest.raises(EncodingError):
+            store.put_new_array(bad)
+        with pytest.raises(EncodingError):
+            store.put_new_array([1, 2, 3])  # type: ignore[arg-type]
+        store.sync()
+        assert list(store.iter_arrays()) == []
+
     def test_result_is_read_only(self, store: BlobStore) -> None:
         array = sample_array("<f8", (20, 20))
         digest = store.put_array(array)
@@ -438,6 +482,14 @@ class BlobStoreStateMachine(RuleBasedStateMachine):
     def put_array(self, array: np.ndarray) -> str:
         digest = self.store.put_array(array)
         assert digest == digest_array(array)
+        self.arrays.setdefault(digest, array.copy())
+        return digest
+
+    @rule(target=array_digests, array=_small_arrays)
+    def put_new_array(self, array: np.ndarray) -> str:
+        digest, stored = self.store.put_new_array(array)
+        assert digest == digest_array(array)
+        assert stored == (digest not in self.arrays)
         self.arrays.setdefault(digest, array.copy())
         return digest
 
