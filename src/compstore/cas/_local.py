@@ -206,14 +206,7 @@ class LocalBlobStore(BlobStore):
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise BlobStoreError(f"cannot write array component {digest}: {exc}") from exc
-        with self._lock:
-            if self._fsync:
-                if digest in self._staged_arrays:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                else:
-                    self._staged_arrays[digest] = (tmp, files)
-            else:
-                self._publish_array(digest, tmp)
+        self._commit_array(digest, tmp, files)
         return digest
 
     def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
@@ -242,15 +235,22 @@ class LocalBlobStore(BlobStore):
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise BlobStoreError(f"cannot write a new array component: {exc}") from exc
+        return digest, self._commit_array(digest, tmp, files)
+
+    def _commit_array(self, digest: str, tmp: str, files: list[str]) -> bool:
+        """Name the written folder ``tmp`` ``digest``: now, or staged for `sync` (fsync on).
+
+        Returns False if the same array was staged meanwhile (``tmp`` is removed).
+        """
         with self._lock:
-            if self._fsync:
-                if digest in self._staged_arrays:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    return digest, False
-                self._staged_arrays[digest] = (tmp, files)
-            else:
+            if not self._fsync:
                 self._publish_array(digest, tmp)
-        return digest, True
+            elif digest in self._staged_arrays:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return False
+            else:
+                self._staged_arrays[digest] = (tmp, files)
+        return True
 
     def _publish_array(self, digest: str, src: str) -> None:
         final = self._array_path(digest)
