@@ -21,6 +21,7 @@ store object (get, has, iter) but not to other processes until synced. With
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import secrets
@@ -196,16 +197,8 @@ class LocalBlobStore(BlobStore):
         array, digest = prepare_array(array, digest)
         if self.has_array(digest):
             return digest
-        with self._lock:
-            tmp = self._temp_path(digest)
-        try:
+        with self._new_folder(digest, f"array component {digest}") as tmp:
             files = write_array_dir(tmp, array, dimension_names_for(digest, array.ndim))
-        except EncodingError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise BlobStoreError(f"cannot write array component {digest}: {exc}") from exc
         self._commit_array(digest, tmp, files)
         return digest
 
@@ -219,9 +212,7 @@ class LocalBlobStore(BlobStore):
         check_array(array)
         shape = array.shape
         hasher = array_hasher(array.dtype, shape)
-        with self._lock:
-            tmp = self._temp_path("new")
-        try:
+        with self._new_folder("new", "a new array component") as tmp:
             layout, files = write_array_data(tmp, array, hasher)
             digest = hasher.hexdigest()
             if self.has_array(digest):
@@ -229,13 +220,24 @@ class LocalBlobStore(BlobStore):
                 return digest, False
             names = dimension_names_for(digest, len(shape))
             files.insert(0, write_array_meta(tmp, shape, layout, names))
+        return digest, self._commit_array(digest, tmp, files)
+
+    @contextlib.contextmanager
+    def _new_folder(self, name: str, what: str) -> Iterator[str]:
+        """A path for a new temporary folder; removed if the block fails.
+
+        An OSError becomes a `BlobStoreError` saying it could not write ``what``.
+        """
+        with self._lock:
+            tmp = self._temp_path(name)
+        try:
+            yield tmp
         except EncodingError:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise BlobStoreError(f"cannot write a new array component: {exc}") from exc
-        return digest, self._commit_array(digest, tmp, files)
+            raise BlobStoreError(f"cannot write {what}: {exc}") from exc
 
     def _commit_array(self, digest: str, tmp: str, files: list[str]) -> bool:
         """Name the written folder ``tmp`` ``digest``: now, or staged for `sync` (fsync on).
