@@ -419,6 +419,67 @@ def test_sync_fsyncs_files_and_directories(
     assert synced == []
 
 
+def test_put_new_array_fsyncs_its_zarr_json_and_data(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # zarr.json is written after the data (it names the digest): it must be synced too.
+    store = LocalBlobStore(tmp_path / "b")
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    digest, stored = store.put_new_array(sample_array("<f4", (1100, 600)))
+    assert stored and synced == []
+    store.sync()
+    staged = [p for p in synced if "/staging/" in p]
+    assert sum(p.endswith("/zarr.json") for p in staged) == 1
+    assert sum("/c." in p for p in staged) == 1
+    assert os.path.dirname(str(store.root / store.component_path(digest))) in synced
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+def test_put_new_array_racing_a_writer_of_the_same_array(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
+) -> None:
+    # Two threads both find the array absent (has_array answers False for both):
+    # one stores it and says so, the other removes its copy and says it did not.
+    store = LocalBlobStore(tmp_path / "b", fsync=fsync)
+    monkeypatch.setattr(store, "has_array", lambda digest: False)
+    array = sample_array("<f4", (1100, 600))  # raw: hashed 256 KiB at a time while written
+    first = store.put_new_array(array)
+    second = store.put_new_array(array.copy())
+    assert first == (digest_array(array), True)
+    assert second == (first[0], False)
+    store.close()
+    assert list((tmp_path / "b" / "staging").iterdir()) == []  # no copy left behind
+    reopened = LocalBlobStore(tmp_path / "b")
+    assert list(reopened.iter_arrays()) == [first[0]]
+    data = reopened.root / reopened.component_path(first[0]) / "c.0.0"
+    assert data.stat().st_size == array.nbytes  # stored raw, from the block loop
+    np.testing.assert_array_equal(reopened.get_array(first[0]), array)
+
+
+def test_put_new_array_failure_leaves_no_temporary_folder(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import compstore.cas._local as local
+
+    store = LocalBlobStore(tmp_path / "b", fsync=False)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise MemoryError("no room to copy the array (test)")
+
+    monkeypatch.setattr(local, "write_array_data", broken)
+    with pytest.raises(MemoryError):
+        store.put_new_array(sample_array("<f4", (1100, 600)))
+    leftovers = [p for p in (tmp_path / "b" / "staging").rglob("*") if p.name.startswith("new.")]
+    assert leftovers == []
+
+
 def test_two_writers_same_component(tmp_path: pathlib.Path) -> None:
     one = LocalBlobStore(tmp_path / "b")
     two = LocalBlobStore(tmp_path / "b")

@@ -14,6 +14,7 @@ def test_all() -> None:
         "LocalBlobStore",
         "MemoryBlobStore",
         "canonical_json",
+        "check_array",
         "check_digest",
         "digest_array",
         "digest_bytes",

@@ -203,11 +203,14 @@ class LocalBlobStore(BlobStore):
         return digest
 
     def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
-        """Hash ``array`` while writing it (one pass over its memory); see `BlobStore`.
+        """Hash ``array`` while writing it; see `BlobStore`.
 
-        The array is written into a temporary folder, then named by the digest
-        found; if that digest is stored already, the folder is removed (the
-        price of a duplicate nobody knew about: one write, no second copy).
+        A raw array (floats that do not compress) is hashed 256 KiB at a time,
+        each block just before it is written, so its memory is read once; a
+        compressed one is hashed whole, then encoded. The array is written into
+        a temporary folder, then named by the digest found; if that digest is
+        stored already, the folder is removed (the price of a duplicate nobody
+        knew about: one write, no second copy).
         """
         check_array(array)
         shape = array.shape
@@ -224,7 +227,7 @@ class LocalBlobStore(BlobStore):
 
     @contextlib.contextmanager
     def _new_folder(self, name: str, what: str) -> Iterator[str]:
-        """A path for a new temporary folder; removed if the block fails.
+        """A path for a new temporary folder; removed if the block fails, whatever the error.
 
         An OSError becomes a `BlobStoreError` saying it could not write ``what``.
         """
@@ -232,29 +235,29 @@ class LocalBlobStore(BlobStore):
             tmp = self._temp_path(name)
         try:
             yield tmp
-        except EncodingError:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise BlobStoreError(f"cannot write {what}: {exc}") from exc
             raise
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise BlobStoreError(f"cannot write {what}: {exc}") from exc
 
     def _commit_array(self, digest: str, tmp: str, files: list[str]) -> bool:
         """Name the written folder ``tmp`` ``digest``: now, or staged for `sync` (fsync on).
 
-        Returns False if the same array was staged meanwhile (``tmp`` is removed).
+        Returns False, and removes ``tmp``, if the same array was stored or
+        staged meanwhile (by another thread or process).
         """
         with self._lock:
             if not self._fsync:
-                self._publish_array(digest, tmp)
-            elif digest in self._staged_arrays:
+                return self._publish_array(digest, tmp)
+            if digest in self._staged_arrays:
                 shutil.rmtree(tmp, ignore_errors=True)
                 return False
-            else:
-                self._staged_arrays[digest] = (tmp, files)
+            self._staged_arrays[digest] = (tmp, files)
         return True
 
-    def _publish_array(self, digest: str, src: str) -> None:
+    def _publish_array(self, digest: str, src: str) -> bool:
+        """Rename ``src`` to the array's place; False if it was there already (``src`` removed)."""
         final = self._array_path(digest)
         self._ensure_dir(os.path.dirname(final), group=True)
         try:
@@ -264,8 +267,9 @@ class LocalBlobStore(BlobStore):
                 raise
             # Stored meanwhile (another process, same content): keep theirs.
             shutil.rmtree(src, ignore_errors=True)
-            return
+            return False
         self._dirty_dirs.add(os.path.dirname(final))
+        return True
 
     def _array_folder(self, digest: str) -> tuple[str, bool]:
         """The folder of array ``digest`` (checked digest), and whether it is staged."""

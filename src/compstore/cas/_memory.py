@@ -41,6 +41,13 @@ class MemoryBlobStore(BlobStore):
             self._arrays.setdefault(digest, stored)
         return digest
 
+    def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
+        array, digest = prepare_array(array, None)
+        stored = np.array(array, order="C", copy=True)
+        stored.flags.writeable = False
+        with self._lock:
+            return digest, self._arrays.setdefault(digest, stored) is stored
+
     def _array(self, digest: str) -> np.ndarray:
         check_digest(digest)
         try:

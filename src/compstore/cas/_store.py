@@ -93,7 +93,9 @@ class BlobStore(ABC):
         For an array whose digest nobody knows yet. A store may hash it while
         writing it (one pass over its memory instead of two); an array found
         present afterwards is then discarded, never stored twice. This
-        default hashes first and writes only if the digest is new.
+        default hashes first and writes only if the digest is new; of calls
+        racing with equal content it may answer True to more than one, which
+        both backends here avoid with their own version.
 
         Raises
         ------

@@ -24,12 +24,12 @@ from compstore.cas._region import Region
 from compstore.cas._zarrfmt import (
     ArrayMeta,
     ShardMeta,
-    numcodec_of,
     array_metadata,
     chunk_key,
     decode_chunk,
     encode_chunk,
     iter_chunk_indices,
+    numcodec_of,
 )
 
 __all__ = [
@@ -130,7 +130,8 @@ def write_array_meta(path: str, shape: tuple[int, ...], layout: ArrayLayout,
 
 
 #: Bytes hashed then written at a time by `write_array_data`: small enough to stay
-#: in the CPU cache between the two (256 KiB was the fastest of 256 KiB/1 MiB/4 MiB).
+#: in the CPU cache between the two (256 KiB was the fastest of 256 KiB, 1 MiB and
+#: 4 MiB in an ad-hoc timing: benchmarks/README.md, "Third round").
 _HASH_WRITE_BLOCK: Final = 256 << 10
 
 

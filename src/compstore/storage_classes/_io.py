@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from .._pool import submit
 from ..cache import ObjectCache
-from ..cas import BlobStore, canonical_json, digest_array, digest_bytes, parse_json
+from ..cas import BlobStore, canonical_json, check_array, digest_array, digest_bytes, parse_json
 from ..errors import CorruptBlobError, InvalidParameterError, StorageClassError
 from ._base import (
     ArrayStorageClass,
@@ -84,14 +84,15 @@ class _Task:
         self.error: BaseException | None = None
 
     def take_back(self) -> None:
-        """Run the write here if the pool has not started it."""
+        """Run the write here if the pool has not started it (its error kept for `result`)."""
         if self.future.cancel():
             try:
                 self.value = self.fn()
-            except BaseException as exc:  # noqa: BLE001 - raised by result(), like the pool's
+            except Exception as exc:  # noqa: BLE001 - raised by result(), as the pool's would be
                 self.error = exc
 
     def result(self) -> Any:
+        """The write's result (from the pool, or from `take_back`); raises its error."""
         if self.error is not None:
             raise self.error
         if self.value is not _UNSET:
@@ -100,26 +101,17 @@ class _Task:
 
 
 class _PendingArray:
-    """An array being hashed and written on the pool: its digest, once `resolve`d."""
+    """An array being hashed and written on the pool (`BlobStore.put_new_array`)."""
 
-    __slots__ = ("digest", "task")
+    __slots__ = ("task",)
 
     def __init__(self, task: _Task) -> None:
         self.task = task
-        self.digest: str | None = None
 
-    def resolve(self, report: WriteReport) -> str:
-        """The digest; the first call reports whether the array was stored or found."""
-        if self.digest is not None:  # the same array named twice in one object
-            report.components_reused += 1
-            return self.digest
+    def resolve(self, w: _Write) -> str:
+        """Its digest, once written; reports it written, or reused if this write has it already."""
         digest, stored = self.task.result()
-        if stored:
-            report.arrays_written += 1
-            report.written.append(digest)
-        else:
-            report.components_reused += 1
-        self.digest = digest
+        w.account(digest, stored)
         return digest
 
 
@@ -132,6 +124,12 @@ class _PendingManifest:
     attributes: dict[str, Any]
 
 
+def _pending(entry: Mapping[str, Any]) -> _PendingArray | _PendingManifest | None:
+    """What of a manifest entry is still being written: its array, its nested manifest, or nothing."""
+    value = entry.get("array", entry.get("manifest"))
+    return value if isinstance(value, (_PendingArray, _PendingManifest)) else None
+
+
 @dataclass
 class _Write:
     """One `ObjectIO.write` in progress: its report, the array writes running on the
@@ -139,7 +137,9 @@ class _Write:
 
     report: WriteReport
     tasks: list[_Task] = field(default_factory=list)
-    started: set[str] = field(default_factory=set)  # digests whose writes are under way
+    # Array digests this write has stored, or started storing: each is reported once.
+    stored: set[str] = field(default_factory=set)
+    # Arrays handed to put_new_array, by id (each kept alive here, so its id stays its own).
     new_arrays: dict[int, tuple[np.ndarray, _PendingArray]] = field(default_factory=dict)
     manifests: dict[str, bytes] = field(default_factory=dict)
 
@@ -149,21 +149,40 @@ class _Write:
         self.tasks.append(task)
         return task
 
+    def account(self, digest: str, stored: bool) -> None:
+        """Report an array written (the first time this write stores it) or reused."""
+        if stored and digest not in self.stored:
+            self.stored.add(digest)
+            self.report.arrays_written += 1
+            self.report.written.append(digest)
+        else:
+            self.report.components_reused += 1
+
     def wait(self, *, raise_error: bool = True) -> None:
         """Finish every array write; then raise the first failure (if ``raise_error``).
 
         A write still queued is taken back and run here: a caller with nothing
-        left to do works instead of waiting for a busy pool.
+        left to do works instead of waiting for a busy pool. Once a write has
+        failed, or with ``raise_error`` false (the walk itself failed), the
+        writes not started are cancelled instead; those running are waited for.
         """
         errors: list[BaseException] = []
-        for task in self.tasks:
-            task.take_back()
-        for task in self.tasks:
-            try:
-                task.result()
-            except BaseException as exc:  # noqa: BLE001 - re-raised below, after the rest
-                errors.append(exc)
-        self.tasks.clear()
+        try:
+            for task in self.tasks if raise_error else ():
+                task.take_back()
+                if task.error is not None:
+                    break
+        finally:
+            for task in self.tasks:
+                task.future.cancel()  # a no-op for those started, or taken back
+            for task in self.tasks:
+                try:
+                    task.result()
+                except CancelledError:
+                    pass  # never started: nothing to wait for
+                except BaseException as exc:  # noqa: BLE001 - re-raised below, after the rest
+                    errors.append(exc)
+            self.tasks.clear()
         if errors and raise_error:
             raise errors[0]
 
@@ -223,9 +242,10 @@ class ObjectIO:
         """Store ``obj`` under ``storage_class``; return its manifest digest.
 
         Components whose digest is present already are not written again, and
-        objects that came from this store are recognised without hashing. Big
-        arrays are written on the shared thread pool while the next component
-        is hashed; manifests are written once every component they name is.
+        objects that came from this store are recognised without hashing. New
+        big arrays are hashed and written on the shared thread pool while the
+        walk goes on (a write still queued at its end is run by the caller);
+        manifests are made and written once every component they name is.
         """
         w = _Write(report if report is not None else WriteReport())
         sc = get_storage_class(storage_class)
@@ -271,9 +291,10 @@ class ObjectIO:
             # Hashed while written, on the pool; the digest is filled in with the manifests.
             seen = w.new_arrays.get(id(array))
             if seen is None:
+                check_array(array)  # a refused dtype fails here, not after the walk
                 report.bytes_hashed += array.nbytes
                 pending = _PendingArray(w.start(functools.partial(self.blobs.put_new_array, array)))
-                w.new_arrays[id(array)] = (array, pending)  # the array is kept: its id stays its own
+                w.new_arrays[id(array)] = (array, pending)
             else:
                 pending = seen[1]
             entry["array"] = pending
@@ -281,16 +302,14 @@ class ObjectIO:
         if digest is None:
             digest = digest_array(array)
             report.bytes_hashed += array.nbytes
-        if digest in w.started or self.blobs.has_array(digest):
+        if digest in w.stored or self.blobs.has_array(digest):
             report.components_reused += 1
         else:
             if array.nbytes >= ASYNC_WRITE_MIN_BYTES:
                 w.start(functools.partial(self.blobs.put_array, array, digest))
-                w.started.add(digest)
             else:
                 self.blobs.put_array(array, digest=digest)
-            report.arrays_written += 1
-            report.written.append(digest)
+            w.account(digest, True)
         entry["array"] = digest
         return entry
 
@@ -375,10 +394,7 @@ class ObjectIO:
         A manifest naming an array still being hashed on the pool is returned
         as a `_PendingManifest`, made once the writes are done.
         """
-        if any(
-            isinstance(entry.get("array"), _PendingArray) or isinstance(entry.get("manifest"), _PendingManifest)
-            for entry in components.values()
-        ):
+        if any(_pending(entry) for entry in components.values()):
             return _PendingManifest(storage_class, components, attributes)
         data = canonical_json(
             {
@@ -397,10 +413,11 @@ class ObjectIO:
         if isinstance(manifest, str):
             return manifest
         for entry in manifest.components.values():
-            if isinstance(entry.get("array"), _PendingArray):
-                entry["array"] = entry["array"].resolve(w.report)
-            elif isinstance(entry.get("manifest"), _PendingManifest):
-                entry["manifest"] = self._resolve_manifest(entry["manifest"], w)
+            pending = _pending(entry)
+            if isinstance(pending, _PendingArray):
+                entry["array"] = pending.resolve(w)
+            elif isinstance(pending, _PendingManifest):
+                entry["manifest"] = self._resolve_manifest(pending, w)
         resolved = self._write_manifest(manifest.storage_class, manifest.components, manifest.attributes, w)
         assert isinstance(resolved, str)
         return resolved
