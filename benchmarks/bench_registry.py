@@ -1,7 +1,8 @@
 """Check that registry lookups stay O(log n): 1,000 vs 1,000,000 datasets.
 
 Prints the time of a data-ID lookup among a small and a large registry, their
-ratio (target: at most ~1.5), the bulk-insert rate, and the time of a ``where``
+ratio (target: at most ~1.5), the bulk-insert rate, the time of a one-row put
+transaction with and without the commit's fsync, and the time of a ``where``
 query returning 1,000 refs out of the large one (target: < 0.1 s).
 
 Usage::
@@ -63,6 +64,18 @@ def time_query(registry: Registry, where: str, bind: dict[str, object] | None = 
     return best, count
 
 
+def time_one_row_puts(registry: Registry, durable: bool, repeats: int = 500) -> float:
+    """Median seconds of one transaction inserting one dataset (what a put commits)."""
+    samples = []
+    base = 10**9 + (0 if durable else 10**6)  # visits no other call uses
+    for k in range(repeats):
+        start = time.perf_counter()
+        with registry.transaction(durable=durable):
+            registry.insert_dataset("calexp", {"visit": base + k, "detector": 0}, "sfm", f"{k:032x}")
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
@@ -79,6 +92,10 @@ def main() -> None:
         print(f"find_dataset among {SMALL:,}: {t_small * 1e6:.1f} us (median)")
         print(f"find_dataset among {large:,}: {t_large * 1e6:.1f} us (median)")
         print(f"ratio: {t_large / t_small:.2f} (target <= 1.5)")
+        full = time_one_row_puts(small_reg, durable=True)
+        normal = time_one_row_puts(small_reg, durable=False)
+        print(f"one-row put transaction: {full * 1e3:.2f} ms durable (synchronous=FULL), "
+              f"{normal * 1e3:.2f} ms with durable=False (NORMAL, a Butler with fsync=False)")
         visit = (large // 1000) // 2
         for where, bind in [
             (f"visit = {visit}", None),

@@ -198,3 +198,22 @@ def test_reput_from_store_costs_no_hashing(butler, sky, repo):
     assert result.report.bytes_hashed == 0  # pixels came from the store: recognised
     assert result.report.arrays_written == 0
     assert result.report.documents_written == 2  # the new Calib and the new manifest
+
+
+@pytest.mark.parametrize("fsync, level", [(True, 2), (False, 1)])
+def test_a_put_commits_its_rows_as_durably_as_its_components(repo, sky, monkeypatch, fsync, level):
+    # fsync=False writes components without fsync: its registry commits skip the WAL
+    # fsync too (SQLite synchronous: 2 = FULL, 1 = NORMAL).
+    butler = Butler(repo, run="sfm", fsync=fsync)
+    butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    seen = []
+    real = butler.registry.insert_dataset
+
+    def spy(*args, **kwargs):
+        seen.append(butler.registry._local.conn.exec_driver_sql("PRAGMA synchronous").scalar())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(butler.registry, "insert_dataset", spy)
+    exposure, _ = sky(visit=1)
+    butler.put(exposure, "calexp", visit=1, detector=0)
+    assert seen == [level]

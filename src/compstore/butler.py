@@ -177,7 +177,7 @@ class Butler:
         fsync: bool = True,
     ) -> None:
         self._repo = Repository.open(root, fsync=fsync)
-        self.fsync = fsync
+        self._fsync = fsync
         self.root = self._repo.root
         self.registry: Registry = self._repo.registry
         self.blobs = self._repo.blobs
@@ -339,7 +339,7 @@ class Butler:
         # Durability order: components and manifests reach the disk, then the rows.
         self.blobs.sync()
         refs = []
-        with self.registry.transaction(durable=self.fsync):
+        with self.registry.transaction(durable=self._fsync):
             for (_, dtype, full_id), manifest in zip(prepared, manifests, strict=True):
                 ref = self.registry.insert_dataset(dtype.name, full_id, self.run, manifest)
                 if provenance is not None:

@@ -23,6 +23,7 @@ from compstore.errors import (
     InvalidNameError,
     MissingCollectionError,
     MissingDatasetTypeError,
+    RepositoryError,
     RepositoryExistsError,
     RepositoryFormatError,
     RepositoryNotFoundError,
@@ -442,12 +443,11 @@ def test_query_datasets_collections(populated) -> None:  # type: ignore[no-untyp
 def test_transaction_rolls_back_everything(registry: Registry) -> None:
     registry.register_run("sfm")
     registry.register_dataset_type("calexp", ("visit",), "Exposure")
-    with pytest.raises(RuntimeError):
-        with registry.transaction():
-            registry.register_dataset_type("raw", ("exposure", "newdim"), "Exposure")
-            registry.insert_dataset("raw", {"exposure": 1, "newdim": "x"}, "sfm", "m")
-            registry.insert_dataset("calexp", {"visit": 1}, "sfm", "m")
-            raise RuntimeError("blob store failed")
+    with pytest.raises(RuntimeError), registry.transaction():
+        registry.register_dataset_type("raw", ("exposure", "newdim"), "Exposure")
+        registry.insert_dataset("raw", {"exposure": 1, "newdim": "x"}, "sfm", "m")
+        registry.insert_dataset("calexp", {"visit": 1}, "sfm", "m")
+        raise RuntimeError("blob store failed")
     assert registry.count_datasets() == 0
     with pytest.raises(MissingDatasetTypeError):
         registry.get_dataset_type("raw")
@@ -488,15 +488,64 @@ def test_nested_transactions_are_savepoints(registry: Registry) -> None:
     registry.register_dataset_type("calexp", ("visit",), "Exposure")
     with registry.transaction():
         registry.insert_dataset("calexp", {"visit": 1}, "sfm", "m")
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError), registry.transaction():
+            registry.insert_dataset("calexp", {"visit": 2}, "sfm", "m")
             with registry.transaction():
-                registry.insert_dataset("calexp", {"visit": 2}, "sfm", "m")
-                with registry.transaction():
-                    registry.insert_dataset("calexp", {"visit": 3}, "sfm", "m")
-                raise RuntimeError("undo visits 2 and 3 only")
+                registry.insert_dataset("calexp", {"visit": 3}, "sfm", "m")
+            raise RuntimeError("undo visits 2 and 3 only")
         with registry.transaction():
             registry.insert_dataset("calexp", {"visit": 4}, "sfm", "m")
     assert sorted(r.data_id["visit"] for r in registry.query_datasets("calexp")) == [1, 4]
+
+
+def test_a_conflict_in_a_multi_row_insert_names_the_stored_row(registry: Registry) -> None:
+    # The chunk's savepoint undoes visit 2 before the conflict is explained: the
+    # message names the dataset stored before, never a row of the failed insert.
+    registry.register_run("sfm")
+    registry.register_dataset_type("calexp", ("visit",), "Exposure")
+    first = registry.insert_dataset("calexp", {"visit": 1}, "sfm", "m")
+    with registry.transaction():
+        with pytest.raises(ConflictingDatasetError) as info:
+            registry.insert_datasets("calexp", [{"visit": 2}, {"visit": 1}], "sfm", ["a", "b"])
+        assert registry.find_dataset("calexp", {"visit": 2}, "sfm") is None
+    message = str(info.value)
+    assert str(first.id) in message and "(manifest m)" in message and "(manifest a)" not in message
+
+
+def test_a_transaction_the_database_ended_refuses_more_work(registry: Registry) -> None:
+    # A full disk or an I/O error makes SQLite roll the whole transaction back by
+    # itself. A caller who catches that error must not go on writing in autocommit
+    # mode: every later call in the block fails, and nothing of the block is kept.
+    registry.register_run("sfm")
+    registry.register_dataset_type("calexp", ("visit",), "Exposure")
+    with pytest.raises(RepositoryError, match="ended by the database"), registry.transaction():
+        registry.insert_dataset("calexp", {"visit": 1}, "sfm", "m")
+        with pytest.raises(RuntimeError), registry.transaction():
+            registry._local.conn.connection.dbapi_connection.execute("ROLLBACK")
+            raise RuntimeError("disk full (test)")
+        registry.insert_dataset("calexp", {"visit": 2}, "sfm", "m")
+    assert registry.count_datasets() == 0
+    registry.insert_dataset("calexp", {"visit": 3}, "sfm", "m")  # a new transaction works
+    assert registry.count_datasets() == 1
+
+
+def test_a_lookup_after_a_commit_reads_a_run_path_without_a_transaction(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.register_run("sfm")
+    registry.register_dataset_type("calexp", ("visit",), "Exposure")
+    registry.insert_dataset("calexp", {"visit": 1}, "sfm", "m")
+    assert registry.find_dataset("calexp", {"visit": 1}, ["sfm"]) is not None
+    ref = registry.insert_dataset("calexp", {"visit": 2}, "sfm", "m")  # data_version moves on
+
+    def no_transaction() -> None:
+        raise AssertionError("the fast path opened a SQLAlchemy read transaction")
+
+    monkeypatch.setattr(registry, "_read", no_transaction)
+    assert registry.find_dataset("calexp", {"visit": 2}, ["sfm", "sfm"]) == ref
+    monkeypatch.undo()
+    with pytest.raises(InvalidNameError):  # not a string: the general path says why
+        registry.find_dataset("calexp", {"visit": 2}, [5])  # type: ignore[list-item]
 
 
 @pytest.mark.parametrize("durable, level", [(True, 2), (False, 1)])

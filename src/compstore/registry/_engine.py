@@ -64,21 +64,18 @@ def make_engine(url: sa.URL) -> sa.Engine:
     engine = sa.create_engine(url, connect_args={"timeout": 60.0, "check_same_thread": False})
 
     @sa.event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         # WAL: readers never block the writer; synchronous=FULL: fsync the WAL at
         # each commit, so a committed row survives a power cut (NORMAL would not).
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
+        record.info[_SYNCHRONOUS] = "FULL"  # what set_durability keeps up to date
         cursor.execute("PRAGMA foreign_keys=ON")
         # 64 MiB page cache: bulk inserts of a million rows touch many index pages.
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
-
-    @sa.event.listens_for(engine, "checkout")
-    def _on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        record.info.setdefault(_SYNCHRONOUS, "FULL")
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:

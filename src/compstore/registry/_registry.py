@@ -27,6 +27,7 @@ from compstore.errors import (
     InvalidNameError,
     MissingCollectionError,
     MissingDatasetTypeError,
+    RepositoryError,
     RepositoryExistsError,
     RepositoryFormatError,
     RepositoryNotFoundError,
@@ -183,6 +184,7 @@ class Registry:
         self._collections: dict[str, tuple[int, CollectionType]] = {}
         self._collection_names: dict[int, str] = {}
         self._statement_cache: dict[int, tuple[sa.MetaData, _TypeInfo, Any, Any, Any]] = {}
+        self._insert_plans: dict[tuple[str, ...], _InsertPlan | None] = {}
         if _create:
             self._create_schema()
         else:
@@ -315,6 +317,7 @@ class Registry:
         outer: sa.Connection | None = getattr(self._local, "conn", None)
         try:
             if outer is not None:
+                self._check_not_broken()
                 # A savepoint: a failed call inside the caller's transaction undoes
                 # only itself (an executemany that failed half-way, a new column).
                 with _savepoint(outer, self._local):
@@ -324,16 +327,27 @@ class Registry:
                 conn.execution_options(compstore_write=True)
                 set_durability(conn, durable)
                 self._local.conn = conn
+                self._local.broken = False
                 try:
                     with conn.begin():
                         yield conn
+                        self._check_not_broken()  # never commit what is left of a lost one
                 finally:
                     self._local.conn = None
+                    self._local.broken = False
         except BaseException:
             # Cached types, collections and dimension columns may describe rows
             # that were just rolled back: reload them on next use.
             self._stale = True
             raise
+
+    def _check_not_broken(self) -> None:
+        if getattr(self._local, "broken", False):
+            raise RepositoryError(
+                "the registry transaction was ended by the database after an earlier error "
+                "inside it (see that error); nothing more can be done in it: leave the "
+                "`with registry.transaction()` block and start a new one"
+            )
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sa.Connection]:
@@ -365,6 +379,7 @@ class Registry:
                 self._collections.clear()
                 self._collection_names.clear()
                 self._statement_cache.clear()
+                self._insert_plans.clear()
                 self._stale = False
                 return
             for name, value_type in rows.items():
@@ -1104,7 +1119,7 @@ class Registry:
             table = self._t["dataset"]
             names = ["id", "dataset_type_id", "run_id", "manifest", "data_id_key",
                      *(dimension_column_name(d) for d in sorted_dims)]
-            execute_many, bind_id = _bulk_inserter(conn, table, names)
+            execute_many, bind_id = _bulk_inserter(conn, table, names, self._insert_plans)
             type_id = info.id
             for start in range(0, len(data_ids), _CHUNK):
                 rows: list[tuple[Any, ...]] = []
@@ -1137,7 +1152,7 @@ class Registry:
                         # no row behind, so it needs no savepoint of its own.
                         execute_many(rows)
                     else:
-                        with conn.begin_nested():
+                        with _savepoint(conn, self._local):
                             execute_many(rows)
                 except sa.exc.IntegrityError:
                     raise self._conflict(
@@ -1475,10 +1490,12 @@ class Registry:
 
         Read on the raw connection: every commit (our own puts included) changes
         ``data_version`` and so drops the fast path's search paths, and a search
-        path of runs (a put's existence check) is rebuilt in microseconds here
-        rather than through a SQLAlchemy transaction. Chains, tagged or missing
-        collections return None: the general path handles them.
+        path of runs (a put's existence check) is rebuilt here without opening a
+        SQLAlchemy transaction. Chains, tagged or missing collections, and names
+        that are not strings return None: the general path handles them.
         """
+        if not all(isinstance(name, str) for name in names):
+            return None  # the general path explains what is wrong with the name
         runs: list[tuple[int, str]] = []
         seen: set[int] = set()
         with self._lock:
@@ -1758,19 +1775,26 @@ class Registry:
 
 
 def _bulk_inserter(
-    conn: sa.Connection, table: sa.Table, names: Sequence[str]
+    conn: sa.Connection,
+    table: sa.Table,
+    names: Sequence[str],
+    plans: dict[tuple[str, ...], _InsertPlan | None],
 ) -> tuple[Callable[[list[tuple[Any, ...]]], object], Callable[[uuid.UUID], Any]]:
     """Return ``(execute_many, bind_id)`` for inserting rows given as tuples in ``names`` order.
 
-    On SQLite the statement is compiled once by SQLAlchemy and run with the
-    driver's executemany on plain tuples: SQLAlchemy's per-row parameter
-    processing would otherwise cost more than SQLite's own work. ``bind_id``
-    converts a UUID the way the column type would (SQLAlchemy's own bind
-    processor). Elsewhere, plain SQLAlchemy executemany.
+    On SQLite the statement is compiled by SQLAlchemy once per column list (kept
+    in ``plans``, which the caller empties when ``table`` is rebuilt) and run
+    with the driver's executemany on plain tuples: SQLAlchemy's per-row
+    parameter processing would otherwise cost more than SQLite's own work.
+    ``bind_id`` converts a UUID the way the column type would (SQLAlchemy's own
+    bind processor). Elsewhere, plain SQLAlchemy executemany.
     """
     dialect = conn.dialect
     if dialect.name == "sqlite":
-        plan = _sqlite_insert_plan(table, tuple(names), dialect)
+        key = tuple(names)
+        if key not in plans:
+            plans[key] = _sqlite_insert_plan(table, key, dialect)
+        plan = plans[key]
         if plan is not None:
             sql, permutation, bind_id = plan
             if permutation is None:
@@ -1795,17 +1819,21 @@ def _savepoint(conn: sa.Connection, local: threading.local) -> Iterator[None]:
     guard. The names are numbered per thread, so blocks nest.
     """
     depth = getattr(local, "savepoints", 0) + 1
-    local.savepoints = depth
     name = f"compstore_{depth}"
     conn.exec_driver_sql(f"SAVEPOINT {name}")
+    local.savepoints = depth
     try:
         yield
     except BaseException:
-        # If the database rolled the whole transaction back itself (a full disk),
-        # the savepoint is gone: the caller's error is the one to see.
-        with contextlib.suppress(sa.exc.DBAPIError):
+        try:
             conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
             conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+        except sa.exc.DBAPIError:
+            # The database ended the whole transaction itself (a full disk, an I/O
+            # error): the savepoint is gone, and so is everything before it. The
+            # caller's error is the one to see; the transaction refuses more work.
+            if not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+                local.broken = True
         raise
     else:
         conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
@@ -1814,22 +1842,17 @@ def _savepoint(conn: sa.Connection, local: threading.local) -> Iterator[None]:
 
 
 _InsertPlan = tuple[str, "list[int] | None", "Callable[[uuid.UUID], Any]"]
-_insert_plans: dict[tuple[int, tuple[str, ...]], tuple[sa.Table, _InsertPlan | None]] = {}
 
 
 def _sqlite_insert_plan(
     table: sa.Table, names: tuple[str, ...], dialect: sa.Dialect
 ) -> _InsertPlan | None:
-    """The compiled SQLite INSERT of ``names`` into ``table``, compiled once per table.
+    """The compiled SQLite INSERT of ``names`` into ``table`` (the caller keeps it).
 
     Returns ``(sql, permutation, bind_id)``: ``permutation`` reorders a row from
     ``names`` order to the statement's (None when they agree); None when the
     statement's parameters are not exactly ``names``.
     """
-    key = (id(table), names)
-    hit = _insert_plans.get(key)
-    if hit is not None and hit[0] is table:
-        return hit[1]
     compiled = table.insert().compile(dialect=dialect, column_keys=list(names))
     order = compiled.positiontup
     plan: _InsertPlan | None = None
@@ -1840,9 +1863,6 @@ def _sqlite_insert_plan(
         if permutation == list(range(len(names))):
             permutation = None
         plan = (compiled.string, permutation, bind_id)
-    if len(_insert_plans) > 256:
-        _insert_plans.clear()
-    _insert_plans[key] = (table, plan)  # the table is kept: its id is never reused meanwhile
     return plan
 
 
