@@ -64,7 +64,7 @@ def test_a_failure_stops_new_items_and_is_raised_after_the_running_ones() -> Non
         started.append(i)
         if i == 3:
             raise ValueError("item 3")
-        time.sleep(0.001)
+        time.sleep(0.05)  # the others are still running when item 3 fails
         finished.append(i)
         return i
 
@@ -81,3 +81,31 @@ def test_an_inline_failure_is_the_future_s() -> None:
             future.result()
 
     _pool.submit(outer).result(timeout=10)
+
+
+def test_a_finished_map_is_not_kept_alive_by_its_queued_helpers() -> None:
+    # With every worker busy, the helpers of a map stay queued; once the caller has
+    # done all the items alone, they are cancelled and hold nothing.
+    import gc
+    import weakref
+
+    release = threading.Event()
+    blockers = [_pool.submit(release.wait, 10) for _ in range(_pool._pool()._max_workers)]
+    try:
+        class Payload:
+            size = 1 << 20
+
+        payload = Payload()
+        ref = weakref.ref(payload)
+
+        def fn(i: int, payload: Payload = payload) -> int:
+            return payload.size + i
+
+        assert _pool.parallel_map(fn, range(4), True) == [(1 << 20) + i for i in range(4)]
+        del payload, fn
+        gc.collect()
+        assert ref() is None
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.result(timeout=10)

@@ -63,11 +63,15 @@ def parallel_map(fn: Callable[[_T], _R], items: Iterable[_T], parallel: bool) ->
     return _SharedMap(fn, items).run()
 
 
+def _nothing(_item: Any) -> None:
+    """The function of a finished map (a late helper finds no items to give it)."""
+
+
 class _SharedMap:
     """One `parallel_map`: items claimed one at a time by the caller and by helpers."""
 
     def __init__(self, fn: Callable[[_T], _R], items: list[_T]) -> None:
-        self._fn = fn
+        self._fn: Callable[[Any], Any] = fn
         self._items = items
         self._results: list[Any] = [None] * len(items)
         self._next = 0
@@ -79,15 +83,20 @@ class _SharedMap:
     def run(self) -> list[Any]:
         pool = _pool()
         # The caller is one worker; the others may help (a pool thread is one of them).
-        for _ in range(min(pool._max_workers - 1, len(self._items) - 1)):
-            pool.submit(self._work)
+        helpers = [pool.submit(self._work) for _ in range(min(pool._max_workers - 1, len(self._items) - 1))]
         self._work()
+        for helper in helpers:
+            helper.cancel()  # not started: it would find nothing, but would keep this map alive
         with self._lock:
             while self._running:
                 self._idle.wait()
-        if self._error is not None:
-            raise self._error
-        return self._results
+        error, results = self._error, self._results
+        # A helper still queued (cancelled or not) holds this map until a worker pops
+        # it: let go of the function, the items and the results.
+        self._fn, self._items, self._results, self._error = _nothing, [], [], None
+        if error is not None:
+            raise error
+        return results
 
     def _claim(self) -> int | None:
         with self._lock:
