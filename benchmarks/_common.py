@@ -241,14 +241,18 @@ class StealMeter:
         return busy, fields[7]
 
     def report(self) -> str:
-        """``"CPU steal during the run: X% of the busy time"``, or "" where not measurable."""
+        """``"CPU steal during the run: X% ..."``, or "" where not measurable.
+
+        X is steal / (user + nice + system + steal) over the run, both virtual CPUs.
+        """
         end = self._read()
         if self.start is None or end is None:
             return ""
         busy, steal = end[0] - self.start[0], end[1] - self.start[1]
         if busy + steal <= 0:
             return ""
-        return f"CPU steal during the run: {100 * steal / (busy + steal):.0f}% of the busy time"
+        share = 100 * steal / (busy + steal)
+        return f"CPU steal during the run: {share:.0f}% (steal / (user + system + steal), /proc/stat)"
 
 
 def machine() -> str:

@@ -23,7 +23,6 @@ chunk is one zarr shard holding those chunks and their index.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, replace
 from typing import Any, Final
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -37,7 +36,8 @@ def _unit_string(unit: Any) -> str | None:
 
 @functools.lru_cache(maxsize=1024)
 def _unit_strings(unit: Any) -> str:
-    # astropy spends ~0.1 ms writing a unit out; a catalog's columns repeat a few units.
+    # Writing a unit out is slow in astropy (a visible part of a catalog put in a
+    # profile), and a catalog's columns repeat a few units.
     return u.Unit(unit).to_string(format="generic")
 
 
