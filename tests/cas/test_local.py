@@ -390,18 +390,23 @@ def test_no_fsync_publishes_at_once(
     assert calls == []
 
 
-def test_sync_fsyncs_files_and_directories(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = LocalBlobStore(tmp_path / "b")
-    synced: list[str] = []
+@pytest.fixture
+def synced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths fsynced from now on, in order (``os.fsync`` spied on)."""
+    paths: list[str] = []
     real_fsync = os.fsync
 
     def spy(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        paths.append(os.readlink(f"/proc/self/fd/{fd}"))
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", spy)
+    return paths
+
+
+def test_sync_fsyncs_files_and_directories(tmp_path: pathlib.Path, synced: list[str]) -> None:
+    store = LocalBlobStore(tmp_path / "b")
+    synced.clear()  # what creating the store synced
     a = store.put_array(sample_array("<f4", (600, 600)))
     d = store.put_document(b"{}")
     assert synced == []  # puts never fsync: sync batches them
@@ -419,19 +424,10 @@ def test_sync_fsyncs_files_and_directories(
     assert synced == []
 
 
-def test_put_new_array_fsyncs_its_zarr_json_and_data(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_put_new_array_fsyncs_its_zarr_json_and_data(tmp_path: pathlib.Path, synced: list[str]) -> None:
     # zarr.json is written after the data (it names the digest): it must be synced too.
     store = LocalBlobStore(tmp_path / "b")
-    synced: list[str] = []
-    real_fsync = os.fsync
-
-    def spy(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", spy)
+    synced.clear()  # what creating the store synced
     digest, stored = store.put_new_array(sample_array("<f4", (1100, 600)))
     assert stored and synced == []
     store.sync()
