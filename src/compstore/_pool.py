@@ -83,7 +83,8 @@ class _SharedMap:
     def run(self) -> list[Any]:
         pool = _pool()
         # The caller is one worker; the others may help (a pool thread is one of them).
-        helpers = [pool.submit(self._work) for _ in range(min(pool._max_workers - 1, len(self._items) - 1))]
+        n_helpers = min(pool._max_workers - 1, len(self._items) - 1)
+        helpers = [pool.submit(self._work) for _ in range(n_helpers)]
         self._work()
         for helper in helpers:
             helper.cancel()  # not started: it would find nothing, but would keep this map alive

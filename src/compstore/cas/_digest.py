@@ -148,7 +148,7 @@ def digest_array(array: np.ndarray) -> str:
 
 
 def array_hasher(dtype: np.dtype, shape: tuple[int, ...]) -> Any:
-    """Start the digest of an array of ``dtype`` and ``shape``: an xxh3 hasher fed all but its bytes.
+    """Start the digest of an array of ``dtype`` and ``shape``: a hasher fed all but its bytes.
 
     Feeding it the array's C-order bytes (`array_bytes`) whole, or in
     consecutive pieces, then ``hexdigest()`` gives `digest_array` (a store may

@@ -13,11 +13,12 @@ and re-measured by ``benchmarks/bench_cas_layout.py``:
 
 Every array is then written as **one file** (:func:`one_file_layout`):
 creating a file costs about as much as writing a megabyte on this kind
-of disk (``bench_cas_layout.py`` section 8), so a 2048x2048 plane cut into 16 chunk files spent more on the
-files than on the bytes. An array stored raw is one chunk (its file is the
-array's bytes in C order, so a whole read is one ``readinto`` and a cut-out
-maps the file and copies the window); a compressed array of more than one
-chunk is one zarr shard holding those chunks and their index.
+of disk (``bench_cas_layout.py`` section 8), so a 2048x2048 plane cut into 16
+chunk files spent more on the files than on the bytes. An array stored raw is
+one chunk (its file is the array's bytes in C order, so a whole read is one
+``readinto`` and a cut-out maps the file and copies the window); a compressed
+array of more than one chunk is one zarr shard holding those chunks and their
+index.
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ class LocalBlobStore(BlobStore):
                 fsync_dir(os.path.dirname(path))
 
     def make_fanout(self) -> None:
-        """Create every fan-out folder now: the 256 groups of ``arrays/`` and folders of ``documents/``.
+        """Create the 256 fan-out folders of ``arrays/`` (zarr groups) and of ``documents/`` now.
 
         A store creates them as components land in them, which costs a put
         into a young store a ``mkdir`` and a group ``zarr.json`` for most new
@@ -175,7 +175,9 @@ class LocalBlobStore(BlobStore):
                     self._ensure_dir(f"{self._arrays_dir}/{prefix}", group=True)
                     self._ensure_dir(f"{self._documents_dir}/{prefix}", group=False)
         except OSError as exc:
-            raise BlobStoreError(f"cannot create the fan-out folders of {self._root}: {exc}") from exc
+            raise BlobStoreError(
+                f"cannot create the fan-out folders of {self._root}: {exc}"
+            ) from exc
         self.sync()
 
     def _ensure_dir(self, path: str, *, group: bool) -> None:

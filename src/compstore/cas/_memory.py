@@ -32,21 +32,23 @@ class MemoryBlobStore(BlobStore):
 
     def put_array(self, array: np.ndarray, digest: str | None = None) -> str:
         array, digest = prepare_array(array, digest)
-        if digest in self._arrays:
-            return digest
-        # A private C-order copy: the caller may mutate its array later.
-        stored = np.array(array, order="C", copy=True)
-        stored.flags.writeable = False
-        with self._lock:
-            self._arrays.setdefault(digest, stored)
+        if digest not in self._arrays:
+            self._keep(digest, array)
         return digest
 
     def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
         array, digest = prepare_array(array, None)
+        return digest, digest not in self._arrays and self._keep(digest, array)
+
+    def _keep(self, digest: str, array: np.ndarray) -> bool:
+        """Keep a private, read-only C-order copy (the caller may mutate its array later).
+
+        Returns False if another thread kept this digest first.
+        """
         stored = np.array(array, order="C", copy=True)
         stored.flags.writeable = False
         with self._lock:
-            return digest, self._arrays.setdefault(digest, stored) is stored
+            return self._arrays.setdefault(digest, stored) is stored
 
     def _array(self, digest: str) -> np.ndarray:
         check_digest(digest)

@@ -36,7 +36,7 @@ class Region:
 
     @property
     def local_index(self) -> tuple[slice | EllipsisType, ...]:
-        """``local`` plus a trailing ``...``: indexes a box into a view (a 0-d box stays an array)."""
+        """``local`` plus a trailing ``...``: indexes a box into a view (0-d stays an array)."""
         return (*self.local, Ellipsis)
 
 

@@ -77,7 +77,9 @@ def array_metadata(
     bytes_codec: dict[str, Any] = {"name": "bytes"}
     if layout.endian is not None:
         bytes_codec["configuration"] = {"endian": layout.endian}
-    codecs: list[dict[str, Any]] = [bytes_codec] + ([layout.compressor] if layout.compressor else [])
+    codecs: list[dict[str, Any]] = [bytes_codec]
+    if layout.compressor:
+        codecs.append(layout.compressor)
     grid = layout.chunk_shape
     if layout.shard_shape is not None:
         grid = layout.shard_shape
@@ -261,7 +263,8 @@ def _parse_sharding(
     inner = list(config.get("codecs", []))
     if any(c.get("name") == "sharding_indexed" for c in inner):
         raise UnsupportedZarrError("nested sharding")
-    index_codecs = [dict(c) for c in config.get("index_codecs", [_LITTLE_BYTES, {"name": "crc32c"}])]
+    default_index = [_LITTLE_BYTES, {"name": "crc32c"}]
+    index_codecs = [dict(c) for c in config.get("index_codecs", default_index)]
     for c in index_codecs:
         if c.get("name") == "bytes":
             c.setdefault("configuration", {"endian": "little"})

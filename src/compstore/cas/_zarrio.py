@@ -67,7 +67,9 @@ def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) ->
     return [write_array_meta(path, array.shape, layout, dimension_names), *files]
 
 
-def write_array_data(path: str, array: np.ndarray, hasher: Any = None) -> tuple[ArrayLayout, list[str]]:
+def write_array_data(
+    path: str, array: np.ndarray, hasher: Any = None
+) -> tuple[ArrayLayout, list[str]]:
     """Create the directory ``path`` and write ``array``'s one data file into it.
 
     With ``hasher`` (:func:`compstore.cas._digest.array_hasher`'s), the
@@ -270,7 +272,8 @@ def read_array_dir(path: str, meta: ArrayMeta, region: Region) -> np.ndarray:
         pieces += _read_shard(path, meta, idx, lo, hi, out)
     compressors = meta.shard.compressors
     # A few batches, not one task per inner chunk: a task costs more than decoding 64 KiB.
-    batches = [pieces[i :: _BATCHES] for i in range(min(_BATCHES, len(pieces)))] if big else [pieces]
+    n_batches = min(_BATCHES, len(pieces)) if big else 1
+    batches = [pieces[i::n_batches] for i in range(n_batches)]
 
     def decode(batch: list[_Piece]) -> None:
         for p in batch:
@@ -280,8 +283,8 @@ def read_array_dir(path: str, meta: ArrayMeta, region: Region) -> np.ndarray:
     return out
 
 
-def _piece(origin: tuple[int, ...], shape: tuple[int, ...], lo: tuple[int, ...], hi: tuple[int, ...],
-           limit: tuple[int, ...], out: np.ndarray) -> _Piece:  # fmt: skip
+def _piece(origin: tuple[int, ...], shape: tuple[int, ...], lo: tuple[int, ...],
+           hi: tuple[int, ...], limit: tuple[int, ...], out: np.ndarray) -> _Piece:  # fmt: skip
     """Where the chunk at ``origin`` meets the box ``[lo, hi)`` of an array of shape ``limit``."""
     o0 = [max(a, b) for a, b in zip(origin, lo)]
     o1 = [min(a + c, n, h) for a, c, n, h in zip(origin, shape, limit, hi)]
@@ -370,7 +373,8 @@ def _read_shard(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int,
     s_lo = tuple(max(a - o, 0) for a, o in zip(lo, origin))
     s_hi = tuple(min(b - o, c) for b, o, c in zip(hi, origin, meta.chunk_shape))
     wanted = [
-        (j, _piece(tuple(o + i * c for o, i, c in zip(origin, j, inner)), inner, lo, hi, meta.shape, out))
+        (j, _piece(tuple(o + i * c for o, i, c in zip(origin, j, inner)), inner, lo, hi,
+                   meta.shape, out))
         for j in iter_chunk_indices(s_lo, s_hi, inner)
     ]
     f = _open_chunk(path, meta, idx)

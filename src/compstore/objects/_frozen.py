@@ -30,7 +30,7 @@ class Immutable:
 
 
 def check_optional(value: Any, cls: type, name: str) -> Any:
-    """Return ``value`` if it is None or a ``cls``; raise `ObjectError` naming ``name`` otherwise."""
+    """Return ``value`` if it is None or a ``cls``; else raise `ObjectError` naming ``name``."""
     if value is not None and not isinstance(value, cls):
         raise ObjectError(f"{name} must be a {cls.__name__} or None, got {type(value).__name__}")
     return value

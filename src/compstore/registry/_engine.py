@@ -46,7 +46,8 @@ def set_durability(conn: sa.Connection, durable: bool) -> None:
     info = conn.connection.info
     if info.get(_SYNCHRONOUS) != want:
         # On the driver itself: a statement through ``conn`` would begin its transaction.
-        conn.connection.dbapi_connection.execute(f"PRAGMA synchronous={want}")  # type: ignore[union-attr]
+        driver = conn.connection.dbapi_connection
+        driver.execute(f"PRAGMA synchronous={want}")  # type: ignore[union-attr]
         info[_SYNCHRONOUS] = want
 
 

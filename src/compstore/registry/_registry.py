@@ -112,15 +112,18 @@ class _TypeInfo:
     def values(
         self, types: Mapping[str, ValueType | None], data_id: Mapping[str, Any]
     ) -> list[DataIdValue | None]:
-        """A data ID's values in sorted-dimension order, coerced to their column types (None: absent)."""
+        """A data ID's values in sorted-dimension order, as column types (None: absent)."""
         return [
-            coerce_value(d, types[d], data_id[d]) if d in data_id else None  # type: ignore[arg-type]
+            coerce_value(d, types[d], data_id[d])  # type: ignore[arg-type]
+            if d in data_id
+            else None
             for d in self.sorted_dims
         ]
 
     def data_id(self, values: Sequence[DataIdValue | None]) -> DataId:
         """The `DataId` of values in sorted-dimension order (None values left out)."""
-        return DataId._from_sorted(tuple((d, v) for d, v in zip(self.sorted_dims, values) if v is not None))
+        pairs = zip(self.sorted_dims, values)
+        return DataId._from_sorted(tuple((d, v) for d, v in pairs if v is not None))
 
     def key(self, values: Sequence[DataIdValue | None]) -> str:
         """The data-ID key of values in sorted-dimension order (None: an absent optional one).
@@ -1727,7 +1730,8 @@ class Registry:
                     )
                 return
             dataset = self._t["dataset"]
-            if conn.execute(sa.select(dataset.c.id).where(dataset.c.id == output_id)).first() is None:
+            exists = sa.select(dataset.c.id).where(dataset.c.id == output_id)
+            if conn.execute(exists).first() is None:
                 raise DatasetNotFoundError(f"no dataset with ID {output_id} to record provenance for")
             conn.execute(
                 self._t["provenance"].insert().values(
@@ -1832,7 +1836,8 @@ def _savepoint(conn: sa.Connection, local: threading.local) -> Iterator[None]:
             # The database ended the whole transaction itself (a full disk, an I/O
             # error): the savepoint is gone, and so is everything before it. The
             # caller's error is the one to see; the transaction refuses more work.
-            if not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            # (sqlite3 says whether a transaction is open; other drivers: assume lost.)
+            if not getattr(conn.connection.dbapi_connection, "in_transaction", False):
                 local.broken = True
         raise
     else:

@@ -125,7 +125,7 @@ class _PendingManifest:
 
 
 def _pending(entry: Mapping[str, Any]) -> _PendingArray | _PendingManifest | None:
-    """What of a manifest entry is still being written: its array, its nested manifest, or nothing."""
+    """What of a manifest entry is still being written: its array, its manifest, or None."""
     value = entry.get("array", entry.get("manifest"))
     return value if isinstance(value, (_PendingArray, _PendingManifest)) else None
 
@@ -284,8 +284,11 @@ class ObjectIO:
     def _write_array(self, array: np.ndarray, w: _Write) -> dict[str, Any]:
         report = w.report
         entry: dict[str, Any] = {
-            "storage_class": "Array", "array": None, "dtype": array.dtype.str, "shape": list(array.shape),
-        }  # fmt: skip
+            "storage_class": "Array",
+            "array": None,
+            "dtype": array.dtype.str,
+            "shape": list(array.shape),
+        }
         digest = self.cache.known_digest(array)
         if digest is None and array.nbytes >= ASYNC_WRITE_MIN_BYTES:
             # Hashed while written, on the pool; the digest is filled in with the manifests.
@@ -369,7 +372,9 @@ class ObjectIO:
             self.cache.remember_digest(obj, digest)
         return digest
 
-    def _write_composite(self, obj: Any, sc: CompositeStorageClass, w: _Write) -> str | _PendingManifest:
+    def _write_composite(
+        self, obj: Any, sc: CompositeStorageClass, w: _Write
+    ) -> str | _PendingManifest:
         digest = self.cache.known_digest(obj)
         if digest is not None:
             w.report.components_reused += 1
@@ -418,7 +423,9 @@ class ObjectIO:
                 entry["array"] = pending.resolve(w)
             elif isinstance(pending, _PendingManifest):
                 entry["manifest"] = self._resolve_manifest(pending, w)
-        resolved = self._write_manifest(manifest.storage_class, manifest.components, manifest.attributes, w)
+        resolved = self._write_manifest(
+            manifest.storage_class, manifest.components, manifest.attributes, w
+        )
         assert isinstance(resolved, str)
         return resolved
 

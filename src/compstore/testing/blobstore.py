@@ -202,7 +202,9 @@ class BlobStoreTests:
         _assert_same(store.get_array(digest), np.ascontiguousarray(view))
 
     @pytest.mark.parametrize("bad", [np.array(["ab", "c"]), np.zeros(2, dtype="M8[s]")], ids=str)
-    def test_put_new_array_refuses_what_put_array_refuses(self, store: BlobStore, bad: np.ndarray) -> None:
+    def test_put_new_array_refuses_what_put_array_refuses(
+        self, store: BlobStore, bad: np.ndarray
+    ) -> None:
         with pytest.raises(EncodingError):
             store.put_new_array(bad)
         with pytest.raises(EncodingError):
