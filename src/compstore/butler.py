@@ -177,7 +177,6 @@ class Butler:
         fsync: bool = True,
     ) -> None:
         self._repo = Repository.open(root, fsync=fsync)
-        self._fsync = fsync
         self.root = self._repo.root
         self.registry: Registry = self._repo.registry
         self.blobs = self._repo.blobs
@@ -339,7 +338,8 @@ class Butler:
         # Durability order: components and manifests reach the disk, then the rows.
         self.blobs.sync()
         refs = []
-        with self.registry.transaction(durable=self._fsync):
+        # Rows as durable as the components: a Butler without fsync skips the WAL's too.
+        with self.registry.transaction(durable=self.blobs.fsync):
             for (_, dtype, full_id), manifest in zip(prepared, manifests, strict=True):
                 ref = self.registry.insert_dataset(dtype.name, full_id, self.run, manifest)
                 if provenance is not None:
