@@ -44,11 +44,12 @@ __all__ = [
 PARALLEL_MIN_BYTES: Final = 4 << 20
 """Arrays (or regions) smaller than this are coded on the calling thread."""
 
+
 def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) -> list[str]:
     """Write ``array`` as a zarr v3 array into the new directory ``path``.
 
     The array's data is one file (:func:`compstore.cas._layout.one_file_layout`):
-    its raw bytes, or one shard of compressed chunks.
+    its raw bytes, or one shard of compressed chunks; then its ``zarr.json``.
 
     Returns
     -------
@@ -58,10 +59,7 @@ def write_array_dir(path: str, array: np.ndarray, dimension_names: list[str]) ->
 
     Raises
     ------
-    EncodingError
-        If the dtype is not one the store holds.
-    OSError
-        If a write fails (``path`` is left for the caller to remove).
+    As `write_array_data`.
     """
     layout, files = write_array_data(path, array)
     return [write_array_meta(path, array.shape, layout, dimension_names), *files]
