@@ -21,6 +21,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numcodecs
@@ -95,6 +96,11 @@ def bench_codecs(image: np.ndarray, mask: np.ndarray) -> None:
         ),
         "zstd-1": numcodecs.Zstd(level=1),
         "zstd-3": numcodecs.Zstd(level=3),
+        "blosc blosclz noshuffle": numcodecs.Blosc("blosclz", 5, numcodecs.Blosc.NOSHUFFLE, typesize=4),
+        "blosc blosclz noshuffle, 256 KiB blocks": numcodecs.Blosc(
+            "blosclz", 5, numcodecs.Blosc.NOSHUFFLE, blocksize=256 * 1024, typesize=4
+        ),
+        "blosc lz4 noshuffle": numcodecs.Blosc("lz4", 5, numcodecs.Blosc.NOSHUFFLE, typesize=4),
     }
     for label, data in (("sky f32", image), ("mask i32", mask)):
         chunks = [
@@ -314,16 +320,23 @@ def bench_layout_decisions(n: int, tmp: str) -> None:
     half = n // 2
     box = (slice(max(0, half - 49), half + 51), slice(max(0, half - 49), half + 51))
     float_variants = [("blosc lz4 shuffle", 0.0), ("none (stored raw)", 1.0)]
-    mask_variants = [("zstd-1, one shard of 512x512 chunks", 512), ("zstd-1, one shard of 256x256 chunks", 256)]
+    mask_variants = [
+        ("zstd-1, one shard of 256x256 chunks", ("zstd", 256)),
+        ("blosc blosclz, one shard of 512x512 chunks", ("blosc", 512)),
+        ("blosc blosclz, one shard of 256x256 chunks", ("blosc", 256)),
+    ]
     row("plane", "codec / chunks", "compression", "whole read", "100x100 read")
     row(*["---"] * 5)
     saved = (_zarrio.MIN_SAVING, _layout.CHUNK_2D_EDGE_INT)
+    chosen = _zarrio.choose_layout  # type: ignore[attr-defined]
     try:
         for name, arrays in planes.items():
             variants = mask_variants if name == "mask" else float_variants
             for i, (label, knob) in enumerate(variants):
                 if name == "mask":
-                    _layout.CHUNK_2D_EDGE_INT = int(knob)  # type: ignore[misc]
+                    codec, edge = knob
+                    _layout.CHUNK_2D_EDGE_INT = edge  # type: ignore[misc]
+                    _zarrio.choose_layout = _layout.choose_layout if codec == "blosc" else _zstd_layout  # type: ignore[attr-defined]
                 else:
                     _zarrio.MIN_SAVING = float(knob)  # type: ignore[misc]
                 store = LocalBlobStore(os.path.join(tmp, f"decide-{name}-{i}"), fsync=False)
@@ -334,6 +347,15 @@ def bench_layout_decisions(n: int, tmp: str) -> None:
                 row(name, label, f"{ratio:.2f}x", ms(whole), ms(cut))
     finally:
         _zarrio.MIN_SAVING, _layout.CHUNK_2D_EDGE_INT = saved  # type: ignore[misc]
+        _zarrio.choose_layout = chosen  # type: ignore[attr-defined]
+
+
+def _zstd_layout(dtype: np.dtype, shape: tuple[int, ...]) -> _layout.ArrayLayout:
+    """The layout compstore chose before masks moved to blosc: zstd-1 for every integer array."""
+    chosen = _layout.choose_layout(dtype, shape)
+    if dtype.kind in "fc":
+        return chosen
+    return replace(chosen, compressor={"name": "zstd", "configuration": dict(_layout.ZSTD_CONFIG)})
 
 
 def bench_files(tmp: str) -> None:

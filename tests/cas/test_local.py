@@ -63,9 +63,21 @@ def test_chosen_layout() -> None:
     assert f4.chunk_shape == (512, 512)
     assert f4.compressor["name"] == "blosc"
     assert f4.compressor["configuration"]["shuffle"] == "shuffle"
-    i4 = choose_layout(np.dtype("<i4"), (4096, 4096))
-    assert i4.compressor == {"name": "zstd", "configuration": {"level": 1, "checksum": False}}
+    i4 = choose_layout(np.dtype("<i4"), (4096, 4096))  # a mask
+    assert i4.compressor == {
+        "name": "blosc",
+        "configuration": {
+            "typesize": 4,
+            "cname": "blosclz",
+            "clevel": 5,
+            "shuffle": "noshuffle",
+            "blocksize": 262144,
+        },
+    }
     assert i4.chunk_shape == (256, 256)
+    assert choose_layout(np.dtype("|b1"), (64, 64)).compressor["configuration"]["typesize"] == 1
+    i8 = choose_layout(np.dtype("<i8"), (1000,))  # a catalog column
+    assert i8.compressor == {"name": "zstd", "configuration": {"level": 1, "checksum": False}}
     assert choose_layout(np.dtype("<f8"), (10_000_000,)).chunk_shape == (524288,)
     assert choose_layout(np.dtype("<f4"), (10, 4096, 4096)).chunk_shape == (1, 512, 512)
     assert choose_layout(np.dtype("<f4"), (10, 20, 30)).chunk_shape == (10, 20, 30)
