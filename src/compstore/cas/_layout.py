@@ -7,7 +7,7 @@ and re-measured by ``benchmarks/bench_cas_layout.py``:
   byte shuffle (1.34x) decodes 3x faster than with bitshuffle (1.55x), and
   decoding, not the disk, bounds a whole-image read; so byte shuffle;
 * integer and boolean planes (masks) compress about 190x with blosc's
-  ``blosclz`` without shuffle, which encodes 2.6x and decodes 4x faster than
+  ``blosclz`` without shuffle, which encodes 3x and decodes 4x faster than
   zstd level 1 (which compresses them ~800x; both are far below the float
   planes beside them), so a mask costs a put and a get little; 1-D integers
   (catalog ids, flags) are small and keep zstd level 1, which shrinks them
@@ -169,16 +169,9 @@ def choose_layout(dtype: np.dtype, shape: tuple[int, ...]) -> ArrayLayout:
     data_type = zarr_data_type(dtype)
     # dtype.str spells the order explicitly even for native dtypes.
     endian = None if dtype.itemsize == 1 else ("big" if dtype.str[0] == ">" else "little")
-    if dtype.kind in "fc":
-        compressor = {
-            "name": "blosc",
-            "configuration": {"typesize": dtype.itemsize, **BLOSC_CONFIG},
-        }
-    elif len(shape) >= 2:
-        compressor = {
-            "name": "blosc",
-            "configuration": {"typesize": dtype.itemsize, **BLOSC_PLANE_CONFIG},
-        }
+    if dtype.kind in "fc" or len(shape) >= 2:
+        blosc = BLOSC_CONFIG if dtype.kind in "fc" else BLOSC_PLANE_CONFIG
+        compressor = {"name": "blosc", "configuration": {"typesize": dtype.itemsize, **blosc}}
     else:
         compressor = {"name": "zstd", "configuration": dict(ZSTD_CONFIG)}
     edge = CHUNK_2D_EDGE if dtype.kind in "fc" else CHUNK_2D_EDGE_INT
