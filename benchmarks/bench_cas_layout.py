@@ -429,6 +429,45 @@ def bench_creates_under_writes(tmp: str, n: int, rounds: int) -> None:
             f"{max(times) * 1e6:.0f} us", ms(sum(times)))  # fmt: skip
 
 
+def bench_zarr_pipelines(n: int, tmp: str) -> None:
+    """compstore's direct reader against zarr-python's codec pipelines on compstore's arrays.
+
+    The same two stored arrays (a raw float plane and a sharded int32 mask of
+    a synthetic exposure), read whole and as a 100x100 box: by
+    `LocalBlobStore.get_array`, by stock zarr-python (`zarr.open_array` then
+    index, its default pipeline) and by zarr-python with the ``zarrs`` Rust
+    codec pipeline (``codec_pipeline.path``), when installed.
+    """
+    from compstore.testing.sky import make_exposure
+
+    print(f"\n### 10. Readers: compstore's own against zarr-python's pipelines ({n}x{n})\n")
+    exposure = make_exposure(1, 0, size=n)
+    store = LocalBlobStore(os.path.join(tmp, "pipelines"), fsync=False)
+    half = n // 2
+    box = (slice(max(0, half - 49), half + 51), slice(max(0, half - 49), half + 51))
+    pipelines = {"zarr-python (default pipeline)": "zarr.core.codec_pipeline.BatchedCodecPipeline"}
+    try:
+        import zarrs  # noqa: F401
+
+        pipelines["zarr-python + zarrs"] = "zarrs.ZarrsCodecPipeline"
+    except ImportError:
+        print("(zarrs is not installed: `pip install zarrs`, or the bench extra)\n")
+    row("plane", "reader", "whole", "100x100")
+    row(*["---"] * 4)
+    for name, array in (("image, raw", exposure.image), ("mask, blosc shard", exposure.mask.array)):
+        digest = store.put_array(array)
+        path = str(store.root / store.component_path(digest))
+        row(name, "compstore `get_array`", ms(timed(lambda: store.get_array(digest))),
+            ms(timed(lambda: store.get_array(digest, box))))  # fmt: skip
+        for label, pipeline in pipelines.items():
+            with zarr.config.set({"codec_pipeline.path": pipeline}):
+                if not np.array_equal(zarr.open_array(path, mode="r")[...], array):
+                    raise AssertionError(f"{label} read {name} wrong")
+                whole = timed(lambda: zarr.open_array(path, mode="r")[...])
+                cut = timed(lambda: zarr.open_array(path, mode="r")[box])
+            row(name, f"{label}, open + read", ms(whole), ms(cut))
+
+
 def main() -> None:
     global REPEAT, STAT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -441,7 +480,7 @@ def main() -> None:
         default="median",
         help="min estimates the uncontended cost on a busy machine",
     )
-    parser.add_argument("--only", default="123456789", help="sections to run, e.g. 125")
+    parser.add_argument("--only", default="123456789A", help="sections to run, e.g. 125 (A: 10)")
     args = parser.parse_args()
     REPEAT = args.repeat
     STAT = min if args.stat == "min" else statistics.median
@@ -464,6 +503,7 @@ def main() -> None:
             "8": lambda: bench_files(tmp),
             # an exposure's planes (2048x2048 at most) per round; 2 rounds per repeat
             "9": lambda: bench_creates_under_writes(tmp, min(args.size, 2048), 2 * REPEAT),
+            "A": lambda: bench_zarr_pipelines(args.size, tmp),
         }
         for key in args.only:
             sections[key]()
