@@ -51,10 +51,10 @@ def test_unknown_major_version_is_refused_and_newer_minor_is_read_only(repo):
 
     config = repo / "compstore.json"
     data = json.loads(config.read_text())
-    config.write_text(json.dumps({**data, "version": "2.0"}))
-    with pytest.raises(RepositoryFormatError, match="version 2.0"):
+    config.write_text(json.dumps({**data, "version": "3.0"}))
+    with pytest.raises(RepositoryFormatError, match="version 3.0"):
         Butler(repo)
-    config.write_text(json.dumps({**data, "version": "1.9"}))
+    config.write_text(json.dumps({**data, "version": "2.9"}))
     butler = Butler(repo)
     from compstore.errors import ReadOnlyRepositoryError
 

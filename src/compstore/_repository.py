@@ -32,7 +32,12 @@ CONFIG_NAME = "compstore.json"
 FORMAT_NAME = "compstore"
 #: (major, minor): a reader refuses another major version and opens a newer
 #: minor version read-only.
-FORMAT_VERSION = (1, 0)
+FORMAT_VERSION = (2, 0)
+#: The newest minor version this compstore knows of each major version it opens.
+#: Format 2 adds packs of small components (docs/format.md, "Packs"); a format 1
+#: repository is written without them, so that older readers still read it.
+KNOWN_MINORS = {1: 0, 2: 0}
+READABLE_MAJORS = tuple(KNOWN_MINORS)
 _REGISTRY_NAME = "registry.sqlite3"
 # One Registry per repository per process: Butlers of one repository share its
 # caches (dataset types, collections), as they share the object cache.
@@ -140,14 +145,15 @@ class Repository:
                 raise ValueError(f"format is {config['format']!r}")
         except (ValueError, KeyError, TypeError) as err:
             raise RepositoryFormatError(f"{config_path} is not a valid compstore config: {err}") from None
-        if major != FORMAT_VERSION[0]:
+        if major not in READABLE_MAJORS:
             raise RepositoryFormatError(
-                f"{path} has format version {major}.{minor}; this compstore reads version "
-                f"{FORMAT_VERSION[0]}.x only: use a compstore release that supports it"
+                f"{path} has format version {major}.{minor}; this compstore reads versions "
+                f"{', '.join(f'{m}.x' for m in READABLE_MAJORS)} only: use a compstore "
+                "release that supports it"
             )
-        read_only = minor > FORMAT_VERSION[1]
+        read_only = minor > KNOWN_MINORS[major]
         # Names in the config are fixed by the format, not followed: a config can
         # never point compstore at another path.
         registry = _shared_registry(path / _REGISTRY_NAME)
-        blobs = LocalBlobStore(path / _BLOBS_NAME, fsync=fsync)
+        blobs = LocalBlobStore(path / _BLOBS_NAME, fsync=fsync, packs=major >= 2)
         return cls(root=path, config=config, registry=registry, blobs=blobs, read_only=read_only)

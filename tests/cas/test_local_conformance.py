@@ -16,3 +16,15 @@ class TestLocalBlobStore(BlobStoreTests):
 class TestLocalBlobStoreNoFsync(BlobStoreTests):
     def make_store(self, tmp_path: pathlib.Path) -> BlobStore:
         return LocalBlobStore(tmp_path / "blobs", fsync=False)
+
+
+class TestLocalBlobStorePacks(BlobStoreTests):
+    """Format 2: small components in packs (every component of these tests is small)."""
+
+    def make_store(self, tmp_path: pathlib.Path) -> BlobStore:
+        return LocalBlobStore(tmp_path / "blobs", packs=True)
+
+
+class TestLocalBlobStorePacksNoFsync(BlobStoreTests):
+    def make_store(self, tmp_path: pathlib.Path) -> BlobStore:
+        return LocalBlobStore(tmp_path / "blobs", fsync=False, packs=True)

@@ -70,7 +70,8 @@ def test_use_case_9_new_wcs_costs_a_wcs_and_a_manifest(survey):
     added = blob_bytes(survey.root) - before
     assert result.report.arrays_written == 0
     assert result.report.documents_written == 2  # the Wcs and the Exposure manifest
-    assert added == result.report.bytes_written
+    # The two documents, in one pack: their bytes and the pack's zip headers.
+    assert 0 <= added - result.report.bytes_written <= 512
     assert added < 16_384, f"a new Wcs cost {added} bytes on disk"
     got = Butler(survey.root, collections="newwcs").get("calexp", visit=1, detector=0)
     assert got.wcs == new.wcs and got.image is exp.image

@@ -6,7 +6,15 @@ Layout (``docs/format.md``, "Blob store layout")::
     <root>/arrays/ab/zarr.json                  fan-out group, first two hex chars
     <root>/arrays/ab/<digest>/zarr.json, c/...  one zarr v3 array per component
     <root>/documents/ab/<digest>.json           one plain file per document
+    <root>/packs/ab/<pack>.zip                  small components, many per file (packs=True)
+    <root>/packs.sqlite3                        where each packed component is
     <root>/staging/<session>/...                writes not yet synced
+
+Packs (``packs=True``, repository format 2): components smaller than
+`compstore.cas._pack.PACK_MAX_BYTES` wait in memory, visible to this store
+object, until :meth:`LocalBlobStore.sync` writes them all as one zip file
+and then records them in the index (`compstore.cas._pack`): a put creates
+one file for all of them instead of one to three each.
 
 Durability. With ``fsync=True`` (the default) a put writes the component into
 this store's staging folder and returns; :meth:`LocalBlobStore.sync` fsyncs
@@ -26,8 +34,10 @@ import itertools
 import os
 import secrets
 import shutil
+import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -35,7 +45,16 @@ import numpy as np
 
 from compstore._pool import parallel_map
 from compstore.cas._atomic import fsync_dir, fsync_file, write_atomic, write_new
-from compstore.cas._digest import array_hasher, check_digest, is_digest
+from compstore.cas._digest import array_hasher, check_digest, digest_array, digest_bytes, is_digest
+from compstore.cas._pack import (
+    KIND_ARRAY,
+    KIND_DOCUMENT,
+    PACK_MAX_BYTES,
+    PackedMember,
+    PackIndex,
+    build_pack,
+    pread_member,
+)
 from compstore.cas._region import Region, normalize_region
 from compstore.cas._store import (
     ARRAYS_GROUP,
@@ -53,7 +72,9 @@ from compstore.cas._zarrfmt import (
     parse_array_metadata,
 )
 from compstore.cas._zarrio import (
+    decode_array_data,
     dimension_names_for,
+    encode_array_files,
     read_array_dir,
     write_array_data,
     write_array_dir,
@@ -79,6 +100,9 @@ class LocalBlobStore(BlobStore):
         Make writes durable at :meth:`sync` (see the module docstring). ``False``
         for scratch stores: faster, and a power cut may lose or damage
         recent components.
+    packs
+        Write small components into packs (the module docstring). Readers of
+        format 1 do not look in packs: a repository's format version decides.
 
     Raises
     ------
@@ -86,9 +110,14 @@ class LocalBlobStore(BlobStore):
         If the folder cannot be created.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, fsync: bool = True, packs: bool = False
+    ) -> None:
         self._root = os.path.abspath(os.fspath(root))
         self._fsync = fsync
+        self._packs_dir = os.path.join(self._root, "packs")
+        self._index: PackIndex | None = None
+        self._pending: dict[str, _Pending] = {}
         self._arrays_dir = os.path.join(self._root, ARRAYS_GROUP)
         self._documents_dir = os.path.join(self._root, "documents")
         self._staging_dir = os.path.join(self._root, "staging")
@@ -103,7 +132,9 @@ class LocalBlobStore(BlobStore):
         self._meta: dict[str, ArrayMeta | None] = {}
         try:
             self._init_layout()
-        except OSError as exc:
+            if packs:
+                self._index = PackIndex(os.path.join(self._root, "packs.sqlite3"), fsync=fsync)
+        except (OSError, sqlite3.Error) as exc:
             raise BlobStoreError(f"cannot create the blob store at {self._root}: {exc}") from exc
 
     # -- paths ----------------------------------------------------------------
@@ -121,6 +152,11 @@ class LocalBlobStore(BlobStore):
     def fsync(self) -> bool:
         """Whether :meth:`sync` makes writes durable."""
         return self._fsync
+
+    @property
+    def packs(self) -> bool:
+        """Whether small components are written into packs."""
+        return self._index is not None
 
     # f-strings, not os.path.join: these run for every component read (the roots are
     # absolute and normalised, digests checked: nothing to join carefully).
@@ -199,6 +235,14 @@ class LocalBlobStore(BlobStore):
         array, digest = prepare_array(array, digest)
         if self.has_array(digest):
             return digest
+        if self._index is not None and array.nbytes < PACK_MAX_BYTES:
+            names = dimension_names_for(digest, array.ndim)
+            encoded = encode_array_files(array, names)
+            members = [(f"arrays/{digest}/{name}", data) for name, data in encoded]
+            key = encoded[1][0] if len(encoded) > 1 else None
+            with self._lock:
+                self._pending.setdefault(digest, _Pending(KIND_ARRAY, members, key))
+            return digest
         with self._new_folder(digest, f"array component {digest}") as tmp:
             files = write_array_dir(tmp, array, dimension_names_for(digest, array.ndim))
         self._commit_array(digest, tmp, files)
@@ -215,6 +259,13 @@ class LocalBlobStore(BlobStore):
         knew about: one write, no second copy).
         """
         check_array(array)
+        if self._index is not None and array.nbytes < PACK_MAX_BYTES:
+            digest = digest_array(array)  # small: hashed first, then packed
+            with self._lock:  # one answer per digest, as for folders
+                if self.has_array(digest):
+                    return digest, False
+                self.put_array(array, digest)
+            return digest, True
         shape = array.shape
         hasher = array_hasher(array.dtype, shape)
         with self._new_folder("new", "a new array component") as tmp:
@@ -311,6 +362,11 @@ class LocalBlobStore(BlobStore):
         return meta
 
     def get_array(self, digest: str, region: RegionLike = None) -> np.ndarray:
+        if self._index is not None:
+            check_digest(digest)
+            files = self._packed_files(digest, KIND_ARRAY)
+            if files is not None:
+                return self._read_packed(digest, *files, region)
         for attempt in range(2):
             path = self._locate_array(digest)
             try:
@@ -353,7 +409,110 @@ class LocalBlobStore(BlobStore):
         box = np.array(box, copy=True)  # zarr may hand out a shared buffer
         return _read_only_view(box, reg)
 
+    def _packed(self, digest: str, kind: str) -> PackedMember | _Pending | None:
+        """The pending or packed component ``digest`` of ``kind``, if there is one."""
+        with self._lock:
+            pending = self._pending.get(digest)
+        if pending is not None:
+            return pending if pending.kind == kind else None
+        if self._index is None:
+            return None
+        try:
+            member = self._index.lookup(digest)
+        except sqlite3.Error as exc:
+            raise BlobStoreError(f"cannot read the pack index of {self._root}: {exc}") from exc
+        return member if member is not None and member.kind == kind else None
+
+    def _packed_files(self, digest: str, kind: str) -> tuple[bytes, bytes | None] | None:
+        """A pending or packed component's bytes: (document or zarr.json, array data or None)."""
+        found = self._packed(digest, kind)
+        if found is None:
+            return None
+        if isinstance(found, _Pending):
+            if kind == KIND_DOCUMENT:
+                return found.members[0][1], None
+            return found.members[0][1], (found.members[1][1] if len(found.members) > 1 else None)
+        path = self._pack_path(found.pack)
+        try:
+            data = pread_member(path, found.data_offset, found.data_size)
+            if kind == KIND_DOCUMENT:
+                return data, None
+            assert found.meta_offset is not None and found.meta_size is not None
+            meta = pread_member(path, found.meta_offset, found.meta_size)
+        except FileNotFoundError:
+            raise CorruptBlobError(
+                f"component {digest} is indexed in pack {found.pack}, which is missing; "
+                "the repository is damaged: run `compstore verify`"
+            ) from None
+        except ValueError as exc:
+            raise CorruptBlobError(f"component {digest}: {exc}") from exc
+        except OSError as exc:
+            raise BlobStoreError(f"cannot read component {digest}: {exc}") from exc
+        return meta, (data if found.key is not None else None)
+
+    def _packed_meta(self, digest: str, raw: bytes) -> ArrayMeta:
+        cached = self._meta.get(digest)
+        if cached is not None:
+            return cached
+        try:
+            meta = parse_array_metadata(raw)
+        except (UnsupportedZarrError, *_DECODE_ERRORS) as exc:
+            raise CorruptBlobError(f"array component {digest} has a bad zarr.json: {exc}") from exc
+        if len(self._meta) >= _META_CACHE_SIZE:
+            self._meta.pop(next(iter(self._meta)), None)
+        self._meta[digest] = meta
+        return meta
+
+    def _read_packed(
+        self, digest: str, raw_meta: bytes, data: bytes | None, region: RegionLike
+    ) -> np.ndarray:
+        meta = self._packed_meta(digest, raw_meta)
+        reg = normalize_region(region, meta.shape)
+        try:
+            whole = decode_array_data(meta, data)
+        except _DECODE_ERRORS as exc:
+            raise CorruptBlobError(f"array component {digest} cannot be decoded: {exc}") from exc
+        box = np.array(whole[tuple(slice(a, b) for a, b in zip(reg.lo, reg.hi))]) if whole.ndim else whole
+        return _read_only_view(box, reg)
+
+    def component_path(self, digest: str) -> str:
+        """As `BlobStore.component_path`; a packed array is first written out as its folder.
+
+        The folder holds the very bytes of the pack's members, so stock zarr
+        opens it at the usual path; the pack keeps its copy.
+        """
+        path = super().component_path(digest)
+        found = self._packed(digest, KIND_ARRAY) if self._index is not None else None
+        if found is not None and not os.path.isdir(self._array_path(digest)):
+            meta, data = self._packed_files(digest, KIND_ARRAY) or (b"", None)
+            with self._new_folder(digest, f"array component {digest}") as tmp:
+                os.mkdir(tmp)
+                files = [(os.path.join(tmp, "zarr.json"), meta)]
+                if found.key is not None and data is not None:
+                    files.append((os.path.join(tmp, found.key), data))
+                for file, content in files:
+                    write_new(file, content)
+                    if self._fsync:
+                        fsync_file(file)
+                if self._fsync:
+                    fsync_dir(tmp)
+                with self._lock:
+                    self._publish_array(digest, tmp)
+                if self._fsync:
+                    fsync_dir(os.path.dirname(self._array_path(digest)))
+        return path
+
+    def _pack_path(self, pack: str) -> str:
+        check_digest(pack)  # a name read from the index: checked before it becomes a path
+        return f"{self._packs_dir}/{pack[:2]}/{pack}.zip"
+
     def array_info(self, digest: str) -> ArrayInfo:
+        if self._index is not None:
+            check_digest(digest)
+            files = self._packed_files(digest, KIND_ARRAY)
+            if files is not None:
+                packed = self._packed_meta(digest, files[0])
+                return ArrayInfo(packed.shape, packed.dtype, self.stored_bytes(digest))
         if not self.has_array(digest):  # from the disk, not the zarr.json cache
             raise BlobNotFoundError(f"no array component {digest} in the blob store")
         path = self._array_folder(digest)[0]
@@ -369,12 +528,21 @@ class LocalBlobStore(BlobStore):
 
     def has_array(self, digest: str) -> bool:
         check_digest(digest)
-        return digest in self._staged_arrays or os.path.isdir(self._array_path(digest))
+        return (
+            digest in self._staged_arrays
+            or os.path.isdir(self._array_path(digest))
+            or self._packed(digest, KIND_ARRAY) is not None
+        )
 
     # -- documents ------------------------------------------------------------
     def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
         data, digest = prepare_document(data, digest)
         if self.has_document(digest):
+            return digest
+        if self._index is not None and len(data) < PACK_MAX_BYTES:
+            with self._lock:
+                member = (f"documents/{digest}.json", bytes(data))
+                self._pending.setdefault(digest, _Pending(KIND_DOCUMENT, [member], None))
             return digest
         try:
             with self._lock:
@@ -403,6 +571,10 @@ class LocalBlobStore(BlobStore):
 
     def get_document(self, digest: str) -> bytes:
         check_digest(digest)
+        if self._index is not None:
+            files = self._packed_files(digest, KIND_DOCUMENT)
+            if files is not None:
+                return files[0]
         for _ in range(2):
             with self._lock:
                 path = self._staged_documents.get(digest) or self._document_path(digest)
@@ -417,11 +589,21 @@ class LocalBlobStore(BlobStore):
 
     def has_document(self, digest: str) -> bool:
         check_digest(digest)
-        return digest in self._staged_documents or os.path.isfile(self._document_path(digest))
+        return (
+            digest in self._staged_documents
+            or os.path.isfile(self._document_path(digest))
+            or self._packed(digest, KIND_DOCUMENT) is not None
+        )
 
     # -- both -----------------------------------------------------------------
     def stored_bytes(self, digest: str) -> int:
         check_digest(digest)
+        for kind in (KIND_ARRAY, KIND_DOCUMENT):
+            found_packed = self._packed(digest, kind)
+            if isinstance(found_packed, _Pending):
+                return sum(len(data) for _, data in found_packed.members)
+            if found_packed is not None:
+                return found_packed.data_size + (found_packed.meta_size or 0)
         total = 0
         found = False
         if self.has_array(digest):
@@ -457,18 +639,40 @@ class LocalBlobStore(BlobStore):
 
     def iter_arrays(self) -> Iterator[str]:
         with self._lock:
-            staged = set(self._staged_arrays)
+            staged = set(self._staged_arrays) | self._pending_of(KIND_ARRAY)
+        staged |= self._indexed(KIND_ARRAY)
         return iter(sorted(self._iter_fanout(self._arrays_dir, "", True) | staged))
 
     def iter_documents(self) -> Iterator[str]:
         with self._lock:
-            staged = set(self._staged_documents)
+            staged = set(self._staged_documents) | self._pending_of(KIND_DOCUMENT)
+        staged |= self._indexed(KIND_DOCUMENT)
         return iter(sorted(self._iter_fanout(self._documents_dir, ".json", False) | staged))
+
+    def _pending_of(self, kind: str) -> set[str]:
+        return {d for d, p in self._pending.items() if p.kind == kind}
+
+    def _indexed(self, kind: str) -> set[str]:
+        if self._index is None:
+            return set()
+        try:
+            return set(self._index.digests(kind))
+        except sqlite3.Error as exc:
+            raise BlobStoreError(f"cannot read the pack index of {self._root}: {exc}") from exc
 
     def delete(self, digest: str) -> None:
         check_digest(digest)
         found = False
         with self._lock:
+            # A packed component is forgotten by the index; its bytes stay in the
+            # pack (a pack is never rewritten in place).
+            if self._pending.pop(digest, None) is not None:
+                found = True
+            if self._index is not None:
+                try:
+                    found = self._index.remove(digest) or found
+                except sqlite3.Error as exc:
+                    raise BlobStoreError(f"cannot update the pack index: {exc}") from exc
             staged = self._staged_arrays.pop(digest, None)
             if staged is not None:
                 shutil.rmtree(staged[0], ignore_errors=True)
@@ -500,6 +704,7 @@ class LocalBlobStore(BlobStore):
         with self._lock:
             if not self._fsync:
                 self._dirty_dirs.clear()
+                self._write_pack()
                 return
             arrays = dict(self._staged_arrays)
             documents = dict(self._staged_documents)
@@ -521,6 +726,45 @@ class LocalBlobStore(BlobStore):
                 self._dirty_dirs.difference_update(dirty)
             except OSError as exc:
                 raise BlobStoreError(f"cannot sync the blob store at {self._root}: {exc}") from exc
+            self._write_pack()
+
+    def _write_pack(self) -> None:
+        """Write the pending small components as one pack, then index them (lock held).
+
+        The pack is renamed into place (and fsynced, with its folder, when
+        fsync is on) before its rows are committed: an index row never names
+        a pack that is not on disk.
+        """
+        if not self._pending:
+            return
+        assert self._index is not None
+        pending = dict(self._pending)
+        members = [m for p in pending.values() for m in p.members]
+        try:
+            raw, where = build_pack(members)
+            name = digest_bytes(raw)
+            final = self._pack_path(name)
+            folder = os.path.dirname(final)
+            if not os.path.isdir(folder):
+                os.makedirs(folder, exist_ok=True)
+                if self._fsync:
+                    fsync_dir(os.path.dirname(folder))
+                    fsync_dir(self._packs_dir)
+            if not os.path.exists(final):  # the same components packed before: same bytes
+                tmp = self._temp_path(name) + ".zip"
+                write_new(tmp, raw)
+                if self._fsync:
+                    fsync_file(tmp)
+                os.replace(tmp, final)
+                if self._fsync:
+                    fsync_dir(folder)
+            rows = {d: _member_of(d, p, name, where) for d, p in pending.items()}
+            self._index.add(rows)
+        except (OSError, sqlite3.Error) as exc:
+            raise BlobStoreError(f"cannot write a pack into {self._root}: {exc}") from exc
+        for digest, p in pending.items():
+            if self._pending.get(digest) is p:
+                del self._pending[digest]
 
     def close(self) -> None:
         """Sync, then remove this store's (now empty) staging folder."""
@@ -532,6 +776,31 @@ class LocalBlobStore(BlobStore):
 
     def __repr__(self) -> str:
         return f"LocalBlobStore({self._root!r}, fsync={self._fsync})"
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A small component waiting for the next pack: its zip members, in order.
+
+    A document has one member; an array its ``zarr.json`` then its data file
+    (named ``key``; none for an array with no elements).
+    """
+
+    kind: str
+    members: list[tuple[str, bytes]]
+    key: str | None
+
+
+def _member_of(
+    digest: str, pending: _Pending, pack: str, where: dict[str, tuple[int, int]]
+) -> PackedMember:
+    """The index row of a pending component written into ``pack`` (offsets from ``where``)."""
+    if pending.kind == KIND_DOCUMENT:
+        offset, size = where[pending.members[0][0]]
+        return PackedMember(KIND_DOCUMENT, pack, offset, size)
+    meta_offset, meta_size = where[pending.members[0][0]]
+    offset, size = where[pending.members[1][0]] if pending.key is not None else (0, 0)
+    return PackedMember(KIND_ARRAY, pack, offset, size, meta_offset, meta_size, pending.key)
 
 
 def _read_only_view(box: np.ndarray, region: Region) -> np.ndarray:

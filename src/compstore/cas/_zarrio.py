@@ -7,6 +7,7 @@ on a small thread pool (``docs/format.md``, "Array layout", has the figures).
 from __future__ import annotations
 
 import dataclasses
+import io
 import itertools
 import math
 import mmap
@@ -34,7 +35,9 @@ from compstore.cas._zarrfmt import (
 
 __all__ = [
     "PARALLEL_MIN_BYTES",
+    "decode_array_data",
     "dimension_names_for",
+    "encode_array_files",
     "read_array_dir",
     "write_array_data",
     "write_array_dir",
@@ -90,34 +93,112 @@ def write_array_data(
     OSError
         If a write fails (``path`` is left for the caller to remove).
     """
-    layout = choose_layout(array.dtype, array.shape)
-    if layout.compressor is not None and not _compression_pays(array, layout):
-        layout = dataclasses.replace(layout, compressor=None)
-    layout = one_file_layout(layout, array.shape)
+    layout = _one_file_layout_for(array)
     os.mkdir(path)
     if array.size == 0:  # no chunk at all: zarr reads the fill value (nothing to read)
         return layout, [path]
     file = os.path.join(path, chunk_key((0,) * array.ndim))
-    data = np.ascontiguousarray(array).reshape(array.shape)  # (0-d arrays come back 1-d)
     with open(file, "xb") as f:
-        if layout.compressor is None:
-            # Raw: the file is the array's bytes in C order, written from the array itself.
-            raw = array_bytes(data)
-            if hasher is None:
-                f.write(raw)
-            else:
-                for start in range(0, len(raw), _HASH_WRITE_BLOCK):
-                    block = raw[start : start + _HASH_WRITE_BLOCK]
-                    hasher.update(block)
-                    f.write(block)
-        else:
-            if hasher is not None:
-                hasher.update(array_bytes(data))
-            if layout.shard_shape is None:  # one chunk, of the array's own shape
-                f.write(encode_chunk(data, (numcodec_of(layout.compressor),)))
-            else:
-                _write_shard(f, data, layout)
+        _write_data(f, array, layout, hasher)
     return layout, [file, path]
+
+
+def encode_array_files(array: np.ndarray, dimension_names: list[str]) -> list[tuple[str, bytes]]:
+    """The files of ``array`` as a zarr v3 array, in memory: ``[(name, bytes), ...]``.
+
+    ``zarr.json`` first, then the one data file (none for an empty array):
+    byte for byte what `write_array_dir` writes into its directory.
+
+    Raises
+    ------
+    EncodingError
+        If the dtype is not one the store holds.
+    """
+    layout = _one_file_layout_for(array)
+    files = [("zarr.json", array_metadata(array.shape, layout, dimension_names))]
+    if array.size:
+        buffer = io.BytesIO()
+        _write_data(buffer, array, layout, None)
+        files.append((chunk_key((0,) * array.ndim), buffer.getvalue()))
+    return files
+
+
+def _one_file_layout_for(array: np.ndarray) -> ArrayLayout:
+    """The layout a new array is written with: its dtype's codec if it pays, in one file."""
+    layout = choose_layout(array.dtype, array.shape)
+    if layout.compressor is not None and not _compression_pays(array, layout):
+        layout = dataclasses.replace(layout, compressor=None)
+    return one_file_layout(layout, array.shape)
+
+
+def _write_data(f: Any, array: np.ndarray, layout: ArrayLayout, hasher: Any) -> None:
+    """Write the one data file of ``array`` (laid out by ``layout``) to the file object ``f``."""
+    data = np.ascontiguousarray(array).reshape(array.shape)  # (0-d arrays come back 1-d)
+    if layout.compressor is None:
+        # Raw: the file is the array's bytes in C order, written from the array itself.
+        raw = array_bytes(data)
+        if hasher is None:
+            f.write(raw)
+        else:
+            for start in range(0, len(raw), _HASH_WRITE_BLOCK):
+                block = raw[start : start + _HASH_WRITE_BLOCK]
+                hasher.update(block)
+                f.write(block)
+    else:
+        if hasher is not None:
+            hasher.update(array_bytes(data))
+        if layout.shard_shape is None:  # one chunk, of the array's own shape
+            f.write(encode_chunk(data, (numcodec_of(layout.compressor),)))
+        else:
+            _write_shard(f, data, layout)
+
+
+def decode_array_data(meta: ArrayMeta, data: bytes | memoryview | None) -> np.ndarray:
+    """Decode a whole array from the bytes of its one data file (None: it has none).
+
+    For arrays in compstore's one-file layout (one chunk, raw or compressed,
+    or one shard covering the array), held in memory: a pack member.
+
+    Raises
+    ------
+    ValueError
+        If the bytes do not decode to the array (a corrupt component), or the
+        array is chunked in a way the one-file layout never is.
+    """
+    out = np.empty(meta.shape, dtype=meta.dtype)
+    if out.size == 0:
+        return out
+    if data is None:
+        out[...] = meta.fill_value
+        return out
+    if any(-(-n // c) != 1 for n, c in zip(meta.shape, meta.chunk_shape)):
+        raise ValueError(f"chunks of shape {meta.chunk_shape} do not make one file")
+    data = memoryview(data)
+    if meta.shard is None:
+        chunk = decode_chunk(data, meta.compressors, meta.chunk_shape, meta.dtype)
+        out[...] = chunk[tuple(slice(0, n) for n in meta.shape)]
+        return out
+    shard = meta.shard
+    n = shard.index_nbytes(meta.chunk_shape)
+    if len(data) < n:
+        raise ValueError(f"shard of {len(data)} bytes cannot hold its {n}-byte index")
+    raw = bytes(data[len(data) - n :] if shard.index_at_end else data[:n])
+    index = _check_shard_index(raw, shard, meta.chunk_shape)
+    inner = shard.chunk_shape
+    for j in iter_chunk_indices((0,) * len(inner), meta.shape, inner):
+        p = _piece(tuple(i * c for i, c in zip(j, inner)), inner, (0,) * len(inner),
+                   meta.shape, meta.shape, out)  # fmt: skip
+        offset, nbytes = (int(v) for v in index[j])
+        if offset == _MISSING and nbytes == _MISSING:
+            p.dst[...] = meta.fill_value
+            continue
+        if offset + nbytes > len(data):
+            raise ValueError(
+                f"shard index points past the end of the shard ({offset}+{nbytes} > {len(data)})"
+            )
+        p.raw = data[offset : offset + nbytes]
+        _decode_into(p, shard.compressors, meta)
+    return out
 
 
 def write_array_meta(path: str, shape: tuple[int, ...], layout: ArrayLayout,
@@ -410,6 +491,11 @@ def _shard_index(f: Any, size: int, shard: ShardMeta, shard_shape: tuple[int, ..
     if size < n:
         raise ValueError(f"shard of {size} bytes cannot hold its {n}-byte index")
     raw = os.pread(f.fileno(), n, size - n if shard.index_at_end else 0)
+    return _check_shard_index(raw, shard, shard_shape)
+
+
+def _check_shard_index(raw: bytes, shard: ShardMeta, shard_shape: tuple[int, ...]) -> np.ndarray:
+    """Check a shard index's crc32c; return it as ``(offset, nbytes)`` per inner chunk."""
     body = raw[:-4] if shard.index_crc32c else raw
     if shard.index_crc32c and google_crc32c.value(body) != int.from_bytes(raw[-4:], "little"):
         raise ValueError("shard index fails its crc32c check")

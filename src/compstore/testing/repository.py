@@ -15,22 +15,39 @@ __all__ = ["blob_bytes", "copy_repository", "make_calexp_repository"]
 def blob_bytes(root: str | os.PathLike[str]) -> int:
     """Bytes of every file in the blob store of the repository ``root``.
 
-    The registry is left out: it is not components. Budgets such as "a new Wcs
-    costs a Wcs and a manifest" are checked against this.
+    The registry and the pack index (``packs.sqlite3``: where each packed
+    component is, about a hundred bytes a row) are left out: they are not
+    components. A pack counts whole, zip headers included. Budgets such as "a
+    new Wcs costs a Wcs and a manifest" are checked against this.
     """
     total = 0
     for folder, _, files in os.walk(Path(root) / "blobs"):
-        total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
+        total += sum(
+            os.path.getsize(os.path.join(folder, f))
+            for f in files
+            if not f.startswith("packs.sqlite3")
+        )
     return total
+
+
+def _checkpoint(database: Path) -> None:
+    """Move an SQLite database's write-ahead log into the database file, if it exists."""
+    if database.exists():
+        conn = sqlite3.connect(database)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
 
 
 def copy_repository(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
     """Copy the repository folder ``source`` to the new folder ``target``.
 
-    The registry's write-ahead log is first checkpointed into the database
-    file, and the ``-wal``/``-shm`` files are not copied: a connection closing
-    in this process (or another) may delete them at any moment, and the
-    database file then holds every committed row.
+    The write-ahead logs of the registry and of the pack index are first
+    checkpointed into their database files, and the ``-wal``/``-shm`` files
+    are not copied: a connection closing in this process (or another) may
+    delete them at any moment, and the database file then holds every
+    committed row.
 
     Raises
     ------
@@ -38,10 +55,8 @@ def copy_repository(source: str | os.PathLike[str], target: str | os.PathLike[st
         If ``target`` exists.
     """
     source, target = Path(source), Path(target)
-    registry = source / "registry.sqlite3"
-    if registry.exists():
-        with sqlite3.connect(registry) as conn:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for database in (source / "registry.sqlite3", source / "blobs" / "packs.sqlite3"):
+        _checkpoint(database)
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
     return target
 

@@ -1,0 +1,197 @@
+"""Packs: the small components of a sync, together in one zip file, found through an index.
+
+A put makes one file per component, and creating a file costs more than
+writing a megabyte on a busy disk (``benchmarks/README.md``, "Fourth round"):
+a ten-column catalog was 32 new files. From format 2 on, components smaller
+than `PACK_MAX_BYTES` (documents, manifests, catalog columns, small arrays)
+wait in memory until `LocalBlobStore.sync`, which writes them all as one
+uncompressed zip file, then records where each one is in an SQLite index.
+
+A pack is a plain zip (``ZIP_STORED``) named by the digest of its bytes:
+
+    packs/<p[:2]>/<p>.zip
+        documents/<digest>.json           a document, the bytes that were put
+        arrays/<digest>/zarr.json          an array: the files of its zarr v3
+        arrays/<digest>/c.0                directory, byte for byte
+
+so stock zarr opens a packed array with
+``zarr.open_array(zarr.storage.ZipStore(pack, mode="r"), path="arrays/<digest>")``.
+The index (``packs.sqlite3``) maps a digest to its pack and the byte ranges of
+its members; compstore reads a member with one ``pread``. The pack is on disk
+(and fsynced, with fsync on) before its index rows are committed, so a row
+never names a missing pack; a pack whose rows were never committed (a crash
+in between) is unreferenced garbage, never a wrong answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sqlite3
+import struct
+import threading
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "KIND_ARRAY",
+    "KIND_DOCUMENT",
+    "PACK_MAX_BYTES",
+    "PackIndex",
+    "PackedMember",
+    "build_pack",
+    "pread_member",
+]
+
+PACK_MAX_BYTES: Final = 1 << 20
+"""Components (an array's raw bytes, or a document) smaller than this are packed."""
+
+_LOCAL_HEADER: Final = struct.Struct("<IHHHHHIIIHH")  # a zip local file header, 30 bytes
+_LOCAL_MAGIC: Final = 0x04034B50
+_ZIP_TIME: Final = (1980, 1, 1, 0, 0, 0)  # fixed: equal members make equal packs
+
+KIND_ARRAY: Final = "array"
+KIND_DOCUMENT: Final = "document"
+
+
+@dataclass(frozen=True)
+class PackedMember:
+    """Where one component's bytes are in its pack.
+
+    ``data_*`` is the document, or the array's data file (absent, ``size`` 0
+    and ``key`` None, for an array with no elements); ``meta_*`` is an
+    array's ``zarr.json``.
+    """
+
+    kind: str
+    pack: str
+    data_offset: int
+    data_size: int
+    meta_offset: int | None = None
+    meta_size: int | None = None
+    key: str | None = None
+
+
+def build_pack(members: Sequence[tuple[str, bytes]]) -> tuple[bytes, dict[str, tuple[int, int]]]:
+    """Return an uncompressed zip of ``members`` and each member's ``(offset, size)`` in it.
+
+    The offsets are those of the members' bytes (after their local headers),
+    read back from the zip itself.
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as z:
+        for name, data in members:
+            z.writestr(zipfile.ZipInfo(name, date_time=_ZIP_TIME), data)
+        infos = z.infolist()
+    raw = buffer.getvalue()
+    where = {}
+    for info in infos:
+        fields = _LOCAL_HEADER.unpack_from(raw, info.header_offset)
+        if fields[0] != _LOCAL_MAGIC:  # pragma: no cover - zipfile wrote it just now
+            raise AssertionError("zipfile wrote an unexpected local header")
+        name_len, extra_len = fields[9], fields[10]
+        start = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+        where[info.filename] = (start, info.file_size)
+    return raw, where
+
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS member (
+    digest TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('array', 'document')),
+    pack TEXT NOT NULL,
+    data_offset INTEGER NOT NULL,
+    data_size INTEGER NOT NULL,
+    meta_offset INTEGER,
+    meta_size INTEGER,
+    key TEXT
+) WITHOUT ROWID
+"""
+
+
+class PackIndex:
+    """The SQLite index of packed components: digest -> pack and byte ranges.
+
+    One connection, used under a lock (lookups are tens of microseconds).
+    ``fsync`` commits with ``synchronous=FULL``, otherwise ``NORMAL``.
+    """
+
+    def __init__(self, path: str, *, fsync: bool) -> None:
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+            self._conn.execute(_SCHEMA)
+
+    def lookup(self, digest: str) -> PackedMember | None:
+        """Where ``digest`` is packed, or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT kind, pack, data_offset, data_size, meta_offset, meta_size, key "
+                "FROM member WHERE digest = ?",
+                (digest,),
+            ).fetchone()
+        return PackedMember(*row) if row is not None else None
+
+    def add(self, members: dict[str, PackedMember]) -> None:
+        """Record ``members`` (digest -> place) in one transaction; existing rows win."""
+        rows = [
+            (d, m.kind, m.pack, m.data_offset, m.data_size, m.meta_offset, m.meta_size, m.key)
+            for d, m in members.items()
+        ]
+        with self._lock, self._transaction():
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO member VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+
+    def remove(self, digest: str) -> bool:
+        """Forget ``digest``; whether it was there (its bytes stay in the pack)."""
+        with self._lock, self._transaction():
+            cursor = self._conn.execute("DELETE FROM member WHERE digest = ?", (digest,))
+        return cursor.rowcount > 0
+
+    def digests(self, kind: str) -> Iterator[str]:
+        """The digests of one kind, sorted."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT digest FROM member WHERE kind = ? ORDER BY digest", (kind,)
+            ).fetchall()
+        return (r[0] for r in rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+
+def pread_member(path: str, offset: int, size: int) -> bytes:
+    """The ``size`` bytes at ``offset`` of the pack at ``path``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the pack has gone.
+    ValueError
+        If the pack is shorter than the index says (a damaged pack).
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.pread(fd, size, offset)
+    finally:
+        os.close(fd)
+    if len(data) != size:
+        raise ValueError(f"pack {os.path.basename(path)} ends before its member ({offset}+{size})")
+    return data

@@ -1,0 +1,60 @@
+"""Repository format versions: format 2 packs small components, format 1 stays as it was."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import zarr
+
+from compstore import Butler
+from compstore.testing.sky import make_catalog, make_exposure
+
+
+def _butler(root):
+    b = Butler(root, run="sfm")
+    b.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    b.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+    return b
+
+
+def _files(root, pattern):
+    return sorted(p for p in (root / "blobs").glob(pattern) if p.is_file())
+
+
+def test_a_new_repository_is_format_2_and_packs_each_puts_small_components(tmp_path):
+    root = tmp_path / "repo"
+    Butler.create(root)
+    assert json.loads((root / "compstore.json").read_text())["version"] == "2.0"
+    b = _butler(root)
+    exposure = make_exposure(1, 0, size=64)
+    catalog = make_catalog(exposure)
+    b.put(exposure, "calexp", visit=1, detector=0)
+    b.put(catalog, "src", visit=1, detector=0)
+    assert len(_files(root, "packs/*/*.zip")) == 2  # one per put
+    assert _files(root, "documents/*/*.json") == []
+    assert _files(root, "arrays/*/*/zarr.json") == []  # every array here is small
+    reader = Butler(root, collections="sfm")
+    got = reader.get("src", visit=1, detector=0)
+    assert got.columns == catalog.columns
+    np.testing.assert_array_equal(reader.get("calexp.mask", visit=1, detector=0).array, exposure.mask.array)
+    # Stock zarr: the array is written out as its folder on request.
+    path = reader.component_path("calexp.image", visit=1, detector=0)
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[...], exposure.image)
+    stats = reader.stats()
+    assert stats.documents > 0 and stats.arrays > 0 and stats.stored_bytes > 0
+
+
+def test_a_format_1_repository_is_written_without_packs(tmp_path):
+    root = tmp_path / "repo"
+    Butler.create(root)
+    config = root / "compstore.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "version": "1.0"}))
+    b = _butler(root)
+    assert not b.blobs.packs
+    exposure = make_exposure(1, 0, size=64)
+    b.put(exposure, "calexp", visit=1, detector=0)
+    assert _files(root, "packs/*/*.zip") == []
+    assert _files(root, "documents/*/*.json")  # one file per document, as format 1 says
+    got = Butler(root, collections="sfm").get("calexp", visit=1, detector=0)
+    np.testing.assert_array_equal(got.image, exposure.image)
