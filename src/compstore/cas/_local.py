@@ -53,7 +53,7 @@ from compstore.cas._pack import (
     PackedMember,
     PackIndex,
     build_pack,
-    pread_member,
+    pread_members,
 )
 from compstore.cas._region import Region, normalize_region
 from compstore.cas._store import (
@@ -85,6 +85,7 @@ from compstore.errors import BlobNotFoundError, BlobStoreError, CorruptBlobError
 __all__ = ["LocalBlobStore"]
 
 _META_CACHE_SIZE: Final = 4096
+_LOCATED_CACHE_SIZE: Final = 65536  # packed components' places (~200 bytes each)
 # What a damaged chunk or zarr.json makes numcodecs / json / numpy raise.
 _DECODE_ERRORS: Final = (ValueError, RuntimeError, KeyError, TypeError, IndexError)
 
@@ -118,6 +119,7 @@ class LocalBlobStore(BlobStore):
         self._packs_dir = os.path.join(self._root, "packs")
         self._index: PackIndex | None = None
         self._pending: dict[str, _Pending] = {}
+        self._located: dict[str, PackedMember] = {}
         self._arrays_dir = os.path.join(self._root, ARRAYS_GROUP)
         self._documents_dir = os.path.join(self._root, "documents")
         self._staging_dir = os.path.join(self._root, "staging")
@@ -417,11 +419,23 @@ class LocalBlobStore(BlobStore):
             return pending if pending.kind == kind else None
         if self._index is None:
             return None
-        try:
-            member = self._index.lookup(digest)
-        except sqlite3.Error as exc:
-            raise BlobStoreError(f"cannot read the pack index of {self._root}: {exc}") from exc
+        member = self._located.get(digest)
+        if member is None:
+            try:
+                member = self._index.lookup(digest)
+            except sqlite3.Error as exc:
+                raise BlobStoreError(f"cannot read the pack index of {self._root}: {exc}") from exc
+            if member is not None:
+                self._remember(digest, member)
         return member if member is not None and member.kind == kind else None
+
+    def _remember(self, digest: str, member: PackedMember) -> None:
+        """Cache where ``digest`` is packed: a pack never changes once written, so the
+        place stays right until this store deletes the component (others' deletes
+        leave the bytes in the pack, still correct)."""
+        if len(self._located) >= _LOCATED_CACHE_SIZE:
+            self._located.pop(next(iter(self._located)), None)
+        self._located[digest] = member
 
     def _packed_files(self, digest: str, kind: str) -> tuple[bytes, bytes | None] | None:
         """A pending or packed component's bytes: (document or zarr.json, array data or None)."""
@@ -434,11 +448,12 @@ class LocalBlobStore(BlobStore):
             return found.members[0][1], (found.members[1][1] if len(found.members) > 1 else None)
         path = self._pack_path(found.pack)
         try:
-            data = pread_member(path, found.data_offset, found.data_size)
             if kind == KIND_DOCUMENT:
-                return data, None
+                return pread_members(path, [(found.data_offset, found.data_size)])[0], None
             assert found.meta_offset is not None and found.meta_size is not None
-            meta = pread_member(path, found.meta_offset, found.meta_size)
+            meta, data = pread_members(
+                path, [(found.meta_offset, found.meta_size), (found.data_offset, found.data_size)]
+            )
         except FileNotFoundError:
             raise CorruptBlobError(
                 f"component {digest} is indexed in pack {found.pack}, which is missing; "
@@ -530,8 +545,8 @@ class LocalBlobStore(BlobStore):
         check_digest(digest)
         return (
             digest in self._staged_arrays
-            or os.path.isdir(self._array_path(digest))
             or self._packed(digest, KIND_ARRAY) is not None
+            or os.path.isdir(self._array_path(digest))
         )
 
     # -- documents ------------------------------------------------------------
@@ -591,8 +606,8 @@ class LocalBlobStore(BlobStore):
         check_digest(digest)
         return (
             digest in self._staged_documents
-            or os.path.isfile(self._document_path(digest))
             or self._packed(digest, KIND_DOCUMENT) is not None
+            or os.path.isfile(self._document_path(digest))
         )
 
     # -- both -----------------------------------------------------------------
@@ -666,6 +681,7 @@ class LocalBlobStore(BlobStore):
         with self._lock:
             # A packed component is forgotten by the index; its bytes stay in the
             # pack (a pack is never rewritten in place).
+            self._located.pop(digest, None)
             if self._pending.pop(digest, None) is not None:
                 found = True
             if self._index is not None:

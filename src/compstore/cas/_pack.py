@@ -43,7 +43,7 @@ __all__ = [
     "PackIndex",
     "PackedMember",
     "build_pack",
-    "pread_member",
+    "pread_members",
 ]
 
 PACK_MAX_BYTES: Final = 1 << 20
@@ -177,8 +177,8 @@ class PackIndex:
         self._conn.execute("COMMIT")
 
 
-def pread_member(path: str, offset: int, size: int) -> bytes:
-    """The ``size`` bytes at ``offset`` of the pack at ``path``.
+def pread_members(path: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+    """The bytes of each ``(offset, size)`` range of the pack at ``path`` (one open).
 
     Raises
     ------
@@ -189,9 +189,12 @@ def pread_member(path: str, offset: int, size: int) -> bytes:
     """
     fd = os.open(path, os.O_RDONLY)
     try:
-        data = os.pread(fd, size, offset)
+        found = [os.pread(fd, size, offset) for offset, size in ranges]
     finally:
         os.close(fd)
-    if len(data) != size:
-        raise ValueError(f"pack {os.path.basename(path)} ends before its member ({offset}+{size})")
-    return data
+    for data, (offset, size) in zip(found, ranges):
+        if len(data) != size:
+            raise ValueError(
+                f"pack {os.path.basename(path)} ends before its member ({offset}+{size})"
+            )
+    return found
