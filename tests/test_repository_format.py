@@ -37,7 +37,8 @@ def test_a_new_repository_is_format_2_and_packs_each_puts_small_components(tmp_p
     reader = Butler(root, collections="sfm")
     got = reader.get("src", visit=1, detector=0)
     assert got.columns == catalog.columns
-    np.testing.assert_array_equal(reader.get("calexp.mask", visit=1, detector=0).array, exposure.mask.array)
+    mask = reader.get("calexp.mask", visit=1, detector=0)
+    np.testing.assert_array_equal(mask.array, exposure.mask.array)
     # Stock zarr: the array is written out as its folder on request.
     path = reader.component_path("calexp.image", visit=1, detector=0)
     np.testing.assert_array_equal(zarr.open_array(path, mode="r")[...], exposure.image)

@@ -5,7 +5,8 @@ Layout (``docs/format.md`` is the specification)::
     <root>/
       compstore.json        config: format name and version
       registry.sqlite3      the registry (SQLite)
-      blobs/                the blob store (zarr v3 arrays + JSON documents)
+      blobs/                the blob store (zarr v3 arrays + JSON documents; from
+                            format 2, small components in packs: docs/format.md)
 """
 
 from __future__ import annotations

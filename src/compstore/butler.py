@@ -652,7 +652,8 @@ class Butler:
         """Return the folder of the zarr array behind an array component.
 
         ``name`` is ``TYPE.COMPONENT`` (``calexp.image``); stock
-        ``zarr.open_array(path)`` reads it.
+        ``zarr.open_array(path)`` reads it. A small array kept in a pack
+        (format 2) is first written out as that folder, from the pack's bytes.
 
         Raises
         ------

@@ -176,7 +176,8 @@ def test_pack_index_rows(store: LocalBlobStore) -> None:
     store.sync()
     with sqlite3.connect(store.root / "packs.sqlite3") as conn:
         [(kind, pack, key)] = conn.execute("SELECT kind, pack, key FROM member").fetchall()
-    assert (kind, key) == ("array", "c.0") and (store.root / "packs" / pack[:2] / f"{pack}.zip").exists()
+    assert (kind, key) == ("array", "c.0")
+    assert (store.root / "packs" / pack[:2] / f"{pack}.zip").exists()
     np.testing.assert_array_equal(store.get_array(d), np.arange(7))
 
 
@@ -185,7 +186,9 @@ def test_packs_are_fsynced_before_their_rows(tmp_path: pathlib.Path, monkeypatch
 
     events: list[str] = []
     real = local.fsync_file
-    monkeypatch.setattr(local, "fsync_file", lambda p: (events.append(os.path.basename(p)), real(p)))
+    monkeypatch.setattr(
+        local, "fsync_file", lambda p: (events.append(os.path.basename(p)), real(p))
+    )
     store = LocalBlobStore(tmp_path / "blobs", packs=True)  # fsync on
     real_add = store._index.add  # type: ignore[union-attr]
     monkeypatch.setattr(store._index, "add", lambda rows: (events.append("index"), real_add(rows)))

@@ -80,7 +80,7 @@ from compstore.cas._zarrio import (
     write_array_dir,
     write_array_meta,
 )
-from compstore.errors import BlobNotFoundError, BlobStoreError, CorruptBlobError, EncodingError
+from compstore.errors import BlobNotFoundError, BlobStoreError, CorruptBlobError
 
 __all__ = ["LocalBlobStore"]
 
@@ -487,7 +487,9 @@ class LocalBlobStore(BlobStore):
             whole = decode_array_data(meta, data)
         except _DECODE_ERRORS as exc:
             raise CorruptBlobError(f"array component {digest} cannot be decoded: {exc}") from exc
-        box = np.array(whole[tuple(slice(a, b) for a, b in zip(reg.lo, reg.hi))]) if whole.ndim else whole
+        box = whole
+        if whole.ndim:
+            box = np.array(whole[tuple(slice(a, b) for a, b in zip(reg.lo, reg.hi))])
         return _read_only_view(box, reg)
 
     def component_path(self, digest: str) -> str:

@@ -227,7 +227,8 @@ class BlobStore(ABC):
 
         ``arrays`` is the zarr v3 root group of all array components, so
         ``zarr.open_array(store.root / store.component_path(d))`` opens the
-        array with stock zarr (for :class:`LocalBlobStore`), and
+        array with stock zarr (for :class:`LocalBlobStore`, which first writes
+        a packed array out as its folder), and
         ``xarray.open_zarr(store.root / "arrays", group=d[:2])`` its group.
 
         Raises
