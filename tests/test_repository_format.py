@@ -59,3 +59,17 @@ def test_a_format_1_repository_is_written_without_packs(tmp_path):
     assert _files(root, "documents/*/*.json")  # one file per document, as format 1 says
     got = Butler(root, collections="sfm").get("calexp", visit=1, detector=0)
     np.testing.assert_array_equal(got.image, exposure.image)
+
+
+def test_newer_minor_versions_of_both_majors_open_read_only(tmp_path):
+    import pytest
+
+    from compstore.errors import ReadOnlyRepositoryError
+
+    root = tmp_path / "repo"
+    Butler.create(root)
+    config = root / "compstore.json"
+    for version in ("1.5", "2.7"):
+        config.write_text(json.dumps({**json.loads(config.read_text()), "version": version}))
+        with pytest.raises(ReadOnlyRepositoryError):
+            Butler(root).register_dataset_type("x", ("visit",), "Wcs")

@@ -13,7 +13,7 @@ import zarr
 
 from compstore.cas import LocalBlobStore, digest_array, digest_bytes
 from compstore.cas._pack import PACK_MAX_BYTES, build_pack
-from compstore.errors import BlobNotFoundError, CorruptBlobError
+from compstore.errors import BlobNotFoundError, BlobStoreError, CorruptBlobError
 from compstore.testing.blobstore import sample_array
 
 
@@ -181,17 +181,94 @@ def test_pack_index_rows(store: LocalBlobStore) -> None:
     np.testing.assert_array_equal(store.get_array(d), np.arange(7))
 
 
-def test_packs_are_fsynced_before_their_rows(tmp_path: pathlib.Path, monkeypatch) -> None:
+def test_packs_and_their_folders_are_fsynced_before_their_rows(
+    tmp_path: pathlib.Path, monkeypatch
+) -> None:
     import compstore.cas._local as local
 
     events: list[str] = []
-    real = local.fsync_file
-    monkeypatch.setattr(
-        local, "fsync_file", lambda p: (events.append(os.path.basename(p)), real(p))
-    )
-    store = LocalBlobStore(tmp_path / "blobs", packs=True)  # fsync on
+    real_file, real_dir = local.fsync_file, local.fsync_dir
+    monkeypatch.setattr(local, "fsync_file", lambda p: (events.append(f"file {p}"), real_file(p)))
+    monkeypatch.setattr(local, "fsync_dir", lambda p: (events.append(f"dir {p}"), real_dir(p)))
+
+    root = tmp_path / "blobs"
+    writers = [LocalBlobStore(root, packs=True) for _ in range(2)]  # fsync on
+    assert (root / "packs").is_dir()  # made (and fsynced) with the store
+    for store in writers:
+        real_add = store._index.add  # type: ignore[union-attr]
+        monkeypatch.setattr(
+            store._index, "add", lambda rows, add=real_add: (events.append("index"), add(rows))
+        )
+    for store in writers:
+        store.put_document(b"[]")  # both before either syncs
+    for store in writers:  # the second finds the pack there: it still fsyncs it
+        events.clear()
+        store.sync()
+        [pack] = _packs(root)
+        assert events[-3:] == [f"file {pack}", f"dir {pack.parent}", "index"]
+
+
+def test_a_failed_pack_write_keeps_its_components_for_the_next_sync(
+    store: LocalBlobStore, monkeypatch
+) -> None:
+    d = store.put_document(b'{"a":1}')
     real_add = store._index.add  # type: ignore[union-attr]
-    monkeypatch.setattr(store._index, "add", lambda rows: (events.append("index"), real_add(rows)))
-    store.put_document(b"[]")
+
+    def locked(rows):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store._index, "add", locked)
+    with pytest.raises(BlobStoreError, match="kept and written by the next sync"):
+        store.sync()
+    assert store.get_document(d) == b'{"a":1}'  # still pending, still readable
+    monkeypatch.setattr(store._index, "add", real_add)
     store.sync()
-    assert events[-1] == "index" and events[-2].endswith(".zip")
+    assert LocalBlobStore(store.root, fsync=False, packs=True).get_document(d) == b'{"a":1}'
+    assert list((store.root / "staging").glob("*/*.zip")) == []  # no partial pack left
+
+
+def test_a_delete_by_another_store_object_is_seen_by_existence_checks(
+    tmp_path: pathlib.Path,
+) -> None:
+    x = LocalBlobStore(tmp_path / "blobs", fsync=False, packs=True)
+    y = LocalBlobStore(tmp_path / "blobs", fsync=False, packs=True)
+    array = np.arange(6, dtype="<i4")
+    d = x.put_array(array)
+    x.sync()
+    np.testing.assert_array_equal(x.get_array(d), array)  # x now knows where d is
+    y.delete(d)
+    assert not x.has_array(d)
+    assert x.put_array(array) == d  # so a put writes it again ...
+    x.sync()
+    assert LocalBlobStore(tmp_path / "blobs", fsync=False, packs=True).has_array(d)  # ... for all
+
+
+def test_many_pending_components_are_packed_before_sync(store: LocalBlobStore, monkeypatch) -> None:
+    import compstore.cas._local as local
+
+    monkeypatch.setattr(local, "PENDING_MAX_BYTES", 10_000)
+    for i in range(10):
+        store.put_document(json_bytes := f'{{"i":{i},"pad":"{"x" * 3000}"}}'.encode())
+        assert store.get_document(digest_bytes(json_bytes)) == json_bytes
+    assert 2 <= len(_packs(store.root)) <= 4  # a pack every ~10 kB, before any sync
+    store.sync()
+    assert len(list(store.iter_documents())) == 10
+
+
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        ("meta_offset", None, "damaged row"),
+        ("data_offset", "'x'", "damaged row"),
+        ("pack", "'../../etc'", "damaged row"),
+        ("data_size", 10**12, "ends before its member"),
+    ],
+)
+def test_damaged_index_rows_are_reported(store: LocalBlobStore, column, value, message) -> None:
+    d = store.put_array(np.arange(6, dtype="<i4"))
+    store.sync()
+    with sqlite3.connect(store.root / "packs.sqlite3") as conn:
+        conn.execute(f"UPDATE member SET {column} = {'NULL' if value is None else value}")
+    fresh = LocalBlobStore(store.root, fsync=False, packs=True)
+    with pytest.raises(CorruptBlobError, match=message):
+        fresh.get_array(d)

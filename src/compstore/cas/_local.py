@@ -86,6 +86,8 @@ __all__ = ["LocalBlobStore"]
 
 _META_CACHE_SIZE: Final = 4096
 _LOCATED_CACHE_SIZE: Final = 65536  # packed components' places (~200 bytes each)
+PENDING_MAX_BYTES: Final = 64 << 20
+"""Small components held for the next pack beyond which a pack is written at once."""
 # What a damaged chunk or zarr.json makes numcodecs / json / numpy raise.
 _DECODE_ERRORS: Final = (ValueError, RuntimeError, KeyError, TypeError, IndexError)
 
@@ -119,6 +121,7 @@ class LocalBlobStore(BlobStore):
         self._packs_dir = os.path.join(self._root, "packs")
         self._index: PackIndex | None = None
         self._pending: dict[str, _Pending] = {}
+        self._pending_bytes = 0
         self._located: dict[str, PackedMember] = {}
         self._arrays_dir = os.path.join(self._root, ARRAYS_GROUP)
         self._documents_dir = os.path.join(self._root, "documents")
@@ -133,11 +136,18 @@ class LocalBlobStore(BlobStore):
         self._known_dirs: set[str] = set()
         self._meta: dict[str, ArrayMeta | None] = {}
         try:
-            self._init_layout()
-            if packs:
-                self._index = PackIndex(os.path.join(self._root, "packs.sqlite3"), fsync=fsync)
-        except (OSError, sqlite3.Error) as exc:
+            self._init_layout(packs)
+        except OSError as exc:
             raise BlobStoreError(f"cannot create the blob store at {self._root}: {exc}") from exc
+        if packs:
+            index = os.path.join(self._root, "packs.sqlite3")
+            try:
+                self._index = PackIndex(index, fsync=fsync)
+            except sqlite3.Error as exc:
+                raise BlobStoreError(
+                    f"cannot open the pack index {index}: {exc}; if the file is damaged, "
+                    "restore it from a backup (the packs themselves are intact)"
+                ) from exc
 
     # -- paths ----------------------------------------------------------------
     @property
@@ -180,9 +190,10 @@ class LocalBlobStore(BlobStore):
         return os.path.join(self._session_dir(), f"{name}.{next(self._counter)}")
 
     # -- set-up ---------------------------------------------------------------
-    def _init_layout(self) -> None:
+    def _init_layout(self, packs: bool) -> None:
         created: list[str] = []
-        for path in (self._root, self._arrays_dir, self._documents_dir, self._staging_dir):
+        folders = [self._root, self._arrays_dir, self._documents_dir, self._staging_dir]
+        for path in folders + ([self._packs_dir] if packs else []):
             if not os.path.isdir(path):
                 os.makedirs(path, exist_ok=True)
                 created.append(path)
@@ -242,8 +253,7 @@ class LocalBlobStore(BlobStore):
             encoded = encode_array_files(array, names)
             members = [(f"arrays/{digest}/{name}", data) for name, data in encoded]
             key = encoded[1][0] if len(encoded) > 1 else None
-            with self._lock:
-                self._pending.setdefault(digest, _Pending(KIND_ARRAY, members, key))
+            self._add_pending(digest, _Pending(KIND_ARRAY, members, key))
             return digest
         with self._new_folder(digest, f"array component {digest}") as tmp:
             files = write_array_dir(tmp, array, dimension_names_for(digest, array.ndim))
@@ -279,6 +289,21 @@ class LocalBlobStore(BlobStore):
             names = dimension_names_for(digest, len(shape))
             files.insert(0, write_array_meta(tmp, shape, layout, names))
         return digest, self._commit_array(digest, tmp, files)
+
+    def _add_pending(self, digest: str, pending: _Pending) -> None:
+        """Keep a small component for the next pack; write a pack now if enough wait.
+
+        `PENDING_MAX_BYTES` bounds the memory a long batch of puts holds: a
+        pack written before `sync` is as safe (its components are complete;
+        rows come after the pack) and only makes packs smaller.
+        """
+        with self._lock:
+            if digest in self._pending:
+                return
+            self._pending[digest] = pending
+            self._pending_bytes += pending.nbytes
+            if self._pending_bytes >= PENDING_MAX_BYTES:
+                self._write_pack()
 
     @contextlib.contextmanager
     def _new_folder(self, name: str, what: str) -> Iterator[str]:
@@ -411,35 +436,45 @@ class LocalBlobStore(BlobStore):
         box = np.array(box, copy=True)  # zarr may hand out a shared buffer
         return _read_only_view(box, reg)
 
-    def _packed(self, digest: str, kind: str) -> PackedMember | _Pending | None:
-        """The pending or packed component ``digest`` of ``kind``, if there is one."""
+    def _packed(
+        self, digest: str, kind: str, *, cached: bool = False
+    ) -> PackedMember | _Pending | None:
+        """The pending or packed component ``digest`` of ``kind``, if there is one.
+
+        With ``cached``, a place found before is trusted (reads: a pack never
+        changes, so its bytes stay right even if another store object has since
+        deleted the component); existence checks ask the index every time.
+        """
         with self._lock:
             pending = self._pending.get(digest)
-        if pending is not None:
-            return pending if pending.kind == kind else None
-        if self._index is None:
-            return None
-        member = self._located.get(digest)
-        if member is None:
-            try:
-                member = self._index.lookup(digest)
-            except sqlite3.Error as exc:
-                raise BlobStoreError(f"cannot read the pack index of {self._root}: {exc}") from exc
-            if member is not None:
-                self._remember(digest, member)
+            if pending is not None:
+                return pending if pending.kind == kind else None
+            if self._index is None:
+                return None
+            member = self._located.get(digest) if cached else None
+            if member is None:
+                try:
+                    member = self._index.lookup(digest)
+                except sqlite3.Error as exc:
+                    raise BlobStoreError(
+                        f"cannot read the pack index of {self._root}: {exc}"
+                    ) from exc
+                except ValueError as exc:
+                    raise CorruptBlobError(
+                        f"component {digest} has a damaged row in {self._root}/packs.sqlite3 "
+                        f"({exc}); the repository is damaged: run `compstore verify`"
+                    ) from exc
+                if member is not None:
+                    if len(self._located) >= _LOCATED_CACHE_SIZE:
+                        self._located.pop(next(iter(self._located)), None)
+                    self._located[digest] = member
+                else:
+                    self._located.pop(digest, None)
         return member if member is not None and member.kind == kind else None
-
-    def _remember(self, digest: str, member: PackedMember) -> None:
-        """Cache where ``digest`` is packed: a pack never changes once written, so the
-        place stays right until this store deletes the component (others' deletes
-        leave the bytes in the pack, still correct)."""
-        if len(self._located) >= _LOCATED_CACHE_SIZE:
-            self._located.pop(next(iter(self._located)), None)
-        self._located[digest] = member
 
     def _packed_files(self, digest: str, kind: str) -> tuple[bytes, bytes | None] | None:
         """A pending or packed component's bytes: (document or zarr.json, array data or None)."""
-        found = self._packed(digest, kind)
+        found = self._packed(digest, kind, cached=True)
         if found is None:
             return None
         if isinstance(found, _Pending):
@@ -557,9 +592,8 @@ class LocalBlobStore(BlobStore):
         if self.has_document(digest):
             return digest
         if self._index is not None and len(data) < PACK_MAX_BYTES:
-            with self._lock:
-                member = (f"documents/{digest}.json", bytes(data))
-                self._pending.setdefault(digest, _Pending(KIND_DOCUMENT, [member], None))
+            member = (f"documents/{digest}.json", bytes(data))
+            self._add_pending(digest, _Pending(KIND_DOCUMENT, [member], None))
             return digest
         try:
             with self._lock:
@@ -684,7 +718,9 @@ class LocalBlobStore(BlobStore):
             # A packed component is forgotten by the index; its bytes stay in the
             # pack (a pack is never rewritten in place).
             self._located.pop(digest, None)
-            if self._pending.pop(digest, None) is not None:
+            dropped = self._pending.pop(digest, None)
+            if dropped is not None:
+                self._pending_bytes -= dropped.nbytes
                 found = True
             if self._index is not None:
                 try:
@@ -758,6 +794,7 @@ class LocalBlobStore(BlobStore):
         assert self._index is not None
         pending = dict(self._pending)
         members = [m for p in pending.values() for m in p.members]
+        tmp = None
         try:
             raw, where = build_pack(members)
             name = digest_bytes(raw)
@@ -766,23 +803,33 @@ class LocalBlobStore(BlobStore):
             if not os.path.isdir(folder):
                 os.makedirs(folder, exist_ok=True)
                 if self._fsync:
-                    fsync_dir(os.path.dirname(folder))
                     fsync_dir(self._packs_dir)
-            if not os.path.exists(final):  # the same components packed before: same bytes
+            if not os.path.exists(final):  # else: the same members, packed before
                 tmp = self._temp_path(name) + ".zip"
                 write_new(tmp, raw)
                 if self._fsync:
                     fsync_file(tmp)
                 os.replace(tmp, final)
-                if self._fsync:
-                    fsync_dir(folder)
+                tmp = None
+            if self._fsync:
+                # Also when the pack was there: its writer's fsync may not have run yet.
+                fsync_file(final)
+                fsync_dir(folder)
             rows = {d: _member_of(d, p, name, where) for d, p in pending.items()}
             self._index.add(rows)
         except (OSError, sqlite3.Error) as exc:
-            raise BlobStoreError(f"cannot write a pack into {self._root}: {exc}") from exc
+            raise BlobStoreError(
+                f"cannot write a pack into {self._root}: {exc}; the components are kept "
+                "and written by the next sync"
+            ) from exc
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
         for digest, p in pending.items():
             if self._pending.get(digest) is p:
                 del self._pending[digest]
+                self._pending_bytes -= p.nbytes
 
     def close(self) -> None:
         """Sync, then remove this store's (now empty) staging folder."""
@@ -807,6 +854,10 @@ class _Pending:
     kind: str
     members: list[tuple[str, bytes]]
     key: str | None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(data) for _, data in self.members)
 
 
 def _member_of(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import sqlite3
 import struct
 import threading
@@ -35,6 +36,8 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
+
+from compstore.cas._digest import is_digest
 
 __all__ = [
     "KIND_ARRAY",
@@ -52,6 +55,8 @@ PACK_MAX_BYTES: Final = 1 << 20
 _LOCAL_HEADER: Final = struct.Struct("<IHHHHHIIIHH")  # a zip local file header, 30 bytes
 _LOCAL_MAGIC: Final = 0x04034B50
 _ZIP_TIME: Final = (1980, 1, 1, 0, 0, 0)  # fixed: equal members make equal packs
+
+_KEY: Final = re.compile(r"c(\.[0-9]+)*")  # a data file name: c, c.0, c.0.0 ...
 
 KIND_ARRAY: Final = "array"
 KIND_DOCUMENT: Final = "document"
@@ -128,14 +133,20 @@ class PackIndex:
             self._conn.execute(_SCHEMA)
 
     def lookup(self, digest: str) -> PackedMember | None:
-        """Where ``digest`` is packed, or None."""
+        """Where ``digest`` is packed, or None.
+
+        Raises
+        ------
+        ValueError
+            If its row is damaged (wrong types, negative sizes, a bad pack name).
+        """
         with self._lock:
             row = self._conn.execute(
                 "SELECT kind, pack, data_offset, data_size, meta_offset, meta_size, key "
                 "FROM member WHERE digest = ?",
                 (digest,),
             ).fetchone()
-        return PackedMember(*row) if row is not None else None
+        return _checked(PackedMember(*row)) if row is not None else None
 
     def add(self, members: dict[str, PackedMember]) -> None:
         """Record ``members`` (digest -> place) in one transaction; existing rows win."""
@@ -177,6 +188,26 @@ class PackIndex:
         self._conn.execute("COMMIT")
 
 
+def _checked(m: PackedMember) -> PackedMember:
+    """``m`` if its fields are what the format allows (a row read back from SQLite)."""
+
+    def count(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    ok = (
+        m.kind in (KIND_ARRAY, KIND_DOCUMENT)
+        and is_digest(m.pack)
+        and count(m.data_offset)
+        and count(m.data_size)
+    )
+    if m.kind == KIND_ARRAY:
+        ok = ok and count(m.meta_offset) and count(m.meta_size)
+        ok = ok and (m.key is None or (isinstance(m.key, str) and _KEY.fullmatch(m.key) is not None))
+    if not ok:
+        raise ValueError(f"bad index row {m}")
+    return m
+
+
 def pread_members(path: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
     """The bytes of each ``(offset, size)`` range of the pack at ``path`` (one open).
 
@@ -189,12 +220,12 @@ def pread_members(path: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
     """
     fd = os.open(path, os.O_RDONLY)
     try:
-        found = [os.pread(fd, size, offset) for offset, size in ranges]
+        end = os.fstat(fd).st_size
+        for offset, size in ranges:
+            if offset + size > end:  # checked first: a damaged size never allocates
+                raise ValueError(
+                    f"pack {os.path.basename(path)} ends before its member ({offset}+{size})"
+                )
+        return [os.pread(fd, size, offset) for offset, size in ranges]
     finally:
         os.close(fd)
-    for data, (offset, size) in zip(found, ranges):
-        if len(data) != size:
-            raise ValueError(
-                f"pack {os.path.basename(path)} ends before its member ({offset}+{size})"
-            )
-    return found
