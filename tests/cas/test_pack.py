@@ -255,6 +255,36 @@ def test_many_pending_components_are_packed_before_sync(store: LocalBlobStore, m
     assert len(list(store.iter_documents())) == 10
 
 
+def test_failing_early_pack_writes_neither_fail_puts_nor_repeat_on_every_put(
+    store: LocalBlobStore, monkeypatch
+) -> None:
+    import compstore.cas._local as local
+
+    monkeypatch.setattr(local, "PENDING_MAX_BYTES", 10_000)
+    real_add = store._index.add  # type: ignore[union-attr]
+    attempts = []
+
+    def locked(rows):
+        attempts.append(len(rows))
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store._index, "add", locked)
+    docs = [f'{{"i":{i},"pad":"{"x" * 3000}"}}'.encode() for i in range(20)]
+    for data in docs[:12]:
+        store.put_document(data)  # no error: the components wait for sync
+    assert 1 <= len(attempts) <= 2  # retried when twice as much waits, not every put
+    with pytest.raises(BlobStoreError, match="cannot be written"):
+        for data in docs[12:]:
+            store.put_document(data)  # over 4x the limit: refused before it is taken
+    refused = [d for d in docs[12:] if not store.has_document(digest_bytes(d))]
+    assert refused  # the put that raised did not store its document
+    with pytest.raises(BlobStoreError, match="kept and written by the next sync"):
+        store.sync()  # sync reports the failure
+    monkeypatch.setattr(store._index, "add", real_add)
+    store.sync()
+    assert all(store.has_document(digest_bytes(d)) for d in docs if d not in refused)
+
+
 @pytest.mark.parametrize(
     "column, value, message",
     [

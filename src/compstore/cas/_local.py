@@ -122,6 +122,8 @@ class LocalBlobStore(BlobStore):
         self._index: PackIndex | None = None
         self._pending: dict[str, _Pending] = {}
         self._pending_bytes = 0
+        self._retry_pack_at: int | None = None  # after a failed early pack write
+        self._durable_pack_dirs: set[str] = set()
         self._located: dict[str, PackedMember] = {}
         self._arrays_dir = os.path.join(self._root, ARRAYS_GROUP)
         self._documents_dir = os.path.join(self._root, "documents")
@@ -300,10 +302,22 @@ class LocalBlobStore(BlobStore):
         with self._lock:
             if digest in self._pending:
                 return
+            if self._pending_bytes >= 4 * PENDING_MAX_BYTES:
+                # Packs keep failing (a full disk, a locked index): refuse before
+                # taking the component, so that an error always means "not stored".
+                raise BlobStoreError(
+                    f"{self._pending_bytes} bytes of small components wait for a pack that "
+                    f"cannot be written into {self._root}; call sync() to see why, and fix that"
+                )
             self._pending[digest] = pending
             self._pending_bytes += pending.nbytes
-            if self._pending_bytes >= PENDING_MAX_BYTES:
-                self._write_pack()
+            if self._pending_bytes >= (self._retry_pack_at or PENDING_MAX_BYTES):
+                try:
+                    self._write_pack()
+                except BlobStoreError:
+                    # The component is kept; sync() retries and reports. Until then,
+                    # try again only once twice as much waits, not on every put.
+                    self._retry_pack_at = 2 * self._pending_bytes
 
     @contextlib.contextmanager
     def _new_folder(self, name: str, what: str) -> Iterator[str]:
@@ -802,8 +816,10 @@ class LocalBlobStore(BlobStore):
             folder = os.path.dirname(final)
             if not os.path.isdir(folder):
                 os.makedirs(folder, exist_ok=True)
-                if self._fsync:
-                    fsync_dir(self._packs_dir)
+            if self._fsync and folder not in self._durable_pack_dirs:
+                # Made by us or by another writer that may not have fsynced it yet.
+                fsync_dir(self._packs_dir)
+                self._durable_pack_dirs.add(folder)
             if not os.path.exists(final):  # else: the same members, packed before
                 tmp = self._temp_path(name) + ".zip"
                 write_new(tmp, raw)
@@ -830,6 +846,7 @@ class LocalBlobStore(BlobStore):
             if self._pending.get(digest) is p:
                 del self._pending[digest]
                 self._pending_bytes -= p.nbytes
+        self._retry_pack_at = None
 
     def close(self) -> None:
         """Sync, then remove this store's (now empty) staging folder."""

@@ -226,6 +226,12 @@ def pread_members(path: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
                 raise ValueError(
                     f"pack {os.path.basename(path)} ends before its member ({offset}+{size})"
                 )
-        return [os.pread(fd, size, offset) for offset, size in ranges]
+        found = [os.pread(fd, size, offset) for offset, size in ranges]
     finally:
         os.close(fd)
+    for data, (offset, size) in zip(found, ranges):
+        if len(data) != size:  # truncated since the fstat
+            raise ValueError(
+                f"pack {os.path.basename(path)} ends before its member ({offset}+{size})"
+            )
+    return found
