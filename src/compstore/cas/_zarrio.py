@@ -13,6 +13,7 @@ import math
 import mmap
 import os
 import threading
+from collections.abc import Callable
 from typing import Any, Final
 
 import google_crc32c
@@ -179,24 +180,18 @@ def decode_array_data(meta: ArrayMeta, data: bytes | memoryview | None) -> np.nd
         out[...] = chunk[tuple(slice(0, n) for n in meta.shape)]
         return out
     shard = meta.shard
-    n = shard.index_nbytes(meta.chunk_shape)
-    if len(data) < n:
-        raise ValueError(f"shard of {len(data)} bytes cannot hold its {n}-byte index")
-    raw = bytes(data[len(data) - n :] if shard.index_at_end else data[:n])
-    index = _check_shard_index(raw, shard, meta.chunk_shape)
+
+    def read(offset: int, nbytes: int) -> memoryview:
+        return data[offset : offset + nbytes]
+
+    index = _shard_index(read, len(data), shard, meta.chunk_shape)
     inner = shard.chunk_shape
-    for j in iter_chunk_indices((0,) * len(inner), meta.shape, inner):
-        p = _piece(tuple(i * c for i, c in zip(j, inner)), inner, (0,) * len(inner),
-                   meta.shape, meta.shape, out)  # fmt: skip
-        offset, nbytes = (int(v) for v in index[j])
-        if offset == _MISSING and nbytes == _MISSING:
-            p.dst[...] = meta.fill_value
-            continue
-        if offset + nbytes > len(data):
-            raise ValueError(
-                f"shard index points past the end of the shard ({offset}+{nbytes} > {len(data)})"
-            )
-        p.raw = data[offset : offset + nbytes]
+    wanted = [
+        (j, _piece(tuple(i * c for i, c in zip(j, inner)), inner, (0,) * len(inner),
+                   meta.shape, meta.shape, out))
+        for j in iter_chunk_indices((0,) * len(inner), meta.shape, inner)
+    ]  # fmt: skip
+    for p in _encoded_pieces(wanted, index, len(data), read, meta):
         _decode_into(p, shard.compressors, meta)
     return out
 
@@ -462,40 +457,57 @@ def _read_shard(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int,
             p.dst[...] = meta.fill_value
         return []
     with f:
-        size = os.fstat(f.fileno()).st_size
-        index = _shard_index(f, size, shard, meta.chunk_shape)
-        grid = shard.grid(meta.chunk_shape)
-        whole = len(wanted) == math.prod(grid)
-        data = memoryview(f.read()) if whole else None  # the whole shard: one read
-        pieces = []
-        for j, p in wanted:
-            offset, nbytes = (int(v) for v in index[j])
-            if offset == _MISSING and nbytes == _MISSING:
-                p.dst[...] = meta.fill_value
-                continue
-            if offset + nbytes > size:
-                raise ValueError(
-                    f"shard index points past the end of the shard ({offset}+{nbytes} > {size})"
-                )
-            if data is not None:
-                p.raw = data[offset : offset + nbytes]
-            else:
-                p.raw = os.pread(f.fileno(), nbytes, offset)
-            pieces.append(p)
+        fd = f.fileno()
+        size = os.fstat(fd).st_size
+
+        def pread(offset: int, nbytes: int) -> bytes:
+            return os.pread(fd, nbytes, offset)
+
+        index = _shard_index(pread, size, shard, meta.chunk_shape)
+        if len(wanted) == math.prod(shard.grid(meta.chunk_shape)):
+            data = memoryview(f.read())  # the whole shard: one read
+
+            def read(offset: int, nbytes: int) -> bytes | memoryview:
+                return data[offset : offset + nbytes]
+
+            return _encoded_pieces(wanted, index, size, read, meta)
+        return _encoded_pieces(wanted, index, size, pread, meta)
+
+
+def _encoded_pieces(
+    wanted: list[tuple[tuple[int, ...], _Piece]],
+    index: np.ndarray,
+    size: int,
+    read: Callable[[int, int], bytes | memoryview],
+    meta: ArrayMeta,
+) -> list[_Piece]:
+    """The wanted inner chunks of a shard of ``size`` bytes, each with its encoded bytes.
+
+    ``read(offset, nbytes)`` reads the shard; a chunk the index lists as
+    missing is filled with the fill value here and not returned.
+    """
+    pieces = []
+    for j, p in wanted:
+        offset, nbytes = (int(v) for v in index[j])
+        if offset == _MISSING and nbytes == _MISSING:
+            p.dst[...] = meta.fill_value
+            continue
+        if offset + nbytes > size:
+            raise ValueError(
+                f"shard index points past the end of the shard ({offset}+{nbytes} > {size})"
+            )
+        p.raw = read(offset, nbytes)
+        pieces.append(p)
     return pieces
 
 
-def _shard_index(f: Any, size: int, shard: ShardMeta, shard_shape: tuple[int, ...]) -> np.ndarray:
-    """Read and check a shard's index: ``(offset, nbytes)`` per inner chunk."""
+def _shard_index(read: Callable[[int, int], bytes | memoryview], size: int, shard: ShardMeta,
+                 shard_shape: tuple[int, ...]) -> np.ndarray:  # fmt: skip
+    """Read (``read(offset, nbytes)``) and check a shard's index: ``(offset, nbytes)`` per chunk."""
     n = shard.index_nbytes(shard_shape)
     if size < n:
         raise ValueError(f"shard of {size} bytes cannot hold its {n}-byte index")
-    raw = os.pread(f.fileno(), n, size - n if shard.index_at_end else 0)
-    return _check_shard_index(raw, shard, shard_shape)
-
-
-def _check_shard_index(raw: bytes, shard: ShardMeta, shard_shape: tuple[int, ...]) -> np.ndarray:
-    """Check a shard index's crc32c; return it as ``(offset, nbytes)`` per inner chunk."""
+    raw = bytes(read(size - n if shard.index_at_end else 0, n))
     body = raw[:-4] if shard.index_crc32c else raw
     if shard.index_crc32c and google_crc32c.value(body) != int.from_bytes(raw[-4:], "little"):
         raise ValueError("shard index fails its crc32c check")
