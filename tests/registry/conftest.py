@@ -27,6 +27,14 @@ ROWS = [
 
 
 @pytest.fixture
+def sfm_calexp(registry: Registry) -> Registry:
+    """The ``registry`` fixture with RUN ``sfm`` and dataset type ``calexp(visit)``."""
+    registry.register_run("sfm")
+    registry.register_dataset_type("calexp", ("visit",), "Exposure")
+    return registry
+
+
+@pytest.fixture
 def populated(registry: Registry) -> tuple[Registry, dict[tuple[int, int, str], DatasetRef]]:
     """A registry with ``calexp(visit, detector, band)`` rows ROWS in RUN ``sfm``.
 

@@ -440,9 +440,8 @@ def test_query_datasets_collections(populated) -> None:  # type: ignore[no-untyp
 
 
 # -- transactions ---------------------------------------------------------------------
+@pytest.mark.usefixtures("sfm_calexp")
 def test_transaction_rolls_back_everything(registry: Registry) -> None:
-    registry.register_run("sfm")
-    registry.register_dataset_type("calexp", ("visit",), "Exposure")
     with pytest.raises(RuntimeError), registry.transaction():
         registry.register_dataset_type("raw", ("exposure", "newdim"), "Exposure")
         registry.insert_dataset("raw", {"exposure": 1, "newdim": "x"}, "sfm", "m")
@@ -458,9 +457,8 @@ def test_transaction_rolls_back_everything(registry: Registry) -> None:
     assert registry.dimensions()["newdim"] == "int"
 
 
+@pytest.mark.usefixtures("sfm_calexp")
 def test_failed_call_inside_transaction_keeps_the_rest(registry: Registry) -> None:
-    registry.register_run("sfm")
-    registry.register_dataset_type("calexp", ("visit",), "Exposure")
     with registry.transaction():
         registry.insert_dataset("calexp", {"visit": 1}, "sfm", "m")
         with pytest.raises(ConflictingDatasetError):
@@ -469,11 +467,10 @@ def test_failed_call_inside_transaction_keeps_the_rest(registry: Registry) -> No
     assert sorted(r.data_id["visit"] for r in registry.query_datasets("calexp")) == [1, 3]
 
 
+@pytest.mark.usefixtures("sfm_calexp")
 def test_failed_single_insert_inside_transaction_keeps_the_rest(registry: Registry) -> None:
     # A one-row insert runs without a savepoint of its own (one SQLite statement
     # is atomic): its conflict must still leave the transaction usable.
-    registry.register_run("sfm")
-    registry.register_dataset_type("calexp", ("visit",), "Exposure")
     with registry.transaction():
         registry.insert_dataset("calexp", {"visit": 1}, "sfm", "m")
         with pytest.raises(ConflictingDatasetError):
@@ -483,9 +480,8 @@ def test_failed_single_insert_inside_transaction_keeps_the_rest(registry: Regist
     assert [(r.data_id["visit"], r.manifest) for r in refs] == [(1, "m"), (2, "m")]
 
 
+@pytest.mark.usefixtures("sfm_calexp")
 def test_nested_transactions_are_savepoints(registry: Registry) -> None:
-    registry.register_run("sfm")
-    registry.register_dataset_type("calexp", ("visit",), "Exposure")
     with registry.transaction():
         registry.insert_dataset("calexp", {"visit": 1}, "sfm", "m")
         with pytest.raises(RuntimeError), registry.transaction():
@@ -498,11 +494,10 @@ def test_nested_transactions_are_savepoints(registry: Registry) -> None:
     assert sorted(r.data_id["visit"] for r in registry.query_datasets("calexp")) == [1, 4]
 
 
+@pytest.mark.usefixtures("sfm_calexp")
 def test_a_conflict_in_a_multi_row_insert_names_the_stored_row(registry: Registry) -> None:
     # The chunk's savepoint undoes visit 2 before the conflict is explained: the
     # message names the dataset stored before, never a row of the failed insert.
-    registry.register_run("sfm")
-    registry.register_dataset_type("calexp", ("visit",), "Exposure")
     first = registry.insert_dataset("calexp", {"visit": 1}, "sfm", "m")
     with registry.transaction():
         with pytest.raises(ConflictingDatasetError) as info:
@@ -512,12 +507,11 @@ def test_a_conflict_in_a_multi_row_insert_names_the_stored_row(registry: Registr
     assert str(first.id) in message and "(manifest m)" in message and "(manifest a)" not in message
 
 
+@pytest.mark.usefixtures("sfm_calexp")
 def test_a_transaction_the_database_ended_refuses_more_work(registry: Registry) -> None:
     # A full disk or an I/O error makes SQLite roll the whole transaction back by
     # itself. A caller who catches that error must not go on writing in autocommit
     # mode: every later call in the block fails, and nothing of the block is kept.
-    registry.register_run("sfm")
-    registry.register_dataset_type("calexp", ("visit",), "Exposure")
     with pytest.raises(RepositoryError, match="ended by the database"), registry.transaction():
         registry.insert_dataset("calexp", {"visit": 1}, "sfm", "m")
         with pytest.raises(RuntimeError), registry.transaction():
