@@ -38,7 +38,6 @@ FORMAT_VERSION = (2, 0)
 #: Format 2 adds packs of small components (docs/format.md, "Packs"); a format 1
 #: repository is written without them, so that older readers still read it.
 KNOWN_MINORS = {1: 0, 2: 0}
-READABLE_MAJORS = tuple(KNOWN_MINORS)
 _REGISTRY_NAME = "registry.sqlite3"
 # One Registry per repository per process: Butlers of one repository share its
 # caches (dataset types, collections), as they share the object cache.
@@ -146,10 +145,10 @@ class Repository:
                 raise ValueError(f"format is {config['format']!r}")
         except (ValueError, KeyError, TypeError) as err:
             raise RepositoryFormatError(f"{config_path} is not a valid compstore config: {err}") from None
-        if major not in READABLE_MAJORS:
+        if major not in KNOWN_MINORS:
             raise RepositoryFormatError(
                 f"{path} has format version {major}.{minor}; this compstore reads versions "
-                f"{', '.join(f'{m}.x' for m in READABLE_MAJORS)} only: use a compstore "
+                f"{', '.join(f'{m}.x' for m in KNOWN_MINORS)} only: use a compstore "
                 "release that supports it"
             )
         read_only = minor > KNOWN_MINORS[major]

@@ -39,7 +39,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -251,11 +251,7 @@ class LocalBlobStore(BlobStore):
         if self.has_array(digest):
             return digest
         if self._index is not None and array.nbytes < PACK_MAX_BYTES:
-            names = dimension_names_for(digest, array.ndim)
-            encoded = encode_array_files(array, names)
-            members = [(f"arrays/{digest}/{name}", data) for name, data in encoded]
-            key = encoded[1][0] if len(encoded) > 1 else None
-            self._add_pending(digest, _Pending(KIND_ARRAY, members, key))
+            self._pack_array(array, digest)
             return digest
         with self._new_folder(digest, f"array component {digest}") as tmp:
             files = write_array_dir(tmp, array, dimension_names_for(digest, array.ndim))
@@ -278,7 +274,7 @@ class LocalBlobStore(BlobStore):
             with self._lock:  # one answer per digest, as for folders
                 if self.has_array(digest):
                     return digest, False
-                self.put_array(array, digest)
+                self._pack_array(array, digest)
             return digest, True
         shape = array.shape
         hasher = array_hasher(array.dtype, shape)
@@ -291,6 +287,13 @@ class LocalBlobStore(BlobStore):
             names = dimension_names_for(digest, len(shape))
             files.insert(0, write_array_meta(tmp, shape, layout, names))
         return digest, self._commit_array(digest, tmp, files)
+
+    def _pack_array(self, array: np.ndarray, digest: str) -> None:
+        """Encode a small array in memory for the next pack (checked and found absent)."""
+        encoded = encode_array_files(array, dimension_names_for(digest, array.ndim))
+        members = [(f"arrays/{digest}/{name}", data) for name, data in encoded]
+        key = encoded[1][0] if len(encoded) > 1 else None
+        self._add_pending(digest, _Pending(KIND_ARRAY, members, key))
 
     def _add_pending(self, digest: str, pending: _Pending) -> None:
         """Keep a small component for the next pack; write a pack now if enough wait.
@@ -397,9 +400,7 @@ class LocalBlobStore(BlobStore):
             meta = None
         except _DECODE_ERRORS as exc:
             raise CorruptBlobError(f"array component {digest} has a bad zarr.json: {exc}") from exc
-        if len(self._meta) >= _META_CACHE_SIZE:
-            self._meta.pop(next(iter(self._meta)), None)
-        self._meta[digest] = meta
+        _bounded_put(self._meta, digest, meta, _META_CACHE_SIZE)
         return meta
 
     def get_array(self, digest: str, region: RegionLike = None) -> np.ndarray:
@@ -479,9 +480,7 @@ class LocalBlobStore(BlobStore):
                         f"({exc}); the repository is damaged: run `compstore verify`"
                     ) from exc
                 if member is not None:
-                    if len(self._located) >= _LOCATED_CACHE_SIZE:
-                        self._located.pop(next(iter(self._located)), None)
-                    self._located[digest] = member
+                    _bounded_put(self._located, digest, member, _LOCATED_CACHE_SIZE)
                 else:
                     self._located.pop(digest, None)
         return member if member is not None and member.kind == kind else None
@@ -522,9 +521,7 @@ class LocalBlobStore(BlobStore):
             meta = parse_array_metadata(raw)
         except (UnsupportedZarrError, *_DECODE_ERRORS) as exc:
             raise CorruptBlobError(f"array component {digest} has a bad zarr.json: {exc}") from exc
-        if len(self._meta) >= _META_CACHE_SIZE:
-            self._meta.pop(next(iter(self._meta)), None)
-        self._meta[digest] = meta
+        _bounded_put(self._meta, digest, meta, _META_CACHE_SIZE)
         return meta
 
     def _read_packed(
@@ -666,7 +663,7 @@ class LocalBlobStore(BlobStore):
         for kind in (KIND_ARRAY, KIND_DOCUMENT):
             found_packed = self._packed(digest, kind)
             if isinstance(found_packed, _Pending):
-                return sum(len(data) for _, data in found_packed.members)
+                return found_packed.nbytes
             if found_packed is not None:
                 return found_packed.data_size + (found_packed.meta_size or 0)
         total = 0
@@ -858,6 +855,13 @@ class LocalBlobStore(BlobStore):
 
     def __repr__(self) -> str:
         return f"LocalBlobStore({self._root!r}, fsync={self._fsync})"
+
+
+def _bounded_put(cache: dict[str, Any], key: str, value: Any, limit: int) -> None:
+    """``cache[key] = value``, first dropping the oldest entry if ``cache`` holds ``limit``."""
+    if len(cache) >= limit:
+        cache.pop(next(iter(cache)), None)
+    cache[key] = value
 
 
 @dataclass(frozen=True)

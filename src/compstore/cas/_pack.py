@@ -173,10 +173,6 @@ class PackIndex:
             ).fetchall()
         return (r[0] for r in rows)
 
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         self._conn.execute("BEGIN IMMEDIATE")
@@ -223,15 +219,15 @@ def pread_members(path: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         end = os.fstat(fd).st_size
         for offset, size in ranges:
             if offset + size > end:  # checked first: a damaged size never allocates
-                raise ValueError(
-                    f"pack {os.path.basename(path)} ends before its member ({offset}+{size})"
-                )
+                raise _cut_short(path, offset, size)
         found = [os.pread(fd, size, offset) for offset, size in ranges]
     finally:
         os.close(fd)
     for data, (offset, size) in zip(found, ranges):
         if len(data) != size:  # truncated since the fstat
-            raise ValueError(
-                f"pack {os.path.basename(path)} ends before its member ({offset}+{size})"
-            )
+            raise _cut_short(path, offset, size)
     return found
+
+
+def _cut_short(path: str, offset: int, size: int) -> ValueError:
+    return ValueError(f"pack {os.path.basename(path)} ends before its member ({offset}+{size})")
