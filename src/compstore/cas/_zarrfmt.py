@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import numcodecs
 import numpy as np
+import orjson
 
 from compstore.cas._encoding import parse_json
 from compstore.cas._layout import ZARR_DATA_TYPES, ArrayLayout
@@ -115,9 +116,10 @@ def array_metadata(
         # zarr omits dimension_names for 0-d arrays; so do we.
         meta["dimension_names"] = dimension_names
     meta.update({"zarr_format": 3, "node_type": "array", "storage_transformers": []})
-    # Compact, so json uses its C encoder (indent=2 falls back to the pure-Python one,
-    # which showed in put profiles). Readers parse, never compare text.
-    return json.dumps(meta, separators=(",", ":")).encode()
+    # Compact. orjson writes the same bytes as json.dumps(separators=(",", ":")) here
+    # (ASCII names, ints, 0.0) 4-5x faster: 3 us against 14 us, and a catalog put
+    # writes one zarr.json per column. Readers parse, never compare text.
+    return orjson.dumps(meta)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._pool import submit
 from ..cache import ObjectCache
-from ..cas import BlobStore, canonical_json, check_array, digest_array, digest_bytes, parse_json
+from ..cas import BlobStore, canonical_json, check_array, digest_bytes, parse_json
 from ..errors import CorruptBlobError, InvalidParameterError, StorageClassError
 from ._base import (
     ArrayStorageClass,
@@ -303,8 +303,13 @@ class ObjectIO:
             entry["array"] = pending
             return entry
         if digest is None:
-            digest = digest_array(array)
+            # Small and new to the cache: hashed, looked up and stored in one call
+            # (put_array would look the digest up a second time).
             report.bytes_hashed += array.nbytes
+            digest, stored = self.blobs.put_new_array(array)
+            w.account(digest, stored)
+            entry["array"] = digest
+            return entry
         if digest in w.stored or self.blobs.has_array(digest):
             report.components_reused += 1
         else:
