@@ -514,13 +514,28 @@ def _shard_index(read: Callable[[int, int], bytes | memoryview], size: int, shar
     return np.frombuffer(body, dtype="<u8").reshape(*shard.grid(shard_shape), 2)
 
 
+_scratch = threading.local()  # each thread's buffer for chunks that only partly fill the output
+_SCRATCH_MAX_BYTES: Final = 4 << 20  # a bigger chunk's buffer is not kept
+
+
 def _decode_into(p: _Piece, compressors: tuple[Any, ...], meta: ArrayMeta) -> None:
-    """Decode the chunk ``p.raw`` (of shape ``p.shape``) into its part of the output."""
+    """Decode the chunk ``p.raw`` (of shape ``p.shape``) into its part of the output.
+
+    A chunk the output holds whole is decoded straight into it; one it holds
+    in part (the edge of a cut-out) into this thread's scratch buffer, kept
+    for the next such chunk: a fresh 256 KiB buffer per chunk costs a mapping
+    and its page faults (a 100x100 cut-out of a 4096x4096 exposure: 2.27 ->
+    2.15 ms, ad-hoc timing, alternating with whole reads).
+    """
     assert p.raw is not None
     if p.dst.shape == p.shape and p.dst.flags.c_contiguous:
         decode_chunk(p.raw, compressors, p.shape, meta.dtype, out=p.dst)
-    else:
-        p.dst[...] = decode_chunk(p.raw, compressors, p.shape, meta.dtype)[p.src]
+        return
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.shape != p.shape or buffer.dtype != meta.dtype:
+        buffer = np.empty(p.shape, dtype=meta.dtype)
+        _scratch.buffer = buffer if buffer.nbytes <= _SCRATCH_MAX_BYTES else None
+    p.dst[...] = decode_chunk(p.raw, compressors, p.shape, meta.dtype, out=buffer)[p.src]
 
 
 def dimension_names_for(digest: str, ndim: int) -> list[str]:
