@@ -137,6 +137,9 @@ class LocalBlobStore(BlobStore):
         self._dirty_dirs: set[str] = set()
         self._known_dirs: set[str] = set()
         self._meta: dict[str, ArrayMeta | None] = {}
+        # Arrays read from their folder before (a dict as a bounded, ordered set):
+        # read there again without asking the pack index first.
+        self._in_folder: dict[str, None] = {}
         try:
             self._init_layout(packs)
         except OSError as exc:
@@ -404,8 +407,16 @@ class LocalBlobStore(BlobStore):
         return meta
 
     def get_array(self, digest: str, region: RegionLike = None) -> np.ndarray:
+        check_digest(digest)
+        if digest in self._in_folder:
+            # Read from its folder before: no pack-index query (three per exposure get).
+            try:
+                return self._read(digest, self._array_folder(digest)[0], region)
+            except FileNotFoundError:
+                # Deleted, or its staged copy published since: look everywhere.
+                self._in_folder.pop(digest, None)
+                self._meta.pop(digest, None)
         if self._index is not None:
-            check_digest(digest)
             files = self._packed_files(digest, KIND_ARRAY)
             if files is not None:
                 return self._read_packed(digest, *files, region)
@@ -422,6 +433,7 @@ class LocalBlobStore(BlobStore):
                         f"array component {digest} vanished while being read"
                     ) from None
                 continue
+            _bounded_put(self._in_folder, digest, None, _META_CACHE_SIZE)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -751,6 +763,7 @@ class LocalBlobStore(BlobStore):
                 self._dirty_dirs.add(os.path.dirname(final))
                 found = True
             self._meta.pop(digest, None)
+            self._in_folder.pop(digest, None)
             staged_doc = self._staged_documents.pop(digest, None)
             if staged_doc is not None:
                 os.unlink(staged_doc)
