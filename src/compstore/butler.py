@@ -30,6 +30,7 @@ from .storage_classes import (
     WriteReport,
     get_storage_class,
 )
+from .verify import VerifyReport, verify_repository
 
 __all__ = ["Butler", "DatasetName", "PutResult", "RepositoryStats", "parse_dataset_name"]
 
@@ -639,8 +640,9 @@ class Butler:
     def remove(self, refs: DatasetRef | Iterable[DatasetRef]) -> None:
         """Remove datasets from the registry.
 
-        Their components stay on disk until the garbage collector finds that
-        nothing references them.
+        Their components stay on disk: other datasets may share them, and
+        compstore has no garbage collector yet. `verify` counts the
+        components no dataset needs any more (``report.unreferenced``).
         """
         self._check_writeable()
         self.registry.remove_datasets([refs] if isinstance(refs, DatasetRef) else list(refs))
@@ -689,6 +691,22 @@ class Butler:
             logical_bytes=logical,
             stored_bytes=stored,
         )
+
+    def verify(self, *, deep: bool = False) -> VerifyReport:
+        """Check that every dataset's components are stored (and, with ``deep``, intact).
+
+        Walks every dataset's manifests; ``deep`` also re-reads and re-hashes
+        every component (every byte of the repository). Changes nothing. See
+        `compstore.verify.verify_repository`.
+
+        Returns
+        -------
+        VerifyReport
+            ``report.ok`` is True if nothing is wrong; ``report.problems`` lists
+            each missing, corrupt or unreadable component and dangling
+            reference, with a dataset that needs it.
+        """
+        return verify_repository(self.registry, self._io, self.blobs, deep=deep)
 
     def logical_bytes(
         self, collections: Sequence[str] | None = None, dataset_types: Sequence[str] | None = None

@@ -166,6 +166,25 @@ def _stats_code(args: argparse.Namespace) -> str:
     )
 
 
+# -- verify ---------------------------------------------------------------------
+def _verify_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--deep", action="store_true",
+                   help="re-read and re-hash every component (reads every byte of the repository)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _verify_code(args: argparse.Namespace) -> str:
+    show = "json.dumps(report.as_dict(), indent=2)" if args.json else "report"
+    return (
+        ("import json\n" if args.json else "")
+        + "from compstore import Butler\n"
+        f"{_butler_line(args)}\n"
+        f"report = butler.verify({'deep=True' if args.deep else ''})\n"
+        f"print({show})\n"
+        "exit_status = 0 if report.ok else 1\n"
+    )
+
+
 # -- demo -------------------------------------------------------------------------
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--visits", type=int, default=3)
@@ -209,6 +228,8 @@ COMMANDS: list[Command] = [
     Command("export", "write a dataset to a FITS file", _export_args, _get_code),
     Command("query", "list datasets matching a where expression", _query_args, _query_code),
     Command("stats", "datasets, unique components, logical vs stored bytes", _stats_args, _stats_code),
+    Command("verify", "check that every dataset's components are stored (--deep: and intact)",
+            _verify_args, _verify_code),
     Command("demo", "fill the repository with a synthetic survey and show the sharing", _demo_args, _demo_code),
 ]
 

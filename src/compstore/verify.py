@@ -1,0 +1,265 @@
+"""Checking a repository: every component its datasets need is there, and intact.
+
+`verify_repository` walks the manifest of every dataset in the registry
+(nested manifests too) and asks the blob store for each component the
+manifests name. With ``deep`` it also re-reads and re-hashes each one
+(`BlobStore.verify`), which finds bytes changed on disk. A reference to
+another dataset (a coadd's inputs) must name a dataset the registry holds.
+It changes nothing and reports every problem, not only the first.
+
+`Butler.verify` calls it; ``compstore verify [--deep]`` runs that.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .cas import BlobStore
+from .errors import BlobNotFoundError, CompstoreError, CorruptBlobError
+from .registry import DatasetRef, Registry
+from .storage_classes import ObjectIO
+
+__all__ = ["VerifyProblem", "VerifyReport", "verify_repository"]
+
+MISSING = "missing"
+CORRUPT = "corrupt"
+UNREADABLE = "unreadable"
+DANGLING = "dangling reference"
+
+
+@dataclass(frozen=True)
+class VerifyProblem:
+    """One thing wrong in a repository.
+
+    Attributes
+    ----------
+    digest
+        The component at fault (a manifest is a document), or the dataset ID a
+        dangling reference names.
+    problem
+        ``"missing"``, ``"corrupt"`` (its bytes do not hash to its digest, or
+        do not decode), ``"unreadable"`` (the store could not read it: an I/O
+        error, or a manifest that is not one) or ``"dangling reference"``.
+    message
+        What the store said.
+    dataset
+        The first dataset found that needs it (others may too).
+    """
+
+    digest: str
+    problem: str
+    message: str
+    dataset: DatasetRef
+
+    def __str__(self) -> str:
+        ref = self.dataset
+        return (
+            f"{self.problem}: {self.digest}, needed by {ref.dataset_type} {dict(ref.data_id)} "
+            f"in run {ref.run!r}: {self.message}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The problem as a plain dict (for JSON output)."""
+        ref = self.dataset
+        return {
+            "digest": self.digest,
+            "problem": self.problem,
+            "message": self.message,
+            "dataset": {
+                "id": str(ref.id),
+                "dataset_type": ref.dataset_type,
+                "data_id": dict(ref.data_id),
+                "run": ref.run,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What `verify_repository` found.
+
+    Attributes
+    ----------
+    datasets
+        Datasets whose manifests were walked (all in the registry).
+    components
+        Distinct components checked (arrays, documents and manifests).
+    unreferenced
+        Components in the blob store that no dataset needs (left by removed
+        datasets or interrupted writes): not a problem, only space.
+    deep
+        Whether every component was re-read and re-hashed.
+    problems
+        Everything found wrong, in the order found.
+    """
+
+    datasets: int
+    components: int
+    unreferenced: int
+    deep: bool
+    problems: tuple[VerifyProblem, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True if no problem was found."""
+        return not self.problems
+
+    def __str__(self) -> str:
+        how = "re-read and re-hashed" if self.deep else "looked up (use deep=True to re-hash them)"
+        counts = f"{self.datasets} datasets, {self.components} components {how}"
+        lines = [f"{counts}; {self.unreferenced} components unreferenced"]
+        if self.ok:
+            lines.append("no problems found")
+        else:
+            lines.append(f"{len(self.problems)} problem(s):")
+            lines += [f"  {p}" for p in self.problems]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as a plain dict (for JSON output)."""
+        return {
+            "ok": self.ok,
+            "datasets": self.datasets,
+            "components": self.components,
+            "unreferenced": self.unreferenced,
+            "deep": self.deep,
+            "problems": [p.as_dict() for p in self.problems],
+        }
+
+
+def verify_repository(
+    registry: Registry, io: ObjectIO, blobs: BlobStore, *, deep: bool = False
+) -> VerifyReport:
+    """Check that every dataset's components are in ``blobs`` (and, with ``deep``, intact).
+
+    Parameters
+    ----------
+    registry, io, blobs
+        The repository's registry, its object reader and its blob store
+        (`Butler.verify` passes its own).
+    deep
+        Re-read every component and re-hash it, instead of only asking the
+        store whether it holds it. Reads every byte of the repository.
+
+    Returns
+    -------
+    VerifyReport
+        Counts and the problems found; `VerifyReport.ok` says whether there
+        were none.
+    """
+    walk = _Walk(registry, io, blobs, deep)
+    refs = list(_all_refs(registry))
+    for ref in refs:
+        walk.manifest(ref.manifest, ref)
+    stored = set(blobs.iter_arrays()) | set(blobs.iter_documents())
+    return VerifyReport(
+        datasets=len(refs),
+        components=len(walk.checked),
+        unreferenced=len(stored - walk.checked.keys()),
+        deep=deep,
+        problems=tuple(walk.problems),
+    )
+
+
+def _all_refs(registry: Registry) -> Iterator[DatasetRef]:
+    for dataset_type in registry.dataset_types():
+        yield from registry.query_datasets(dataset_type.name)
+
+
+class _Walk:
+    """The state of one verification: components checked, problems found."""
+
+    def __init__(self, registry: Registry, io: ObjectIO, blobs: BlobStore, deep: bool) -> None:
+        self.registry = registry
+        self.io = io
+        self.blobs = blobs
+        self.deep = deep
+        self.checked: dict[str, bool] = {}  # digest -> found intact
+        self.references: set[str] = set()  # dataset IDs referred to, checked
+        self.problems: list[VerifyProblem] = []
+
+    def manifest(self, digest: str, ref: DatasetRef) -> None:
+        """Check manifest ``digest`` and, if it reads, everything it names."""
+        if digest in self.checked:
+            return
+        if not self.component(digest, "document", ref):
+            return
+        components = self._components(digest)
+        if isinstance(components, tuple):
+            self.checked[digest] = False
+            self.problems.append(VerifyProblem(digest, components[0], components[1], ref))
+            return
+        for name, entry in components.items():
+            self.entry(digest, name, entry, ref)
+
+    def _components(self, digest: str) -> Mapping[str, Any] | tuple[str, str]:
+        """The components of manifest ``digest``, or ``(problem, message)`` if it does not read."""
+        try:
+            components = self.io.manifest(digest).get("components")
+        except BlobNotFoundError as exc:
+            return MISSING, str(exc)
+        except CorruptBlobError as exc:  # not JSON, not a manifest, or its pack is gone
+            return CORRUPT, str(exc)
+        except CompstoreError as exc:
+            return UNREADABLE, str(exc)
+        if not isinstance(components, Mapping):
+            return CORRUPT, f"document {digest} is not a compstore manifest: it has no components"
+        return components
+
+    def entry(self, manifest: str, name: str, entry: Any, ref: DatasetRef) -> None:
+        """Check one entry of a manifest."""
+        if isinstance(entry, Mapping) and isinstance(entry.get("array"), str):
+            self.component(entry["array"], "array", ref)
+        elif isinstance(entry, Mapping) and isinstance(entry.get("document"), str):
+            self.component(entry["document"], "document", ref)
+        elif isinstance(entry, Mapping) and isinstance(entry.get("manifest"), str):
+            self.manifest(entry["manifest"], ref)
+        elif isinstance(entry, Mapping) and isinstance(entry.get("dataset"), str):
+            self.reference(entry["dataset"], ref)
+        else:
+            self.problems.append(
+                VerifyProblem(manifest, UNREADABLE, f"component {name!r} has no readable entry", ref)
+            )
+
+    def component(self, digest: str, kind: str, ref: DatasetRef) -> bool:
+        """Check one array or document (once); return whether it was found intact."""
+        known = self.checked.get(digest)
+        if known is not None:
+            return known
+        problem = None
+        try:
+            if self.deep:
+                self.blobs.verify(digest)
+            elif not (self.blobs.has_array(digest) if kind == "array" else self.blobs.has_document(digest)):
+                problem = (MISSING, f"the blob store has no {kind} {digest}")
+        except BlobNotFoundError as exc:
+            problem = (MISSING, str(exc))
+        except CorruptBlobError as exc:
+            problem = (CORRUPT, str(exc))
+        except CompstoreError as exc:  # an I/O error, a malformed digest in a manifest
+            problem = (UNREADABLE, str(exc))
+        self.checked[digest] = problem is None
+        if problem is not None:
+            self.problems.append(VerifyProblem(digest, problem[0], problem[1], ref))
+        return problem is None
+
+    def reference(self, dataset_id: str, ref: DatasetRef) -> None:
+        """Check that a reference to another dataset names one the registry holds."""
+        if dataset_id in self.references:
+            return
+        self.references.add(dataset_id)
+        try:
+            target = self.registry.get_dataset(uuid.UUID(dataset_id))
+        except ValueError:
+            target = None
+        if target is None:
+            self.problems.append(
+                VerifyProblem(
+                    dataset_id, DANGLING, "no dataset with this ID is in the registry (removed?)", ref
+                )
+            )
+            return
+        self.manifest(target.manifest, target)

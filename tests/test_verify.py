@@ -1,0 +1,144 @@
+"""Butler.verify / `compstore verify`: missing, corrupt and dangling pieces are found and named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compstore import Butler
+from compstore.cli import main
+from compstore.objects import CoaddInput, CoaddInputs
+from compstore.verify import CORRUPT, DANGLING, MISSING
+
+
+@pytest.fixture
+def filled(butler, sky):
+    """calexp + src of two detectors; the 512x512 planes are array folders, the rest packed."""
+    for detector in range(2):
+        exposure, catalog = sky(1, detector, size=512)
+        butler.put(exposure, "calexp", visit=1, detector=detector)
+        butler.put(catalog, "src", visit=1, detector=detector)
+    return butler
+
+
+def _components(butler: Butler, dataset_type: str, **data_id) -> dict[str, str]:
+    """name -> digest of the top-level array and document components of a dataset."""
+    manifest = butler._io.manifest(butler.find_dataset(dataset_type, **data_id).manifest)
+    return {
+        name: entry.get("array") or entry.get("document")
+        for name, entry in manifest["components"].items()
+        if "array" in entry or "document" in entry
+    }
+
+
+def _flip_one_byte(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_a_healthy_repository_verifies(filled, deep):
+    report = filled.verify(deep=deep)
+    assert report.ok, str(report)
+    assert report.datasets == 4
+    needed = set()
+    for ref in filled.query_datasets("calexp") + filled.query_datasets("src"):
+        needed |= {digest for _, digest in filled._io.iter_components(ref.manifest)}
+    assert report.components == len(needed)
+    assert report.unreferenced == 0
+    assert report.deep is deep
+    assert "no problems found" in str(report)
+    assert report.as_dict()["ok"] is True
+
+
+def test_a_missing_component_is_named_with_a_dataset_that_needs_it(filled):
+    image = _components(filled, "calexp", visit=1, detector=1)["image"]
+    filled.blobs.delete(image)
+    report = Butler(filled.root).verify()
+    assert not report.ok
+    (problem,) = report.problems
+    assert (problem.digest, problem.problem) == (image, MISSING)
+    assert problem.dataset.dataset_type == "calexp" and dict(problem.dataset.data_id)["detector"] == 1
+    assert image in str(report) and "missing" in str(report)
+
+
+def test_changed_bytes_of_an_array_folder_are_found_only_by_deep(filled):
+    image = _components(filled, "calexp", visit=1, detector=0)["image"]
+    folder = filled.blobs.root / filled.blobs.component_path(image)
+    (chunk,) = [p for p in folder.iterdir() if p.name != "zarr.json"]
+    _flip_one_byte(chunk, 4096)  # a raw float plane: still decodes, to other values
+    fresh = Butler(filled.root)
+    assert fresh.verify().ok
+    report = fresh.verify(deep=True)
+    assert [(p.digest, p.problem) for p in report.problems] == [(image, CORRUPT)]
+    assert "hashes to" in report.problems[0].message
+
+
+def test_changed_bytes_of_a_packed_document_are_found_by_deep(filled):
+    wcs = _components(filled, "calexp", visit=1, detector=0)["wcs"]
+    text = filled.blobs.get_document(wcs)
+    packs = list((filled.blobs.root / "packs").rglob("*.zip"))
+    (pack,) = [p for p in packs if text in p.read_bytes()]
+    _flip_one_byte(pack, pack.read_bytes().index(text) + len(text) // 2)
+    report = Butler(filled.root).verify(deep=True)
+    assert (wcs, CORRUPT) in [(p.digest, p.problem) for p in report.problems]
+
+
+def test_a_lost_pack_is_reported_not_raised(filled):
+    for pack in (filled.blobs.root / "packs").rglob("*.zip"):
+        pack.unlink()
+    for deep in (False, True):
+        report = Butler(filled.root).verify(deep=deep)
+        assert not report.ok
+        assert {p.problem for p in report.problems} == {CORRUPT}
+        # every dataset's manifest was in a pack: each is reported
+        assert {p.dataset.id for p in report.problems} == {
+            ref.id for ref in filled.query_datasets("calexp") + filled.query_datasets("src")
+        }
+
+
+def test_removed_datasets_leave_unreferenced_components_not_problems(filled):
+    filled.remove(filled.find_dataset("src", visit=1, detector=0))
+    report = Butler(filled.root).verify()
+    assert report.ok and report.datasets == 3
+    assert report.unreferenced > 0
+
+
+def test_a_reference_to_a_removed_dataset_dangles(butler, sky):
+    butler.register_dataset_type("deepCoadd", ("tract", "patch", "band"), "Exposure")
+    exposure, _ = sky(1, 0)
+    butler.put(exposure, "calexp", visit=1, detector=0)
+    inputs = CoaddInputs([CoaddInput("calexp", {"visit": 1, "detector": 0}, wcs=exposure.wcs)])
+    coadd, _ = sky(2, 0)
+    butler.put(coadd.replace(coadd_inputs=inputs), "deepCoadd", tract=1, patch=1, band="r")
+    assert butler.verify().ok
+    calexp = butler.find_dataset("calexp", visit=1, detector=0)
+    butler.remove(calexp)
+    report = Butler(butler.root).verify()
+    assert [(p.digest, p.problem) for p in report.problems] == [(str(calexp.id), DANGLING)]
+    assert report.problems[0].dataset.dataset_type == "deepCoadd"
+
+
+def test_cli_verify_exit_status_and_json(filled, capsys):
+    repo = ["--repo", str(filled.root)]
+    assert main(["verify", *repo]) == 0
+    assert "no problems found" in capsys.readouterr().out
+    assert main(["verify", *repo, "--deep", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["deep"] is True
+    # the Calib is shared by calexp and src: the problem names the first dataset found
+    calib = _components(filled, "src", visit=1, detector=1)["calib"]
+    filled.blobs.delete(calib)
+    assert main(["verify", *repo, "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is False
+    assert [(p["digest"], p["problem"]) for p in out["problems"]] == [(calib, MISSING)]
+    assert out["problems"][0]["dataset"]["dataset_type"] in ("calexp", "src")
+
+
+def test_cli_verify_python_is_the_butler_call(filled, capsys):
+    assert main(["verify", "--repo", str(filled.root), "--deep", "--python"]) == 0
+    code = capsys.readouterr().out
+    assert "report = butler.verify(deep=True)" in code and "exit_status" in code
