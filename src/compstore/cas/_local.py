@@ -264,9 +264,8 @@ class LocalBlobStore(BlobStore):
     def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
         """Hash ``array`` while writing it; see `BlobStore`.
 
-        A raw array (floats that do not compress) is hashed 256 KiB at a time,
-        each block just before it is written, so its memory is read once; a
-        compressed one is hashed whole, then encoded. The array is written into
+        The array is hashed whole, then written raw or encoded (see
+        `write_array_data` for why not block by block). It is written into
         a temporary folder, then named by the digest found; if that digest is
         stored already, the folder is removed (the price of a duplicate nobody
         knew about: one write, no second copy).

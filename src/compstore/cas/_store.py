@@ -90,9 +90,9 @@ class BlobStore(ABC):
     def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
         """Hash and store an array; return its digest and whether this call stored it.
 
-        For an array whose digest nobody knows yet. A store may hash it while
-        writing it (one pass over its memory instead of two); an array found
-        present afterwards is then discarded, never stored twice. This
+        For an array whose digest nobody knows yet. A store may hash it as it
+        writes it, naming it by its digest only afterwards; an array found
+        present then is discarded, never stored twice. This
         default hashes first and writes only if the digest is new; of calls
         racing with equal content it may answer True to more than one, which
         both backends here avoid with their own version.

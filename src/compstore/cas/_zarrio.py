@@ -75,10 +75,13 @@ def write_array_data(
     """Create the directory ``path`` and write ``array``'s one data file into it.
 
     With ``hasher`` (:func:`compstore.cas._digest.array_hasher`'s), the
-    array's bytes are fed to it too: a raw array in blocks, each hashed and
-    then written while still in the CPU cache, so its memory is read once (two
-    2048x2048 float planes: 13.3-13.6 ms against 15.5-15.8 ms hashed whole,
-    then written, ad-hoc timing); a compressed one whole, before encoding.
+    array's bytes are fed to it too, whole, before they are written or
+    encoded: one call each, so a pool thread gives up and takes back the GIL
+    twice per array. Hashing and writing 256 KiB blocks in turn reads the
+    memory once, and was faster alone (two planes: 13.3-13.6 against
+    15.5-15.8 ms). Inside puts, where the caller runs Python beside the pool,
+    it was slower: 26-32 ms per exposure + catalog put, against 24-30 ms for
+    whole arrays, in six paired runs (ad hoc; benchmarks/README.md, fifth round).
     The caller writes ``zarr.json`` after (its dimension names carry the digest).
 
     Returns
@@ -138,13 +141,9 @@ def _write_data(f: Any, array: np.ndarray, layout: ArrayLayout, hasher: Any) -> 
     if layout.compressor is None:
         # Raw: the file is the array's bytes in C order, written from the array itself.
         raw = array_bytes(data)
-        if hasher is None:
-            f.write(raw)
-        else:
-            for start in range(0, len(raw), _HASH_WRITE_BLOCK):
-                block = raw[start : start + _HASH_WRITE_BLOCK]
-                hasher.update(block)
-                f.write(block)
+        if hasher is not None:
+            hasher.update(raw)
+        f.write(raw)
     else:
         if hasher is not None:
             hasher.update(array_bytes(data))
@@ -203,12 +202,6 @@ def write_array_meta(path: str, shape: tuple[int, ...], layout: ArrayLayout,
     with open(meta_path, "xb") as f:
         f.write(array_metadata(shape, layout, dimension_names))
     return meta_path
-
-
-#: Bytes hashed then written at a time by `write_array_data`: small enough to stay
-#: in the CPU cache between the two (256 KiB was the fastest of 256 KiB, 1 MiB and
-#: 4 MiB in an ad-hoc timing: benchmarks/README.md, "Third round").
-_HASH_WRITE_BLOCK: Final = 256 << 10
 
 
 def _padded_block(array: np.ndarray, idx: tuple[int, ...], out: np.ndarray) -> np.ndarray:

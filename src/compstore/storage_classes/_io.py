@@ -64,9 +64,9 @@ class WriteReport:
     written: list[str] = field(default_factory=list)
 
 
-#: Arrays at least this big are hashed and written on the shared pool, in one pass
-#: over their memory (`BlobStore.put_new_array`), while the caller goes on with
-#: the next component; their digests are known when the manifests are made.
+#: Arrays at least this big are hashed and written on the shared pool
+#: (`BlobStore.put_new_array`), while the caller goes on with the next
+#: component; their digests are known when the manifests are made.
 ASYNC_WRITE_MIN_BYTES = 1 << 20
 
 _UNSET: Any = object()
