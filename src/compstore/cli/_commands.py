@@ -156,13 +156,19 @@ def _stats_args(p: argparse.ArgumentParser) -> None:
 
 
 def _stats_code(args: argparse.Namespace) -> str:
-    show = "json.dumps(stats.as_dict(), indent=2)" if args.json else "stats"
+    return _report_code(args, "stats", "stats()")
+
+
+def _report_code(args: argparse.Namespace, name: str, call: str, after: str = "") -> str:
+    """The Python of a command that prints one report (with ``--json``, its ``as_dict()``)."""
+    show = f"json.dumps({name}.as_dict(), indent=2)" if args.json else name
     return (
         ("import json\n" if args.json else "")
         + "from compstore import Butler\n"
         f"{_butler_line(args)}\n"
-        "stats = butler.stats()\n"
+        f"{name} = butler.{call}\n"
         f"print({show})\n"
+        + after
     )
 
 
@@ -174,15 +180,8 @@ def _verify_args(p: argparse.ArgumentParser) -> None:
 
 
 def _verify_code(args: argparse.Namespace) -> str:
-    show = "json.dumps(report.as_dict(), indent=2)" if args.json else "report"
-    return (
-        ("import json\n" if args.json else "")
-        + "from compstore import Butler\n"
-        f"{_butler_line(args)}\n"
-        f"report = butler.verify({'deep=True' if args.deep else ''})\n"
-        f"print({show})\n"
-        "exit_status = 0 if report.ok else 1\n"
-    )
+    call = f"verify({'deep=True' if args.deep else ''})"
+    return _report_code(args, "report", call, after="exit_status = 0 if report.ok else 1\n")
 
 
 # -- demo -------------------------------------------------------------------------
