@@ -291,6 +291,30 @@ def test_region_reads_only_overlapping_chunks(store: LocalBlobStore) -> None:
         store.verify(digest)
 
 
+def test_a_chunk_decoding_to_too_few_bytes_is_corrupt_not_stale(store: LocalBlobStore) -> None:
+    # Inner chunk (2, 4) is swapped for a well-formed blosc chunk of a quarter of
+    # its size (index and crc32c rewritten to match). A cut-out of it must fail,
+    # not return what a cut-out of (2, 3) left in the decoding buffer before.
+    import google_crc32c
+    import numcodecs
+
+    array = (sample_array("<i4", (2048, 2048)) & 0xFF).astype("<i4")
+    digest, shard, data = _stored_shard(store, array)
+    index = np.frombuffer(bytes(data[-(16 * 64 + 4) : -4]), dtype="<u8").reshape(8, 8, 2)
+    chunks = [bytes(data[int(o) : int(o) + int(n)]) for o, n in index.reshape(64, 2)]
+    codec = numcodecs.Blosc(cname="blosclz", shuffle=numcodecs.Blosc.NOSHUFFLE, typesize=4)
+    chunks[2 * 8 + 4] = codec.encode(np.ascontiguousarray(array[512:640, 1024:1152]))
+    offsets = np.cumsum([0] + [len(c) for c in chunks[:-1]])
+    new_index = np.stack([offsets, [len(c) for c in chunks]], axis=1).astype("<u8").tobytes()
+    crc = google_crc32c.value(new_index).to_bytes(4, "little")
+    shard.write_bytes(b"".join(chunks) + new_index + crc)
+    np.testing.assert_array_equal(
+        store.get_array(digest, (slice(600, 700), slice(800, 900))), array[600:700, 800:900]
+    )
+    with pytest.raises(CorruptBlobError, match=digest):
+        store.get_array(digest, (slice(600, 700), slice(1100, 1200)))
+
+
 def test_damaged_shard_index_is_corrupt(store: LocalBlobStore) -> None:
     digest, shard, data = _stored_shard(store, (sample_array("<i4", (1024, 1024)) & 0xF).astype("<i4"))
     data[-10] ^= 0xFF  # inside the index: its crc32c no longer matches

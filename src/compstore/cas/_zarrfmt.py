@@ -312,6 +312,17 @@ def encode_chunk(chunk: np.ndarray, compressors: tuple[Any, ...]) -> bytes:
     return bytes(data) if not isinstance(data, bytes) else data
 
 
+def _blosc_nbytes(raw: bytes | memoryview) -> int | None:
+    """The uncompressed size a blosc chunk's header gives (None: too short to have one).
+
+    Bytes 4-7 of the 16-byte blosc header, little-endian (blosc's
+    README_HEADER.rst).
+    """
+    if len(raw) < 16:
+        return None
+    return int.from_bytes(bytes(raw[4:8]), "little")
+
+
 def decode_chunk(
     raw: bytes | memoryview,
     compressors: tuple[Any, ...],
@@ -322,7 +333,9 @@ def decode_chunk(
     """Decode one chunk (or inner chunk of a shard) to an array of ``shape``.
 
     ``out``, when given, must be a C-contiguous array of that shape and
-    ``dtype``; single-codec chains decode straight into it (no extra copy).
+    ``dtype``; a chunk of blosc alone decodes straight into it (no extra
+    copy), once its header says it holds exactly ``out``'s bytes: a chunk
+    that decodes to fewer would leave the rest of ``out`` as it was.
 
     Raises
     ------
@@ -330,11 +343,10 @@ def decode_chunk(
         If the decoded size does not match the chunk shape (a corrupt chunk).
     """
     n = math.prod(shape) * dtype.itemsize
-    if (
-        len(compressors) == 1
-        and out is not None
-        and isinstance(compressors[0], (numcodecs.Blosc, numcodecs.Zstd))
-    ):
+    if len(compressors) == 1 and out is not None and isinstance(compressors[0], numcodecs.Blosc):
+        held = _blosc_nbytes(raw)
+        if held != n:
+            raise ValueError(f"chunk decodes to {held} bytes, expected {n}")
         compressors[0].decode(raw, out=out.reshape(-1).view(np.uint8))
         return out
     data: Any = raw

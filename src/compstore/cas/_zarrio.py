@@ -533,7 +533,8 @@ def _decode_into(p: _Piece, compressors: tuple[Any, ...], meta: ArrayMeta) -> No
     buffer = getattr(_scratch, "buffer", None)
     if buffer is None or buffer.shape != p.shape or buffer.dtype != meta.dtype:
         buffer = np.empty(p.shape, dtype=meta.dtype)
-        _scratch.buffer = buffer if buffer.nbytes <= _SCRATCH_MAX_BYTES else None
+        if buffer.nbytes <= _SCRATCH_MAX_BYTES:  # a bigger one is used once, not kept
+            _scratch.buffer = buffer
     p.dst[...] = decode_chunk(p.raw, compressors, p.shape, meta.dtype, out=buffer)[p.src]
 
 
