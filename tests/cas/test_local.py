@@ -637,3 +637,28 @@ def test_make_fanout(tmp_path: pathlib.Path) -> None:
         warnings.simplefilter("error")
         members = dict(zarr.open_group(store.zarr_root, mode="r").members(max_depth=None))
     assert isinstance(members[f"{d[:2]}/{d}"], zarr.Array)
+
+
+def test_an_array_read_from_its_folder_is_found_again_after_it_moves(tmp_path: pathlib.Path) -> None:
+    # A reader remembers that an array lives in a folder; another store object
+    # deletes that folder and stores the array again, now in a pack. The reader
+    # must find it there; an array deleted outright reads as missing.
+    from compstore.errors import BlobNotFoundError
+
+    array, gone = sample_array("<f4", (64, 64)), sample_array("<i4", (8, 8))
+    root = tmp_path / "blobs"
+    LocalBlobStore(root, packs=True).close()  # a format-2 layout (packs index made)
+    with LocalBlobStore(root, packs=False) as folders:
+        digest, gone_digest = folders.put_array(array), folders.put_array(gone)  # small, but folders
+    reader, other = LocalBlobStore(root, packs=True), LocalBlobStore(root, packs=True)
+    np.testing.assert_array_equal(reader.get_array(digest), array)
+    np.testing.assert_array_equal(reader.get_array(gone_digest), gone)
+    assert (root / reader.component_path(digest)).is_dir()
+    other.delete(digest)
+    other.put_array(array)
+    other.sync()
+    assert not (root / "arrays" / digest[:2] / digest).exists()  # packed this time
+    np.testing.assert_array_equal(reader.get_array(digest, (slice(1, 5), slice(2, 9))), array[1:5, 2:9])
+    other.delete(gone_digest)
+    with pytest.raises(BlobNotFoundError, match=gone_digest):
+        reader.get_array(gone_digest)

@@ -182,3 +182,28 @@ def test_one_big_array_named_twice_in_an_object_is_written_once() -> None:
     assert manifest["image"]["array"] == manifest["variance"]["array"] == digest_array(plane)
     assert [kind for kind, _, _ in store.events].count("array") == 2  # the plane and the mask
     assert report.arrays_written == 2 and report.components_reused == 1  # the plane named again
+
+
+@pytest.mark.parametrize("kind", ["memory", "packs", "folders"])
+def test_one_small_array_named_twice_is_written_once_and_reported_reused(kind, tmp_path) -> None:
+    # Small arrays are hashed, looked up and stored in one put_new_array call.
+    if kind == "memory":
+        store: BlobStore = MemoryBlobStore()
+    else:
+        store = LocalBlobStore(tmp_path / "blobs", packs=kind == "packs")
+    edge = 64
+    plane = np.full((edge, edge), 3.0, dtype=np.float32)
+    exposure = Exposure(plane, Mask(np.zeros((edge, edge), dtype=np.int32), {"BAD": 0}), plane)
+    io = ObjectIO(store, ObjectCache(1 << 30))
+    report = WriteReport()
+    digest = io.write(exposure, "Exposure", report)
+    store.sync()
+    assert report.arrays_written == 2 and report.components_reused == 1  # the plane named again
+    assert report.bytes_hashed == 3 * plane.nbytes
+    again = WriteReport()
+    equal = Exposure(plane.copy(), Mask(np.zeros((edge, edge), dtype=np.int32), {"BAD": 0}), plane.copy())
+    assert ObjectIO(store, ObjectCache(1 << 30)).write(equal, "Exposure", again) == digest
+    assert again.arrays_written == 0 and again.components_reused >= 3
+    assert sorted(store.iter_arrays()) == sorted({digest_array(plane), digest_array(exposure.mask.array)})
+    if kind == "folders":  # a duplicate found by its digest leaves nothing behind in staging
+        assert not any(p.is_file() for p in (tmp_path / "blobs" / "staging").rglob("*"))

@@ -254,29 +254,35 @@ class LocalBlobStore(BlobStore):
         if self.has_array(digest):
             return digest
         if self._index is not None and array.nbytes < PACK_MAX_BYTES:
-            self._pack_array(array, digest)
+            self._add_pending(digest, self._pending_array(array, digest))
             return digest
-        with self._new_folder(digest, f"array component {digest}") as tmp:
-            files = write_array_dir(tmp, array, dimension_names_for(digest, array.ndim))
-        self._commit_array(digest, tmp, files)
+        self._write_folder(array, digest)
         return digest
 
     def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
-        """Hash ``array`` while writing it; see `BlobStore`.
+        """Hash ``array`` and store it if its digest is new; see `BlobStore`.
 
-        The array is hashed whole, then written raw or encoded (see
-        `write_array_data` for why not block by block). It is written into
-        a temporary folder, then named by the digest found; if that digest is
-        stored already, the folder is removed (the price of a duplicate nobody
-        knew about: one write, no second copy).
+        A small array (under `PACK_MAX_BYTES`) is hashed, then stored only if
+        new: encoded for the next pack (outside the store's lock, which only
+        guards the last look-up and the hand-over), or written as a folder
+        when packs are off. A big one is hashed whole, then written raw or
+        encoded (see `write_array_data` for why not block by block) into a
+        temporary folder, named by the digest found; if that digest is stored
+        already, the folder is removed (the price of a duplicate nobody knew
+        about: one write, no second copy).
         """
         check_array(array)
-        if self._index is not None and array.nbytes < PACK_MAX_BYTES:
-            digest = digest_array(array)  # small: hashed first, then packed
+        if array.nbytes < PACK_MAX_BYTES:
+            digest = digest_array(array)
+            if self._index is None:
+                if self.has_array(digest):
+                    return digest, False
+                return digest, self._write_folder(array, digest)
+            pending = self._pending_array(array, digest)
             with self._lock:  # one answer per digest, as for folders
                 if self.has_array(digest):
                     return digest, False
-                self._pack_array(array, digest)
+                self._add_pending(digest, pending)
             return digest, True
         shape = array.shape
         hasher = array_hasher(array.dtype, shape)
@@ -290,12 +296,18 @@ class LocalBlobStore(BlobStore):
             files.insert(0, write_array_meta(tmp, shape, layout, names))
         return digest, self._commit_array(digest, tmp, files)
 
-    def _pack_array(self, array: np.ndarray, digest: str) -> None:
-        """Encode a small array in memory for the next pack (checked and found absent)."""
+    def _write_folder(self, array: np.ndarray, digest: str) -> bool:
+        """Write ``array`` (of ``digest``) as its own folder; False if another writer was first."""
+        with self._new_folder(digest, f"array component {digest}") as tmp:
+            files = write_array_dir(tmp, array, dimension_names_for(digest, array.ndim))
+        return self._commit_array(digest, tmp, files)
+
+    def _pending_array(self, array: np.ndarray, digest: str) -> _Pending:
+        """A small array encoded in memory, ready for the next pack."""
         encoded = encode_array_files(array, dimension_names_for(digest, array.ndim))
         members = [(f"arrays/{digest}/{name}", data) for name, data in encoded]
         key = encoded[1][0] if len(encoded) > 1 else None
-        self._add_pending(digest, _Pending(KIND_ARRAY, members, key))
+        return _Pending(KIND_ARRAY, members, key)
 
     def _add_pending(self, digest: str, pending: _Pending) -> None:
         """Keep a small component for the next pack; write a pack now if enough wait.

@@ -291,7 +291,7 @@ class ObjectIO:
         }
         digest = self.cache.known_digest(array)
         if digest is None and array.nbytes >= ASYNC_WRITE_MIN_BYTES:
-            # Hashed while written, on the pool; the digest is filled in with the manifests.
+            # Hashed and written on the pool; the digest is filled in with the manifests.
             seen = w.new_arrays.get(id(array))
             if seen is None:
                 check_array(array)  # a refused dtype fails here, not after the walk
