@@ -142,3 +142,82 @@ def test_cli_verify_python_is_the_butler_call(filled, capsys):
     assert main(["verify", "--repo", str(filled.root), "--deep", "--python"]) == 0
     code = capsys.readouterr().out
     assert "report = butler.verify(deep=True)" in code and "exit_status" in code
+
+
+# -- hand-made manifests: whatever a damaged repository holds, verify reports, never raises --
+def _manifest(butler: Butler, components: dict, storage_class: str = "Exposure") -> str:
+    from compstore.cas import canonical_json
+    from compstore.storage_classes import MANIFEST_FORMAT
+
+    value = {"format": MANIFEST_FORMAT, "storage_class": storage_class, "attributes": {},
+             "components": components}
+    digest = butler.blobs.put_document(canonical_json(value))
+    butler.blobs.sync()
+    return digest
+
+
+def _dataset(butler: Butler, manifest: str, visit: int):
+    return butler.registry.insert_dataset("calexp", {"visit": visit, "detector": 0}, "sfm", manifest)
+
+
+def test_malformed_manifests_and_entries_are_reported(filled):
+    wcs = _components(filled, "calexp", visit=1, detector=0)["wcs"]
+    bad = {
+        "not_a_mapping": ["array", wcs],
+        "no_kind": {"storage_class": "Wcs"},
+        "bad_digest": {"document": "not-a-digest"},
+        "upper_case": {"document": wcs.upper()},
+        "not_a_uuid": {"dataset": "visit-1", "component": "wcs"},
+        "missing_dataset": {"dataset": "00000000-0000-4000-8000-000000000000", "component": "wcs"},
+    }
+    _dataset(filled, _manifest(filled, bad), visit=7)
+    other = filled.blobs.put_document(b'{"format": "something else"}')  # a document, not a manifest
+    filled.blobs.sync()
+    _dataset(filled, other, visit=8)
+    report = Butler(filled.root).verify()
+    problems = {(p.problem, p.message.split(":")[0]) for p in report.problems}
+    assert not report.ok
+    kinds = [p.problem for p in report.problems]
+    assert kinds.count("unreadable") == 4  # not a mapping, no kind, two malformed digests
+    assert kinds.count(DANGLING) == 2  # not a UUID, no such dataset
+    assert kinds.count(CORRUPT) == 1, problems  # the document that is not a manifest
+    assert all(dict(p.dataset.data_id)["visit"] in (7, 8) for p in report.problems)
+
+
+def test_a_digest_named_as_the_wrong_kind_is_missing(filled):
+    # The Wcs document's digest, named as an array: reading it would fail.
+    wcs = _components(filled, "calexp", visit=1, detector=0)["wcs"]
+    ref = _dataset(filled, _manifest(filled, {"image": {"array": wcs}}), visit=9)
+    for deep in (False, True):
+        report = Butler(filled.root).verify(deep=deep)
+        assert [(p.digest, p.problem, p.dataset.id) for p in report.problems] == [(wcs, MISSING, ref.id)]
+
+
+def test_a_reference_to_a_component_its_target_lacks_dangles(filled):
+    target = filled.find_dataset("calexp", visit=1, detector=0)
+    ok = {"wcs": {"dataset": str(target.id), "component": "wcs"}}
+    lacking = {"wcs": {"dataset": str(target.id), "component": "no_such_component"}}
+    _dataset(filled, _manifest(filled, ok, "CoaddInputs"), visit=10)
+    _dataset(filled, _manifest(filled, lacking, "CoaddInputs"), visit=11)
+    (problem,) = Butler(filled.root).verify().problems
+    assert problem.problem == DANGLING and "no_such_component" in problem.message
+    assert dict(problem.dataset.data_id)["visit"] == 11
+
+
+def test_long_reference_chains_and_deep_nesting_end(butler):
+    # 400 datasets each referring to the next, and manifests nested 1,500 deep:
+    # the walk is iterative and checks each reference without following it.
+    ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(400)]
+    import uuid
+
+    for i, dataset_id in enumerate(ids):
+        nxt = {"wcs": {"dataset": ids[(i + 1) % len(ids)], "component": "wcs"}}
+        butler.registry.insert_dataset("calexp", {"visit": i, "detector": 0}, "sfm",
+                                       _manifest(butler, nxt, "CoaddInputs"), id=uuid.UUID(dataset_id))
+    nested = _manifest(butler, {})
+    for _ in range(1500):
+        nested = _manifest(butler, {"inner": {"manifest": nested, "storage_class": "Exposure"}})
+    butler.registry.insert_dataset("calexp", {"visit": 9999, "detector": 0}, "sfm", nested)
+    report = Butler(butler.root).verify()
+    assert report.ok, str(report)[:2000]
+    assert report.datasets == 401 and report.components == 400 + 1501

@@ -706,7 +706,7 @@ class Butler:
             each missing, corrupt or unreadable component and dangling
             reference, with a dataset that needs it.
         """
-        return verify_repository(self.registry, self._io, self.blobs, deep=deep)
+        return verify_repository(self.registry, self._io, self.blobs, self._all_refs(), deep=deep)
 
     def logical_bytes(
         self, collections: Sequence[str] | None = None, dataset_types: Sequence[str] | None = None

@@ -13,7 +13,7 @@ It changes nothing and reports every problem, not only the first.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,9 +40,12 @@ class VerifyProblem:
         The component at fault (a manifest is a document), or the dataset ID a
         dangling reference names.
     problem
-        ``"missing"``, ``"corrupt"`` (its bytes do not hash to its digest, or
-        do not decode), ``"unreadable"`` (the store could not read it: an I/O
-        error, or a manifest that is not one) or ``"dangling reference"``.
+        ``"missing"``; ``"corrupt"`` (its bytes do not hash to its digest or
+        do not decode, or a manifest that is not one); ``"unreadable"`` (the
+        store could not read it, an I/O error say, or a manifest entry names
+        no component or a malformed digest); or ``"dangling reference"`` (a
+        reference to a dataset the registry does not hold, or to a component
+        that dataset lacks).
     message
         What the store said.
     dataset
@@ -131,15 +134,23 @@ class VerifyReport:
 
 
 def verify_repository(
-    registry: Registry, io: ObjectIO, blobs: BlobStore, *, deep: bool = False
+    registry: Registry,
+    io: ObjectIO,
+    blobs: BlobStore,
+    refs: Iterable[DatasetRef],
+    *,
+    deep: bool = False,
 ) -> VerifyReport:
-    """Check that every dataset's components are in ``blobs`` (and, with ``deep``, intact).
+    """Check that the datasets ``refs`` have their components in ``blobs`` (``deep``: intact).
 
     Parameters
     ----------
     registry, io, blobs
-        The repository's registry, its object reader and its blob store
-        (`Butler.verify` passes its own).
+        The repository's registry (to resolve references to other datasets),
+        its object reader and its blob store (`Butler.verify` passes its own).
+    refs
+        The datasets to check (`Butler.verify`: every one in the registry).
+        Components none of them needs count as unreferenced.
     deep
         Re-read every component and re-hash it, instead of only asking the
         store whether it holds it. Reads every byte of the repository.
@@ -151,22 +162,19 @@ def verify_repository(
         were none.
     """
     walk = _Walk(registry, io, blobs, deep)
-    refs = list(_all_refs(registry))
+    refs = list(refs)
     for ref in refs:
-        walk.manifest(ref.manifest, ref)
-    stored = set(blobs.iter_arrays()) | set(blobs.iter_documents())
+        walk.dataset(ref)
+    arrays = {d for kind, d in walk.checked if kind == "array"}
+    documents = {d for kind, d in walk.checked if kind == "document"}
+    unreferenced = len(set(blobs.iter_arrays()) - arrays) + len(set(blobs.iter_documents()) - documents)
     return VerifyReport(
         datasets=len(refs),
         components=len(walk.checked),
-        unreferenced=len(stored - walk.checked.keys()),
+        unreferenced=unreferenced,
         deep=deep,
         problems=tuple(walk.problems),
     )
-
-
-def _all_refs(registry: Registry) -> Iterator[DatasetRef]:
-    for dataset_type in registry.dataset_types():
-        yield from registry.query_datasets(dataset_type.name)
 
 
 class _Walk:
@@ -177,25 +185,36 @@ class _Walk:
         self.io = io
         self.blobs = blobs
         self.deep = deep
-        self.checked: dict[str, bool] = {}  # digest -> found intact
-        self.references: set[str] = set()  # dataset IDs referred to, checked
+        self.checked: dict[tuple[str, str], bool] = {}  # (kind, digest) -> found intact
+        self.walked: set[str] = set()  # manifests whose entries were checked
         self.problems: list[VerifyProblem] = []
 
-    def manifest(self, digest: str, ref: DatasetRef) -> None:
-        """Check manifest ``digest`` and, if it reads, everything it names."""
-        if digest in self.checked:
-            return
-        if not self.component(digest, "document", ref):
-            return
-        components = self._components(digest)
-        if isinstance(components, tuple):
-            self.checked[digest] = False
-            self.problems.append(VerifyProblem(digest, components[0], components[1], ref))
-            return
-        for name, entry in components.items():
-            self.entry(digest, name, entry, ref)
+    def problem(self, digest: str, problem: str, message: str, ref: DatasetRef) -> None:
+        self.problems.append(VerifyProblem(digest, problem, message, ref))
 
-    def _components(self, digest: str) -> Mapping[str, Any] | tuple[str, str]:
+    def dataset(self, ref: DatasetRef) -> None:
+        """Check the manifest of ``ref`` and everything it names, nested manifests too.
+
+        Iterative (a stack, not recursion): however deep manifests nest, the
+        walk ends, and each manifest is walked once.
+        """
+        stack = [ref.manifest]
+        while stack:
+            digest = stack.pop()
+            if digest in self.walked or not self.component(digest, "document", ref):
+                continue
+            self.walked.add(digest)
+            components = self.components(digest)
+            if isinstance(components, tuple):
+                self.checked["document", digest] = False
+                self.problem(digest, components[0], components[1], ref)
+                continue
+            for name, entry in components.items():
+                nested = self.entry(digest, name, entry, ref)
+                if nested is not None:
+                    stack.append(nested)
+
+    def components(self, digest: str) -> Mapping[str, Any] | tuple[str, str]:
         """The components of manifest ``digest``, or ``(problem, message)`` if it does not read."""
         try:
             components = self.io.manifest(digest).get("components")
@@ -209,57 +228,60 @@ class _Walk:
             return CORRUPT, f"document {digest} is not a compstore manifest: it has no components"
         return components
 
-    def entry(self, manifest: str, name: str, entry: Any, ref: DatasetRef) -> None:
-        """Check one entry of a manifest."""
-        if isinstance(entry, Mapping) and isinstance(entry.get("array"), str):
+    def entry(self, manifest: str, name: str, entry: Any, ref: DatasetRef) -> str | None:
+        """Check one entry of a manifest; return the digest of a nested manifest to walk."""
+        if not isinstance(entry, Mapping):
+            entry = {}
+        if isinstance(entry.get("array"), str):
             self.component(entry["array"], "array", ref)
-        elif isinstance(entry, Mapping) and isinstance(entry.get("document"), str):
+        elif isinstance(entry.get("document"), str):
             self.component(entry["document"], "document", ref)
-        elif isinstance(entry, Mapping) and isinstance(entry.get("manifest"), str):
-            self.manifest(entry["manifest"], ref)
-        elif isinstance(entry, Mapping) and isinstance(entry.get("dataset"), str):
-            self.reference(entry["dataset"], ref)
+        elif isinstance(entry.get("manifest"), str):
+            return str(entry["manifest"])
+        elif isinstance(entry.get("dataset"), str):
+            self.reference(entry["dataset"], entry.get("component"), ref)
         else:
-            self.problems.append(
-                VerifyProblem(manifest, UNREADABLE, f"component {name!r} has no readable entry", ref)
-            )
+            self.problem(manifest, UNREADABLE, f"component {name!r} has no readable entry", ref)
+        return None
 
     def component(self, digest: str, kind: str, ref: DatasetRef) -> bool:
-        """Check one array or document (once); return whether it was found intact."""
-        known = self.checked.get(digest)
+        """Check one array or document (once per kind); return whether it was found intact."""
+        known = self.checked.get((kind, digest))
         if known is not None:
             return known
         problem = None
         try:
-            if self.deep:
-                self.blobs.verify(digest)
-            elif not (self.blobs.has_array(digest) if kind == "array" else self.blobs.has_document(digest)):
+            has = self.blobs.has_array if kind == "array" else self.blobs.has_document
+            if not has(digest):
                 problem = (MISSING, f"the blob store has no {kind} {digest}")
+            elif self.deep:
+                self.blobs.verify(digest)
         except BlobNotFoundError as exc:
             problem = (MISSING, str(exc))
         except CorruptBlobError as exc:
             problem = (CORRUPT, str(exc))
         except CompstoreError as exc:  # an I/O error, a malformed digest in a manifest
             problem = (UNREADABLE, str(exc))
-        self.checked[digest] = problem is None
+        self.checked[kind, digest] = problem is None
         if problem is not None:
-            self.problems.append(VerifyProblem(digest, problem[0], problem[1], ref))
+            self.problem(digest, problem[0], problem[1], ref)
         return problem is None
 
-    def reference(self, dataset_id: str, ref: DatasetRef) -> None:
-        """Check that a reference to another dataset names one the registry holds."""
-        if dataset_id in self.references:
-            return
-        self.references.add(dataset_id)
+    def reference(self, dataset_id: str, component: Any, ref: DatasetRef) -> None:
+        """Check that a reference names a dataset in the registry that has ``component``.
+
+        The target's own components are checked when the walk reaches that
+        dataset (every dataset of the registry is walked), not from here.
+        """
         try:
             target = self.registry.get_dataset(uuid.UUID(dataset_id))
         except ValueError:
             target = None
         if target is None:
-            self.problems.append(
-                VerifyProblem(
-                    dataset_id, DANGLING, "no dataset with this ID is in the registry (removed?)", ref
-                )
-            )
+            self.problem(dataset_id, DANGLING, "no dataset with this ID is in the registry (removed?)", ref)
             return
-        self.manifest(target.manifest, target)
+        components = self.components(target.manifest)
+        if isinstance(components, Mapping) and component not in components:
+            self.problem(
+                dataset_id, DANGLING, f"dataset {dataset_id} has no component {component!r}", ref
+            )
