@@ -221,3 +221,35 @@ def test_long_reference_chains_and_deep_nesting_end(butler):
     report = Butler(butler.root).verify()
     assert report.ok, str(report)[:2000]
     assert report.datasets == 401 and report.components == 400 + 1501
+
+
+def test_a_reference_without_a_component_is_the_whole_dataset_and_a_bad_one_is_reported(filled):
+    target = filled.find_dataset("calexp", visit=1, detector=0)
+    _dataset(filled, _manifest(filled, {"all": {"dataset": str(target.id)}}, "CoaddInputs"), visit=12)
+    assert Butler(filled.root).verify().ok
+    _dataset(filled, _manifest(filled, {"w": {"dataset": str(target.id), "component": ["wcs"]}}), visit=13)
+    (problem,) = Butler(filled.root).verify().problems
+    assert problem.problem == "unreadable" and "['wcs']" in problem.message
+
+
+def test_a_store_that_cannot_be_listed_keeps_the_problems_found(filled):
+    image = _components(filled, "calexp", visit=1, detector=1)["image"]
+    filled.blobs.delete(image)
+    loop = filled.blobs.root / "arrays" / "zz"
+    loop.symlink_to("zz")  # a fan-out folder that cannot be listed (a symlink loop)
+    report = Butler(filled.root).verify()
+    assert [(p.digest, p.problem) for p in report.problems] == [(image, MISSING)]
+    assert report.unreferenced is None and "arrays" in report.listing_error
+    assert "not counted" in str(report)
+
+
+def test_deep_walks_a_manifest_that_fails_its_hash_but_still_parses(filled):
+    ref = filled.find_dataset("calexp", visit=1, detector=0)
+    text = filled.blobs.get_document(ref.manifest)
+    start = text.index(b'"band":"') + len(b'"band":"')
+    changed = text[:start] + bytes([text[start] ^ 0x01]) + text[start + 1 :]  # another band letter
+    (pack,) = [p for p in (filled.blobs.root / "packs").rglob("*.zip") if text in p.read_bytes()]
+    pack.write_bytes(pack.read_bytes().replace(text, changed))
+    report = Butler(filled.root).verify(deep=True)
+    assert [(p.digest, p.problem) for p in report.problems] == [(ref.manifest, CORRUPT)]
+    assert report.unreferenced == 0  # what the damaged manifest names was still checked

@@ -1,8 +1,8 @@
 """Checking a repository: every component its datasets need is there, and intact.
 
-`verify_repository` walks the manifest of every dataset in the registry
-(nested manifests too) and asks the blob store for each component the
-manifests name. With ``deep`` it also re-reads and re-hashes each one
+`verify_repository` walks the manifest of each dataset it is given (all
+of the registry's, from `Butler.verify`), nested manifests too, and asks
+the blob store for each component the manifests name. With ``deep`` it also re-reads and re-hashes each one
 (`BlobStore.verify`), which finds bytes changed on disk. A reference to
 another dataset (a coadd's inputs) must name a dataset the registry holds.
 It changes nothing and reports every problem, not only the first.
@@ -87,12 +87,17 @@ class VerifyReport:
     Attributes
     ----------
     datasets
-        Datasets whose manifests were walked (all in the registry).
+        Datasets whose manifests were walked (`Butler.verify`: all in the
+        registry).
     components
-        Distinct components checked (arrays, documents and manifests).
+        Components checked (arrays, documents and manifests), each digest
+        once per kind it was named as.
     unreferenced
-        Components in the blob store that no dataset needs (left by removed
-        datasets or interrupted writes): not a problem, only space.
+        Components in the blob store that none of those datasets needs (left
+        by removed datasets or interrupted writes): not a problem, only
+        space. None if the store could not be listed (``listing_error``).
+    listing_error
+        Why the store could not be listed, if it could not.
     deep
         Whether every component was re-read and re-hashed.
     problems
@@ -101,9 +106,10 @@ class VerifyReport:
 
     datasets: int
     components: int
-    unreferenced: int
+    unreferenced: int | None
     deep: bool
     problems: tuple[VerifyProblem, ...]
+    listing_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -113,7 +119,10 @@ class VerifyReport:
     def __str__(self) -> str:
         how = "re-read and re-hashed" if self.deep else "looked up (use deep=True to re-hash them)"
         counts = f"{self.datasets} datasets, {self.components} components {how}"
-        lines = [f"{counts}; {self.unreferenced} components unreferenced"]
+        if self.unreferenced is None:
+            lines = [f"{counts}; unreferenced components not counted: {self.listing_error}"]
+        else:
+            lines = [f"{counts}; {self.unreferenced} components unreferenced"]
         if self.ok:
             lines.append("no problems found")
         else:
@@ -128,6 +137,7 @@ class VerifyReport:
             "datasets": self.datasets,
             "components": self.components,
             "unreferenced": self.unreferenced,
+            "listing_error": self.listing_error,
             "deep": self.deep,
             "problems": [p.as_dict() for p in self.problems],
         }
@@ -167,13 +177,19 @@ def verify_repository(
         walk.dataset(ref)
     arrays = {d for kind, d in walk.checked if kind == "array"}
     documents = {d for kind, d in walk.checked if kind == "document"}
-    unreferenced = len(set(blobs.iter_arrays()) - arrays) + len(set(blobs.iter_documents()) - documents)
+    unreferenced: int | None = None
+    listing_error = None
+    try:  # a damaged folder must not lose the problems found so far
+        unreferenced = len(set(blobs.iter_arrays()) - arrays) + len(set(blobs.iter_documents()) - documents)
+    except CompstoreError as exc:
+        listing_error = str(exc)
     return VerifyReport(
         datasets=len(refs),
         components=len(walk.checked),
         unreferenced=unreferenced,
         deep=deep,
         problems=tuple(walk.problems),
+        listing_error=listing_error,
     )
 
 
@@ -201,14 +217,20 @@ class _Walk:
         stack = [ref.manifest]
         while stack:
             digest = stack.pop()
-            if digest in self.walked or not self.component(digest, "document", ref):
+            if digest in self.walked:
                 continue
             self.walked.add(digest)
+            intact = self.component(digest, "document", ref)
             components = self.components(digest)
             if isinstance(components, tuple):
-                self.checked["document", digest] = False
-                self.problem(digest, components[0], components[1], ref)
+                # Reported already if the document is missing or fails its hash;
+                # a manifest that is there and intact but is not one, here.
+                if intact:
+                    self.checked["document", digest] = False
+                    self.problem(digest, components[0], components[1], ref)
                 continue
+            # A manifest that fails its hash but still parses: what it names is
+            # checked too, so that none of it counts as unreferenced.
             for name, entry in components.items():
                 nested = self.entry(digest, name, entry, ref)
                 if nested is not None:
@@ -270,15 +292,21 @@ class _Walk:
     def reference(self, dataset_id: str, component: Any, ref: DatasetRef) -> None:
         """Check that a reference names a dataset in the registry that has ``component``.
 
-        The target's own components are checked when the walk reaches that
-        dataset (every dataset of the registry is walked), not from here.
+        ``component`` None refers to the whole dataset. The target's own
+        components are not walked from here: they are checked if the target
+        is among the datasets verified (`Butler.verify` passes them all).
         """
+        if component is not None and not isinstance(component, str):
+            self.problem(dataset_id, UNREADABLE, f"the reference names component {component!r}", ref)
+            return
         try:
             target = self.registry.get_dataset(uuid.UUID(dataset_id))
         except ValueError:
             target = None
         if target is None:
             self.problem(dataset_id, DANGLING, "no dataset with this ID is in the registry (removed?)", ref)
+            return
+        if component is None:  # the whole dataset
             return
         components = self.components(target.manifest)
         if isinstance(components, Mapping) and component not in components:

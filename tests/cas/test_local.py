@@ -315,6 +315,22 @@ def test_a_chunk_decoding_to_too_few_bytes_is_corrupt_not_stale(store: LocalBlob
         store.get_array(digest, (slice(600, 700), slice(1100, 1200)))
 
 
+@pytest.mark.parametrize("codec_name", ["blosc", "zstd"])
+def test_decode_chunk_into_out_refuses_a_chunk_of_another_size(codec_name: str) -> None:
+    # numcodecs fills only the first bytes of a too-big output and leaves the rest.
+    import numcodecs
+
+    from compstore.cas._zarrfmt import decode_chunk
+
+    codec = numcodecs.Blosc() if codec_name == "blosc" else numcodecs.Zstd(level=1)
+    short = codec.encode(np.arange(8, dtype="<i4"))
+    out = np.full(32, 7, dtype="<i4")
+    with pytest.raises(ValueError, match="expected 128"):
+        decode_chunk(short, (codec,), (32,), np.dtype("<i4"), out=out)
+    right = codec.encode(np.arange(32, dtype="<i4"))
+    np.testing.assert_array_equal(decode_chunk(right, (codec,), (32,), np.dtype("<i4"), out=out), np.arange(32))
+
+
 def test_damaged_shard_index_is_corrupt(store: LocalBlobStore) -> None:
     digest, shard, data = _stored_shard(store, (sample_array("<i4", (1024, 1024)) & 0xF).astype("<i4"))
     data[-10] ^= 0xFF  # inside the index: its crc32c no longer matches

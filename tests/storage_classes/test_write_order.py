@@ -185,8 +185,17 @@ def test_one_big_array_named_twice_in_an_object_is_written_once() -> None:
 
 
 @pytest.mark.parametrize("kind", ["memory", "packs", "folders"])
-def test_one_small_array_named_twice_is_written_once_and_reported_reused(kind, tmp_path) -> None:
-    # Small arrays are hashed, looked up and stored in one put_new_array call.
+def test_one_small_array_named_twice_is_written_once_and_reported_reused(kind, tmp_path, monkeypatch) -> None:
+    # Small arrays are hashed, looked up and stored in one put_new_array call: a
+    # duplicate is neither written nor encoded, and encoding never holds the lock.
+    import compstore.cas._local as local
+
+    encoded: list[bool] = []  # for each encoding: whether the store's lock was held
+    written: list[str] = []
+    real_encode, real_write = local.encode_array_files, local.write_array_dir
+    monkeypatch.setattr(local, "encode_array_files",
+                        lambda *a: encoded.append(store._lock._is_owned()) or real_encode(*a))
+    monkeypatch.setattr(local, "write_array_dir", lambda path, *a: written.append(path) or real_write(path, *a))
     if kind == "memory":
         store: BlobStore = MemoryBlobStore()
     else:
@@ -200,9 +209,13 @@ def test_one_small_array_named_twice_is_written_once_and_reported_reused(kind, t
     store.sync()
     assert report.arrays_written == 2 and report.components_reused == 1  # the plane named again
     assert report.bytes_hashed == 3 * plane.nbytes
+    assert not any(encoded)
+    calls = (len(encoded), len(written))
     again = WriteReport()
     equal = Exposure(plane.copy(), Mask(np.zeros((edge, edge), dtype=np.int32), {"BAD": 0}), plane.copy())
     assert ObjectIO(store, ObjectCache(1 << 30)).write(equal, "Exposure", again) == digest
+    assert (len(encoded), len(written)) == calls  # the duplicates: neither encoded nor written
+    assert calls == {"memory": (0, 0), "packs": (2, 0), "folders": (0, 2)}[kind]
     assert again.arrays_written == 0 and again.components_reused >= 3
     assert sorted(store.iter_arrays()) == sorted({digest_array(plane), digest_array(exposure.mask.array)})
     if kind == "folders":  # a duplicate found by its digest leaves nothing behind in staging

@@ -262,10 +262,11 @@ class LocalBlobStore(BlobStore):
     def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
         """Hash ``array`` and store it if its digest is new; see `BlobStore`.
 
-        A small array (under `PACK_MAX_BYTES`) is hashed, then stored only if
-        new: encoded for the next pack (outside the store's lock, which only
-        guards the last look-up and the hand-over), or written as a folder
-        when packs are off. A big one is hashed whole, then written raw or
+        A small array (under `PACK_MAX_BYTES`) is hashed and looked up, then
+        stored only if new: written as a folder when packs are off, or encoded
+        for the next pack. The encoding runs outside the store's lock; under
+        it, the array is looked up again and handed over (`_add_pending`, which
+        may write a pack). A big one is hashed whole, then written raw or
         encoded (see `write_array_data` for why not block by block) into a
         temporary folder, named by the digest found; if that digest is stored
         already, the folder is removed (the price of a duplicate nobody knew
@@ -274,11 +275,11 @@ class LocalBlobStore(BlobStore):
         check_array(array)
         if array.nbytes < PACK_MAX_BYTES:
             digest = digest_array(array)
+            if self.has_array(digest):
+                return digest, False
             if self._index is None:
-                if self.has_array(digest):
-                    return digest, False
                 return digest, self._write_folder(array, digest)
-            pending = self._pending_array(array, digest)
+            pending = self._pending_array(array, digest)  # encoded outside the lock
             with self._lock:  # one answer per digest, as for folders
                 if self.has_array(digest):
                     return digest, False
@@ -708,18 +709,22 @@ class LocalBlobStore(BlobStore):
         found: set[str] = set()
         try:
             groups = [e for e in os.scandir(top) if len(e.name) == 2 and e.is_dir()]
+            for group in groups:
+                for entry in os.scandir(group.path):
+                    name = entry.name[: len(entry.name) - len(suffix)] if suffix else entry.name
+                    if (
+                        entry.name.endswith(suffix)
+                        and is_digest(name)
+                        and name.startswith(group.name)
+                        and entry.is_dir() == want_dir
+                    ):
+                        found.add(name)
         except FileNotFoundError:
+            if os.path.isdir(top):
+                raise BlobStoreError(f"a folder under {top} vanished while being listed; list again") from None
             return found
-        for group in groups:
-            for entry in os.scandir(group.path):
-                name = entry.name[: len(entry.name) - len(suffix)] if suffix else entry.name
-                if (
-                    entry.name.endswith(suffix)
-                    and is_digest(name)
-                    and name.startswith(group.name)
-                    and entry.is_dir() == want_dir
-                ):
-                    found.add(name)
+        except OSError as exc:
+            raise BlobStoreError(f"cannot list the components under {top}: {exc}") from exc
         return found
 
     def iter_arrays(self) -> Iterator[str]:

@@ -36,6 +36,7 @@ __all__ = [
     "array_metadata",
     "chunk_key",
     "decode_chunk",
+    "decodes_in_place",
     "encode_chunk",
     "group_metadata",
     "iter_chunk_indices",
@@ -312,6 +313,11 @@ def encode_chunk(chunk: np.ndarray, compressors: tuple[Any, ...]) -> bytes:
     return bytes(data) if not isinstance(data, bytes) else data
 
 
+def decodes_in_place(compressors: tuple[Any, ...]) -> bool:
+    """Whether `decode_chunk` decodes chunks of this codec chain straight into ``out``."""
+    return len(compressors) == 1 and isinstance(compressors[0], numcodecs.Blosc)
+
+
 def _blosc_nbytes(raw: bytes | memoryview) -> int | None:
     """The uncompressed size a blosc chunk's header gives (None: too short to have one).
 
@@ -343,7 +349,7 @@ def decode_chunk(
         If the decoded size does not match the chunk shape (a corrupt chunk).
     """
     n = math.prod(shape) * dtype.itemsize
-    if len(compressors) == 1 and out is not None and isinstance(compressors[0], numcodecs.Blosc):
+    if out is not None and decodes_in_place(compressors):
         held = _blosc_nbytes(raw)
         if held != n:
             raise ValueError(f"chunk decodes to {held} bytes, expected {n}")

@@ -29,6 +29,7 @@ from compstore.cas._zarrfmt import (
     array_metadata,
     chunk_key,
     decode_chunk,
+    decodes_in_place,
     encode_chunk,
     iter_chunk_indices,
     numcodec_of,
@@ -514,14 +515,16 @@ _SCRATCH_MAX_BYTES: Final = 4 << 20  # a bigger chunk's buffer is not kept
 def _decode_into(p: _Piece, compressors: tuple[Any, ...], meta: ArrayMeta) -> None:
     """Decode the chunk ``p.raw`` (of shape ``p.shape``) into its part of the output.
 
-    A chunk the output holds whole is decoded straight into it if that part
-    is contiguous, else into a new buffer, then copied. One it holds in part
-    (the edge of a cut-out) is decoded into this thread's scratch buffer, kept
-    for the next such chunk: a fresh 256 KiB buffer per chunk costs a mapping
-    and its page faults (a 100x100 cut-out of a 4096x4096 exposure: 2.27 ->
-    2.15 ms, ad-hoc timing, alternating with whole reads). Whole reads keep
-    fresh buffers: through the scratch, a 4096x4096 mask's 256 chunks decoded
-    3-7% slower (ad hoc).
+    A chunk the output holds whole is decoded into it, straight if that part
+    is contiguous (blosc; `decode_chunk`), else through a new buffer. One it
+    holds in part (the edge of a cut-out) is decoded into this thread's
+    scratch buffer, kept for the next such chunk: a fresh 256 KiB buffer per
+    chunk costs a mapping and its page faults (a 100x100 cut-out of a
+    4096x4096 exposure: 2.27 -> 2.15 ms, ad-hoc timing, alternating with
+    whole reads). Whole reads keep fresh buffers: through the scratch, a
+    4096x4096 mask's 256 chunks decoded 3-7% slower (ad hoc). Codecs that
+    cannot decode into a buffer (zstd) skip the scratch: it would only add
+    a copy.
     """
     assert p.raw is not None
     if p.dst.shape == p.shape:
@@ -529,6 +532,9 @@ def _decode_into(p: _Piece, compressors: tuple[Any, ...], meta: ArrayMeta) -> No
             decode_chunk(p.raw, compressors, p.shape, meta.dtype, out=p.dst)
         else:
             p.dst[...] = decode_chunk(p.raw, compressors, p.shape, meta.dtype)
+        return
+    if not decodes_in_place(compressors):
+        p.dst[...] = decode_chunk(p.raw, compressors, p.shape, meta.dtype)[p.src]
         return
     buffer = getattr(_scratch, "buffer", None)
     if buffer is None or buffer.shape != p.shape or buffer.dtype != meta.dtype:
