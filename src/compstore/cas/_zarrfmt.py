@@ -319,12 +319,13 @@ def decodes_in_place(compressors: tuple[Any, ...]) -> bool:
 
 
 def _blosc_nbytes(raw: bytes | memoryview) -> int | None:
-    """The uncompressed size a blosc chunk's header gives (None: too short to have one).
+    """The uncompressed size a whole blosc chunk's header gives (None: not a whole chunk).
 
-    Bytes 4-7 of the 16-byte blosc header, little-endian (blosc's
-    README_HEADER.rst).
+    Bytes 4-7 of the 16-byte blosc header; bytes 12-15 give the chunk's own
+    size, which a chunk cut short no longer has (numcodecs would read past
+    its end). Little-endian (blosc's README_HEADER.rst).
     """
-    if len(raw) < 16:
+    if len(raw) < 16 or int.from_bytes(bytes(raw[12:16]), "little") != len(raw):
         return None
     return int.from_bytes(bytes(raw[4:8]), "little")
 
@@ -351,6 +352,8 @@ def decode_chunk(
     n = math.prod(shape) * dtype.itemsize
     if out is not None and decodes_in_place(compressors):
         held = _blosc_nbytes(raw)
+        if held is None:
+            raise ValueError("not a whole blosc chunk (cut short?)")
         if held != n:
             raise ValueError(f"chunk decodes to {held} bytes, expected {n}")
         compressors[0].decode(raw, out=out.reshape(-1).view(np.uint8))
