@@ -199,7 +199,12 @@ def test_a_reference_to_a_component_its_target_lacks_dangles(filled):
     lacking = {"wcs": {"dataset": str(target.id), "component": "no_such_component"}}
     _dataset(filled, _manifest(filled, ok, "CoaddInputs"), visit=10)
     _dataset(filled, _manifest(filled, lacking, "CoaddInputs"), visit=11)
-    (problem,) = Butler(filled.root).verify().problems
+    reader = Butler(filled.root)
+    looked_up: list = []
+    real = reader.registry.get_dataset
+    reader.registry.get_dataset = lambda id: looked_up.append(id) or real(id)  # type: ignore[method-assign]
+    (problem,) = reader.verify().problems
+    assert looked_up == [target.id]  # referred to twice, looked up once
     assert problem.problem == DANGLING and "no_such_component" in problem.message
     assert dict(problem.dataset.data_id)["visit"] == 11
 

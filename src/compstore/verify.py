@@ -2,9 +2,10 @@
 
 `verify_repository` walks the manifest of each dataset it is given (all
 of the registry's, from `Butler.verify`), nested manifests too, and asks
-the blob store for each component the manifests name. With ``deep`` it also re-reads and re-hashes each one
-(`BlobStore.verify`), which finds bytes changed on disk. A reference to
-another dataset (a coadd's inputs) must name a dataset the registry holds.
+the blob store for each component the manifests name. With ``deep`` it
+also re-reads and re-hashes each one (`BlobStore.verify`), which finds
+bytes changed on disk. A reference to another dataset (a coadd's inputs)
+must name a dataset the registry holds, and a component it has.
 It changes nothing and reports every problem, not only the first.
 
 `Butler.verify` calls it; ``compstore verify [--deep]`` runs that.
@@ -180,7 +181,8 @@ def verify_repository(
     unreferenced: int | None = None
     listing_error = None
     try:  # a damaged folder must not lose the problems found so far
-        unreferenced = len(set(blobs.iter_arrays()) - arrays) + len(set(blobs.iter_documents()) - documents)
+        unreferenced = len(set(blobs.iter_arrays()) - arrays)
+        unreferenced += len(set(blobs.iter_documents()) - documents)
     except CompstoreError as exc:
         listing_error = str(exc)
     return VerifyReport(
@@ -203,6 +205,9 @@ class _Walk:
         self.deep = deep
         self.checked: dict[tuple[str, str], bool] = {}  # (kind, digest) -> found intact
         self.walked: set[str] = set()  # manifests whose entries were checked
+        # Dataset ID -> the dataset (None: not in the registry), looked up once: a
+        # coadd refers to each input three times, and inputs are shared.
+        self.targets: dict[str, DatasetRef | None] = {}
         self.problems: list[VerifyProblem] = []
 
     def problem(self, digest: str, problem: str, message: str, ref: DatasetRef) -> None:
@@ -297,14 +302,18 @@ class _Walk:
         is among the datasets verified (`Butler.verify` passes them all).
         """
         if component is not None and not isinstance(component, str):
-            self.problem(dataset_id, UNREADABLE, f"the reference names component {component!r}", ref)
+            message = f"the reference names component {component!r}"
+            self.problem(dataset_id, UNREADABLE, message, ref)
             return
-        try:
-            target = self.registry.get_dataset(uuid.UUID(dataset_id))
-        except ValueError:
-            target = None
+        if dataset_id not in self.targets:
+            try:
+                self.targets[dataset_id] = self.registry.get_dataset(uuid.UUID(dataset_id))
+            except ValueError:
+                self.targets[dataset_id] = None
+        target = self.targets[dataset_id]
         if target is None:
-            self.problem(dataset_id, DANGLING, "no dataset with this ID is in the registry (removed?)", ref)
+            message = "no dataset with this ID is in the registry (removed?)"
+            self.problem(dataset_id, DANGLING, message, ref)
             return
         if component is None:  # the whole dataset
             return

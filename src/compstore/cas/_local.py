@@ -476,9 +476,9 @@ class LocalBlobStore(BlobStore):
         return _read_only_view(box, reg)
 
     def _packed(
-        self, digest: str, kind: str, *, cached: bool = False
+        self, digest: str, kind: str | None, *, cached: bool = False
     ) -> PackedMember | _Pending | None:
-        """The pending or packed component ``digest`` of ``kind``, if there is one.
+        """The pending or packed component ``digest`` of ``kind`` (None: of either), if any.
 
         With ``cached``, a place found before is trusted (reads: a pack never
         changes, so its bytes stay right even if another store object has since
@@ -487,7 +487,7 @@ class LocalBlobStore(BlobStore):
         with self._lock:
             pending = self._pending.get(digest)
             if pending is not None:
-                return pending if pending.kind == kind else None
+                return pending if kind in (None, pending.kind) else None
             if self._index is None:
                 return None
             member = self._located.get(digest) if cached else None
@@ -507,16 +507,14 @@ class LocalBlobStore(BlobStore):
                     _bounded_put(self._located, digest, member, _LOCATED_CACHE_SIZE)
                 else:
                     self._located.pop(digest, None)
-        return member if member is not None and member.kind == kind else None
+        return member if member is not None and kind in (None, member.kind) else None
 
     def _packed_files(self, digest: str, kind: str) -> tuple[bytes, bytes | None] | None:
         """A pending or packed component's bytes: (document or zarr.json, array data or None)."""
         found = self._packed(digest, kind, cached=True)
         if found is None:
             return None
-        if isinstance(found, _Pending):
-            if kind == KIND_DOCUMENT:
-                return found.members[0][1], None
+        if isinstance(found, _Pending):  # (a document has one member)
             return found.members[0][1], (found.members[1][1] if len(found.members) > 1 else None)
         path = self._pack_path(found.pack)
         try:
@@ -684,12 +682,11 @@ class LocalBlobStore(BlobStore):
     # -- both -----------------------------------------------------------------
     def stored_bytes(self, digest: str) -> int:
         check_digest(digest)
-        for kind in (KIND_ARRAY, KIND_DOCUMENT):
-            found_packed = self._packed(digest, kind)
-            if isinstance(found_packed, _Pending):
-                return found_packed.nbytes
-            if found_packed is not None:
-                return found_packed.data_size + (found_packed.meta_size or 0)
+        found_packed = self._packed(digest, None)  # one index query for either kind
+        if isinstance(found_packed, _Pending):
+            return found_packed.nbytes
+        if found_packed is not None:
+            return found_packed.data_size + (found_packed.meta_size or 0)
         total = 0
         found = False
         if self.has_array(digest):
@@ -721,7 +718,9 @@ class LocalBlobStore(BlobStore):
                         found.add(name)
         except FileNotFoundError:
             if os.path.isdir(top):
-                raise BlobStoreError(f"a folder under {top} vanished while being listed; list again") from None
+                raise BlobStoreError(
+                    f"a folder under {top} vanished while being listed; list again"
+                ) from None
             return found
         except OSError as exc:
             raise BlobStoreError(f"cannot list the components under {top}: {exc}") from exc

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -318,6 +319,9 @@ def decodes_in_place(compressors: tuple[Any, ...]) -> bool:
     return len(compressors) == 1 and isinstance(compressors[0], numcodecs.Blosc)
 
 
+_BLOSC_SIZES: Final = struct.Struct("<4xI4xI")  # a blosc header's nbytes and cbytes
+
+
 def _blosc_nbytes(raw: bytes | memoryview) -> int | None:
     """The uncompressed size a whole blosc chunk's header gives (None: not a whole chunk).
 
@@ -325,9 +329,10 @@ def _blosc_nbytes(raw: bytes | memoryview) -> int | None:
     size, which a chunk cut short no longer has (numcodecs would read past
     its end). Little-endian (blosc's README_HEADER.rst).
     """
-    if len(raw) < 16 or int.from_bytes(bytes(raw[12:16]), "little") != len(raw):
+    if len(raw) < 16:
         return None
-    return int.from_bytes(bytes(raw[4:8]), "little")
+    nbytes, cbytes = _BLOSC_SIZES.unpack_from(raw)
+    return int(nbytes) if cbytes == len(raw) else None
 
 
 def decode_chunk(
@@ -341,8 +346,8 @@ def decode_chunk(
 
     ``out``, when given, must be a C-contiguous array of that shape and
     ``dtype``; a chunk of blosc alone decodes straight into it (no extra
-    copy), once its header says it holds exactly ``out``'s bytes: a chunk
-    that decodes to fewer would leave the rest of ``out`` as it was.
+    copy). A blosc chunk's header is checked first, whether or not ``out``
+    is given: its length and its decoded size must be what they should.
 
     Raises
     ------
@@ -350,14 +355,17 @@ def decode_chunk(
         If the decoded size does not match the chunk shape (a corrupt chunk).
     """
     n = math.prod(shape) * dtype.itemsize
-    if out is not None and decodes_in_place(compressors):
+    if decodes_in_place(compressors):
+        # Checked before numcodecs reads it: a chunk cut short would be read past
+        # its end, and one of another size would leave part of ``out`` as it was.
         held = _blosc_nbytes(raw)
         if held is None:
             raise ValueError("not a whole blosc chunk (cut short?)")
         if held != n:
             raise ValueError(f"chunk decodes to {held} bytes, expected {n}")
-        compressors[0].decode(raw, out=out.reshape(-1).view(np.uint8))
-        return out
+        if out is not None:
+            compressors[0].decode(raw, out=out.reshape(-1).view(np.uint8))
+            return out
     data: Any = raw
     for codec in reversed(compressors):
         data = codec.decode(data)

@@ -245,13 +245,20 @@ def _write_shard(f: Any, array: np.ndarray, layout: ArrayLayout) -> None:
 
 
 _tiles = threading.local()
+_TILE_MAX_BYTES: Final = 4 << 20  # a bigger scratch array is used once, not kept
 
 
 def _tile(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A per-thread scratch array of ``shape`` and ``dtype`` (reused between calls)."""
+    """A per-thread scratch array of ``shape`` and ``dtype`` (reused between calls).
+
+    For a chunk being encoded (`_write_shard`) or decoded (`_decode_into`);
+    each use ends before the thread's next one begins.
+    """
     tile: np.ndarray | None = getattr(_tiles, "tile", None)
     if tile is None or tile.shape != shape or tile.dtype != dtype:
-        tile = _tiles.tile = np.empty(shape, dtype=dtype)
+        tile = np.empty(shape, dtype=dtype)
+        if tile.nbytes <= _TILE_MAX_BYTES:
+            _tiles.tile = tile
     return tile
 
 
@@ -508,23 +515,18 @@ def _shard_index(read: Callable[[int, int], bytes | memoryview], size: int, shar
     return np.frombuffer(body, dtype="<u8").reshape(*shard.grid(shard_shape), 2)
 
 
-_scratch = threading.local()  # each thread's buffer for chunks that only partly fill the output
-_SCRATCH_MAX_BYTES: Final = 4 << 20  # a bigger chunk's buffer is not kept
-
-
 def _decode_into(p: _Piece, compressors: tuple[Any, ...], meta: ArrayMeta) -> None:
     """Decode the chunk ``p.raw`` (of shape ``p.shape``) into its part of the output.
 
     A chunk the output holds whole is decoded into it, straight if that part
     is contiguous (blosc; `decode_chunk`), else through a new buffer. One it
     holds in part (the edge of a cut-out) is decoded into this thread's
-    scratch buffer, kept for the next such chunk: a fresh 256 KiB buffer per
-    chunk costs a mapping and its page faults (a 100x100 cut-out of a
-    4096x4096 exposure: 2.27 -> 2.15 ms, ad-hoc timing, alternating with
-    whole reads). Whole reads keep fresh buffers: through the scratch, a
-    4096x4096 mask's 256 chunks decoded 3-7% slower (ad hoc). Codecs that
-    cannot decode into a buffer (zstd) skip the scratch: it would only add
-    a copy.
+    scratch array (`_tile`), kept for the next such chunk: a fresh 256 KiB
+    buffer per chunk costs a mapping and its page faults (a 100x100 cut-out
+    of a 4096x4096 exposure: 2.27 -> 2.15 ms, ad-hoc timing, alternating with
+    whole reads). Whole reads keep fresh buffers: through the scratch array,
+    a 4096x4096 mask's 256 chunks decoded 3-7% slower (ad hoc). Codecs that
+    cannot decode into a buffer (zstd) skip it: it would only add a copy.
     """
     assert p.raw is not None
     if p.dst.shape == p.shape:
@@ -536,11 +538,7 @@ def _decode_into(p: _Piece, compressors: tuple[Any, ...], meta: ArrayMeta) -> No
     if not decodes_in_place(compressors):
         p.dst[...] = decode_chunk(p.raw, compressors, p.shape, meta.dtype)[p.src]
         return
-    buffer = getattr(_scratch, "buffer", None)
-    if buffer is None or buffer.shape != p.shape or buffer.dtype != meta.dtype:
-        buffer = np.empty(p.shape, dtype=meta.dtype)
-        if buffer.nbytes <= _SCRATCH_MAX_BYTES:  # a bigger one is used once, not kept
-            _scratch.buffer = buffer
+    buffer = _tile(p.shape, meta.dtype)
     p.dst[...] = decode_chunk(p.raw, compressors, p.shape, meta.dtype, out=buffer)[p.src]
 
 

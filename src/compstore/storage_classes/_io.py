@@ -303,8 +303,8 @@ class ObjectIO:
             entry["array"] = pending
             return entry
         if digest is None:
-            # Small and new to the cache: hashed, looked up and stored in one call
-            # (put_array would look the digest up a second time).
+            # Small and new to the cache: hashed, looked up and stored here, in one
+            # call (big ones go to the pool, above).
             report.bytes_hashed += array.nbytes
             digest, stored = self.blobs.put_new_array(array)
             w.account(digest, stored)
