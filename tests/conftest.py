@@ -7,6 +7,16 @@ import pytest
 from compstore import Butler
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reliability-scale",
+        type=int,
+        default=None,
+        help="multiply the trials of tests/reliability (default 1, or "
+        "$COMPSTORE_RELIABILITY_SCALE)",
+    )
+
+
 @pytest.fixture
 def repo(tmp_path):
     """A new, empty repository; returns its path."""
