@@ -80,6 +80,16 @@ class SourceCatalog(Immutable):
         """The photometric calibration of the catalog's instrumental fluxes."""
         return self._calib
 
+    def to_table(self) -> Table:
+        """The rows as a new astropy Table (a `QTable` if it was put as one).
+
+        The new table shares the column data (read-only when it came from a
+        store), so adding, removing or renaming its columns leaves this catalog
+        alone; copy it (``cat.to_table().copy()``) to change values. The Wcs and
+        Calib are not part of the table: keep them from ``wcs`` and ``calib``.
+        """
+        return self._table.__class__(self._table, copy=False)
+
     @property
     def columns(self) -> tuple[str, ...]:
         """Column names, in table order."""

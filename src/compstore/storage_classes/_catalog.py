@@ -6,23 +6,15 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import numpy as np
 from astropy import units as u
-from astropy.table import Column, MaskedColumn, Table
+from astropy.table import QTable, Table
 
 from .. import objects
-from ..errors import EncodingError, InvalidParameterError
+from ..errors import InvalidParameterError
 from ._base import ComponentReader, CompositeStorageClass, Disassembly
+from ._columns import decode_column, encode_column
 
 __all__ = ["SourceCatalogStorageClass", "TableStorageClass"]
-
-
-def _column_key(index: int) -> str:
-    return f"col:{index}"
-
-
-def _mask_key(index: int) -> str:
-    return f"mask:{index}"
 
 
 def _unit_string(unit: Any) -> str | None:
@@ -46,7 +38,10 @@ class TableStorageClass(CompositeStorageClass):
 
     Column names, units, descriptions and formats live in the manifest, so a
     column's digest depends only on its values: equal columns of different
-    tables are stored once. Read parameter ``columns`` reads only those.
+    tables are stored once. String (fixed and variable width), masked,
+    `astropy.time.Time` and `~astropy.units.Quantity` columns are stored as
+    numeric arrays that undo exactly (see ``_columns``); a `QTable` comes back
+    a `QTable`. Read parameter ``columns`` reads only those.
     Tables are mutable, so assembled tables are never shared (their read-only
     column arrays are).
     """
@@ -58,7 +53,7 @@ class TableStorageClass(CompositeStorageClass):
     cacheable = False
 
     def component_storage_class(self, name: str) -> str:
-        if name.startswith(("col:", "mask:")):
+        if name.startswith(("col:", "mask:", "offsets:", "jd2:")):
             return "Array"
         return super().component_storage_class(name)
 
@@ -68,30 +63,24 @@ class TableStorageClass(CompositeStorageClass):
         described = []
         for index, name in enumerate(obj.colnames):
             column = obj[name]
-            if not isinstance(column, Column):
-                raise EncodingError(
-                    f"table column {name!r} is a {type(column).__name__}; only plain and masked "
-                    "columns are stored (convert mixin columns such as SkyCoord to plain columns)"
-                )
-            if column.dtype.hasobject:
-                raise EncodingError(f"table column {name!r} has object dtype; it has no encoding")
-            components[_column_key(index)] = ("Array", column.data.data if isinstance(column, MaskedColumn) else np.asarray(column))
-            if isinstance(column, MaskedColumn):
-                components[_mask_key(index)] = ("Array", np.ma.getmaskarray(column))
+            arrays, encoding = encode_column(name, column, index)
+            components.update((key, ("Array", array)) for key, array in arrays.items())
+            info = column.info
             described.append(
                 {
                     "name": name,
-                    "unit": _unit_string(column.unit),
-                    "description": column.description or None,
-                    "format": column.format if isinstance(column.format, str) else None,
-                    "meta": dict(column.meta) if column.meta else {},
-                    "masked": isinstance(column, MaskedColumn),
+                    "unit": _unit_string(info.unit),
+                    "description": info.description or None,
+                    "format": info.format if isinstance(info.format, str) else None,
+                    "meta": dict(info.meta) if info.meta else {},
+                    "masked": any(key.startswith("mask:") for key in arrays),
+                    **encoding,
                 }
             )
-        return Disassembly(
-            components=components,
-            attributes={"columns": described, "meta": dict(obj.meta), "length": len(obj)},
-        )
+        attributes: dict[str, Any] = {"columns": described, "meta": dict(obj.meta), "length": len(obj)}
+        if isinstance(obj, QTable):
+            attributes["table_class"] = "QTable"
+        return Disassembly(components=components, attributes=attributes)
 
     def _selected(self, reader: ComponentReader, names: Any) -> list[int]:
         described = reader.attributes["columns"]
@@ -113,37 +102,29 @@ class TableStorageClass(CompositeStorageClass):
     def assemble(self, reader: ComponentReader, parameters: Mapping[str, Any]) -> Any:
         params = self.check_parameters(parameters)
         described = reader.attributes["columns"]
-        columns = []
-        for i in self._selected(reader, params.get("columns")):
-            info = described[i]
-            data = reader.get(_column_key(i))
-            kwargs = {
-                "name": info["name"],
-                "unit": info["unit"],
-                "description": info["description"],
-                "format": info["format"],
-                "meta": info["meta"],
-                "copy": False,
-            }
-            if info["masked"]:
-                columns.append(MaskedColumn(data, mask=reader.get(_mask_key(i)), **kwargs))
-            else:
-                columns.append(Column(data, **kwargs))
-        table = Table(columns, copy=False, meta=reader.attributes["meta"])
-        return table
+        selected = self._selected(reader, params.get("columns"))
+        columns = [decode_column(described[i], i, reader.get) for i in selected]
+        table_class = QTable if reader.attributes.get("table_class") == "QTable" else Table
+        return table_class(
+            columns, names=[described[i]["name"] for i in selected], copy=False,
+            meta=reader.attributes["meta"],
+        )
 
 
 class SourceCatalogStorageClass(CompositeStorageClass):
     """A `SourceCatalog`: a column-wise table plus the Wcs and Calib it shares with its exposure."""
 
     name = "SourceCatalog"
-    python_type = objects.SourceCatalog
+    # A bare Table or QTable is accepted too: a catalog without Wcs or Calib.
+    python_type = (objects.SourceCatalog, Table)
     parameters = frozenset({"columns"})
     components: ClassVar[Mapping[str, str]] = {"table": "Table", "wcs": "Wcs", "calib": "Calib"}
     cacheable = False
 
     def disassemble(self, obj: Any) -> Disassembly:
         self.check_type(obj)
+        if isinstance(obj, Table):
+            obj = objects.SourceCatalog(obj)
         return Disassembly(
             components={"table": ("Table", obj.table), "wcs": ("Wcs", obj.wcs), "calib": ("Calib", obj.calib)}
         )
