@@ -630,3 +630,57 @@ def test_shared_cache_from_threads_is_one_instance(tmp_path: Any) -> None:
         thread.join(WAIT)
     assert len(results) == 8
     assert all(result is results[0] for result in results)
+
+
+# -- each buffer charged once ---------------------------------------------------
+def test_views_and_sharing_objects_are_charged_once() -> None:
+    cache = ObjectCache(max_bytes=10_000)
+    base = np.zeros(1000, dtype=np.uint8)
+    base.flags.writeable = False
+    cache.get_or_load("a", lambda: base)
+    cache.get_or_load("b", lambda: base[:10])            # a view of the same buffer
+    holder = [base]
+    cache.get_or_load("c", lambda: holder, size_of=lambda h: list(h))
+    assert cache.stats()["strong_objects"] == 3
+    assert cache.stats()["strong_bytes"] == 1000
+
+
+def test_a_shared_buffer_leaves_the_count_with_its_last_holder() -> None:
+    cache = ObjectCache(max_bytes=2500)
+    one, two = np.zeros(1000, np.uint8), np.zeros(1000, np.uint8)
+    cache.get_or_load("one", lambda: one)
+    cache.get_or_load("pair", lambda: (one, two), size_of=list)
+    assert cache.stats()["strong_bytes"] == 2000
+    three = np.zeros(1000, np.uint8)
+    # 3000 > 2500: evicting "one" frees nothing ("pair" holds its buffer), so "pair"
+    # goes too; only then has the count dropped to three's 1000 bytes.
+    cache.get_or_load("three", lambda: three)
+    stats = cache.stats()
+    assert (stats["strong_objects"], stats["strong_bytes"]) == (1, 1000)
+    assert cache.peek("one") is one                        # still found while alive
+
+
+def test_visit_load_charges_unique_bytes(butler, sky) -> None:
+    held = []
+    for detector in range(4):
+        exposure, catalog = sky(visit=1, detector=detector)
+        butler.put(exposure, "calexp", visit=1, detector=detector)
+        butler.put(catalog, "src", visit=1, detector=detector)
+    butler.cache.clear()
+    before = butler.cache.stats()["strong_bytes"]
+    for detector in range(4):
+        exp = butler.get("calexp", visit=1, detector=detector)
+        cat = butler.get("src", visit=1, detector=detector)
+        held += [exp.image, exp.mask.array, exp.variance]
+        held += [np.asarray(cat.table[name]) for name in cat.columns]
+    owners = {}
+    for array in held:
+        while array.base is not None and isinstance(array.base, np.ndarray):
+            array = array.base
+        owners[id(array)] = array.nbytes
+    unique = sum(owners.values())
+    charged = butler.cache.stats()["strong_bytes"] - before
+    # Everything read is in the LRU (it is big enough); the bytes it reports are the
+    # distinct buffers held, not the Exposure, its Mask and its arrays added up.
+    assert unique > 4 * 256 * 256 * 4
+    assert unique <= charged <= unique * 1.05 + 64 * 1024

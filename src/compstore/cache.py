@@ -7,9 +7,11 @@ together, both keyed by digest:
 
 - a **weak map** (digest -> weak reference) finds any object still alive
   anywhere in the process, whatever its size;
-- a byte-bounded **LRU** (``cachetools.LRUCache``) holds strong references to
-  recently used objects, so that re-reading a component shortly after its last
-  user dropped it costs no I/O.
+- a byte-bounded **LRU** holds strong references to recently used objects, so
+  that re-reading a component shortly after its last user dropped it costs no
+  I/O. Its bound counts each underlying buffer once: an Exposure and the pixel
+  arrays it holds are all in the LRU, and their bytes are charged once, not
+  once per object (see :func:`charges`).
 
 An object larger than the whole LRU bound is held only weakly. An object that
 cannot be weakly referenced (``int``, ``str``, ``tuple``, ``dict``, ``None``,
@@ -35,16 +37,17 @@ from __future__ import annotations
 import operator
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import cachetools
 import numpy as np
+from collections import OrderedDict
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_OBJECT_SIZE",
     "ObjectCache",
+    "charges",
     "default_size_of",
     "shared_cache",
 ]
@@ -84,6 +87,59 @@ def default_size_of(obj: object) -> int:
     return DEFAULT_OBJECT_SIZE
 
 
+#: What one cache entry is charged for: (buffer key, bytes) pairs. The key of a
+#: numpy buffer is the id of the object that owns its memory (alive while the
+#: entry is); an object of opaque size is charged under its own digest.
+Charges = tuple[tuple[object, int], ...]
+
+
+def _owner(array: np.ndarray) -> tuple[object, int]:
+    """The object owning an array's memory, and that memory's size in bytes."""
+    base: object = array
+    while isinstance(base, np.ndarray) and base.base is not None:
+        base = base.base
+    if isinstance(base, np.ndarray):
+        return base, int(base.nbytes)
+    try:
+        return base, memoryview(base).nbytes  # type: ignore[arg-type]
+    except TypeError:  # a foreign buffer owner: the array's own extent
+        return base, int(array.nbytes)
+
+
+def charges(digest: str, size: int | np.ndarray | Sequence[np.ndarray]) -> Charges:
+    """What an entry of ``digest`` costs the LRU, given its ``size_of`` answer.
+
+    An integer is an opaque size, charged to the entry alone. An array, or a
+    sequence of the arrays an object holds (an Exposure's image, mask and
+    variance), is charged per buffer owner: views of one buffer, and objects
+    sharing arrays with other entries, are counted once in the cache's bound.
+
+    Raises
+    ------
+    ValueError
+        If an integer size is negative.
+    TypeError
+        If ``size`` is neither an integer nor arrays.
+    """
+    if isinstance(size, np.ndarray):
+        size = (size,)
+    elif not isinstance(size, Sequence):
+        nbytes = operator.index(size)
+        if nbytes < 0:
+            raise ValueError(f"size_of returned a negative size ({nbytes}) for digest {digest}")
+        return ((digest, nbytes),)
+    owners: dict[int, tuple[object, int]] = {}
+    for array in size:
+        if not isinstance(array, np.ndarray):
+            raise TypeError(
+                f"size_of for digest {digest} must return bytes or numpy arrays, "
+                f"got a {type(array).__name__}"
+            )
+        owner, nbytes = _owner(array)
+        owners[id(owner)] = (owner, nbytes)
+    return tuple((key, nbytes) for key, (_, nbytes) in owners.items())
+
+
 def _is_frozen(obj: object) -> bool:
     """Whether a numpy array (and every array it views) is read-only.
 
@@ -102,29 +158,31 @@ def _is_frozen(obj: object) -> bool:
 
 
 class _Ref(weakref.ref):  # type: ignore[type-arg]
-    """A weak reference that knows its digest, size and referent's id.
+    """A weak reference that knows its digest, charges and referent's id.
 
     The id is kept because the reverse map is keyed by it and, once the
     referent is dead, ``id()`` can no longer be asked.
     """
 
-    __slots__ = ("digest", "nbytes", "obj_id")
+    __slots__ = ("charges", "digest", "nbytes", "obj_id")
 
     digest: str
+    charges: Charges
     nbytes: int
     obj_id: int
 
     def __new__(
-        cls, obj: object, callback: Callable[[Any], object], digest: str, nbytes: int
+        cls, obj: object, callback: Callable[[Any], object], digest: str, charges: Charges
     ) -> _Ref:
         self = super().__new__(cls, obj, callback)
         self.digest = digest
-        self.nbytes = nbytes
+        self.charges = charges
+        self.nbytes = sum(n for _, n in charges)
         self.obj_id = id(obj)
         return self
 
     def __init__(
-        self, obj: object, callback: Callable[[Any], object], digest: str, nbytes: int
+        self, obj: object, callback: Callable[[Any], object], digest: str, charges: Charges
     ) -> None:
         # weakref.ref.__init__ would reject the extra arguments (as for KeyedRef).
         super().__init__(obj, callback)  # type: ignore[call-arg]
@@ -156,34 +214,75 @@ class _Load:
         return self.value
 
 
-def _entry_size(entry: tuple[object, int]) -> int:
-    return entry[1]
+class _ByteLRU:
+    """An LRU of ``(object, charges)`` entries bounded by the bytes they hold.
 
-
-class _ByteLRU(cachetools.LRUCache):  # type: ignore[type-arg]
-    """An LRU of ``(object, nbytes)`` entries that hands evicted entries back.
-
-    Dropping the last reference to an evicted object frees its memory (a
-    munmap for a large array) and can run arbitrary code (``__del__``, other
-    weakref callbacks); both belong outside the cache lock, so evictions are
-    collected in :attr:`evicted` and released by the caller after unlocking.
+    ``currsize`` counts each buffer owner once however many entries hold it
+    (:func:`charges`): a buffer's bytes leave the count when the last entry
+    holding it does. Dropping the last reference to an evicted object frees
+    its memory (a munmap for a large array) and can run arbitrary code
+    (``__del__``, other weakref callbacks); both belong outside the cache
+    lock, so evictions are collected in :attr:`evicted` and released by the
+    caller after unlocking.
     """
 
     def __init__(self, maxsize: int) -> None:
-        super().__init__(maxsize, getsizeof=_entry_size)
-        self.evicted: list[tuple[object, int]] = []
+        self.maxsize = maxsize
+        self.currsize = 0
+        self.evicted: list[tuple[object, Charges]] = []
+        self._entries: OrderedDict[str, tuple[object, Charges]] = OrderedDict()
+        # buffer key -> [entries holding it, bytes]
+        self._held: dict[object, list[int]] = {}
 
-    def popitem(self) -> tuple[str, tuple[object, int]]:
-        key, entry = super().popitem()
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def __getitem__(self, key: str) -> tuple[object, Charges]:
+        """The entry, made the most recent."""
+        self._entries.move_to_end(key)
+        return self._entries[key]
+
+    def peek(self, key: str) -> tuple[object, Charges] | None:
+        """The entry, recency unchanged."""
+        return self._entries.get(key)
+
+    def __setitem__(self, key: str, entry: tuple[object, Charges]) -> None:
+        if key in self._entries:
+            self._release(self._entries.pop(key))
+        self._entries[key] = entry
+        held = self._held
+        for buffer, nbytes in entry[1]:
+            count = held.get(buffer)
+            if count is None:
+                held[buffer] = [1, nbytes]
+                self.currsize += nbytes
+            else:
+                count[0] += 1
+        while self.currsize > self.maxsize and self._entries:
+            self.popitem()
+
+    def popitem(self) -> tuple[str, tuple[object, Charges]]:
+        """Evict the least recently used entry (kept in :attr:`evicted`)."""
+        key, entry = self._entries.popitem(last=False)
+        self._release(entry)
         self.evicted.append(entry)
         return key, entry
 
-    def peek(self, key: str) -> tuple[object, int] | None:
-        # cachetools.Cache.__getitem__ reads without refreshing recency
-        # (LRUCache.__getitem__ would move the key to the young end).
-        if key in self:
-            return cachetools.Cache.__getitem__(self, key)  # type: ignore[no-any-return]
-        return None
+    def _release(self, entry: tuple[object, Charges]) -> None:
+        held = self._held
+        for buffer, _ in entry[1]:
+            count = held[buffer]
+            count[0] -= 1
+            if count[0] == 0:
+                del held[buffer]
+                self.currsize -= count[1]
+
+    def items(self) -> list[tuple[str, tuple[object, Charges]]]:
+        """Entries, least recent first."""
+        return list(self._entries.items())
 
 
 def _check_max_bytes(max_bytes: int) -> int:
@@ -248,7 +347,7 @@ class ObjectCache:
         self,
         digest: str,
         loader: Callable[[], T],
-        size_of: Callable[[T], int] | None = None,
+        size_of: Callable[[T], int | np.ndarray | Sequence[np.ndarray]] | None = None,
     ) -> T:
         """Return the object for ``digest``, calling ``loader`` only if none is cached.
 
@@ -267,8 +366,11 @@ class ObjectCache:
             Called with no arguments to produce the object on a miss. It must
             not ask this cache for ``digest`` itself.
         size_of : callable, optional
-            Bytes the loaded object keeps alive; defaults to
-            :func:`default_size_of`. Only called on a miss.
+            What the loaded object keeps alive: a number of bytes, or the
+            numpy arrays it holds (each buffer is then charged once however
+            many cached objects share it; see :func:`charges`). Defaults to
+            the array itself for a numpy array, else :func:`default_size_of`.
+            Only called on a miss.
 
         Returns
         -------
@@ -291,14 +393,14 @@ class ObjectCache:
             lru = self._lru  # read under the lock: resize() and clear() replace it
             if digest in lru:
                 self._hits += 1
-                return lru[digest][0]  # type: ignore[no-any-return]
+                return lru[digest][0]  # type: ignore[return-value]
             ref = self._weak.get(digest)
             value = ref() if ref is not None else None
             if ref is not None and value is not None:
                 self._hits += 1
                 # A use makes it recent again: keep it past its last holder.
                 if ref.nbytes <= lru.maxsize:
-                    lru[digest] = (value, ref.nbytes)
+                    lru[digest] = (value, ref.charges)
                     evicted = self._take_evicted()  # noqa: F841 (dropped on return, unlocked)
                 load = None
             else:
@@ -326,15 +428,18 @@ class ObjectCache:
         digest: str,
         load: _Load,
         loader: Callable[[], T],
-        size_of: Callable[[T], int] | None,
+        size_of: Callable[[T], int | np.ndarray | Sequence[np.ndarray]] | None,
     ) -> T:
         # Whatever happens, the in-flight entry goes and the waiters wake up:
         # a leftover entry would make every later call for the digest hang.
         try:
             value = loader()
-            nbytes = operator.index((size_of or default_size_of)(value))
-            if nbytes < 0:
-                raise ValueError(f"size_of returned a negative size ({nbytes}) for digest {digest}")
+            if size_of is not None:
+                charged = charges(digest, size_of(value))
+            elif isinstance(value, np.ndarray):  # charged per buffer, not per view
+                charged = charges(digest, value)
+            else:
+                charged = charges(digest, default_size_of(value))
         except BaseException as exc:
             with self._lock:
                 self._loads += 1
@@ -348,7 +453,7 @@ class ObjectCache:
                 del self._loading[digest]
                 self._loads += 1
                 self._purge_dead()
-                self._store(digest, value, nbytes)
+                self._store(digest, value, charged)
                 evicted = self._take_evicted()
             del evicted  # outside the lock: may free memory or run finalizers
             load.value = value
@@ -357,19 +462,19 @@ class ObjectCache:
         return value
 
     # -- internals (call with the lock held) ------------------------------------
-    def _store(self, digest: str, value: object, nbytes: int) -> None:
+    def _store(self, digest: str, value: object, charged: Charges) -> None:
         try:
-            ref = _Ref(value, self._dead.append, digest, nbytes)
+            ref = _Ref(value, self._dead.append, digest, charged)
         except TypeError:
             pass  # not weakly referenceable: the LRU alone keeps it
         else:
             self._weak[digest] = ref
             if _is_frozen(value):
                 self._by_id[ref.obj_id] = ref
-        if nbytes <= self._lru.maxsize:
-            self._lru[digest] = (value, nbytes)
+        if sum(n for _, n in charged) <= self._lru.maxsize:
+            self._lru[digest] = (value, charged)
 
-    def _take_evicted(self) -> list[tuple[object, int]] | None:
+    def _take_evicted(self) -> list[tuple[object, Charges]] | None:
         evicted = self._lru.evicted
         if not evicted:
             return None
@@ -443,7 +548,7 @@ class ObjectCache:
         if not _is_frozen(obj):
             return False
         try:
-            ref = _Ref(obj, self._dead.append, digest, 0)
+            ref = _Ref(obj, self._dead.append, digest, ())
         except TypeError:
             return False
         with self._lock:
@@ -502,13 +607,10 @@ class ObjectCache:
         new = _ByteLRU(_check_max_bytes(max_bytes))
         with self._lock:
             old = self._lru
-            # cachetools has no resize: popitem() yields oldest first, and
-            # re-inserting in that order lets the new bound evict the oldest.
-            entries = []
-            while old:
-                entries.append(old.popitem())
+            # Re-inserting oldest first lets the new bound evict the oldest.
+            entries = old.items()
             for key, entry in entries:
-                if entry[1] <= new.maxsize:
+                if sum(n for _, n in entry[1]) <= new.maxsize:
                     new[key] = entry
             self._lru = new
             dropped = (old.evicted, new.evicted, entries)

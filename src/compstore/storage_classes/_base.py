@@ -165,8 +165,12 @@ class CompositeStorageClass(StorageClass):
                 f"its components are: {', '.join(self.components)}"
             ) from None
 
-    def size_of(self, obj: Any) -> int:
-        """Bytes an assembled object holds, for the cache's byte bound (pixels dominate)."""
+    def size_of(self, obj: Any) -> Any:
+        """What an assembled object holds, for the cache's byte bound.
+
+        A number of bytes, or the numpy arrays the object holds (the cache then
+        charges each buffer once, however many cached objects share it).
+        """
         return 1024
 
     def read_component(

@@ -88,8 +88,8 @@ class MaskStorageClass(CompositeStorageClass):
         mask.array.flags.writeable = False
         return mask
 
-    def size_of(self, obj: Any) -> int:
-        return int(obj.array.nbytes)
+    def size_of(self, obj: Any) -> Any:
+        return [obj.array]
 
 
 _IMAGE_LIKE = ("image", "mask", "variance", "image_base")
@@ -242,5 +242,7 @@ class ExposureStorageClass(CompositeStorageClass):
             return reader.get(name, {"region": self._region(reader, params["bbox"])})
         return super().read_component(reader, name, parameters)
 
-    def size_of(self, obj: Any) -> int:
-        return int(obj.image.nbytes + obj.mask.array.nbytes + obj.variance.nbytes)
+    def size_of(self, obj: Any) -> Any:
+        # The arrays, not their sum: the cache charges each buffer once, and
+        # they are cached under their own digests too.
+        return [obj.image, obj.mask.array, obj.variance]

@@ -504,7 +504,7 @@ class ObjectIO:
                 alive = self.cache.peek(digest)
                 return alive if alive is not None else self.blobs.get_array(digest)
             return self.cache.get_or_load(
-                digest, lambda: self.blobs.get_array(digest), size_of=lambda a: a.nbytes
+                digest, lambda: self.blobs.get_array(digest), size_of=lambda a: a
             )
         if "document" in entry:
             digest = entry["document"]
