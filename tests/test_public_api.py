@@ -5,7 +5,8 @@ from __future__ import annotations
 import compstore
 
 EXPECTED = {
-    "Background", "Box2I", "Butler", "Calib", "CompstoreError", "DatasetRef", "DatasetType",
+    "Background", "Box2I", "Butler", "Calib", "CoaddInput", "CoaddInputs", "CompstoreError",
+    "DatasetRef", "DatasetType",
     "Exposure", "GaussianPsf", "ImagePsf", "Mask", "MaskedImage", "Psf", "SourceCatalog",
     "VisitInfo", "Wcs", "__version__",
 }

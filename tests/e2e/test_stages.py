@@ -119,6 +119,24 @@ def test_use_case_7_coadd_inputs_are_the_input_objects(survey):
     assert first.wcs is calexp.wcs and first.calib is calexp.calib and first.psf is calexp.psf
 
 
+def test_use_case_7_cli_prints_the_inputs(survey, capsys):
+    from compstore.cli import main
+
+    root, _ = survey
+    ref = Butler(root).query_datasets("deepCoadd:coadd")[0]
+    inputs = Butler(root).get("deepCoadd.coadd_inputs:coadd", ref.data_id)
+    data_id = [f"{k}={v}" for k, v in ref.data_id.items()]
+    assert main(["get", "--repo", str(root), "deepCoadd.coadd_inputs:coadd", *data_id]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"CoaddInputs: {len(inputs)} input(s)"
+    assert out[1].split() == ["dataset_type", "data_id", "weight"]
+    first = inputs[0]
+    assert out[2].split() == [
+        first.dataset_type, *(f"{k}={v}" for k, v in first.data_id.items()), f"{first.weight:g}"
+    ]
+    assert len(out) == 2 + len(inputs)
+
+
 def test_provenance_names_task_config_and_inputs(survey):
     root, _ = survey
     reader = Butler(root)

@@ -130,3 +130,17 @@ class CoaddInputs(Immutable):
     def __repr__(self) -> str:
         return f"CoaddInputs({len(self._inputs)} inputs)"
 
+    def __str__(self) -> str:
+        """A table of the inputs: dataset type, data ID and weight, one per line."""
+        lines = [f"CoaddInputs: {len(self._inputs)} input(s)"]
+        if self._inputs:
+            rows = [
+                (i.dataset_type, " ".join(f"{k}={v}" for k, v in i.data_id.items()), f"{i.weight:g}")
+                for i in self._inputs
+            ]
+            header = ("dataset_type", "data_id", "weight")
+            widths = [max(len(r[c]) for r in [header, *rows]) for c in range(3)]
+            for row in [header, *rows]:
+                lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        return "\n".join(lines)
+

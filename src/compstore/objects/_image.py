@@ -211,6 +211,12 @@ class Exposure(Immutable):
         Header-like values; copied and stored read-only.
     band : str, optional
     detector : int, optional
+    coadd_inputs : CoaddInputs, optional
+        For a coadd: the datasets it was stacked from, each a :class:`CoaddInput`
+        (dataset type, data ID, weight, and that input's own Wcs, Psf and Calib).
+        A Butler stores each input's Wcs, Psf and Calib as a *reference* to the
+        input dataset when it exists (use case 7: nothing is copied), and a
+        read of ``deepCoadd.coadd_inputs`` hands back the input's very objects.
 
     Raises
     ------
