@@ -5,7 +5,8 @@ from __future__ import annotations
 import compstore
 
 EXPECTED = {
-    "Background", "Box2I", "Butler", "Calib", "CoaddInput", "CoaddInputs", "CompstoreError",
+    "Background", "Box2I", "Butler", "Calib", "CatalogMember", "CoaddInput", "CoaddInputs",
+    "CompstoreError", "VisitExposure",
     "DatasetRef", "DatasetType",
     "Exposure", "GaussianPsf", "ImagePsf", "Mask", "MaskedImage", "Psf", "SourceCatalog",
     "VisitInfo", "Wcs", "__version__",

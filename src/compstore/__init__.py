@@ -28,6 +28,8 @@ _EXPORTS: dict[str, str] = {
     "Background": "compstore.objects",
     "VisitInfo": "compstore.objects",
     "SourceCatalog": "compstore.objects",
+    "VisitExposure": "compstore.objects",
+    "CatalogMember": "compstore.objects",
     "CoaddInput": "compstore.objects",
     "CoaddInputs": "compstore.objects",
     "CompstoreError": "compstore.errors",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._defined import read_defined, register_aggregate, register_join
 from ._repository import Repository
 from .cache import ObjectCache, shared_cache
 from .errors import (
@@ -19,11 +20,20 @@ from .errors import (
     ConflictingDatasetError,
     DataIdError,
     DatasetNotFoundError,
+    DefinitionError,
     InvalidNameError,
+    MissingDatasetTypeError,
     ReadOnlyRepositoryError,
     UnknownComponentError,
 )
-from .registry import CollectionType, DataId, DatasetRef, DatasetType, Registry
+from .registry import (
+    CollectionType,
+    DataId,
+    DatasetRef,
+    DatasetType,
+    DatasetTypeDefinition,
+    Registry,
+)
 from .storage_classes import (
     CompositeStorageClass,
     ObjectIO,
@@ -325,7 +335,7 @@ class Butler:
                     f"put takes a plain dataset type name, not {dataset_type!r}; components are "
                     "stored by putting the whole object, and the stage is the Butler's run"
                 )
-            dtype = self.registry.get_dataset_type(name.dataset_type)
+            dtype = self._put_type(name.dataset_type)
             full_id = self._data_id(dtype, data_id, {}, partial=False)
             get_storage_class(dtype.storage_class).check_type(obj)
             existing = self.registry.find_dataset(dtype.name, full_id, [self.run])
@@ -353,6 +363,18 @@ class Butler:
                     )
                 refs.append(ref)
         return refs
+
+    def _put_type(self, name: str) -> DatasetType:
+        try:
+            return self.registry.get_dataset_type(name)
+        except MissingDatasetTypeError:
+            definition = self.registry.get_definition(name)
+            if definition is None:
+                raise
+            raise DefinitionError(
+                f"{name!r} is a defined dataset type ({definition.describe()}) and stores "
+                f"nothing of its own; put its members ({', '.join(definition.members)}) instead"
+            ) from None
 
     def provenance(self, ref: DatasetRef) -> dict[str, Any] | None:
         """Return how ``ref`` was made (task label and class, config, input UUIDs), or None."""
@@ -421,9 +443,65 @@ class Butler:
             if data_id or kwargs:
                 raise DataIdError("get with a DatasetRef takes no data ID")
             return self._io.read(name_or_ref.manifest, parameters, component)
-        name = self._checked_name(name_or_ref)
-        ref = self.find_dataset(name_or_ref, data_id, collections=collections, **kwargs)
+        try:
+            name = self._checked_name(name_or_ref)
+            ref = self.find_dataset(name_or_ref, data_id, collections=collections, **kwargs)
+        except MissingDatasetTypeError:
+            # Not a dataset type: maybe a defined one (looked up only now, so plain
+            # gets pay nothing for definitions).
+            parsed = parse_dataset_name(name_or_ref)
+            definition = self.registry.get_definition(parsed.dataset_type)
+            if definition is None:
+                raise
+            given = {**(data_id or {}), **kwargs}
+            return read_defined(self, definition, parsed, given, parameters, collections)
         return self._io.read(ref.manifest, parameters, name.component)
+
+    def register_aggregate(
+        self, name: str, member: str, over: str | Iterable[str]
+    ) -> DatasetTypeDefinition:
+        """Define ``name`` as the row-wise union of ``member`` datasets over ``over``.
+
+        ``register_aggregate("src_visit", "src", over=("detector",))``: a
+        ``src_visit`` of ``visit=1`` is every ``src`` of visit 1, one catalog
+        (each row keeps its own detector's Wcs and Calib). An aggregate of
+        Exposures over ``detector`` is a `VisitExposure`. Nothing is stored but
+        the definition; members are found at read time through the collections
+        searched. Re-declaring the same definition does nothing.
+
+        Raises
+        ------
+        DefinitionError
+            If ``member`` is unknown, lacks a dimension of ``over``, or its
+            storage class cannot be aggregated (so over).
+        DatasetTypeConflictError
+            If ``name`` is a dataset type, or defined otherwise.
+        InvalidNameError
+            If ``name`` is not a valid dataset type name.
+        """
+        self._check_writeable()
+        return register_aggregate(self, name, member, over)
+
+    def register_join(
+        self, name: str, members: Sequence[str], on: str = "id"
+    ) -> DatasetTypeDefinition:
+        """Define ``name`` as the column-wise join of catalogs ``members`` on column ``on``.
+
+        ``register_join("objectTable", ["deepCoadd_meas", "deepCoadd_forced_src",
+        "deepCoadd_ref"], on="id")``. Members must have the same dimensions; rows
+        are matched by key, in the first member's order; a column several
+        members hold is prefixed by its member's name.
+
+        Raises
+        ------
+        DefinitionError
+            If a member is unknown, the members' dimensions or storage classes
+            differ, or the storage class has no join.
+        DatasetTypeConflictError
+            If ``name`` is a dataset type, or defined otherwise.
+        """
+        self._check_writeable()
+        return register_join(self, name, members, on)
 
     def _checked_name(self, text: str) -> DatasetName:
         """``parse_dataset_name`` plus a check that the component exists, remembered per name."""

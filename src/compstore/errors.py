@@ -13,7 +13,8 @@ inherits that builtin too, so ``except KeyError`` keeps working::
     ├── DatasetTypeError
     │   ├── MissingDatasetTypeError (KeyError)
     │   ├── DatasetTypeConflictError
-    │   └── InvalidNameError (ValueError)
+    │   ├── InvalidNameError (ValueError)
+    │   └── DefinitionError (ValueError)
     ├── DataIdError (ValueError)
     ├── DatasetNotFoundError (LookupError)
     ├── AmbiguousDatasetError (LookupError)
@@ -34,6 +35,7 @@ inherits that builtin too, so ``except KeyError`` keeps working::
     │   ├── InvalidDigestError (ValueError)
     │   └── InvalidRegionError (ValueError)
     ├── EncodingError (ValueError)
+    ├── CombineError (ValueError)
     ├── ObjectError (ValueError)
     │   ├── FitsFormatError
     │   └── ReplaceKeyError (TypeError)
@@ -56,6 +58,7 @@ __all__ = [
     "BlobStoreError",
     "CollectionError",
     "CollectionTypeError",
+    "CombineError",
     "CompstoreError",
     "ConflictingDatasetError",
     "CorruptBlobError",
@@ -63,6 +66,7 @@ __all__ = [
     "DatasetNotFoundError",
     "DatasetTypeConflictError",
     "DatasetTypeError",
+    "DefinitionError",
     "EncodingError",
     "FitsFormatError",
     "InvalidDigestError",
@@ -154,6 +158,16 @@ class InvalidNameError(DatasetTypeError, ValueError):
     """A dataset type, dimension, component or collection name is not allowed."""
 
     code = "invalid-name"
+
+
+class DefinitionError(DatasetTypeError, ValueError):
+    """A defined dataset type (aggregate, join) is declared or used wrongly.
+
+    Unknown members, dimensions a member lacks, a storage class with no way to
+    combine, or a put into a defined type (put its members instead).
+    """
+
+    code = "definition"
 
 
 # -- data IDs and datasets ----------------------------------------------------
@@ -287,6 +301,16 @@ class EncodingError(CompstoreError, ValueError):
 
 
 # -- objects ------------------------------------------------------------------
+class CombineError(CompstoreError, ValueError):
+    """The members of a defined dataset type do not combine.
+
+    Metadata they must share differs, or the rows of a join do not align; the
+    message names the members.
+    """
+
+    code = "combine"
+
+
 class ObjectError(CompstoreError, ValueError):
     """An astronomical object was given inconsistent or invalid values."""
 

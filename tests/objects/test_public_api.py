@@ -10,6 +10,7 @@ import compstore.objects
 EXPECTED = {
     "Background", "Box2I", "Calib", "CoaddInput", "CoaddInputs", "DEFAULT_MASK_PLANES", "Exposure", "GaussianPsf",
     "ImagePsf", "Mask", "MaskedImage", "Psf", "ReplaceKeyError", "SourceCatalog",
+    "CatalogMember", "VisitExposure",
     "VisitInfo", "Wcs",
 }
 

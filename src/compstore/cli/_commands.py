@@ -71,6 +71,40 @@ def _register_code(args: argparse.Namespace) -> str:
     )
 
 
+# -- register-aggregate / register-join ---------------------------------------
+def _aggregate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the aggregate's name, e.g. src_visit")
+    p.add_argument("member", help="the member dataset type, e.g. src")
+    p.add_argument("--over", required=True, type=_csv, metavar="DIM[,DIM]",
+                   help="member dimensions to unite over, e.g. detector")
+
+
+def _aggregate_code(args: argparse.Namespace) -> str:
+    return (
+        "from compstore import Butler\n"
+        f"{_butler_line(args)}\n"
+        f"definition = butler.register_aggregate({args.name!r}, {args.member!r}, "
+        f"over={tuple(args.over)!r})\n"
+        "print(definition.describe())\n"
+    )
+
+
+def _join_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the join's name, e.g. objectTable")
+    p.add_argument("members", type=_csv, metavar="M1,M2[,...]",
+                   help="member catalog dataset types, e.g. deepCoadd_meas,deepCoadd_ref")
+    p.add_argument("--on", default="id", help="the key column every member holds (default: id)")
+
+
+def _join_code(args: argparse.Namespace) -> str:
+    return (
+        "from compstore import Butler\n"
+        f"{_butler_line(args)}\n"
+        f"definition = butler.register_join({args.name!r}, {args.members!r}, on={args.on!r})\n"
+        "print(definition.describe())\n"
+    )
+
+
 # -- ingest -------------------------------------------------------------------
 def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset_type", help="registered dataset type (storage class Exposure or SourceCatalog)")
@@ -222,6 +256,10 @@ def parse_data_id(text: str) -> dict[str, Any]:
 COMMANDS: list[Command] = [
     Command("create", "create a new, empty repository", _create_args, _create_code),
     Command("register-dataset-type", "define a dataset type", _register_args, _register_code),
+    Command("register-aggregate", "define a dataset type as the union of another's datasets",
+            _aggregate_args, _aggregate_code),
+    Command("register-join", "define a catalog dataset type joining others column-wise",
+            _join_args, _join_code),
     Command("ingest", "put FITS files as datasets", _ingest_args, _ingest_code),
     Command("get", "read a dataset (print it, or write it to FITS with -o)", _get_args, _get_code),
     Command("export", "write a dataset to a FITS file", _export_args, _get_code),

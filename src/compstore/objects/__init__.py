@@ -9,7 +9,7 @@ from __future__ import annotations
 from ._background import Background
 from ._box import Box2I
 from ._calib import Calib
-from ._catalog import SourceCatalog
+from ._catalog import CatalogMember, SourceCatalog
 from compstore.errors import ReplaceKeyError
 
 from ._coadd_inputs import CoaddInput, CoaddInputs
@@ -17,6 +17,7 @@ from ._image import Exposure, MaskedImage
 from ._mask import DEFAULT_MASK_PLANES, Mask
 from ._psf import GaussianPsf, ImagePsf, Psf
 from ._visit import VisitInfo
+from ._visit_exposure import VisitExposure
 from ._wcs import Wcs
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "Psf",
     "ReplaceKeyError",
     "SourceCatalog",
+    "CatalogMember",
+    "VisitExposure",
     "VisitInfo",
     "Wcs",
 ]

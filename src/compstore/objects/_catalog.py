@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
+
+import numpy as np
 
 import astropy.units as u
 from astropy.table import Column, Table, vstack
@@ -15,10 +19,48 @@ from ._calib import Calib
 from ._wcs import Wcs
 from ._frozen import Immutable, check_optional
 
-__all__ = ["SourceCatalog"]
+__all__ = ["CatalogMember", "SourceCatalog"]
 
 # Marks "not given" in replace(), where None is a real value (drop the Wcs or Calib).
 _KEEP: Any = object()
+
+
+@dataclass(frozen=True, eq=False)
+class CatalogMember:
+    """Rows ``start:stop`` of a united catalog, with the Wcs and Calib they were measured with.
+
+    A catalog made of others (``SourceCatalog.concatenate``, or an aggregate read
+    through a Butler such as ``src_visit``) keeps one member per input, so each
+    row is calibrated with its own input's Calib and placed with its own Wcs.
+
+    Attributes
+    ----------
+    key : mapping of str to int or str
+        What tells the member apart: its data ID values over the aggregated
+        dimensions (``{"detector": 3}``), or ``{"member": i}``.
+    start, stop : int
+        Its rows in the united table.
+    wcs, calib : optional
+        The member's own objects (shared, not copied).
+    """
+
+    key: Mapping[str, int | str]
+    start: int
+    stop: int
+    wcs: Wcs | None = None
+    calib: Calib | None = None
+    #: The member's table metadata, as it was (not merged).
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", MappingProxyType(dict(self.key)))
+        check_optional(self.wcs, Wcs, "wcs")
+        check_optional(self.calib, Calib, "calib")
+
+    @property
+    def rows(self) -> slice:
+        """The member's rows, as a slice of the united table."""
+        return slice(self.start, self.stop)
 
 
 class SourceCatalog(Immutable):
@@ -35,11 +77,17 @@ class SourceCatalog(Immutable):
         The rows; referenced, not copied (anything ``Table()`` accepts is converted).
     wcs : Wcs, optional
     calib : Calib, optional
+    members : sequence of CatalogMember, optional
+        For a catalog united from others: which rows came from which input,
+        with that input's Wcs and Calib (contiguous, in row order, covering
+        every row). ``calibrated_flux`` and ``sky_coordinates`` then use each
+        row's own member.
 
     Raises
     ------
     ObjectError
-        If ``table`` cannot be made a Table, or ``wcs``/``calib`` have the wrong type.
+        If ``table`` cannot be made a Table, ``wcs``/``calib`` have the wrong type,
+        or ``members`` do not cover the rows in order.
 
     Notes
     -----
@@ -47,13 +95,21 @@ class SourceCatalog(Immutable):
     itself is astropy's, mutable unless its columns came read-only from a store.
     """
 
-    __slots__ = ("_table", "_wcs", "_calib", "__weakref__")
+    __slots__ = ("_table", "_wcs", "_calib", "_members", "__weakref__")
     _how_to_change = "; use replace()"
     _table: Table
     _wcs: Wcs | None
     _calib: Calib | None
+    _members: tuple[CatalogMember, ...]
 
-    def __init__(self, table: Table | Any, wcs: Wcs | None = None, calib: Calib | None = None):
+    def __init__(
+        self,
+        table: Table | Any,
+        wcs: Wcs | None = None,
+        calib: Calib | None = None,
+        *,
+        members: Sequence[CatalogMember] = (),
+    ):
         if not isinstance(table, Table):
             try:
                 table = Table(table)
@@ -61,9 +117,12 @@ class SourceCatalog(Immutable):
                 raise ObjectError(f"SourceCatalog needs an astropy Table: {exc}") from exc
         check_optional(wcs, Wcs, "wcs")
         check_optional(calib, Calib, "calib")
+        members = tuple(members)
+        _check_members(members, len(table))
         object.__setattr__(self, "_table", table)
         object.__setattr__(self, "_wcs", wcs)
         object.__setattr__(self, "_calib", calib)
+        object.__setattr__(self, "_members", members)
 
     @property
     def table(self) -> Table:
@@ -77,8 +136,17 @@ class SourceCatalog(Immutable):
 
     @property
     def calib(self) -> Calib | None:
-        """The photometric calibration of the catalog's instrumental fluxes."""
+        """The photometric calibration of the catalog's instrumental fluxes.
+
+        None for a united catalog whose members' Calibs differ: each member
+        keeps its own (:attr:`members`), and :meth:`calibrated_flux` uses them.
+        """
         return self._calib
+
+    @property
+    def members(self) -> tuple[CatalogMember, ...]:
+        """For a catalog united from others, its members (empty otherwise)."""
+        return self._members
 
     def to_table(self) -> Table:
         """The rows as a new astropy Table (a `QTable` if it was put as one).
@@ -121,19 +189,31 @@ class SourceCatalog(Immutable):
             )
 
     # -- derived catalogs ---------------------------------------------------------
-    def replace(self, *, table: Table = _KEEP, wcs: Wcs | None = _KEEP, calib: Calib | None = _KEEP
-                ) -> SourceCatalog:
+    def replace(
+        self,
+        *,
+        table: Table = _KEEP,
+        wcs: Wcs | None = _KEEP,
+        calib: Calib | None = _KEEP,
+        members: Sequence[CatalogMember] = _KEEP,
+    ) -> SourceCatalog:
         """A new catalog with some parts replaced and the others shared (same objects).
+
+        A new ``table`` drops the members (its rows may be others) unless
+        ``members`` is given too.
 
         Raises
         ------
         ObjectError
             If a new value has the wrong type.
         """
+        if members is _KEEP:
+            members = self._members if table is _KEEP else ()
         return SourceCatalog(
             self._table if table is _KEEP else table,
             self._wcs if wcs is _KEEP else wcs,
             self._calib if calib is _KEEP else calib,
+            members=members,
         )
 
     def select_columns(self, names: Sequence[str]) -> SourceCatalog:
@@ -149,22 +229,38 @@ class SourceCatalog(Immutable):
         names = list(names)
         self._check_names(names)
         # copy=False: a column selection must not duplicate (possibly store-backed) data.
-        table = Table([self._table[n] for n in names], copy=False, meta=self._table.meta)
-        return self.replace(table=table)
+        table = self._table.__class__(
+            [self._table[n] for n in names], names=names, copy=False, meta=self._table.meta
+        )
+        return self.replace(table=table, members=self._members)
 
     @classmethod
-    def concatenate(cls, catalogs: Sequence[SourceCatalog]) -> SourceCatalog:
-        """Stack catalogs row-wise (patch catalogs into a tract catalog).
+    def concatenate(
+        cls,
+        catalogs: Sequence[SourceCatalog],
+        keys: Sequence[Mapping[str, int | str]] | None = None,
+    ) -> SourceCatalog:
+        """Stack catalogs row-wise (patches into a tract), keeping each one's Wcs and Calib.
 
-        All catalogs must have the same column names, dtypes and units. The result
-        keeps the Wcs (and Calib) when every input's is equal by value (the first
-        input's object is kept), else None; table metadata keeps the keys on which
-        every input agrees.
+        All catalogs must have the same column names, dtypes and units. The
+        result has one :class:`CatalogMember` per input (its rows, Wcs, Calib
+        and metadata), so nothing is dropped: :meth:`calibrated_flux` calibrates
+        every row with its own input's Calib. ``wcs`` and ``calib`` of the
+        result are the shared object when every input's is equal by value (the
+        first input's), else None. Table metadata keeps the keys on which every
+        input agrees; each member keeps its own.
+
+        Parameters
+        ----------
+        catalogs : sequence of SourceCatalog
+        keys : sequence of mapping, optional
+            What names each input (``{"detector": 3}``); default ``{"member": i}``.
 
         Raises
         ------
         ObjectError
-            If ``catalogs`` is empty, holds a non-catalog, or the columns disagree.
+            If ``catalogs`` is empty, holds a non-catalog, the columns disagree,
+            or ``keys`` has another length.
         """
         catalogs = list(catalogs)
         if not catalogs:
@@ -172,6 +268,8 @@ class SourceCatalog(Immutable):
         for cat in catalogs:
             if not isinstance(cat, SourceCatalog):
                 raise ObjectError(f"concatenate() takes SourceCatalogs, got {type(cat).__name__}")
+        if keys is not None and len(keys) != len(catalogs):
+            raise ObjectError(f"concatenate() got {len(keys)} keys for {len(catalogs)} catalogs")
         first = catalogs[0]
         schema = _schema(first.table)
         for i, cat in enumerate(catalogs[1:], start=1):
@@ -181,28 +279,78 @@ class SourceCatalog(Immutable):
                     f"catalog {i} has columns {other}, catalog 0 has {schema}; "
                     "concatenate needs equal names, dtypes and units"
                 )
-        table = vstack(
-            [cat.table for cat in catalogs], join_type="exact", metadata_conflicts="silent"
-        )
-        table.meta = _agreed_meta([cat.table.meta for cat in catalogs])
+        tables = [cat.table for cat in catalogs]
+        table = vstack(tables, join_type="exact", metadata_conflicts="silent")
+        table.meta = _agreed_meta([t.meta for t in tables])
+        members: list[CatalogMember] = []
+        start = 0
+        for i, cat in enumerate(catalogs):
+            key = dict(keys[i]) if keys is not None else {"member": i}
+            if cat.members:  # a united input: its members, shifted, under its key
+                members += [
+                    CatalogMember({**key, **m.key}, start + m.start, start + m.stop, m.wcs,
+                                  m.calib, m.meta)
+                    for m in cat.members
+                ]
+            else:
+                members.append(
+                    CatalogMember(key, start, start + len(cat), cat.wcs, cat.calib,
+                                  dict(cat.table.meta))
+                )
+            start += len(cat)
         return cls(
             table,
-            _shared([cat.wcs for cat in catalogs]),
-            _shared([cat.calib for cat in catalogs]),
+            _shared([m.wcs for m in members]),
+            _shared([m.calib for m in members]),
+            members=members,
         )
 
     def calibrated_flux(self, column: str = "instflux") -> u.Quantity:
-        """The instrumental flux ``column`` calibrated to nJy with this catalog's Calib.
+        """The instrumental flux ``column`` calibrated to nJy.
+
+        Each row is calibrated with its own member's Calib in a united catalog
+        (see :attr:`members`), else with this catalog's Calib.
 
         Raises
         ------
         ObjectError
-            If the catalog has no Calib or no such column.
+            If a row has no Calib, or there is no such column.
         """
-        if self._calib is None:
+        data = self[column].data
+        if self._calib is not None:
+            return self._calib.instflux_to_nanojansky(data)
+        values = np.asarray(data)
+        if not self._members:
             raise ObjectError("this catalog has no Calib; attach one with replace(calib=...)")
-        values = self[column]
-        return self._calib.instflux_to_nanojansky(values.data)
+        out = np.empty(values.shape, dtype=np.float64)
+        for m in self._members:
+            if m.calib is None:
+                raise ObjectError(f"member {dict(m.key)} of this catalog has no Calib")
+            out[m.rows] = m.calib.instflux_to_nanojansky(values[m.rows]).to_value(u.nJy)
+        return out * u.nJy
+
+    def sky_coordinates(self, x: str = "x", y: str = "y") -> tuple[np.ndarray, np.ndarray]:
+        """RA and Dec (degrees) of the pixel positions in columns ``x``, ``y``.
+
+        Each row uses its own member's Wcs in a united catalog, else this
+        catalog's Wcs.
+
+        Raises
+        ------
+        ObjectError
+            If a row has no Wcs, or a column is missing.
+        """
+        xs, ys = np.asarray(self[x].data, float), np.asarray(self[y].data, float)
+        if self._wcs is not None and not self._members:
+            return self._wcs.pixel_to_sky(xs, ys)  # type: ignore[no-any-return]
+        if not self._members:
+            raise ObjectError("this catalog has no Wcs; attach one with replace(wcs=...)")
+        ra, dec = np.empty_like(xs), np.empty_like(ys)
+        for m in self._members:
+            if m.wcs is None:
+                raise ObjectError(f"member {dict(m.key)} of this catalog has no Wcs")
+            ra[m.rows], dec[m.rows] = m.wcs.pixel_to_sky(xs[m.rows], ys[m.rows])
+        return ra, dec
 
     # -- FITS (implemented in _fits.py) ---------------------------------------------
     @classmethod
@@ -226,11 +374,27 @@ class SourceCatalog(Immutable):
 
 
     def __repr__(self) -> str:
+        members = f", members={len(self._members)}" if self._members else ""
         return (
             f"SourceCatalog({len(self)} rows, columns={list(self.columns)}, "
             f"wcs={'yes' if self._wcs is not None else 'no'}, "
-            f"calib={self._calib!r})"
+            f"calib={self._calib!r}{members})"
         )
+
+
+def _check_members(members: tuple[CatalogMember, ...], length: int) -> None:
+    start = 0
+    for m in members:
+        if not isinstance(m, CatalogMember):
+            raise ObjectError(f"members must be CatalogMember objects, got {type(m).__name__}")
+        if m.start != start or m.stop < m.start:
+            raise ObjectError(
+                f"member {dict(m.key)} holds rows {m.start}:{m.stop}; members must cover "
+                f"the rows in order from {start}"
+            )
+        start = m.stop
+    if members and start != length:
+        raise ObjectError(f"members cover {start} rows, the table has {length}")
 
 
 def _schema(table: Table) -> list[tuple[str, str, str]]:

@@ -6,6 +6,7 @@ package imports nothing from compstore but :mod:`compstore.errors`.
 
 from __future__ import annotations
 
+from ._definitions import DatasetTypeDefinition
 from ._dimensions import BUILTIN_DIMENSIONS
 from ._registry import Registry
 from ._types import CollectionType, DataId, DatasetRef, DatasetType
@@ -17,6 +18,7 @@ __all__ = [
     "DataId",
     "DatasetRef",
     "DatasetType",
+    "DatasetTypeDefinition",
     "Registry",
     "parse_where",
 ]

@@ -40,6 +40,7 @@ from ._dimensions import (
     infer_value_type,
 )
 from ._engine import is_sqlite, make_engine, make_url, set_durability
+from ._definitions import DatasetTypeDefinition, definition_table, read_definitions
 from ._schema import (
     SCHEMA_VERSION,
     add_dimension_column,
@@ -490,6 +491,11 @@ class Registry:
                     f"cannot register it again as {wanted} (a later stage may only add "
                     "dimensions, with the same storage class)"
                 )
+            if name in read_definitions(conn, definition_table(self._md)):
+                raise DatasetTypeConflictError(
+                    f"{name!r} is a defined dataset type (an aggregate or join); "
+                    "choose another name for the dataset type"
+                )
             dim_table = self._t["dimension"]
             known = {n for (n,) in conn.execute(sa.select(dim_table.c.name))}
             new_dims = [d for d in dims if d not in known]
@@ -509,6 +515,55 @@ class Registry:
             info = self._lookup_type(conn, name)
             assert info is not None
             return info.dataset_type
+
+    # -- defined dataset types (aggregates, joins) -------------------------------
+    def register_definition(self, definition: DatasetTypeDefinition) -> DatasetTypeDefinition:
+        """Store a defined dataset type, or check an existing one is identical.
+
+        The caller checks that members and dimensions make sense (the Butler
+        does, knowing storage classes); here a name is kept unique across
+        dataset types and definitions.
+
+        Raises
+        ------
+        InvalidNameError
+            If the name is malformed.
+        DatasetTypeConflictError
+            If the name is a dataset type, or defined differently.
+        """
+        validate_dataset_type_name(definition.name)
+        text = definition.to_json()
+        with self._write() as conn:
+            self._refresh(conn)
+            if self._lookup_type(conn, definition.name) is not None:
+                raise DatasetTypeConflictError(
+                    f"{definition.name!r} is a registered dataset type; a defined dataset type "
+                    "needs a name of its own"
+                )
+            table = definition_table(self._md)
+            table.create(conn, checkfirst=True)
+            stored = read_definitions(conn, table).get(definition.name)
+            if stored is None:
+                conn.execute(table.insert().values(name=definition.name, definition=text))
+            elif stored != text:
+                have = DatasetTypeDefinition.from_json(definition.name, stored)
+                raise DatasetTypeConflictError(
+                    f"{definition.name!r} is defined already as {have.describe()}; "
+                    f"cannot define it again as {definition.describe()}"
+                )
+        return definition
+
+    def get_definition(self, name: str) -> DatasetTypeDefinition | None:
+        """The definition called ``name``, read afresh (None if there is none)."""
+        with self._read() as conn:
+            text = read_definitions(conn, definition_table(self._md)).get(name)
+        return None if text is None else DatasetTypeDefinition.from_json(name, text)
+
+    def definitions(self) -> list[DatasetTypeDefinition]:
+        """Every defined dataset type, by name."""
+        with self._read() as conn:
+            stored = read_definitions(conn, definition_table(self._md))
+        return [DatasetTypeDefinition.from_json(n, t) for n, t in sorted(stored.items())]
 
     def _extend_dataset_type(
         self, conn: sa.Connection, existing: _TypeInfo, dims: Sequence[str]

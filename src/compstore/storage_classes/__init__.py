@@ -17,6 +17,13 @@ from ._base import (
     DocumentStorageClass,
     StorageClass,
 )
+from ._combine import (
+    COMBINER_ENTRY_POINT_GROUP,
+    Combiner,
+    Member,
+    get_combiner,
+    register_combiner,
+)
 from ._io import DOCUMENT_FORMAT, MANIFEST_FORMAT, ObjectIO, WriteReport
 from ._registry import (
     ENTRY_POINT_GROUP,
@@ -26,6 +33,11 @@ from ._registry import (
 )
 
 __all__ = [
+    "COMBINER_ENTRY_POINT_GROUP",
+    "Combiner",
+    "Member",
+    "get_combiner",
+    "register_combiner",
     "DOCUMENT_FORMAT",
     "ENTRY_POINT_GROUP",
     "MANIFEST_FORMAT",

@@ -71,6 +71,10 @@ class ComponentReader(Protocol):
         """Read component ``name``; ``cache=False`` for values the assembler consumes."""
         ...
 
+    def get_component(self, name: str, component: str) -> Any:
+        """Read ``component`` of the nested composite ``name`` (not the whole of it)."""
+        ...
+
 
 class StorageClass(ABC):
     """Base of every storage class: a name, a Python type and its read parameters."""

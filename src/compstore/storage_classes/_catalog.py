@@ -55,7 +55,17 @@ class TableStorageClass(CompositeStorageClass):
     def component_storage_class(self, name: str) -> str:
         if name.startswith(("col:", "mask:", "offsets:", "jd2:")):
             return "Array"
+        if name == "columns":
+            return "Metadata"
         return super().component_storage_class(name)
+
+    def read_component(
+        self, reader: ComponentReader, name: str, parameters: Mapping[str, Any]
+    ) -> Any:
+        if name == "columns":  # the names alone, from the manifest: no column is read
+            self.check_parameters(parameters)
+            return tuple(c["name"] for c in reader.attributes["columns"])
+        return super().read_component(reader, name, parameters)
 
     def disassemble(self, obj: Any) -> Disassembly:
         self.check_type(obj)
@@ -121,6 +131,11 @@ class SourceCatalogStorageClass(CompositeStorageClass):
     components: ClassVar[Mapping[str, str]] = {"table": "Table", "wcs": "Wcs", "calib": "Calib"}
     cacheable = False
 
+    def component_storage_class(self, name: str) -> str:
+        if name == "columns":  # answered from the table's manifest (see read_component)
+            return "Metadata"
+        return super().component_storage_class(name)
+
     def disassemble(self, obj: Any) -> Disassembly:
         self.check_type(obj)
         if isinstance(obj, Table):
@@ -143,4 +158,7 @@ class SourceCatalogStorageClass(CompositeStorageClass):
     ) -> Any:
         if name == "table" and parameters:
             return reader.get("table", self.check_parameters(parameters))
+        if name == "columns":
+            self.check_parameters(parameters)
+            return reader.get_component("table", "columns")
         return super().read_component(reader, name, parameters)

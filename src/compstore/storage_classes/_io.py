@@ -208,6 +208,15 @@ class _Reader:
     ) -> Any:
         return self._io.read_entry(self._manifest["components"][name], parameters, cache=cache)
 
+    def get_component(self, name: str, component: str) -> Any:
+        entry = self._manifest["components"][name]
+        if "manifest" not in entry:
+            raise CorruptBlobError(
+                f"component {name!r} is not a composite here (entry {entry!r}); "
+                "run `compstore verify`"
+            )
+        return self._io.read(entry["manifest"], None, component=component)
+
 
 class ObjectIO:
     """Writes objects as components + manifests and reads them back.

@@ -51,8 +51,10 @@ __all__ = [
     "FOCAL_PLANE_COLUMNS",
     "PIXEL_SCALE_ARCSEC",
     "SATURATION",
+    "OBJECT_TABLE_MEMBERS",
     "make_catalog",
     "make_exposure",
+    "make_object_tables",
     "make_visit",
     "make_wcs",
 ]
@@ -533,3 +535,51 @@ def make_visit(
         make_exposure(visit, d, size=size, seed=seed, band=band, survey=survey) for d in detectors
     ]
     return exposures, [make_catalog(e) for e in exposures]
+
+
+#: The column partitions of an Object table, as Rubin writes them per patch
+#: (use case 5): reference positions, coadd measurements, forced photometry.
+OBJECT_TABLE_MEMBERS = ("deepCoadd_ref", "deepCoadd_meas", "deepCoadd_forced_src")
+
+
+def make_object_tables(
+    tract: int, patch: int, band: str = "r", rows: int = 500, seed: int = 0,
+    extra_columns: int = 0,
+) -> dict[str, SourceCatalog]:
+    """The three column partitions of one patch's Object table, keyed by member name.
+
+    Every partition holds the key column ``id`` (the same ids; forced photometry
+    lists them in another order, as a separate pass would) and a ``band``
+    string column; otherwise each holds its own columns. ``extra_columns`` adds
+    that many float columns to each partition (for benchmarks).
+
+    Raises
+    ------
+    ObjectError
+        If ``rows`` is negative.
+    """
+    if rows < 0:
+        raise ObjectError(f"rows must be >= 0, got {rows}")
+    rng = _rng(seed, tract, patch, 7)
+    ids = (np.int64(tract) * 10**12 + np.int64(patch) * 10**7 + np.arange(rows, dtype=np.int64))
+    ra = 150.0 + tract * 0.5 + rng.uniform(0, 0.1, rows)
+    dec = 2.0 + patch * 0.1 + rng.uniform(0, 0.1, rows)
+    flux = rng.lognormal(7.0, 1.0, rows)
+    bands = np.full(rows, band)
+
+    def extra(prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}_{i}": rng.normal(size=rows) for i in range(extra_columns)}
+
+    ref = Table({"id": ids, "band": bands, "coord_ra": ra * u.deg, "coord_dec": dec * u.deg,
+                 "detect_isPrimary": rng.random(rows) > 0.1, **extra("ref")})
+    meas = Table({"id": ids, "band": bands, "psfFlux": flux, "psfFlux_err": np.sqrt(flux),
+                  "shape_xx": rng.uniform(1, 3, rows), "shape_yy": rng.uniform(1, 3, rows),
+                  **extra("meas")})
+    order = rng.permutation(rows)
+    forced = Table({"id": ids[order], "band": bands, "forced_psfFlux": flux[order] * 1.01,
+                    "forced_psfFlux_err": np.sqrt(flux[order]), **extra("forced")})
+    return {
+        "deepCoadd_ref": SourceCatalog(ref),
+        "deepCoadd_meas": SourceCatalog(meas),
+        "deepCoadd_forced_src": SourceCatalog(forced),
+    }
