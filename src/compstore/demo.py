@@ -16,7 +16,7 @@ from pathlib import Path
 from .butler import Butler
 from .pipeline import Pipeline, execute
 from .testing.repository import blob_bytes
-from .testing.sky import make_catalog, make_exposure
+from .testing.sky import OBJECT_TABLE_MEMBERS, make_catalog, make_exposure, make_object_tables
 
 __all__ = ["StageFigures", "run_demo"]
 
@@ -82,6 +82,7 @@ def run_demo(
             _figures(butler, stage, run, blob_bytes(root) - before, time.perf_counter() - start)
         )
     _show_sharing(root, out)
+    _show_definitions(root, out)
     out("")
     out(f"{'stage':<10} {'datasets':>8} {'logical':>12} {'added on disk':>14} {'added/logical':>13} {'time':>8}")
     for f in figures:
@@ -139,3 +140,36 @@ def _show_sharing(root: Path, out: Callable[[str], None]) -> None:
         jointcal = Butler(root).get("calexp:jointcal", refs[0].data_id)
         out(f"calexp:jointcal {dict(refs[0].data_id)}: new Wcs and Calib, the same pixel arrays "
             f"as calexp:sfm: {jointcal.image is exposures[0].image}")
+
+
+def _show_definitions(root: Path, out: Callable[[str], None]) -> None:
+    """Aggregates and an Object table: defined dataset types, costing no rows or pixels."""
+    writer = Butler(root, run="objects")
+    for name in OBJECT_TABLE_MEMBERS:
+        writer.register_dataset_type(name, ("tract", "patch", "band"), "SourceCatalog")
+    coadds = Butler(root, collections=["detection"]).query_datasets("deepCoadd_calexp")
+    start = blob_bytes(root)
+    for ref in coadds:
+        if not writer.exists(OBJECT_TABLE_MEMBERS[0], ref.data_id):
+            tract, patch, band = ref.data_id["tract"], ref.data_id["patch"], ref.data_id["band"]
+            tables = make_object_tables(tract, patch, band, rows=300)
+            writer.put_many([(tables[n], n, dict(ref.data_id)) for n in OBJECT_TABLE_MEMBERS])
+    before = blob_bytes(root)
+    members_added = before - start
+    writer.register_aggregate("src_visit", "src", over=("detector",))
+    writer.register_aggregate("calexp_visit", "calexp", over=("detector",))
+    writer.register_join("objectTable", list(OBJECT_TABLE_MEMBERS), on="id")
+    reader = Butler(root, collections=["sfm", "objects"])
+    src_visit = reader.get("src_visit", visit=1)
+    visit = reader.get("calexp_visit", visit=1)
+    summary = reader.get("calexp_visit.summary", visit=1)
+    out(f"src_visit visit=1: {len(src_visit)} rows of {len(src_visit.members)} detectors, each "
+        f"calibrated with its own detector's Calib; calexp_visit visit=1: {len(visit)} "
+        f"detectors, {len(visit.loaded)} loaded, summary of {len(summary)} rows read no pixels")
+    if coadds:
+        obj = reader.get("objectTable", coadds[0].data_id)
+        out(f"objectTable {dict(coadds[0].data_id)}: {len(obj)} rows x {len(obj.columns)} columns "
+            f"joined on id from {len(OBJECT_TABLE_MEMBERS)} catalogs (the {len(coadds)} patches' "
+            f"member catalogs added {_mib(members_added)} this run)")
+    out(f"declaring and reading src_visit, calexp_visit, objectTable added "
+        f"{blob_bytes(root) - before} bytes on disk (registry rows only)")
