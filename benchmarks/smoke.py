@@ -33,6 +33,7 @@ SCRIPTS: dict[str, tuple[list[str], str | None]] = {
     "bench_put_get.py": (["--size", "tiny", "--no-write"], None),
     "bench_scaling.py": (["--size", "tiny", "--no-write"], None),
     "bench_vs_daf_butler.py": (["--size", "tiny", "--no-write"], "lsst.daf.butler"),
+    "bench_defined.py": (["--size", "tiny", "--no-write", "--repeat", "1"], "pyarrow"),
     "profile_misses.py": (["--size", "tiny", "--tree-lines", "5", "--flat-lines", "3"], "pyinstrument"),
 }
 

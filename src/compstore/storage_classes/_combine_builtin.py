@@ -32,12 +32,6 @@ def _check_shared_meta(members: Sequence[Member], metas: Sequence[Mapping[str, A
                 )
 
 
-def _key_column(name: str, value: Any, length: int) -> Column:
-    if isinstance(value, str):
-        return Column(np.full(length, value), name=name)
-    return Column(np.full(length, value, dtype=np.int64), name=name)
-
-
 class SourceCatalogCombiner(Combiner):
     """Catalogs: row-wise aggregates and column-wise joins.
 
@@ -71,14 +65,16 @@ class SourceCatalogCombiner(Combiner):
         read_params = {"columns": columns} if columns is not None else None
         catalogs = [m.read(parameters=read_params) for m in members]
         _check_shared_meta(members, [c.table.meta for c in catalogs])
-        keyed = []
-        for m, cat in zip(members, catalogs):
-            table = cat.table.__class__(cat.table, copy=False)
-            for name, value in m.key.items():
-                if name not in table.colnames:
-                    table.add_column(_key_column(name, value, len(table)))
-            keyed.append(cat.replace(table=table, members=cat.members))
-        return objects.SourceCatalog.concatenate(keyed, keys=[dict(m.key) for m in members])
+        united = objects.SourceCatalog.concatenate(catalogs, keys=[dict(m.key) for m in members])
+        table = united.table
+        lengths = [len(c) for c in catalogs]
+        for name in members[0].key:
+            if name not in table.colnames:  # which member each row came from
+                values = [m.key[name] for m in members]
+                dtype = None if any(isinstance(v, str) for v in values) else np.int64
+                table.add_column(Column(np.repeat(np.asarray(values, dtype=dtype), lengths),
+                                        name=name))
+        return united
 
     def aggregate_component(
         self, members: Sequence[Member], component: str, parameters: Mapping[str, Any]
