@@ -75,17 +75,91 @@ _LIST_LIMIT = 20
 CollectionArg = str | Sequence[str]
 
 
-def _listing(names: Iterable[object]) -> str:
+def _listing(names: Iterable[object], separator: str = ", ") -> str:
     items = [str(n) for n in names]
     if not items:
         return "(none)"
-    shown = ", ".join(items[:_LIST_LIMIT])
+    shown = separator.join(items[:_LIST_LIMIT])
     return shown + (f" and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else "")
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _first_per_identity(ranked: list[tuple[int, Any]], info: _TypeInfo) -> list[tuple[int, Any]]:
+    """The search rule: keep, per identity, the matches of the first collection that has one.
+
+    ``ranked`` holds ``(rank in the search path, row)`` for every dataset that
+    matches what the caller asked for; a row is ``id, run_id, manifest,
+    data_id_key`` then the values of the sorted dimensions. A dataset's
+    *identity* is its values of the dataset type's *required* dimensions:
+    sfm's ``calexp(visit=1, detector=2)`` and jointcal's ``calexp(visit=1,
+    detector=2, tract=9)`` are two stages of one exposure, so a dimension that
+    only a later stage added (``tract``) never makes the earlier stage's
+    dataset a second candidate. Every match in the winning collection is kept:
+    several (two tracts of one exposure in jointcal) are a genuine ambiguity
+    for the caller to resolve. This is the one place the search path shadows
+    datasets: `Registry.find_dataset`, `Registry.find_datasets_partial` and
+    ``query_datasets(find_first=True)`` (the quantum-graph builder's input
+    query) all go through it.
+    """
+    positions = tuple(4 + i for i in info.key_positions)
+    first: dict[tuple[Any, ...], int] = {}
+    for r, row in ranked:
+        identity = tuple(row[i] for i in positions)
+        have = first.get(identity)
+        if have is None or r < have:
+            first[identity] = r
+    return [(r, row) for r, row in ranked if first[tuple(row[i] for i in positions)] == r]
+
+
+def _choose(
+    dataset_type: str,
+    data_id: Mapping[str, Any],
+    candidates: list[DatasetRef],
+    collections: CollectionArg | None,
+) -> DatasetRef | None:
+    """The one dataset a partial lookup means, or an error that says how to pick one.
+
+    In a search path every candidate of one identity comes from one collection
+    (`_first_per_identity`), where a data ID that is exactly a candidate's
+    names it: a run holding ``calexp(visit=1, detector=2)`` and, from a
+    re-run, ``calexp(visit=1, detector=2, tract=9)`` gives the first for
+    ``visit=1, detector=2`` and the second with ``tract=9`` added. Without a
+    search path the candidates are in different runs and nothing orders them.
+
+    Raises
+    ------
+    AmbiguousDatasetError
+        If several candidates remain.
+    """
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    given = dict(data_id)
+    if collections is not None:
+        exact = [ref for ref in candidates if len(ref.data_id) == len(given)]
+        if len(exact) == 1:
+            return exact[0]
+
+    def pick(ref: DatasetRef) -> str:
+        extra = [f"{d}={v!r}" for d, v in ref.data_id.items() if d not in given]
+        if collections is None:
+            extra.append(f"collections=[{ref.run!r}]")
+        return f"{' and '.join(extra)} for {ref.data_id} in {ref.run!r}"
+
+    where = "collections " + repr(list(
+        [collections] if isinstance(collections, str) else collections
+    )) if collections is not None else "the RUN collections (no search path given)"
+    advice = (
+        "give the dimension values" + (" or the collection" if collections is None else "")
+        + " that pick one"
+    )
+    raise AmbiguousDatasetError(
+        f"{dataset_type} with data ID {DataId(given)} matches {len(candidates)} datasets in "
+        f"{where}; {advice}: " + _listing((pick(ref) for ref in candidates), "; ")
+    )
 
 
 def _data_id_key(values: Sequence[DataIdValue]) -> str:
@@ -1308,9 +1382,9 @@ class Registry:
 
         With ``collections`` None every RUN is searched and nothing is shadowed.
         Otherwise the flattened search path gives each dataset a rank; a dataset
-        reached twice counts once, and with ``find_first`` only the
-        best-ranked dataset of each data ID is kept. ``params`` binds
-        parameters of ``condition``.
+        reached twice counts once, and with ``find_first`` the search rule
+        applies (`_first_per_identity`: per identity, the first collection
+        that has a match wins). ``params`` binds parameters of ``condition``.
         """
         by_type, by_run, by_tag = self._statements(info)
 
@@ -1334,13 +1408,15 @@ class Registry:
                 ranked.extend((rank[row[-1]], row) for row in rows)
         if len(ranked) == 1:
             return [self._ref(conn, info, ranked[0][1])]
+        if find_first and collections is not None:
+            ranked = _first_per_identity(ranked, info)
+        # A dataset reached twice (through a tag and its run, a chain) counts once,
+        # at its best place.
         best: dict[Any, tuple[int, Any]] = {}
-        group = 3 if find_first else 0  # data_id_key or dataset id
         for r, row in ranked:
-            key = row[group]
-            have = best.get(key)
+            have = best.get(row[0])
             if have is None or r < have[0]:
-                best[key] = (r, row)
+                best[row[0]] = (r, row)
         refs = [self._ref(conn, info, row) for _, row in best.values()]
         order = info.dataset_type.dimensions
         # An absent optional dimension sorts first.
@@ -1357,7 +1433,7 @@ class Registry:
         self,
         dataset_type: str,
         data_id: Mapping[str, Any],
-        collections: CollectionArg,
+        collections: CollectionArg | None,
         *,
         partial: bool = False,
     ) -> DatasetRef | None:
@@ -1368,13 +1444,21 @@ class Registry:
         dataset_type : `str`
             A registered dataset type name.
         data_id : mapping
-            The data ID. With ``partial``, dimensions may be left out.
-        collections : `str` or sequence of `str`
-            Collections to search, in order; chains are flattened. The first
-            collection holding a match wins.
+            The data ID. Without ``partial`` it is exact: every required
+            dimension is given, and an optional dimension left out means the
+            dataset has none.
+        collections : `str` or sequence of `str`, or `None`
+            Collections to search, in order; chains are flattened. Per
+            identity (the values of the required dimensions), the first
+            collection holding a match wins: a dimension a later stage added
+            (``tract``) does not make an earlier stage's dataset a second
+            candidate. `None` (only with ``partial``) searches every RUN and
+            shadows nothing.
         partial : `bool`, optional
-            Allow a data ID that leaves dimensions out: exactly one matching
-            dataset is returned, several are an error.
+            Allow a data ID that leaves dimensions out: the datasets whose data
+            IDs extend it are matches. One match is returned; among several,
+            one whose data ID is exactly ``data_id`` (in a search path) is
+            returned; otherwise it is an error.
 
         Returns
         -------
@@ -1391,21 +1475,20 @@ class Registry:
         MissingCollectionError
             If a collection does not exist.
         AmbiguousDatasetError
-            With ``partial``, if several datasets match; the message lists them.
+            With ``partial``, if several datasets match; the message lists them
+            with the dimension values (or collection) that pick each one.
         """
-        if not partial:
-            fast = self._find_fast(dataset_type, data_id, collections)
-            if fast is not _NO_FAST_PATH:
-                return fast  # type: ignore[return-value]
-        else:
+        if partial:
             candidates = self.find_datasets_partial(dataset_type, data_id, collections)
-            if len(candidates) > 1:
-                raise AmbiguousDatasetError(
-                    f"data ID {dict(data_id)!r} matches {len(candidates)} datasets of type "
-                    f"{dataset_type!r}; add dimensions to choose one of: "
-                    + _listing(repr(ref.data_id) for ref in candidates)
-                )
-            return candidates[0] if candidates else None
+            return _choose(dataset_type, data_id, candidates, collections)
+        if collections is None:
+            raise CollectionError(
+                f"an exact lookup of {dataset_type} {dict(data_id)!r} needs collections to "
+                "search, in order (or partial=True to search every RUN)"
+            )
+        fast = self._find_fast(dataset_type, data_id, collections)
+        if fast is not _NO_FAST_PATH:
+            return fast  # type: ignore[return-value]
         with self._read() as conn:
             info = self._type(conn, dataset_type)
             info = self._fresh_type_for(conn, info, data_id)
