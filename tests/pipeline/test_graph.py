@@ -187,3 +187,20 @@ def test_matches_evaluates_terms_the_data_id_has():
     assert not matches(node, {"visit": 1, "tract": 4})
     assert matches(node, {"visit": 2, "tract": 3, "band": "r"})
     assert not matches(node, {"band": "g"})
+
+
+def test_graph_takes_each_input_once_across_stages(calexp_repo, exposures):
+    """A later stage's calexp (with tract) shadows the earlier one's in the graph's inputs."""
+    butler = Butler(calexp_repo, run="jointcal")
+    butler.register_dataset_type("calexp", ("visit", "detector", "tract"), "Exposure")
+    later = {d: butler.put(exposures[(1, d)], "calexp", visit=1, detector=d, tract=5) for d in (0, 1)}
+    graph = build_graph(
+        Pipeline().add_task("summary", VisitSummary),
+        Butler(calexp_repo, collections=["jointcal", "sfm"], run="out"),
+    )
+    (visit1,) = [q for q in graph.for_task("summary") if q.data_id["visit"] == 1]
+    inputs = visit1.inputs["calexp"]
+    assert sorted((r.data_id["detector"], r.run) for r in inputs) == [
+        (0, "jointcal"), (1, "jointcal"), (2, "sfm")
+    ]
+    assert {r.id for r in inputs} >= {later[0].id, later[1].id}
