@@ -175,6 +175,32 @@ def test_search_path_shadows_by_required_dimensions(registry: Registry) -> None:
         registry.find_dataset("calexp", {"visit": 1, "detector": 1}, None, partial=True)
 
 
+def test_caches_follow_the_catalog_version(tmp_path: Path) -> None:
+    """Another registry's catalog change drops this one's caches; its dataset inserts do not."""
+    path = tmp_path / "r.sqlite3"
+    mine = Registry.create(path)
+    mine.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    mine.register_run("sfm")
+    other = Registry(path)
+    other.insert_dataset("calexp", {"visit": 1, "detector": 1}, "sfm", "m1")
+    assert mine.find_dataset("calexp", {"visit": 1, "detector": 1}, "sfm") is not None
+    cached = mine._types["calexp"]
+    other.insert_dataset("calexp", {"visit": 1, "detector": 2}, "sfm", "m2")
+    assert mine.find_dataset("calexp", {"visit": 1, "detector": 2}, "sfm") is not None
+    assert mine._types["calexp"] is cached  # puts leave the cached types alone
+    # A repository made before the catalog version existed: the first change adds it.
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM registry_meta WHERE key = 'catalog_version'")
+    other.register_dataset_type("calexp", ("visit", "detector", "tract"), "Exposure")
+    assert mine.get_dataset_type("calexp").optional_dimensions == ("tract",)
+    other.register_run("jointcal")
+    other.insert_dataset("calexp", {"visit": 1, "detector": 2, "tract": 3}, "jointcal", "m3")
+    found = mine.find_dataset("calexp", {"visit": 1, "detector": 2}, ["jointcal", "sfm"], partial=True)
+    assert found is not None and dict(found.data_id) == {"visit": 1, "detector": 2, "tract": 3}
+    other.close()
+    mine.close()
+
+
 def test_added_dimension_needs_a_known_type(registry: Registry) -> None:
     registry.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
     with pytest.raises(DatasetTypeConflictError, match="value type"):

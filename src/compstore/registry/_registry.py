@@ -71,6 +71,12 @@ _IN_CHUNK = 500
 _ANALYZE_AFTER = 10_000
 # How many candidates/names an error message lists before "and N more".
 _LIST_LIMIT = 20
+# The registry_meta key of the catalog version: bumped by every transaction that
+# changes dataset types, dimensions or collections, so that every process can
+# tell whether the ones it has cached are still what the database holds.
+_CATALOG_KEY = "catalog_version"
+# Nothing seen yet: differs from every stored value, None (an older repository) included.
+_UNSEEN = object()
 
 CollectionArg = str | Sequence[str]
 
@@ -251,6 +257,9 @@ class Registry:
         self._engine = make_engine(self._url)
         self._local = threading.local()
         self._watcher = None  # data_version's own connection, opened on first use
+        # What the caches below were validated against (see _check_catalog).
+        self._version_seen: int | None = None
+        self._catalog_seen: object = _UNSEEN
         self._fast_paths: dict[tuple[str, ...], tuple[int, list[tuple[int, str]]]] = {}
         self._lock = threading.RLock()
         self._stale = True
@@ -300,7 +309,8 @@ class Registry:
                 md.create_all(conn)
                 conn.execute(
                     md.tables["registry_meta"].insert(),
-                    [{"key": "schema_version", "value": SCHEMA_VERSION}],
+                    [{"key": "schema_version", "value": SCHEMA_VERSION},
+                     {"key": _CATALOG_KEY, "value": "0"}],
                 )
                 conn.execute(
                     md.tables["dimension"].insert(),
@@ -338,6 +348,12 @@ class Registry:
         Layers above use it to validate their own caches of lookups in a few
         microseconds. SQLite's ``PRAGMA data_version`` read on a connection of
         its own; None for other databases (then nothing may be cached).
+
+        It is also where this registry validates its own caches (dataset types,
+        collections): when the number has changed since the last call, the
+        catalog version is read too, and the caches are dropped if another
+        transaction changed the catalog. So a caller that checks this number
+        before using its own cache has validated both with one query.
         """
         if not is_sqlite(self._url) or not self._url.database:
             return None
@@ -348,7 +364,54 @@ class Registry:
                 # on *other* connections, which every registry write is.
                 watcher = sqlite3.connect(self._url.database, check_same_thread=False)
                 self._watcher = watcher
-            return int(watcher.execute("PRAGMA data_version").fetchone()[0])
+            version = int(watcher.execute("PRAGMA data_version").fetchone()[0])
+            if version != self._version_seen:
+                # Read after data_version: the catalog seen is at least as new as the
+                # version recorded, so a commit between the two is caught next time.
+                row = watcher.execute(
+                    "SELECT value FROM registry_meta WHERE key = ?", (_CATALOG_KEY,)
+                ).fetchone()
+                self._check_catalog(row[0] if row is not None else None)
+                self._version_seen = version
+            return version
+
+    def _check_catalog(self, catalog: object) -> None:
+        """Drop the cached dataset types and collections unless ``catalog`` is the version they reflect.
+
+        Inserting datasets leaves the catalog version alone, so puts (ours or
+        another process's) keep the caches; a dataset type extended by another
+        process (jointcal adding ``tract``), a collection created or a chain
+        changed there are seen by this registry's next call.
+        """
+        with self._lock:
+            if catalog == self._catalog_seen:
+                return
+            self._types.clear()
+            self._type_names.clear()
+            self._collections.clear()
+            self._collection_names.clear()
+            self._fast_paths.clear()
+            self._catalog_seen = catalog
+
+    def _validate(self, conn: sa.Connection) -> None:
+        """Make the caches reflect the catalog another process may have changed (one cheap query)."""
+        if self.data_version() is None:
+            # No data_version to watch (another database): read the catalog version.
+            meta = self._t["registry_meta"]
+            self._check_catalog(
+                conn.execute(sa.select(meta.c.value).where(meta.c.key == _CATALOG_KEY)).scalar()
+            )
+
+    def _bump_catalog(self, conn: sa.Connection) -> None:
+        """Record, in ``conn``'s transaction, that the catalog changed (for every process's caches)."""
+        meta = self._t["registry_meta"]
+        changed = conn.execute(
+            sa.update(meta)
+            .where(meta.c.key == _CATALOG_KEY)
+            .values(value=sa.cast(sa.cast(meta.c.value, sa.BigInteger) + 1, sa.Text))
+        ).rowcount
+        if not changed:  # a repository created before the catalog version existed
+            conn.execute(meta.insert().values(key=_CATALOG_KEY, value="1"))
 
     def __enter__(self) -> Registry:
         return self
@@ -443,6 +506,7 @@ class Registry:
         thread's open transaction. After a rollback (stale) the schema
         description is rebuilt from the database.
         """
+        self._validate(conn)
         if not (self._stale or force):
             return
         with self._lock:
@@ -508,6 +572,7 @@ class Registry:
                     )
                     add_dimension_column(conn, self._md, dim, new_type)
                     self._dimensions[dim] = new_type
+                self._bump_catalog(conn)
                 types[dim] = new_type
         return types  # type: ignore[return-value]
 
@@ -580,6 +645,7 @@ class Registry:
                     name=name, dimensions=json.dumps(list(dims)), storage_class=storage_class
                 )
             )
+            self._bump_catalog(conn)
             info = self._lookup_type(conn, name)
             assert info is not None
             return info.dataset_type
@@ -626,6 +692,7 @@ class Registry:
                 optional_dimensions=json.dumps(list(extended.optional_dimensions)),
             )
         )
+        self._bump_catalog(conn)
         with self._lock:
             self._types.pop(have.name, None)
         return extended
@@ -701,7 +768,11 @@ class Registry:
         if refresh:
             with self._lock:
                 self._types.pop(name, None)
-        elif not self._stale and getattr(self._local, "conn", None) is None:
+        elif (
+            not self._stale
+            and getattr(self._local, "conn", None) is None
+            and self.data_version() is not None  # validates the cache: one PRAGMA
+        ):
             # Cached and not rolled back: what _type would return, without opening a
             # read transaction (which alone cost about half a by-data-ID lookup, ad hoc).
             cached = self._types.get(name)
@@ -798,6 +869,7 @@ class Registry:
             conn.execute(
                 self._t["collection"].insert().values(name=name, type=collection_type.value)
             )
+            self._bump_catalog(conn)
             return True
 
     def register_run(self, name: str) -> bool:
@@ -911,6 +983,7 @@ class Registry:
                     )
             chain = self._t["collection_chain"]
             conn.execute(sa.delete(chain).where(chain.c.parent_id == parent_id))
+            self._bump_catalog(conn)
             if child_ids:
                 conn.execute(
                     chain.insert(),
@@ -1519,8 +1592,8 @@ class Registry:
         """
         if getattr(self._local, "conn", None) is not None or self._stale:
             return _NO_FAST_PATH
+        version = self.data_version()  # validates the cached types first
         info = self._types.get(dataset_type)
-        version = self.data_version()
         if info is None or version is None:
             return _NO_FAST_PATH
         dims = info.dataset_type.dimensions
