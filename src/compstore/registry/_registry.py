@@ -155,9 +155,10 @@ def _choose(
             extra.append(f"collections=[{ref.run!r}]")
         return f"{' and '.join(extra)} for {ref.data_id} in {ref.run!r}"
 
-    where = "collections " + repr(list(
-        [collections] if isinstance(collections, str) else collections
-    )) if collections is not None else "the RUN collections (no search path given)"
+    if collections is None:
+        where = "the RUN collections (no search path given)"
+    else:
+        where = f"collections {[collections] if isinstance(collections, str) else list(collections)!r}"
     advice = (
         "give the dimension values" + (" or the collection" if collections is None else "")
         + " that pick one"
