@@ -8,6 +8,7 @@ import zarr
 
 from compstore import Box2I, Butler
 from compstore.errors import (
+    AmbiguousDatasetError,
     ConflictingDatasetError,
     DataIdError,
     DatasetNotFoundError,
@@ -157,6 +158,19 @@ def test_query_exists_remove(butler, sky):
     Butler(butler.root, run=butler.run).remove(refs[0])  # another Butler removes it
     assert not butler.exists("calexp", refs[0].data_id)  # the memory of it is dropped
     assert len(butler.query_datasets("calexp")) == 2
+
+
+def test_without_collections_a_data_id_in_two_runs_is_ambiguous(butler, sky, repo):
+    """No search path orders the runs: neither dataset is chosen silently."""
+    exposure, catalog = sky(1, 0)
+    butler.put(exposure, "calexp", visit=1, detector=0)
+    Butler(repo, run="rerun").put(exposure, "calexp", visit=1, detector=0)
+    everywhere = Butler(repo)
+    with pytest.raises(AmbiguousDatasetError, match=r"collections=\['rerun'\] for .*collections=\['sfm'\]"):
+        everywhere.get("calexp", visit=1, detector=0)
+    refs = everywhere.registry.query_datasets("calexp", find_first=True)
+    assert sorted(r.run for r in refs) == ["rerun", "sfm"]  # nothing shadowed without a search path
+    assert everywhere.get("calexp:rerun", visit=1, detector=0) is not None
 
 
 def test_component_path_opens_with_stock_zarr(butler, sky):

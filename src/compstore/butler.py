@@ -14,7 +14,6 @@ from ._defined import read_defined, register_aggregate, register_join
 from ._repository import Repository
 from .cache import ObjectCache, shared_cache
 from .errors import (
-    AmbiguousDatasetError,
     CompstoreError,
     CollectionError,
     ConflictingDatasetError,
@@ -574,23 +573,15 @@ class Butler:
         dtype = self.registry.get_dataset_type(parsed.dataset_type)
         given = self._data_id(dtype, data_id, kwargs, partial=True)
         search = self._search_path(parsed.stage, collections)
-        if search is None:
-            # No search path: every RUN, and a data ID found in several runs is
-            # ambiguous rather than silently resolved.
-            candidates = self.registry.find_datasets_partial(dtype.name, given, None)
-            if len(candidates) > 1:
-                raise AmbiguousDatasetError(
-                    f"{dtype.name} with data ID {given} matches {len(candidates)} datasets: "
-                    + "; ".join(f"{c.data_id} in run {c.run!r}" for c in candidates[:10])
-                    + ". Pass collections=[...] (or a stage, 'calexp:RUN') or a fuller data ID"
-                )
-            ref = candidates[0] if candidates else None
-        else:
-            # Leaving out a dimension (even one a later stage added, like tract) is a
-            # partial lookup: exactly one match is returned, several are ambiguous.
-            ref = self.registry.find_dataset(
-                dtype.name, given, search, partial=len(given) < len(dtype.dimensions)
-            )
+        # The registry applies the search rule (per identity, the first collection
+        # that has a match wins) and says how to pick among several matches. A data
+        # ID leaving out a dimension, even one a later stage added (tract), is a
+        # partial lookup; so is any lookup without a search path, where a data ID
+        # found in several runs is ambiguous rather than silently resolved.
+        ref = self.registry.find_dataset(
+            dtype.name, given, search,
+            partial=search is None or len(given) < len(dtype.dimensions),
+        )
         if ref is None:
             raise DatasetNotFoundError(self._not_found_message(parsed, dtype, given, search))
         return ref

@@ -193,3 +193,86 @@ def test_one_pipeline_of_all_stages(tmp_path):
     assert refs
     inputs = Butler(root).get("deepCoadd.coadd_inputs:all", refs[0].data_id)
     assert {dict(i.data_id).get("tract") is not None for i in inputs} == {True}  # jointcal's calexps
+
+
+# -- a search path across stages (issue 12, item 1) ------------------------------------------
+@pytest.fixture(scope="module")
+def after_jointcal(tmp_path_factory):
+    """sfm, then jointcal (which adds tract to calexp's data ID), in a repository of its own."""
+    root = tmp_path_factory.mktemp("search") / "repo"
+    Butler.create(root)
+    sfm = Butler(root, run="sfm")
+    sfm.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    sfm.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+    for visit in (1, 2):
+        for detector in (6, 7):
+            exposure = make_exposure(visit, detector, size=SIZE, survey="deep")
+            sfm.put(exposure, "calexp", visit=visit, detector=detector)
+            sfm.put(make_catalog(exposure), "src", visit=visit, detector=detector)
+    pipeline = Pipeline.from_dict({"tasks": {"jointcal": {"class": "jointcal", "config": JOINTCAL}}})
+    report = execute(pipeline, Butler(root, collections=["sfm"], run="jointcal"))
+    assert not report.failed, str(report)
+    jointcal = {(r.data_id["visit"], r.data_id["detector"]): r
+                for r in Butler(root).query_datasets("calexp:jointcal")}
+    assert len(jointcal) == 4 and all("tract" in r.data_id for r in jointcal.values())
+    return root, jointcal
+
+
+def test_a_search_path_takes_each_exposure_from_its_latest_stage(after_jointcal):
+    """sfm's calexp (no tract) is shadowed by jointcal's (with tract), not a second candidate."""
+    root, jointcal = after_jointcal
+    butler = Butler(root, collections=["jointcal", "sfm"])
+    for (visit, detector), ref in jointcal.items():
+        assert butler.find_dataset("calexp", visit=visit, detector=detector) == ref
+        assert butler.get("calexp", visit=visit, detector=detector).wcs is butler.get(ref).wcs
+    found = butler.query_datasets("calexp", collections=["jointcal", "sfm"])
+    assert sorted(r.id for r in butler.registry.query_datasets(
+        "calexp", collections=["jointcal", "sfm"], find_first=True)) == sorted(
+        r.id for r in jointcal.values())
+    assert len(found) == 8  # query_datasets without find_first lists both stages
+    # sfm first: sfm's versions win, as the order says
+    sfm_first = Butler(root, collections=["sfm", "jointcal"])
+    assert sfm_first.find_dataset("calexp", visit=1, detector=6).run == "sfm"
+
+
+def _coadd_inputs(root, run):
+    reader = Butler(root)
+    refs = reader.query_datasets(f"deepCoadd:{run}")
+    assert refs
+    return [reader.get(f"deepCoadd.coadd_inputs:{run}", ref.data_id) for ref in refs]
+
+
+def _assert_each_exposure_once_from_jointcal(root, run, jointcal):
+    reader = Butler(root)
+    for inputs in _coadd_inputs(root, run):
+        exposures = [(i.data_id["visit"], i.data_id["detector"]) for i in inputs]
+        assert len(exposures) == len(set(exposures)), exposures  # never stacked twice
+        for member in inputs:
+            ref = jointcal[member.data_id["visit"], member.data_id["detector"]]
+            assert dict(member.data_id) == dict(ref.data_id)  # the jointcal version
+            assert member.wcs is reader.get(ref).wcs
+    assert {(i.data_id["visit"], i.data_id["detector"])
+            for inputs in _coadd_inputs(root, run) for i in inputs} == set(jointcal)
+
+
+def test_coadd_from_jointcal_then_sfm_stacks_each_exposure_once(after_jointcal):
+    root, jointcal = after_jointcal
+    coadd = Pipeline.from_dict({"tasks": {"coadd": {"class": "coadd", "config": SKYMAP}}})
+    report = execute(coadd, Butler(root, collections=["jointcal", "sfm"], run="coadd-py"))
+    assert not report.failed, str(report)
+    _assert_each_exposure_once_from_jointcal(root, "coadd-py", jointcal)
+
+
+def test_cli_run_from_jointcal_then_sfm_stacks_each_exposure_once(after_jointcal, tmp_path):
+    from compstore.cli import main
+
+    root, jointcal = after_jointcal
+    pipeline = tmp_path / "coadd.yaml"
+    pipeline.write_text(
+        "tasks:\n  coadd:\n    class: coadd\n    config:\n"
+        + "".join(f"      {k}: {v}\n" for k, v in SKYMAP.items())
+    )
+    status = main(["run", "--repo", str(root), "-p", str(pipeline), "-i", "jointcal,sfm",
+                   "-o", "coadd-cli"])
+    assert status == 0
+    _assert_each_exposure_once_from_jointcal(root, "coadd-cli", jointcal)

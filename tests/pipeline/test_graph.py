@@ -9,6 +9,7 @@ from pipeline_test_tasks import Recalibrate, SplitCalibs, VisitSummary
 
 from compstore import Butler
 from compstore.errors import (
+    AmbiguousDatasetError,
     MissingDatasetTypeError,
     PipelineDefinitionError,
     PipelineError,
@@ -187,3 +188,42 @@ def test_matches_evaluates_terms_the_data_id_has():
     assert not matches(node, {"visit": 1, "tract": 4})
     assert matches(node, {"visit": 2, "tract": 3, "band": "r"})
     assert not matches(node, {"band": "g"})
+
+
+def test_graph_takes_each_input_once_across_stages(calexp_repo, exposures):
+    """A later stage's calexp (with tract) shadows the earlier one's in the graph's inputs."""
+    butler = Butler(calexp_repo, run="jointcal")
+    butler.register_dataset_type("calexp", ("visit", "detector", "tract"), "Exposure")
+    later = {d: butler.put(exposures[(1, d)], "calexp", visit=1, detector=d, tract=5) for d in (0, 1)}
+    graph = build_graph(
+        Pipeline().add_task("summary", VisitSummary),
+        Butler(calexp_repo, collections=["jointcal", "sfm"], run="out"),
+    )
+    (visit1,) = [q for q in graph.for_task("summary") if q.data_id["visit"] == 1]
+    inputs = visit1.inputs["calexp"]
+    assert sorted((r.data_id["detector"], r.run) for r in inputs) == [
+        (0, "jointcal"), (1, "jointcal"), (2, "sfm")
+    ]
+    assert {r.id for r in inputs} >= {later[0].id, later[1].id}
+
+
+def test_one_exposure_twice_in_one_collection_is_refused_with_advice_that_works(calexp_repo, exposures):
+    """Two tracts of one exposure in jointcal: a task declaring (visit, detector) would read it twice."""
+    butler = Butler(calexp_repo, run="jointcal")
+    butler.register_dataset_type("calexp", ("visit", "detector", "tract"), "Exposure")
+    for tract in (5, 6):
+        butler.put(exposures[(1, 0)], "calexp", visit=1, detector=0, tract=tract)
+    pipeline = Pipeline().add_task("summary", VisitSummary)
+    with pytest.raises(AmbiguousDatasetError) as info:
+        build_graph(pipeline, Butler(calexp_repo, collections=["jointcal", "sfm"], run="out"))
+    message = str(info.value)
+    assert "tract: 5" in message and "tract: 6" in message and "twice" in message
+    assert "--where \"tract = 5\" --collections jointcal" in message
+    assert "-i picked,jointcal,sfm" in message
+    # following the advice
+    butler.tag("picked", butler.query_datasets("calexp", where="tract = 5", collections="jointcal"))
+    graph = build_graph(pipeline, Butler(calexp_repo, collections=["picked", "jointcal", "sfm"], run="out"))
+    (visit1,) = [q for q in graph.for_task("summary") if q.data_id["visit"] == 1]
+    assert sorted(
+        (r.data_id["detector"], r.data_id.to_dict().get("tract"), r.run) for r in visit1.inputs["calexp"]
+    ) == [(0, 5, "jointcal"), (1, None, "sfm"), (2, None, "sfm")]

@@ -132,6 +132,75 @@ def test_a_stage_may_add_a_dimension(registry: Registry) -> None:
     assert other.find_dataset("calexp", {"visit": 1, "detector": 2, "tract": 8}, ["jointcal"]) == a
 
 
+def test_search_path_shadows_by_required_dimensions(registry: Registry) -> None:
+    """A dimension only a later stage adds never makes the earlier stage's dataset a candidate."""
+    registry.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    for run in ("sfm", "jointcal", "rerun"):
+        registry.register_run(run)
+    old = {d: registry.insert_dataset("calexp", {"visit": 1, "detector": d}, "sfm", f"s{d}")
+           for d in (1, 2, 3)}
+    registry.register_dataset_type("calexp", ("visit", "detector", "tract"), "Exposure")
+    new = {d: registry.insert_dataset("calexp", {"visit": 1, "detector": d, "tract": 8},
+                                      "jointcal", f"j{d}") for d in (1, 2)}
+    # detector 2 in two tracts: genuinely ambiguous within jointcal
+    new9 = registry.insert_dataset("calexp", {"visit": 1, "detector": 2, "tract": 9}, "jointcal", "j9")
+    path = ["jointcal", "sfm"]
+    assert registry.find_dataset("calexp", {"visit": 1, "detector": 1}, path, partial=True) == new[1]
+    # not processed by jointcal: falls back to sfm
+    assert registry.find_dataset("calexp", {"visit": 1, "detector": 3}, path, partial=True) == old[3]
+    first = registry.query_datasets("calexp", "visit = 1", collections=path, find_first=True)
+    assert sorted(r.manifest for r in first) == ["j1", "j2", "j9", "s3"]
+    assert registry.find_datasets_partial("calexp", {"visit": 1}, path) == first
+    # the order decides: sfm first, sfm's versions win
+    assert {r.run for r in registry.find_datasets_partial("calexp", {"visit": 1}, ["sfm", "jointcal"])} == {"sfm"}
+    # the advice names an argument that really picks each candidate
+    with pytest.raises(AmbiguousDatasetError) as info:
+        registry.find_dataset("calexp", {"visit": 1, "detector": 2}, path, partial=True)
+    message = str(info.value)
+    assert "matches 2 datasets in collections ['jointcal', 'sfm']" in message
+    assert "tract=8 for {detector: 2, tract: 8, visit: 1} in 'jointcal'" in message
+    assert "tract=9 for {detector: 2, tract: 9, visit: 1} in 'jointcal'" in message
+    assert "{detector: 2, visit: 1} in 'sfm'" not in message
+    assert registry.find_dataset("calexp", {"visit": 1, "detector": 2, "tract": 9}, path) == new9
+    # a run holding one exposure with and without tract: the exact data ID names each one
+    plain = registry.insert_dataset("calexp", {"visit": 1, "detector": 4}, "rerun", "r0")
+    with_tract = registry.insert_dataset("calexp", {"visit": 1, "detector": 4, "tract": 8}, "rerun", "r8")
+    assert registry.find_dataset("calexp", {"visit": 1, "detector": 4}, "rerun", partial=True) == plain
+    assert registry.find_dataset("calexp", {"visit": 1, "detector": 4, "tract": 8}, "rerun",
+                                 partial=True) == with_tract
+    # without a search path nothing is shadowed, and nothing is chosen silently
+    everywhere = registry.query_datasets("calexp", "visit = 1 AND detector = 1", find_first=True)
+    assert sorted(r.run for r in everywhere) == ["jointcal", "sfm"]
+    with pytest.raises(AmbiguousDatasetError, match=r"collections=\['sfm'\] for"):
+        registry.find_dataset("calexp", {"visit": 1, "detector": 1}, None, partial=True)
+
+
+def test_caches_follow_the_catalog_version(tmp_path: Path) -> None:
+    """Another registry's catalog change drops this one's caches; its dataset inserts do not."""
+    path = tmp_path / "r.sqlite3"
+    mine = Registry.create(path)
+    mine.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    mine.register_run("sfm")
+    other = Registry(path)
+    other.insert_dataset("calexp", {"visit": 1, "detector": 1}, "sfm", "m1")
+    assert mine.find_dataset("calexp", {"visit": 1, "detector": 1}, "sfm") is not None
+    cached = mine._types["calexp"]
+    other.insert_dataset("calexp", {"visit": 1, "detector": 2}, "sfm", "m2")
+    assert mine.find_dataset("calexp", {"visit": 1, "detector": 2}, "sfm") is not None
+    assert mine._types["calexp"] is cached  # puts leave the cached types alone
+    # A repository made before the catalog version existed: the first change adds it.
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM registry_meta WHERE key = 'catalog_version'")
+    other.register_dataset_type("calexp", ("visit", "detector", "tract"), "Exposure")
+    assert mine.get_dataset_type("calexp").optional_dimensions == ("tract",)
+    other.register_run("jointcal")
+    other.insert_dataset("calexp", {"visit": 1, "detector": 2, "tract": 3}, "jointcal", "m3")
+    found = mine.find_dataset("calexp", {"visit": 1, "detector": 2}, ["jointcal", "sfm"], partial=True)
+    assert found is not None and dict(found.data_id) == {"visit": 1, "detector": 2, "tract": 3}
+    other.close()
+    mine.close()
+
+
 def test_added_dimension_needs_a_known_type(registry: Registry) -> None:
     registry.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
     with pytest.raises(DatasetTypeConflictError, match="value type"):

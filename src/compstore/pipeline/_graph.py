@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import PipelineDefinitionError, PipelineError, QueryError
+from ..errors import AmbiguousDatasetError, PipelineDefinitionError, PipelineError, QueryError
 from ..registry import DataId, DatasetRef, parse_where
 
 # The AST node classes are not re-exported by the registry package; the graph
@@ -258,6 +258,10 @@ def build_graph(pipeline: Pipeline, butler: Butler, where: str | None = None) ->
         pipeline has.
     MissingDatasetTypeError
         If an input dataset type that no task writes is not registered.
+    AmbiguousDatasetError
+        If an input has two datasets for one data ID of the task's declaration
+        (two tracts of one exposure, when the task declares visit and
+        detector); the message says how to pick one.
     """
     pipeline.check()
     collections, run = _search_collections(butler)
@@ -275,6 +279,7 @@ def build_graph(pipeline: Pipeline, butler: Butler, where: str | None = None) ->
                 candidates[name] = list(predicted[spec.dataset_type])
             else:
                 candidates[name] = list(_query_input(butler, label, name, spec, node, collections))
+            _check_one_per_data_id(label, name, spec, candidates[name], collections)
         built = task.build_quanta(candidates, butler)
         for quantum in built:
             if quantum.task_label != label:
@@ -315,6 +320,47 @@ def _query_input(
     return butler.registry.query_datasets(
         spec.dataset_type, where=restricted, collections=list(collections), find_first=True
     )
+
+
+def _check_one_per_data_id(
+    label: str, name: str, spec: Any, refs: Sequence[InputRef], collections: Sequence[str]
+) -> None:
+    """Refuse an input with two datasets a task would take for one of its declared data IDs.
+
+    The search path already gives each exposure from one collection only (the
+    registry's search rule); but inside that collection a stage may have written
+    one exposure twice, under a dimension the task does not declare (jointcal's
+    calexp in two tracts). A coadd given both would stack the exposure twice.
+    """
+    seen: dict[DataId, InputRef] = {}
+    for ref in refs:
+        key = DataId({d: ref.data_id[d] for d in spec.dimensions if d in ref.data_id})
+        first = seen.setdefault(key, ref)
+        if first is ref:
+            continue
+        dims = ", ".join(spec.dimensions)
+        both = [first, ref]
+        extra = sorted({d for r in both for d in r.data_id if d not in spec.dimensions})
+        where = " AND ".join(f"{d} = {first.data_id[d]!r}" for d in extra if d in first.data_id)
+        if any(isinstance(r, PredictedRef) for r in both):
+            origin = "will both be written by an earlier task of this pipeline"
+            fix = (
+                f"run that task on its own first; then pick one {spec.dataset_type} per "
+                f"({dims}) as follows, and run task {label!r} on that"
+            )
+        else:
+            origin = f"are both in collection {ref.run!r}"  # type: ignore[union-attr]
+            fix = f"pick one {spec.dataset_type} per ({dims})"
+        raise AmbiguousDatasetError(
+            f"task {label!r} input {name!r} declares {spec.dataset_type} by ({dims}), but "
+            f"{_describe_ref(first)} and {_describe_ref(ref)} {origin}: the task would read "
+            f"{dict(key)} twice. To choose, {fix}: tag the ones to use into a TAGGED "
+            "collection and search it first, e.g. `compstore tag --repo REPO picked "
+            f"{spec.dataset_type} --where \"{where or '...'}\" --collections "
+            f"{getattr(ref, 'run', None) or collections[0]}` and then `-i "
+            f"picked,{','.join(collections)}` (Python: butler.tag('picked', refs) and "
+            f"collections=['picked', ...])"
+        )
 
 
 def _check_where_dimensions(

@@ -72,21 +72,102 @@ _IN_CHUNK = 500
 _ANALYZE_AFTER = 10_000
 # How many candidates/names an error message lists before "and N more".
 _LIST_LIMIT = 20
+# The registry_meta key of the catalog version: bumped by every transaction that
+# changes dataset types, dimensions or collections, so that every process can
+# tell whether the ones it has cached are still what the database holds.
+_CATALOG_KEY = "catalog_version"
+# Nothing seen yet: differs from every stored value, None (an older repository) included.
+_UNSEEN = object()
 
 CollectionArg = str | Sequence[str]
 
 
-def _listing(names: Iterable[object]) -> str:
+def _listing(names: Iterable[object], separator: str = ", ") -> str:
     items = [str(n) for n in names]
     if not items:
         return "(none)"
-    shown = ", ".join(items[:_LIST_LIMIT])
+    shown = separator.join(items[:_LIST_LIMIT])
     return shown + (f" and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else "")
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _first_per_identity(ranked: list[tuple[int, Any]], info: _TypeInfo) -> list[tuple[int, Any]]:
+    """The search rule: keep, per identity, the matches of the first collection that has one.
+
+    ``ranked`` holds ``(rank in the search path, row)`` for every dataset that
+    matches what the caller asked for; a row is ``id, run_id, manifest,
+    data_id_key`` then the values of the sorted dimensions. A dataset's
+    *identity* is its values of the dataset type's *required* dimensions:
+    sfm's ``calexp(visit=1, detector=2)`` and jointcal's ``calexp(visit=1,
+    detector=2, tract=9)`` are two stages of one exposure, so a dimension that
+    only a later stage added (``tract``) never makes the earlier stage's
+    dataset a second candidate. Every match in the winning collection is kept:
+    several (two tracts of one exposure in jointcal) are a genuine ambiguity
+    for the caller to resolve. This is the one place the search path shadows
+    datasets: `Registry.find_dataset`, `Registry.find_datasets_partial` and
+    ``query_datasets(find_first=True)`` (the quantum-graph builder's input
+    query) all go through it.
+    """
+    positions = tuple(4 + i for i in info.key_positions)
+    first: dict[tuple[Any, ...], int] = {}
+    for r, row in ranked:
+        identity = tuple(row[i] for i in positions)
+        have = first.get(identity)
+        if have is None or r < have:
+            first[identity] = r
+    return [(r, row) for r, row in ranked if first[tuple(row[i] for i in positions)] == r]
+
+
+def _choose(
+    dataset_type: str,
+    data_id: Mapping[str, Any],
+    candidates: list[DatasetRef],
+    collections: CollectionArg | None,
+) -> DatasetRef | None:
+    """The one dataset a partial lookup means, or an error that says how to pick one.
+
+    In a search path every candidate of one identity comes from one collection
+    (`_first_per_identity`), where a data ID that is exactly a candidate's
+    names it: a run holding ``calexp(visit=1, detector=2)`` and, from a
+    re-run, ``calexp(visit=1, detector=2, tract=9)`` gives the first for
+    ``visit=1, detector=2`` and the second with ``tract=9`` added. Without a
+    search path the candidates are in different runs and nothing orders them.
+
+    Raises
+    ------
+    AmbiguousDatasetError
+        If several candidates remain.
+    """
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    given = dict(data_id)
+    if collections is not None:
+        exact = [ref for ref in candidates if len(ref.data_id) == len(given)]
+        if len(exact) == 1:
+            return exact[0]
+
+    def pick(ref: DatasetRef) -> str:
+        extra = [f"{d}={v!r}" for d, v in ref.data_id.items() if d not in given]
+        if collections is None:
+            extra.append(f"collections=[{ref.run!r}]")
+        return f"{' and '.join(extra)} for {ref.data_id} in {ref.run!r}"
+
+    if collections is None:
+        where = "the RUN collections (no search path given)"
+    else:
+        where = f"collections {[collections] if isinstance(collections, str) else list(collections)!r}"
+    advice = (
+        "give the dimension values" + (" or the collection" if collections is None else "")
+        + " that pick one"
+    )
+    raise AmbiguousDatasetError(
+        f"{dataset_type} with data ID {DataId(given)} matches {len(candidates)} datasets in "
+        f"{where}; {advice}: " + _listing((pick(ref) for ref in candidates), "; ")
+    )
 
 
 def _data_id_key(values: Sequence[DataIdValue]) -> str:
@@ -178,6 +259,9 @@ class Registry:
         self._engine = make_engine(self._url)
         self._local = threading.local()
         self._watcher = None  # data_version's own connection, opened on first use
+        # What the caches below were validated against (see _check_catalog).
+        self._version_seen: int | None = None
+        self._catalog_seen: object = _UNSEEN
         self._fast_paths: dict[tuple[str, ...], tuple[int, list[tuple[int, str]]]] = {}
         self._lock = threading.RLock()
         self._stale = True
@@ -227,7 +311,8 @@ class Registry:
                 md.create_all(conn)
                 conn.execute(
                     md.tables["registry_meta"].insert(),
-                    [{"key": "schema_version", "value": SCHEMA_VERSION}],
+                    [{"key": "schema_version", "value": SCHEMA_VERSION},
+                     {"key": _CATALOG_KEY, "value": "0"}],
                 )
                 conn.execute(
                     md.tables["dimension"].insert(),
@@ -265,6 +350,12 @@ class Registry:
         Layers above use it to validate their own caches of lookups in a few
         microseconds. SQLite's ``PRAGMA data_version`` read on a connection of
         its own; None for other databases (then nothing may be cached).
+
+        It is also where this registry validates its own caches (dataset types,
+        collections): when the number has changed since the last call, the
+        catalog version is read too, and the caches are dropped if another
+        transaction changed the catalog. So a caller that checks this number
+        before using its own cache has validated both with one query.
         """
         if not is_sqlite(self._url) or not self._url.database:
             return None
@@ -275,7 +366,54 @@ class Registry:
                 # on *other* connections, which every registry write is.
                 watcher = sqlite3.connect(self._url.database, check_same_thread=False)
                 self._watcher = watcher
-            return int(watcher.execute("PRAGMA data_version").fetchone()[0])
+            version = int(watcher.execute("PRAGMA data_version").fetchone()[0])
+            if version != self._version_seen:
+                # Read after data_version: the catalog seen is at least as new as the
+                # version recorded, so a commit between the two is caught next time.
+                row = watcher.execute(
+                    "SELECT value FROM registry_meta WHERE key = ?", (_CATALOG_KEY,)
+                ).fetchone()
+                self._check_catalog(row[0] if row is not None else None)
+                self._version_seen = version
+            return version
+
+    def _check_catalog(self, catalog: object) -> None:
+        """Drop the cached dataset types and collections unless ``catalog`` is the version they reflect.
+
+        Inserting datasets leaves the catalog version alone, so puts (ours or
+        another process's) keep the caches; a dataset type extended by another
+        process (jointcal adding ``tract``), a collection created or a chain
+        changed there are seen by this registry's next call.
+        """
+        with self._lock:
+            if catalog == self._catalog_seen:
+                return
+            self._types.clear()
+            self._type_names.clear()
+            self._collections.clear()
+            self._collection_names.clear()
+            self._fast_paths.clear()
+            self._catalog_seen = catalog
+
+    def _validate(self, conn: sa.Connection) -> None:
+        """Make the caches reflect the catalog another process may have changed (one cheap query)."""
+        if self.data_version() is None:
+            # No data_version to watch (another database): read the catalog version.
+            meta = self._t["registry_meta"]
+            self._check_catalog(
+                conn.execute(sa.select(meta.c.value).where(meta.c.key == _CATALOG_KEY)).scalar()
+            )
+
+    def _bump_catalog(self, conn: sa.Connection) -> None:
+        """Record, in ``conn``'s transaction, that the catalog changed (for every process's caches)."""
+        meta = self._t["registry_meta"]
+        changed = conn.execute(
+            sa.update(meta)
+            .where(meta.c.key == _CATALOG_KEY)
+            .values(value=sa.cast(sa.cast(meta.c.value, sa.BigInteger) + 1, sa.Text))
+        ).rowcount
+        if not changed:  # a repository created before the catalog version existed
+            conn.execute(meta.insert().values(key=_CATALOG_KEY, value="1"))
 
     def __enter__(self) -> Registry:
         return self
@@ -370,6 +508,7 @@ class Registry:
         thread's open transaction. After a rollback (stale) the schema
         description is rebuilt from the database.
         """
+        self._validate(conn)
         if not (self._stale or force):
             return
         with self._lock:
@@ -435,6 +574,7 @@ class Registry:
                     )
                     add_dimension_column(conn, self._md, dim, new_type)
                     self._dimensions[dim] = new_type
+                self._bump_catalog(conn)
                 types[dim] = new_type
         return types  # type: ignore[return-value]
 
@@ -512,6 +652,7 @@ class Registry:
                     name=name, dimensions=json.dumps(list(dims)), storage_class=storage_class
                 )
             )
+            self._bump_catalog(conn)
             info = self._lookup_type(conn, name)
             assert info is not None
             return info.dataset_type
@@ -607,6 +748,7 @@ class Registry:
                 optional_dimensions=json.dumps(list(extended.optional_dimensions)),
             )
         )
+        self._bump_catalog(conn)
         with self._lock:
             self._types.pop(have.name, None)
         return extended
@@ -682,7 +824,11 @@ class Registry:
         if refresh:
             with self._lock:
                 self._types.pop(name, None)
-        elif not self._stale and getattr(self._local, "conn", None) is None:
+        elif (
+            not self._stale
+            and getattr(self._local, "conn", None) is None
+            and self.data_version() is not None  # validates the cache: one PRAGMA
+        ):
             # Cached and not rolled back: what _type would return, without opening a
             # read transaction (which alone cost about half a by-data-ID lookup, ad hoc).
             cached = self._types.get(name)
@@ -779,6 +925,7 @@ class Registry:
             conn.execute(
                 self._t["collection"].insert().values(name=name, type=collection_type.value)
             )
+            self._bump_catalog(conn)
             return True
 
     def register_run(self, name: str) -> bool:
@@ -892,6 +1039,7 @@ class Registry:
                     )
             chain = self._t["collection_chain"]
             conn.execute(sa.delete(chain).where(chain.c.parent_id == parent_id))
+            self._bump_catalog(conn)
             if child_ids:
                 conn.execute(
                     chain.insert(),
@@ -1363,9 +1511,9 @@ class Registry:
 
         With ``collections`` None every RUN is searched and nothing is shadowed.
         Otherwise the flattened search path gives each dataset a rank; a dataset
-        reached twice counts once, and with ``find_first`` only the
-        best-ranked dataset of each data ID is kept. ``params`` binds
-        parameters of ``condition``.
+        reached twice counts once, and with ``find_first`` the search rule
+        applies (`_first_per_identity`: per identity, the first collection
+        that has a match wins). ``params`` binds parameters of ``condition``.
         """
         by_type, by_run, by_tag = self._statements(info)
 
@@ -1389,13 +1537,15 @@ class Registry:
                 ranked.extend((rank[row[-1]], row) for row in rows)
         if len(ranked) == 1:
             return [self._ref(conn, info, ranked[0][1])]
+        if find_first and collections is not None:
+            ranked = _first_per_identity(ranked, info)
+        # A dataset reached twice (through a tag and its run, a chain) counts once,
+        # at its best place.
         best: dict[Any, tuple[int, Any]] = {}
-        group = 3 if find_first else 0  # data_id_key or dataset id
         for r, row in ranked:
-            key = row[group]
-            have = best.get(key)
+            have = best.get(row[0])
             if have is None or r < have[0]:
-                best[key] = (r, row)
+                best[row[0]] = (r, row)
         refs = [self._ref(conn, info, row) for _, row in best.values()]
         order = info.dataset_type.dimensions
         # An absent optional dimension sorts first.
@@ -1412,7 +1562,7 @@ class Registry:
         self,
         dataset_type: str,
         data_id: Mapping[str, Any],
-        collections: CollectionArg,
+        collections: CollectionArg | None,
         *,
         partial: bool = False,
     ) -> DatasetRef | None:
@@ -1423,13 +1573,21 @@ class Registry:
         dataset_type : `str`
             A registered dataset type name.
         data_id : mapping
-            The data ID. With ``partial``, dimensions may be left out.
-        collections : `str` or sequence of `str`
-            Collections to search, in order; chains are flattened. The first
-            collection holding a match wins.
+            The data ID. Without ``partial`` it is exact: every required
+            dimension is given, and an optional dimension left out means the
+            dataset has none.
+        collections : `str` or sequence of `str`, or `None`
+            Collections to search, in order; chains are flattened. Per
+            identity (the values of the required dimensions), the first
+            collection holding a match wins: a dimension a later stage added
+            (``tract``) does not make an earlier stage's dataset a second
+            candidate. `None` (only with ``partial``) searches every RUN and
+            shadows nothing.
         partial : `bool`, optional
-            Allow a data ID that leaves dimensions out: exactly one matching
-            dataset is returned, several are an error.
+            Allow a data ID that leaves dimensions out: the datasets whose data
+            IDs extend it are matches. One match is returned; among several,
+            one whose data ID is exactly ``data_id`` (in a search path) is
+            returned; otherwise it is an error.
 
         Returns
         -------
@@ -1446,21 +1604,20 @@ class Registry:
         MissingCollectionError
             If a collection does not exist.
         AmbiguousDatasetError
-            With ``partial``, if several datasets match; the message lists them.
+            With ``partial``, if several datasets match; the message lists them
+            with the dimension values (or collection) that pick each one.
         """
-        if not partial:
-            fast = self._find_fast(dataset_type, data_id, collections)
-            if fast is not _NO_FAST_PATH:
-                return fast  # type: ignore[return-value]
-        else:
+        if partial:
             candidates = self.find_datasets_partial(dataset_type, data_id, collections)
-            if len(candidates) > 1:
-                raise AmbiguousDatasetError(
-                    f"data ID {dict(data_id)!r} matches {len(candidates)} datasets of type "
-                    f"{dataset_type!r}; add dimensions to choose one of: "
-                    + _listing(repr(ref.data_id) for ref in candidates)
-                )
-            return candidates[0] if candidates else None
+            return _choose(dataset_type, data_id, candidates, collections)
+        if collections is None:
+            raise CollectionError(
+                f"an exact lookup of {dataset_type} {dict(data_id)!r} needs collections to "
+                "search, in order (or partial=True to search every RUN)"
+            )
+        fast = self._find_fast(dataset_type, data_id, collections)
+        if fast is not _NO_FAST_PATH:
+            return fast  # type: ignore[return-value]
         with self._read() as conn:
             info = self._type(conn, dataset_type)
             info = self._fresh_type_for(conn, info, data_id)
@@ -1491,8 +1648,8 @@ class Registry:
         """
         if getattr(self._local, "conn", None) is not None or self._stale:
             return _NO_FAST_PATH
+        version = self.data_version()  # validates the cached types first
         info = self._types.get(dataset_type)
-        version = self.data_version()
         if info is None or version is None:
             return _NO_FAST_PATH
         dims = info.dataset_type.dimensions
