@@ -363,7 +363,7 @@ class Butler:
         """Create a collection (``"RUN"``, ``"CHAINED"`` or ``"TAGGED"``) if it does not exist."""
         self._check_writeable()
         if isinstance(collection_type, str):
-            collection_type = CollectionType[collection_type.upper()]
+            collection_type = CollectionType(collection_type)  # "run", "Chained"; else refused
         self.registry.register_collection(name, collection_type)
 
     def collection_chain(self, name: str, children: Sequence[str]) -> None:

@@ -39,7 +39,7 @@ from ._dimensions import (
     coerce_value,
     infer_value_type,
 )
-from ._engine import is_sqlite, make_engine, make_url, set_durability
+from ._engine import damaged_registry_error, is_sqlite, make_engine, make_url, set_durability
 from ._schema import (
     SCHEMA_VERSION,
     add_dimension_column,
@@ -274,7 +274,13 @@ class Registry:
                 # on *other* connections, which every registry write is.
                 watcher = sqlite3.connect(self._url.database, check_same_thread=False)
                 self._watcher = watcher
-            return int(watcher.execute("PRAGMA data_version").fetchone()[0])
+            try:
+                return int(watcher.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.DatabaseError as exc:
+                error = damaged_registry_error(self._url.database, exc)
+                if error is None:
+                    raise
+                raise error from exc
 
     def __enter__(self) -> Registry:
         return self

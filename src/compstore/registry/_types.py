@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from compstore.errors import DataIdError, InvalidNameError
+from compstore.errors import CollectionTypeError, DataIdError, InvalidNameError
 
 __all__ = [
     "CollectionType",
@@ -97,6 +97,22 @@ class CollectionType(enum.Enum):
     RUN = 1
     CHAINED = 2
     TAGGED = 3
+
+    @classmethod
+    def _missing_(cls, value: object) -> CollectionType:
+        """``CollectionType("chained")``: a name, in any case; anything else is refused.
+
+        Raises
+        ------
+        CollectionTypeError
+            If ``value`` names no collection type.
+        """
+        if isinstance(value, str) and value.upper() in cls.__members__:
+            return cls.__members__[value.upper()]
+        raise CollectionTypeError(
+            f"unknown collection type {str(value)[:100]!r}: use "
+            f"{', '.join(cls.__members__)}"
+        )
 
 
 class DataId(Mapping[str, DataIdValue]):
