@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cas import LocalBlobStore
+from .cas import LocalBlobStore, parse_json
 from .errors import (
     RepositoryExistsError,
     RepositoryFormatError,
@@ -44,6 +45,8 @@ FORMAT_VERSION = (2, 0)
 #: repository is written without them, so that older readers still read it.
 KNOWN_MINORS = {1: 0, 2: 0}
 _REGISTRY_NAME = "registry.sqlite3"
+_MAX_CONFIG_BYTES = 1 << 16
+_VERSION = re.compile(r"[0-9]{1,6}\.[0-9]{1,6}")
 # One Registry per repository per process: Butlers of one repository share its
 # caches (dataset types, collections), as they share the object cache.
 _registries: weakref.WeakValueDictionary[str, Registry] = weakref.WeakValueDictionary()
@@ -224,12 +227,28 @@ class Repository:
                 f"create one with Butler.create({str(path)!r}) or `compstore create`"
             )
         try:
-            config = json.loads(config_path.read_bytes())
-            major, minor = (int(p) for p in str(config["version"]).split("."))
+            with open(config_path, "rb") as f:
+                # A config is a few lines: read no more than the limit, whatever is there.
+                raw = f.read(_MAX_CONFIG_BYTES + 1)
+        except OSError as err:
+            raise RepositoryFormatError(f"cannot read {config_path}: {err.strerror}") from None
+        try:
+            if len(raw) > _MAX_CONFIG_BYTES:
+                raise ValueError(f"it is over {_MAX_CONFIG_BYTES:,} bytes")
+            config = parse_json(raw)  # bounded nesting (ValueError)
+            if not isinstance(config, dict):
+                raise TypeError(f"it holds a JSON {type(config).__name__}, not an object")
+            version = config["version"]
+            if not isinstance(version, str) or not _VERSION.fullmatch(version):
+                raise ValueError(f"version {str(version)[:50]!r} is not MAJOR.MINOR")
+            major, minor = (int(p) for p in version.split("."))
             if config["format"] != FORMAT_NAME:
-                raise ValueError(f"format is {config['format']!r}")
+                raise ValueError(f"format is {str(config['format'])[:50]!r}")
         except (ValueError, KeyError, TypeError) as err:
-            raise RepositoryFormatError(f"{config_path} is not a valid compstore config: {err}") from None
+            raise RepositoryFormatError(
+                f"{config_path} is not a valid compstore config: {err}; restore it "
+                "(docs/format.md shows one)"
+            ) from None
         if major not in KNOWN_MINORS:
             raise RepositoryFormatError(
                 f"{path} has format version {major}.{minor}; this compstore reads versions "
