@@ -1654,6 +1654,29 @@ class Registry:
         with self._read() as conn:
             return self._get(conn, _as_uuid(id))
 
+    def duplicate_datasets(self) -> list[list[uuid.UUID]]:
+        """Return the IDs of datasets that share a dataset type, data ID and run, per group.
+
+        The schema's unique index forbids them; a registry file edited behind
+        compstore's back, or whose index was damaged or dropped, may hold some.
+        `compstore.verify` reports each group. Reads the whole dataset table.
+        """
+        with self._read() as conn:
+            table = self._t["dataset"]
+            keys = (table.c.dataset_type_id, table.c.data_id_key, table.c.run_id)
+            dup = (
+                sa.select(*keys).group_by(*keys).having(sa.func.count() > 1).subquery()
+            )
+            rows = conn.execute(
+                sa.select(table.c.id, *keys)
+                .join(dup, sa.and_(*(k == dup.c[k.name] for k in keys)))
+                .order_by(*keys, table.c.id)
+            ).all()
+        groups: dict[tuple[Any, ...], list[uuid.UUID]] = {}
+        for row in rows:
+            groups.setdefault(tuple(row[1:]), []).append(row[0])
+        return list(groups.values())
+
     def manifests(self) -> set[str]:
         """Return every manifest digest some dataset refers to."""
         with self._read() as conn:
