@@ -427,9 +427,9 @@ class Butler:
 
     def _checked_name(self, text: str) -> DatasetName:
         """``parse_dataset_name`` plus a check that the component exists, remembered per name."""
-        name = self._names.get(text)
+        name = self._names.get(text) if isinstance(text, str) else None
         if name is None:
-            name = parse_dataset_name(text)
+            name = parse_dataset_name(text)  # refuses a non-string (InvalidNameError)
             if name.component is not None:
                 dtype = self.registry.get_dataset_type(name.dataset_type)
                 sc = get_storage_class(dtype.storage_class)
@@ -478,7 +478,7 @@ class Butler:
         kwargs: Mapping[str, Any],
     ) -> tuple[Any, ...] | None:
         items = [*(data_id or {}).items(), *kwargs.items()]
-        if not all(type(v) in (int, str) for _, v in items):
+        if not all(type(k) is str and type(v) in (int, str) for k, v in items):
             return None  # numpy ints and the like: normalised by the slow path only
         search = (collections,) if isinstance(collections, str) else (
             tuple(collections) if collections is not None else None

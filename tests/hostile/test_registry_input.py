@@ -109,3 +109,19 @@ def test_a_damaged_registry_file_is_a_clean_error(tmp_path, damage):
     assert out.stdout.startswith("CLEAN"), out.stderr[-2000:]
     assert "registry.sqlite3 is damaged" in out.stdout and "backup" in out.stdout
     assert RepositoryFormatError  # the class the message comes from
+
+
+def test_odd_data_id_keys_and_values_and_names_are_clean_errors(repo):
+    from compstore.errors import DataIdError, InvalidNameError, UnknownStorageClassError
+
+    b = Butler(repo, run="r")
+    b.register_dataset_type("thing", ("visit",), "Wcs")
+    for data_id in ({None: "x", "band": "y"}, {1: 2}, {"visit": {}}, {"visit": [1]}):
+        with pytest.raises(DataIdError):
+            b.find_dataset("thing", data_id)
+    with pytest.raises(QueryError, match="is a string"):
+        b.query_datasets("thing", where=5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidNameError):
+        b.get([], visit=1)  # type: ignore[arg-type]
+    with pytest.raises(UnknownStorageClassError):
+        b.register_dataset_type("other", ("visit",), {})  # type: ignore[arg-type]

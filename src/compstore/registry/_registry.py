@@ -27,6 +27,7 @@ from compstore.errors import (
     InvalidNameError,
     MissingCollectionError,
     MissingDatasetTypeError,
+    QueryError,
     RepositoryError,
     RepositoryExistsError,
     RepositoryFormatError,
@@ -1621,6 +1622,8 @@ class Registry:
             info = self._type(conn, dataset_type)
             types = self._dimension_types(conn, info)
             condition: sa.ColumnElement[bool] | None = None
+            if where is not None and not isinstance(where, str):
+                raise QueryError(f"a where expression is a string, got {type(where).__name__}")
             if where is not None and where.strip():
                 node = parse_where(where)
                 check_where(node, dataset_type, types, bind, where)
