@@ -133,9 +133,9 @@ def parse_json(data: bytes | bytearray | memoryview | str) -> Any:
             value = json.loads(raw)
         except RecursionError:
             raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-    # Fewer brackets than the limit cannot nest deeper (two C-speed counts); only
-    # a document with more is walked.
-    if isinstance(value, (dict, list)) and raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
+    # Nesting deeper than the limit takes 2 * limit bytes and more brackets than
+    # the limit (two C-speed counts); only such a document is walked.
+    if len(raw) > 2 * MAX_JSON_DEPTH and raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
         _check_depth(value)
     return value
 
@@ -145,6 +145,8 @@ _UNPARSED: Final = object()
 
 def _check_depth(value: Any) -> None:
     """Raise ValueError if ``value`` nests deeper than `MAX_JSON_DEPTH` (iteratively)."""
+    if not isinstance(value, (dict, list)):
+        return  # a lone string full of brackets
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()

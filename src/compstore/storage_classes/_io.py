@@ -655,7 +655,12 @@ def _type_name(value: object) -> str:
 def _check_entry(entry: object) -> None:
     """Raise CorruptBlobError unless ``entry`` is a manifest entry readers can follow."""
     if isinstance(entry, Mapping):
-        kind = next((k for k in _KINDS if k in entry), None)
+        # A plain loop, no generator: this runs for every component a read touches.
+        kind = None
+        for k in _KINDS:
+            if k in entry:
+                kind = k
+                break
         if kind is not None and isinstance(entry[kind], str):
             if kind != "dataset":
                 return
