@@ -11,15 +11,21 @@ Layout (``docs/format.md`` is the specification)::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import re
+import shutil
+import sqlite3
 import threading
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cas import LocalBlobStore
+from .cas import LocalBlobStore, parse_json
 from .errors import (
     RepositoryExistsError,
     RepositoryFormatError,
@@ -39,6 +45,8 @@ FORMAT_VERSION = (2, 0)
 #: repository is written without them, so that older readers still read it.
 KNOWN_MINORS = {1: 0, 2: 0}
 _REGISTRY_NAME = "registry.sqlite3"
+_MAX_CONFIG_BYTES = 1 << 16
+_VERSION = re.compile(r"[0-9]{1,6}\.[0-9]{1,6}")
 # One Registry per repository per process: Butlers of one repository share its
 # caches (dataset types, collections), as they share the object cache.
 _registries: weakref.WeakValueDictionary[str, Registry] = weakref.WeakValueDictionary()
@@ -70,6 +78,74 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+# What a create killed before writing its config may leave (besides README.md
+# and .gitignore, which a user may have put there first).
+_HALF_MADE = frozenset(
+    {_REGISTRY_NAME, *(f"{_REGISTRY_NAME}-{s}" for s in ("wal", "shm", "journal")),
+     _BLOBS_NAME, CONFIG_NAME + ".partial"}
+)
+# Files a fresh blob store holds: group metadata of the fan-out folders (and their
+# .partial files, if killed while writing one), the pack index.
+_EMPTY_STORE_FILES = ("zarr.json", "packs.sqlite3")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the folder ``path`` (released if the process dies)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RepositoryExistsError(
+                f"another process is creating a repository in {path}; wait for it"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _clear_half_made(path: Path) -> None:
+    """Remove what a create killed half-way left in ``path``, after checking it holds no data.
+
+    Raises
+    ------
+    RepositoryExistsError
+        If the registry has dataset types or collections, or the blob store
+        holds any component: a repository that lost its config, not a
+        half-made one. Nothing is removed then.
+    """
+    for folder, _, files in os.walk(path / _BLOBS_NAME):
+        data = [f for f in files if not f.startswith(_EMPTY_STORE_FILES)]
+        if data:
+            raise _lost_config(path, f"{os.path.join(folder, data[0])}")
+    registry = path / _REGISTRY_NAME
+    if registry.exists():
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{registry}?mode=ro", uri=True)) as db:
+                rows = db.execute(
+                    "SELECT (SELECT count(*) FROM dataset_type) + (SELECT count(*) FROM collection)"
+                ).fetchone()[0]
+        except sqlite3.Error:
+            rows = 0  # half-written: no table, or not a database yet
+        if rows:
+            raise _lost_config(path, f"the registry's {rows} dataset types and collections")
+    for name in sorted(_HALF_MADE):
+        target = path / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+
+
+def _lost_config(path: Path, evidence: str) -> RepositoryExistsError:
+    return RepositoryExistsError(
+        f"{path} has no {CONFIG_NAME} but holds data ({evidence}): a repository whose "
+        f"config was lost, not one a create left half-made. Restore {CONFIG_NAME} (see "
+        "docs/format.md) instead of creating a repository here"
+    )
+
+
 @dataclass
 class Repository:
     """The open parts of one repository folder."""
@@ -84,40 +160,52 @@ class Repository:
     def create(cls, root: str | os.PathLike[str], *, exist_ok: bool = False) -> Repository:
         """Create a repository in ``root`` (a new or empty folder).
 
+        The config is written last, so a create killed half-way leaves a folder
+        that is no repository; a later create finds it (a registry and empty
+        fan-out folders, nothing else) and starts over. Two creates of one folder
+        at once are refused (the folder is locked while one runs).
+
         Raises
         ------
         RepositoryExistsError
-            If ``root`` holds a repository already (and ``exist_ok`` is false), or
-            holds other files.
+            If ``root`` holds a repository already (and ``exist_ok`` is false),
+            holds other files, or another process is creating a repository there.
         """
         path = Path(root)
-        if (path / CONFIG_NAME).exists():
-            if exist_ok:
-                return cls.open(path)
-            raise RepositoryExistsError(
-                f"{path} holds a compstore repository already; open it with Butler({str(path)!r}) "
-                "or choose another folder"
-            )
         if path.exists() and not path.is_dir():
             raise RepositoryExistsError(f"{path} exists and is not a folder")
-        stray = [p.name for p in path.iterdir() if p.name not in {"README.md", ".gitignore"}] if path.exists() else []
-        if stray:
-            raise RepositoryExistsError(
-                f"{path} is not empty (it holds {', '.join(sorted(stray)[:5])}); "
-                "a repository is created in a new or empty folder"
-            )
-        path.mkdir(parents=True, exist_ok=True)
-        Registry.create(path / _REGISTRY_NAME)
-        LocalBlobStore(path / _BLOBS_NAME).make_fanout()  # puts into a young repository skip mkdirs
-        config = {
-            "format": FORMAT_NAME,
-            "version": f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}",
-            "registry": _REGISTRY_NAME,
-            "blobs": _BLOBS_NAME,
-        }
-        # The config is written last: a folder without it is not a repository,
-        # so a create that died half-way is never mistaken for one.
-        _write_atomic(path / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RepositoryExistsError(f"cannot create the folder {path}: {exc.strerror}") from None
+        with _locked(path):
+            if (path / CONFIG_NAME).exists():
+                if exist_ok:
+                    return cls.open(path)
+                raise RepositoryExistsError(
+                    f"{path} holds a compstore repository already; open it with "
+                    f"Butler({str(path)!r}) or choose another folder"
+                )
+            names = {p.name for p in path.iterdir()} - {"README.md", ".gitignore"}
+            stray = names - _HALF_MADE
+            if stray:
+                raise RepositoryExistsError(
+                    f"{path} is not empty (it holds {', '.join(sorted(stray)[:5])}); "
+                    "a repository is created in a new or empty folder"
+                )
+            if names:
+                _clear_half_made(path)
+            Registry.create(path / _REGISTRY_NAME).close()
+            LocalBlobStore(path / _BLOBS_NAME).make_fanout()  # puts into a young repository skip mkdirs
+            config = {
+                "format": FORMAT_NAME,
+                "version": f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}",
+                "registry": _REGISTRY_NAME,
+                "blobs": _BLOBS_NAME,
+            }
+            # The config is written last: a folder without it is not a repository,
+            # so a create that died half-way is never mistaken for one.
+            _write_atomic(path / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
         return cls.open(path)
 
     @classmethod
@@ -139,12 +227,28 @@ class Repository:
                 f"create one with Butler.create({str(path)!r}) or `compstore create`"
             )
         try:
-            config = json.loads(config_path.read_bytes())
-            major, minor = (int(p) for p in str(config["version"]).split("."))
+            with open(config_path, "rb") as f:
+                # A config is a few lines: read no more than the limit, whatever is there.
+                raw = f.read(_MAX_CONFIG_BYTES + 1)
+        except OSError as err:
+            raise RepositoryFormatError(f"cannot read {config_path}: {err.strerror}") from None
+        try:
+            if len(raw) > _MAX_CONFIG_BYTES:
+                raise ValueError(f"it is over {_MAX_CONFIG_BYTES:,} bytes")
+            config = parse_json(raw)  # bounded nesting (ValueError)
+            if not isinstance(config, dict):
+                raise TypeError(f"it holds a JSON {type(config).__name__}, not an object")
+            version = config["version"]
+            if not isinstance(version, str) or not _VERSION.fullmatch(version):
+                raise ValueError(f"version {str(version)[:50]!r} is not MAJOR.MINOR")
+            major, minor = (int(p) for p in version.split("."))
             if config["format"] != FORMAT_NAME:
-                raise ValueError(f"format is {config['format']!r}")
+                raise ValueError(f"format is {str(config['format'])[:50]!r}")
         except (ValueError, KeyError, TypeError) as err:
-            raise RepositoryFormatError(f"{config_path} is not a valid compstore config: {err}") from None
+            raise RepositoryFormatError(
+                f"{config_path} is not a valid compstore config: {err}; restore it "
+                "(docs/format.md shows one)"
+            ) from None
         if major not in KNOWN_MINORS:
             raise RepositoryFormatError(
                 f"{path} has format version {major}.{minor}; this compstore reads versions "

@@ -384,7 +384,7 @@ class Butler:
         """Create a collection (``"RUN"``, ``"CHAINED"`` or ``"TAGGED"``) if it does not exist."""
         self._check_writeable()
         if isinstance(collection_type, str):
-            collection_type = CollectionType[collection_type.upper()]
+            collection_type = CollectionType(collection_type)  # "run", "Chained"; else refused
         self.registry.register_collection(name, collection_type)
 
     def collection_chain(self, name: str, children: Sequence[str]) -> None:
@@ -504,9 +504,9 @@ class Butler:
 
     def _checked_name(self, text: str) -> DatasetName:
         """``parse_dataset_name`` plus a check that the component exists, remembered per name."""
-        name = self._names.get(text)
+        name = self._names.get(text) if isinstance(text, str) else None
         if name is None:
-            name = parse_dataset_name(text)
+            name = parse_dataset_name(text)  # refuses a non-string (InvalidNameError)
             if name.component is not None:
                 dtype = self.registry.get_dataset_type(name.dataset_type)
                 sc = get_storage_class(dtype.storage_class)
@@ -555,7 +555,7 @@ class Butler:
         kwargs: Mapping[str, Any],
     ) -> tuple[Any, ...] | None:
         items = [*(data_id or {}).items(), *kwargs.items()]
-        if not all(type(v) in (int, str) for _, v in items):
+        if not all(type(k) is str and type(v) in (int, str) for k, v in items):
             return None  # numpy ints and the like: normalised by the slow path only
         search = (collections,) if isinstance(collections, str) else (
             tuple(collections) if collections is not None else None

@@ -124,7 +124,7 @@ class RepositoryExistsError(RepositoryError, FileExistsError):
 
 
 class RepositoryFormatError(RepositoryError):
-    """The repository's format version is unknown or its config is malformed."""
+    """The repository's format version is unknown, or its config or registry file is damaged."""
 
     code = "repository-format"
 

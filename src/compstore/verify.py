@@ -29,6 +29,7 @@ MISSING = "missing"
 CORRUPT = "corrupt"
 UNREADABLE = "unreadable"
 DANGLING = "dangling reference"
+DUPLICATE = "duplicate dataset"
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,11 @@ class VerifyProblem:
         ``"missing"``; ``"corrupt"`` (its bytes do not hash to its digest or
         do not decode, or a manifest that is not one); ``"unreadable"`` (the
         store could not read it, an I/O error say, or a manifest entry names
-        no component or a malformed digest); or ``"dangling reference"`` (a
+        no component or a malformed digest); ``"dangling reference"`` (a
         reference to a dataset the registry does not hold, or to a component
-        that dataset lacks).
+        that dataset lacks); or ``"duplicate dataset"`` (the registry holds
+        several datasets of one type and data ID in one run, which its unique
+        index forbids: ``digest`` is then the ID of one of the others).
     message
         What the store said.
     dataset
@@ -176,6 +179,7 @@ def verify_repository(
     refs = list(refs)
     for ref in refs:
         walk.dataset(ref)
+    walk.duplicates()
     arrays = {d for kind, d in walk.checked if kind == "array"}
     documents = {d for kind, d in walk.checked if kind == "document"}
     unreferenced: int | None = None
@@ -240,6 +244,24 @@ class _Walk:
                 nested = self.entry(digest, name, entry, ref)
                 if nested is not None:
                     stack.append(nested)
+
+    def duplicates(self) -> None:
+        """Report datasets the registry holds twice (same type, data ID and run).
+
+        A lookup would return either one: which dataset a get reads would
+        depend on the database's row order, a silent wrong answer.
+        """
+        for ids in self.registry.duplicate_datasets():
+            first = self.registry.get_dataset(ids[0])
+            if first is None:  # removed meanwhile
+                continue
+            for other in ids[1:]:
+                self.problem(
+                    str(other), DUPLICATE,
+                    f"datasets {', '.join(map(str, ids))} share dataset type, data ID and run; "
+                    "remove all but one (Butler.remove), then restore the registry's unique index",
+                    first,
+                )
 
     def components(self, digest: str) -> Mapping[str, Any] | tuple[str, str]:
         """The components of manifest ``digest``, or ``(problem, message)`` if it does not read."""

@@ -18,7 +18,12 @@ import orjson
 from compstore.cas._digest import digest_bytes
 from compstore.errors import EncodingError
 
-__all__ = ["canonical_json", "digest_json", "parse_json"]
+__all__ = ["MAX_JSON_DEPTH", "canonical_json", "digest_json", "parse_json"]
+
+#: The deepest nesting of arrays and objects `parse_json` accepts. compstore's own
+#: documents nest a few levels; a deeper one is damaged or hostile, and would
+#: exhaust the stack of the recursive code that reads it (docs/format.md).
+MAX_JSON_DEPTH: Final = 256
 
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False,
@@ -111,17 +116,46 @@ def parse_json(data: bytes | bytearray | memoryview | str) -> Any:
     Raises
     ------
     ValueError
-        If ``data`` is not JSON (``json.JSONDecodeError``).
+        If ``data`` is not JSON (``json.JSONDecodeError``), or nests arrays and
+        objects deeper than `MAX_JSON_DEPTH`.
     """
     raw = data.encode() if isinstance(data, str) else bytes(data)
+    value = _UNPARSED
     # C-speed screen first (any 19-digit run?), the exact regex only then: the
     # regex alone cost more than parsing a document (ad-hoc timing).
     if _NINETEEN_ZEROS not in raw.translate(_DIGITS_TO_ZERO) or _LONG_DIGITS.search(raw) is None:
         try:
-            return orjson.loads(raw)
+            value = orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(raw)
+    if value is _UNPARSED:
+        try:
+            value = json.loads(raw)
+        except RecursionError:
+            raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    # Nesting deeper than the limit takes 2 * limit bytes and more brackets than
+    # the limit (two C-speed counts); only such a document is walked.
+    if len(raw) > 2 * MAX_JSON_DEPTH and raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
+        _check_depth(value)
+    return value
+
+
+_UNPARSED: Final = object()
+
+
+def _check_depth(value: Any) -> None:
+    """Raise ValueError if ``value`` nests deeper than `MAX_JSON_DEPTH` (iteratively)."""
+    if not isinstance(value, (dict, list)):
+        return  # a lone string full of brackets
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= MAX_JSON_DEPTH:
+                    raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+                stack.append((child, depth + 1))
 
 
 _DIGITS_TO_ZERO: Final = bytes.maketrans(b"123456789", b"000000000")

@@ -8,6 +8,7 @@ values enter the code through ``repr`` only.
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 import yaml
@@ -33,11 +34,49 @@ def parse_config_override(text: str) -> tuple[str, str, Any]:
         )
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        # ValueError: an integer of more than 4,300 digits; RecursionError: deep nesting.
         raise argparse.ArgumentTypeError(
-            f"cannot read the value of -c {text!r} as YAML: {exc}"
+            f"cannot read the value of -c {text[:200]!r} as YAML: {str(exc)[:200]}"
         ) from None
+    problem = _not_plain(parsed)
+    if problem:
+        raise argparse.ArgumentTypeError(
+            f"the value of -c {text[:200]!r} is {problem}; a config value is a string, a finite "
+            "number, true/false, null, or a list or mapping of those (quote a date or a "
+            "word YAML reads otherwise: -c LABEL:KEY=\"'2020-01-01'\")"
+        )
     return label.strip(), key.strip(), parsed
+
+
+def _not_plain(value: Any) -> str:
+    """What makes ``value`` no plain JSON value ('' if it is one).
+
+    The CLI writes the override into the Python it runs as ``repr(value)``: a
+    YAML date, NaN or infinity would print as code that does not run
+    (``datetime.date(...)``, ``nan``), and provenance records config as JSON.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        if isinstance(item, int):
+            if item.bit_length() > 64:
+                return "an integer too large to record"
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return f"{item!r}, which cannot be recorded as provenance"
+            continue
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if isinstance(item, dict) and all(isinstance(k, str) for k in item):
+            stack.extend(item.values())
+            continue
+        return f"a {type(item).__name__} in YAML"
+    return ""
 
 
 # -- run ----------------------------------------------------------------------------

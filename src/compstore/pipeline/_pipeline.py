@@ -31,6 +31,8 @@ from ._task import Task
 
 __all__ = ["Pipeline", "TaskDef"]
 
+_MAX_PIPELINE_BYTES = 1 << 20
+
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _TOP_KEYS = {"description", "tasks"}
 _TASK_KEYS = {"class", "config"}
@@ -228,15 +230,24 @@ class Pipeline:
         """
         path = Path(path)
         try:
-            text = path.read_text()
+            with open(path, "rb") as f:
+                # A pipeline is a few lines: reading at most the limit bounds memory.
+                raw = f.read(_MAX_PIPELINE_BYTES + 1)
         except OSError as exc:
             raise PipelineDefinitionError(
                 f"cannot read pipeline file {path}: {exc.strerror}"
             ) from None
+        if len(raw) > _MAX_PIPELINE_BYTES:
+            raise PipelineDefinitionError(
+                f"{path}: a pipeline file is at most {_MAX_PIPELINE_BYTES:,} bytes; is it one?"
+            )
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PipelineDefinitionError(f"{path}: not valid YAML: {exc}") from None
+            data = yaml.safe_load(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise PipelineDefinitionError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        except (yaml.YAMLError, ValueError, RecursionError) as exc:
+            # ValueError: an integer of more than 4,300 digits; RecursionError: deep nesting.
+            raise PipelineDefinitionError(f"{path}: not valid YAML: {str(exc)[:300]}") from None
         return cls.from_dict(data, source=str(path))
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["is_sqlite", "make_engine", "make_url", "set_durability"]
+from compstore.errors import RepositoryFormatError
+
+__all__ = ["damaged_registry_error", "is_sqlite", "make_engine", "make_url", "set_durability"]
 
 _URL_PREFIXES = ("sqlite:", "postgresql:", "postgresql+")
 
@@ -78,9 +81,49 @@ def make_engine(url: sa.URL) -> sa.Engine:
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.close()
 
+    @sa.event.listens_for(engine, "handle_error")
+    def _on_error(context: sa.engine.ExceptionContext) -> None:
+        # A damaged file shows up at whichever statement first reads the bad page.
+        error = damaged_registry_error(url.database, context.original_exception)
+        if error is not None:
+            raise error from context.original_exception
+
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         write = conn.get_execution_options().get("compstore_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+# SQLite's result codes for a damaged database file (sqlite3.h).
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+
+def damaged_registry_error(database: str | None, exc: BaseException) -> RepositoryFormatError | None:
+    """The error to raise for ``exc`` if it says the SQLite file is damaged, else None.
+
+    Parameters
+    ----------
+    database : `str` or `None`
+        The registry file, for the message.
+    exc : `BaseException`
+        What the driver raised.
+
+    Returns
+    -------
+    error : `RepositoryFormatError` or `None`
+        A message naming the file and what to do; None if ``exc`` is another error
+        (a locked database, a constraint: those are not damage).
+    """
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code not in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return None
+    return RepositoryFormatError(
+        f"the registry file {database} is damaged ({exc}); compstore cannot read it. Restore "
+        "it from a backup (the components in blobs/ are not affected), then run "
+        "`compstore verify`"
+    )

@@ -27,6 +27,7 @@ from compstore.errors import (
     InvalidNameError,
     MissingCollectionError,
     MissingDatasetTypeError,
+    QueryError,
     RepositoryError,
     RepositoryExistsError,
     RepositoryFormatError,
@@ -39,8 +40,8 @@ from ._dimensions import (
     coerce_value,
     infer_value_type,
 )
-from ._engine import is_sqlite, make_engine, make_url, set_durability
 from ._definitions import DatasetTypeDefinition, definition_table, read_definitions
+from ._engine import damaged_registry_error, is_sqlite, make_engine, make_url, set_durability
 from ._schema import (
     SCHEMA_VERSION,
     add_dimension_column,
@@ -366,13 +367,21 @@ class Registry:
                 # on *other* connections, which every registry write is.
                 watcher = sqlite3.connect(self._url.database, check_same_thread=False)
                 self._watcher = watcher
-            version = int(watcher.execute("PRAGMA data_version").fetchone()[0])
+            try:
+                version = int(watcher.execute("PRAGMA data_version").fetchone()[0])
+                row = None
+                if version != self._version_seen:
+                    # Read after data_version: the catalog seen is at least as new as the
+                    # version recorded, so a commit between the two is caught next time.
+                    row = watcher.execute(
+                        "SELECT value FROM registry_meta WHERE key = ?", (_CATALOG_KEY,)
+                    ).fetchone()
+            except sqlite3.DatabaseError as exc:
+                error = damaged_registry_error(self._url.database, exc)
+                if error is None:
+                    raise
+                raise error from exc
             if version != self._version_seen:
-                # Read after data_version: the catalog seen is at least as new as the
-                # version recorded, so a commit between the two is caught next time.
-                row = watcher.execute(
-                    "SELECT value FROM registry_meta WHERE key = ?", (_CATALOG_KEY,)
-                ).fetchone()
                 self._check_catalog(row[0] if row is not None else None)
                 self._version_seen = version
             return version
@@ -1827,6 +1836,8 @@ class Registry:
             info = self._type(conn, dataset_type)
             types = self._dimension_types(conn, info)
             condition: sa.ColumnElement[bool] | None = None
+            if where is not None and not isinstance(where, str):
+                raise QueryError(f"a where expression is a string, got {type(where).__name__}")
             if where is not None and where.strip():
                 node = parse_where(where)
                 check_where(node, dataset_type, types, bind, where)
@@ -1859,6 +1870,29 @@ class Registry:
         """Return the dataset with this ID, or `None` if there is none."""
         with self._read() as conn:
             return self._get(conn, _as_uuid(id))
+
+    def duplicate_datasets(self) -> list[list[uuid.UUID]]:
+        """Return the IDs of datasets that share a dataset type, data ID and run, per group.
+
+        The schema's unique index forbids them; a registry file edited behind
+        compstore's back, or whose index was damaged or dropped, may hold some.
+        `compstore.verify` reports each group. Reads the whole dataset table.
+        """
+        with self._read() as conn:
+            table = self._t["dataset"]
+            keys = (table.c.dataset_type_id, table.c.data_id_key, table.c.run_id)
+            dup = (
+                sa.select(*keys).group_by(*keys).having(sa.func.count() > 1).subquery()
+            )
+            rows = conn.execute(
+                sa.select(table.c.id, *keys)
+                .join(dup, sa.and_(*(k == dup.c[k.name] for k in keys)))
+                .order_by(*keys, table.c.id)
+            ).all()
+        groups: dict[tuple[Any, ...], list[uuid.UUID]] = {}
+        for row in rows:
+            groups.setdefault(tuple(row[1:]), []).append(row[0])
+        return list(groups.values())
 
     def manifests(self) -> set[str]:
         """Return every manifest digest some dataset refers to."""

@@ -9,11 +9,11 @@ from __future__ import annotations
 import enum
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from compstore.errors import DataIdError, InvalidNameError
+from compstore.errors import CollectionTypeError, DataIdError, InvalidNameError
 
 __all__ = [
     "CollectionType",
@@ -98,6 +98,22 @@ class CollectionType(enum.Enum):
     CHAINED = 2
     TAGGED = 3
 
+    @classmethod
+    def _missing_(cls, value: object) -> CollectionType:
+        """``CollectionType("chained")``: a name, in any case; anything else is refused.
+
+        Raises
+        ------
+        CollectionTypeError
+            If ``value`` names no collection type.
+        """
+        if isinstance(value, str) and value.upper() in cls.__members__:
+            return cls.__members__[value.upper()]
+        raise CollectionTypeError(
+            f"unknown collection type {str(value)[:100]!r}: use "
+            f"{', '.join(cls.__members__)}"
+        )
+
 
 class DataId(Mapping[str, DataIdValue]):
     """An immutable, hashable mapping of dimension name to value.
@@ -125,9 +141,22 @@ class DataId(Mapping[str, DataIdValue]):
     ) -> None:
         merged = dict(values)
         merged.update(kwargs)
+        for key in merged:
+            if type(key) is not str:
+                raise DataIdError(
+                    f"data ID key {key!r} ({type(key).__name__}) is not a dimension name (a str)"
+                )
         items = tuple(sorted(merged.items()))
+        try:
+            digest = hash(items)
+        except TypeError:
+            bad = next(k for k, v in items if not isinstance(v, Hashable))
+            raise DataIdError(
+                f"data ID value of {bad!r} is {str(merged[bad])[:100]} "
+                f"({type(merged[bad]).__name__}); data ID values are integers or strings"
+            ) from None
         object.__setattr__(self, "_items", items)
-        object.__setattr__(self, "_hash", hash(items))
+        object.__setattr__(self, "_hash", digest)
 
     @classmethod
     def _from_sorted(cls, items: tuple[tuple[str, DataIdValue], ...]) -> DataId:

@@ -23,6 +23,8 @@ from compstore.errors import QueryError, QuerySyntaxError
 from ._dimensions import INT64_MAX, INT64_MIN, ValueType, _is_int
 
 __all__ = [
+    "MAX_WHERE_DEPTH",
+    "MAX_WHERE_LENGTH",
     "And",
     "Bind",
     "Compare",
@@ -38,14 +40,16 @@ __all__ = [
 ]
 
 # Keywords are case-insensitive and outrank dimension names (priority 2), and
-# "\b" keeps a dimension like ``notes`` from lexing as NOT + ``es``.
+# "\b" keeps a dimension like ``notes`` from lexing as NOT + ``es``. AND and OR
+# are lists, not left-recursive pairs: 1,000 ORed terms make a tree one level
+# deep, and only NOT and parentheses nest (bounded by MAX_WHERE_DEPTH).
 _GRAMMAR = r"""
 ?start: or_expr
 
 ?or_expr: and_expr
-        | or_expr _OR and_expr          -> or_
+        | and_expr (_OR and_expr)+      -> or_
 ?and_expr: not_expr
-         | and_expr _AND not_expr       -> and_
+         | not_expr (_AND not_expr)+    -> and_
 ?not_expr: atom
          | NOT not_expr                 -> not_
 ?atom: comparison
@@ -75,6 +79,14 @@ BIND: /:[A-Za-z_][A-Za-z0-9_]*/
 
 %ignore /\s+/
 """
+
+#: Limits on a where expression (docs/registry.md, "Grammar"): its length in
+#: characters, how deep NOT and parentheses nest, and the digits of an integer
+#: (a 64-bit integer has at most 19). They bound the parser's memory and the
+#: recursion of the steps after it.
+MAX_WHERE_LENGTH = 100_000
+MAX_WHERE_DEPTH = 100
+_MAX_INT_DIGITS = 20
 
 # What to call lark's terminals in "expected ..." messages.
 _TERMINAL_NAMES = {
@@ -174,6 +186,10 @@ class _ToAst(lark.Transformer[lark.Token, Any]):
 
     def int_literal(self, children: list[lark.Token]) -> Literal:
         (tok,) = children
+        if len(tok.lstrip("-")) > _MAX_INT_DIGITS:
+            # int() of thousands of digits is slow (and refused past 4,300): any
+            # integer this long is out of range, so say that without converting.
+            raise _OutOfRange(tok, tok.column or 0)
         return Literal(int(tok), tok.column or 0)
 
     def str_literal(self, children: list[lark.Token]) -> Literal:
@@ -203,12 +219,31 @@ class _ToAst(lark.Transformer[lark.Token, Any]):
         return Or(_flatten(Or, children))
 
 
+class _OutOfRange(Exception):
+    """An integer literal too long to fit 64 bits (raised inside lark's transformer)."""
+
+    def __init__(self, text: str, column: int) -> None:
+        super().__init__(text)
+        self.text = text
+        self.column = column
+
+
 def _flatten(kind: type[And] | type[Or], children: list[Any]) -> tuple[Node, ...]:
-    # The grammar is left-recursive (binary); an n-ary node is easier to compile and print.
+    # ``(a OR b) OR c`` is one n-ary node, easier to compile and print.
     terms: list[Node] = []
     for child in children:
         terms.extend(child.terms if isinstance(child, kind) else (child,))
     return tuple(terms)
+
+
+def _depth(tree: lark.Tree[Any]) -> int:
+    """How deep ``tree`` nests (iteratively: the tree may be deeper than the stack)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
+    return deepest
 
 
 def _column_of(operand: Operand) -> int:
@@ -293,15 +328,36 @@ def parse_where(expression: str) -> Node:
         If the expression is malformed; the message shows the expression with
         a caret under the offending column, and ``.column`` is that column.
     QueryError
-        If an integer literal does not fit 64 bits.
+        If an integer literal does not fit 64 bits, or the expression is longer
+        than `MAX_WHERE_LENGTH` characters or nests NOT and parentheses deeper
+        than `MAX_WHERE_DEPTH`.
     """
     if not isinstance(expression, str):
         raise QueryError(f"a where expression is a string, got {type(expression).__name__}")
+    if len(expression) > MAX_WHERE_LENGTH:
+        raise QueryError(
+            f"where expression of {len(expression):,} characters is longer than the "
+            f"{MAX_WHERE_LENGTH:,} allowed; use a :bind parameter for long IN lists"
+        )
     try:
         tree = _parser().parse(expression)
     except lark.exceptions.UnexpectedInput as exc:
         raise _syntax_error(expression, exc) from None
-    node = _ToAst().transform(tree)
+    # The AST steps below recurse: refuse what would exhaust the stack first.
+    if _depth(tree) > MAX_WHERE_DEPTH:
+        raise QueryError(
+            f"where expression nests NOT and parentheses more than {MAX_WHERE_DEPTH} deep; "
+            "simplify it"
+        )
+    try:
+        node = _ToAst().transform(tree)
+    except lark.exceptions.VisitError as exc:
+        if isinstance(exc.orig_exc, _OutOfRange):
+            raise QueryError(
+                f"integer {exc.orig_exc.text[:30]}... ({len(exc.orig_exc.text)} characters) "
+                "does not fit 64 bits\n" + _caret(expression, 1, exc.orig_exc.column)
+            ) from None
+        raise
     _check_literals(node, expression)
     return node
 
@@ -350,11 +406,25 @@ def _resolve_bind(
         kind = _value_type_of(v)
         if kind is None:
             raise QueryError(
-                f"bind value :{bind_node.name} = {v!r} ({type(v).__name__}) is neither "
+                f"bind value :{bind_node.name} = {str(v)[:100]} ({type(v).__name__}) is neither "
                 "an integer nor a string"
             )
-        out.append(int(v) if kind == "int" else str(v))
+        if kind == "int":
+            number = int(v)
+            # As for a literal: SQL integers are 64-bit; the driver would overflow.
+            if not INT64_MIN <= number <= INT64_MAX:
+                raise QueryError(
+                    f"bind value :{bind_node.name} = {_short_int(number)} does not fit 64 bits"
+                )
+            out.append(number)
+        else:
+            out.append(str(v))
     return out
+
+
+def _short_int(number: int) -> str:
+    # str() of an integer of thousands of digits is slow, and refused past 4,300.
+    return str(number) if number.bit_length() <= 128 else f"(an integer of {number.bit_length()} bits)"
 
 
 @dataclass(frozen=True)
@@ -475,6 +545,27 @@ _OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+# SQLite parses ``a OR b OR ...`` into a tree as deep as its terms are many, and
+# refuses one deeper than 1,000; SQLAlchemy drops parentheses around a nested OR
+# of an OR. So a long list is cut into chunks, each written by De Morgan's law
+# as ``NOT (NOT a AND NOT b ...)`` (the same in SQL's three-valued logic), which
+# SQLAlchemy keeps whole.
+_CHUNK = 64
+
+
+def _balanced(
+    join: Callable[..., sa.ColumnElement[bool]],
+    dual: Callable[..., sa.ColumnElement[bool]],
+    terms: list[sa.ColumnElement[bool]],
+) -> sa.ColumnElement[bool]:
+    while len(terms) > _CHUNK:
+        terms = [
+            sa.not_(dual(*(sa.not_(t) for t in terms[i : i + _CHUNK])))
+            for i in range(0, len(terms), _CHUNK)
+        ]
+    return join(*terms)
+
+
 def where_to_sql(
     node: Node,
     column: Callable[[str], sa.ColumnElement[Any]],
@@ -510,9 +601,9 @@ def where_to_sql(
 
     def compile_(n: Node) -> sa.ColumnElement[bool]:
         if isinstance(n, And):
-            return sa.and_(*(compile_(t) for t in n.terms))
+            return _balanced(sa.and_, sa.or_, [compile_(t) for t in n.terms])
         if isinstance(n, Or):
-            return sa.or_(*(compile_(t) for t in n.terms))
+            return _balanced(sa.or_, sa.and_, [compile_(t) for t in n.terms])
         if isinstance(n, Not):
             return sa.not_(compile_(n.operand))
         if isinstance(n, In):

@@ -18,6 +18,7 @@ children. ``docs/format.md`` is the specification.
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
@@ -28,7 +29,13 @@ import numpy as np
 from .._pool import submit
 from ..cache import ObjectCache
 from ..cas import BlobStore, canonical_json, check_array, digest_bytes, parse_json
-from ..errors import CorruptBlobError, InvalidParameterError, StorageClassError
+from ..errors import (
+    CompstoreError,
+    CorruptBlobError,
+    InvalidParameterError,
+    ObjectError,
+    StorageClassError,
+)
 from ._base import (
     ArrayStorageClass,
     CompositeStorageClass,
@@ -38,13 +45,19 @@ from ._base import (
 )
 from ._registry import get_storage_class
 
-__all__ = ["DOCUMENT_FORMAT", "MANIFEST_FORMAT", "ObjectIO", "WriteReport"]
+__all__ = ["DOCUMENT_FORMAT", "MANIFEST_FORMAT", "MAX_MANIFEST_DEPTH", "ObjectIO", "WriteReport"]
 
 MANIFEST_FORMAT = "compstore.manifest/1"
 DOCUMENT_FORMAT = "compstore.document/1"
 
 # manifest entry kinds, by the key that holds the digest or reference
 _KINDS = ("array", "document", "manifest", "dataset")
+
+#: The deepest chain of manifests (nested composites and references to other
+#: datasets) a read follows. Built-in composites nest two or three levels; a
+#: deeper chain is damaged or hostile, and would exhaust the stack of the
+#: (recursive) assemblers. ``docs/format.md`` ("Manifests") states it.
+MAX_MANIFEST_DEPTH = 64
 
 
 @dataclass
@@ -188,13 +201,14 @@ class _Write:
 
 
 class _Reader:
-    """A `ComponentReader` over one manifest."""
+    """A `ComponentReader` over one manifest; ``trail`` is the chain of reads that led here."""
 
-    __slots__ = ("_io", "_manifest")
+    __slots__ = ("_io", "_manifest", "_trail")
 
-    def __init__(self, io: ObjectIO, manifest: Mapping[str, Any]) -> None:
+    def __init__(self, io: ObjectIO, manifest: Mapping[str, Any], trail: _Trail) -> None:
         self._io = io
         self._manifest = manifest
+        self._trail = trail
 
     @property
     def attributes(self) -> Mapping[str, Any]:
@@ -206,7 +220,39 @@ class _Reader:
     def get(
         self, name: str, parameters: Mapping[str, Any] | None = None, *, cache: bool = True
     ) -> Any:
-        return self._io.read_entry(self._manifest["components"][name], parameters, cache=cache)
+        return self._io.read_entry(
+            self._manifest["components"][name], parameters, cache=cache, _trail=self._trail
+        )
+
+
+@dataclass(frozen=True)
+class _Trail:
+    """The manifests and datasets one read went through, outermost first.
+
+    Bounds the depth of a read (`MAX_MANIFEST_DEPTH`) and finds a reference
+    cycle (dataset A's manifest refers to B, whose manifest refers to A),
+    which would otherwise recurse without end.
+    """
+
+    manifests: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+
+    def enter(self, digest: str) -> _Trail:
+        if len(self.manifests) >= MAX_MANIFEST_DEPTH:
+            raise CorruptBlobError(
+                f"manifest {self.manifests[0]} nests manifests more than {MAX_MANIFEST_DEPTH} "
+                f"deep (at {digest}); the repository is damaged: run `compstore verify`"
+            )
+        return _Trail((*self.manifests, digest), self.datasets)
+
+    def via(self, dataset_id: str) -> _Trail:
+        if dataset_id in self.datasets:
+            cycle = [*self.datasets[self.datasets.index(dataset_id):], dataset_id]
+            raise CorruptBlobError(
+                f"datasets refer to each other in a cycle ({' -> '.join(cycle)}); none of "
+                "them can be read whole: the repository is damaged, run `compstore verify`"
+            )
+        return _Trail(self.manifests, (*self.datasets, dataset_id))
 
     def get_component(self, name: str, component: str) -> Any:
         entry = self._manifest["components"][name]
@@ -457,6 +503,14 @@ class ObjectIO:
                 f"document {digest} is not a compstore manifest (format {value.get('format')!r}); "
                 "the repository may be damaged: run `compstore verify`"
             )
+        # Readers index these without looking: check their shape once, here.
+        for key, kind in (("storage_class", str), ("attributes", dict), ("components", dict)):
+            if not isinstance(value.get(key), kind):
+                raise CorruptBlobError(
+                    f"manifest {digest} has no {key!r} {kind.__name__} (it has "
+                    f"{_type_name(value.get(key))}); the repository may be damaged: "
+                    "run `compstore verify`"
+                )
         return value
 
     def _parse_document(self, digest: str) -> dict[str, Any]:
@@ -476,34 +530,67 @@ class ObjectIO:
         digest: str,
         parameters: Mapping[str, Any] | None = None,
         component: str | None = None,
+        *,
+        _trail: _Trail = _Trail(),
     ) -> Any:
-        """Read the object (or one ``component`` of it) whose manifest is ``digest``."""
+        """Read the object (or one ``component`` of it) whose manifest is ``digest``.
+
+        Raises
+        ------
+        CorruptBlobError
+            If a manifest on the way is damaged: not a manifest, nested more than
+            `MAX_MANIFEST_DEPTH` deep, in a reference cycle, or holding values
+            its storage class cannot assemble.
+        BlobNotFoundError
+            If a component it needs is missing.
+        """
+        trail = _trail.enter(digest)
         manifest = self.manifest(digest)
         sc = get_storage_class(manifest["storage_class"])
-        reader = _Reader(self, manifest)
+        reader = _Reader(self, manifest, trail)
         if isinstance(sc, CompositeStorageClass):
             if component is not None:
-                return sc.read_component(reader, component, dict(parameters or {}))
+                return _assembling(
+                    digest, lambda: sc.read_component(reader, component, dict(parameters or {}))
+                )
             params = sc.check_parameters(parameters)
             if params or not sc.cacheable:
-                return sc.assemble(reader, params)
+                return _assembling(digest, lambda: sc.assemble(reader, params))
             return self.cache.get_or_load(
-                digest, lambda: sc.assemble(reader, {}), size_of=sc.size_of
+                digest, lambda: _assembling(digest, lambda: sc.assemble(reader, {})),
+                size_of=sc.size_of,
             )
         if component is not None:
             raise InvalidParameterError(
                 f"storage class {sc.name!r} is a leaf value and has no component {component!r}"
             )
+        if not reader.has("value"):
+            raise CorruptBlobError(
+                f"manifest {digest} of leaf storage class {sc.name!r} has no 'value' component; "
+                "the repository may be damaged: run `compstore verify`"
+            )
         return reader.get("value", parameters)
 
     def read_entry(
-        self, entry: Mapping[str, Any], parameters: Mapping[str, Any] | None, *, cache: bool = True
+        self,
+        entry: Mapping[str, Any],
+        parameters: Mapping[str, Any] | None,
+        *,
+        cache: bool = True,
+        _trail: _Trail = _Trail(),
     ) -> Any:
         """Read one manifest entry (array, document, nested manifest or dataset reference).
 
         ``cache=False`` reads an array past the identity cache (unless it is
         alive there already): for values an assembler consumes.
+
+        Raises
+        ------
+        CorruptBlobError
+            If the entry is malformed (not a mapping, no kind, a digest or
+            dataset ID that is not a string), or as `read`.
         """
+        _check_entry(entry)
         if "array" in entry:
             digest = entry["array"]
             region = (parameters or {}).get("region")
@@ -519,14 +606,15 @@ class ObjectIO:
             digest = entry["document"]
             return self.cache.get_or_load(digest, lambda: self._decode_document(digest))
         if "manifest" in entry:
-            return self.read(entry["manifest"], parameters)
-        if "dataset" in entry:
-            if self._resolve_dataset is None:
-                raise StorageClassError("this store cannot resolve references to other datasets")
-            return self.read(
-                self._resolve_dataset(entry["dataset"]), parameters, component=entry.get("component")
-            )
-        raise CorruptBlobError(f"manifest entry {entry!r} has none of the keys {_KINDS}")
+            return self.read(entry["manifest"], parameters, _trail=_trail)
+        if self._resolve_dataset is None:
+            raise StorageClassError("this store cannot resolve references to other datasets")
+        dataset_id = entry["dataset"]
+        trail = _trail.via(dataset_id)
+        return self.read(
+            self._resolve_dataset(dataset_id), parameters, component=entry.get("component"),
+            _trail=trail,
+        )
 
     def _decode_document(self, digest: str) -> Any:
         value = self._parse_document(digest)
@@ -544,12 +632,84 @@ class ObjectIO:
         """Yield ``(kind, digest)`` of every blob manifest ``digest`` needs, itself included.
 
         References to other datasets are not followed (they are those datasets' bytes).
+        Iterative, and each nested manifest is walked once: however deep
+        manifests nest, the walk ends without exhausting the stack.
+
+        Raises
+        ------
+        CorruptBlobError
+            If a manifest on the way is damaged (`read`), or an entry malformed.
+        BlobNotFoundError
+            If a manifest on the way is missing.
         """
-        yield "document", digest
-        for entry in self.manifest(digest)["components"].values():
-            if "array" in entry:
-                yield "array", entry["array"]
-            elif "document" in entry:
-                yield "document", entry["document"]
-            elif "manifest" in entry:
-                yield from self.iter_components(entry["manifest"])
+        stack, seen = [digest], {digest}
+        while stack:
+            manifest = stack.pop()
+            yield "document", manifest
+            for entry in self.manifest(manifest)["components"].values():
+                _check_entry(entry)
+                if "array" in entry:
+                    yield "array", entry["array"]
+                elif "document" in entry:
+                    yield "document", entry["document"]
+                elif "manifest" in entry and entry["manifest"] not in seen:
+                    seen.add(entry["manifest"])
+                    stack.append(entry["manifest"])
+
+
+def _type_name(value: object) -> str:
+    return "none" if value is None else f"a {type(value).__name__}"
+
+
+def _check_entry(entry: object) -> None:
+    """Raise CorruptBlobError unless ``entry`` is a manifest entry readers can follow."""
+    if isinstance(entry, Mapping):
+        # A plain loop, no generator: this runs for every component a read touches.
+        kind = None
+        for k in _KINDS:
+            if k in entry:
+                kind = k
+                break
+        if kind is not None and isinstance(entry[kind], str):
+            if kind != "dataset":
+                return
+            component = entry.get("component")
+            if component is None or isinstance(component, str):
+                try:
+                    uuid.UUID(entry[kind])
+                    return
+                except ValueError:
+                    pass
+    raise CorruptBlobError(
+        f"manifest entry {str(entry)[:200]} is not one of {', '.join(_KINDS)} naming a "
+        "digest or dataset ID; the repository may be damaged: run `compstore verify`"
+    )
+
+
+# What assemblers raise on values of the wrong type or shape in a manifest that
+# parsed: its attributes, or components of another storage class than expected.
+_ASSEMBLY_ERRORS = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+
+def _assembling(digest: str, assemble: Callable[[], Any]) -> Any:
+    """Run ``assemble``; a builtin error from it means the manifest is damaged, so say so.
+
+    Manifests are data from disk: a hand-edited or damaged one can hold any
+    JSON. The assemblers trust its shape, so their builtin errors (and an
+    object's `ObjectError` over the values) are turned into a `CorruptBlobError`
+    naming the manifest (the cause is chained).
+    """
+    try:
+        return assemble()
+    except ObjectError as exc:  # objects refusing the values: also the manifest's fault
+        raise CorruptBlobError(
+            f"manifest {digest} holds values its storage class refuses ({exc}); "
+            "the repository may be damaged: run `compstore verify`"
+        ) from exc
+    except CompstoreError:
+        raise
+    except _ASSEMBLY_ERRORS as exc:
+        raise CorruptBlobError(
+            f"manifest {digest} cannot be assembled ({type(exc).__name__}: {str(exc)[:200]}); "
+            "the repository may be damaged: run `compstore verify`"
+        ) from exc

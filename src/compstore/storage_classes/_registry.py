@@ -118,9 +118,9 @@ def get_storage_class(name: str) -> StorageClass:
     _ensure_loaded()
     try:
         return _classes[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: a name read from a damaged manifest, say {}
         raise UnknownStorageClassError(
-            f"unknown storage class {name!r}; known: {', '.join(sorted(_classes))}. "
+            f"unknown storage class {str(name)[:100]!r}; known: {', '.join(sorted(_classes))}. "
             f"Third-party storage classes register in the {ENTRY_POINT_GROUP!r} entry-point group"
         ) from None
 
