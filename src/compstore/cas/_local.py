@@ -72,6 +72,7 @@ from compstore.cas._zarrfmt import (
     parse_array_metadata,
 )
 from compstore.cas._zarrio import (
+    MissingChunkError,
     decode_array_data,
     dimension_names_for,
     encode_array_files,
@@ -80,7 +81,7 @@ from compstore.cas._zarrio import (
     write_array_dir,
     write_array_meta,
 )
-from compstore.errors import BlobNotFoundError, BlobStoreError, CorruptBlobError
+from compstore.errors import BlobNotFoundError, BlobStoreError, CompstoreError, CorruptBlobError
 
 __all__ = ["LocalBlobStore"]
 
@@ -89,7 +90,10 @@ _LOCATED_CACHE_SIZE: Final = 65536  # packed components' places (~200 bytes each
 PENDING_MAX_BYTES: Final = 64 << 20
 """Small components held for the next pack beyond which a pack is written at once."""
 # What a damaged chunk or zarr.json makes numcodecs / json / numpy raise.
-_DECODE_ERRORS: Final = (ValueError, RuntimeError, KeyError, TypeError, IndexError)
+# (ArithmeticError: a zero or absurd size in a damaged zarr.json.)
+_DECODE_ERRORS: Final = (
+    ValueError, RuntimeError, KeyError, TypeError, IndexError, ArithmeticError, MemoryError
+)
 
 
 class LocalBlobStore(BlobStore):
@@ -198,6 +202,15 @@ class LocalBlobStore(BlobStore):
     def _init_layout(self, packs: bool) -> None:
         created: list[str] = []
         folders = [self._root, self._arrays_dir, self._documents_dir, self._staging_dir]
+        for path in folders[1:] + [self._packs_dir]:
+            if os.path.islink(path):
+                # Writers create folders and files below these: through a link they
+                # would land outside the repository.
+                raise BlobStoreError(
+                    f"{path} is a symbolic link; the blob store's folders must be real "
+                    "folders inside it (a damaged or tampered repository): replace the "
+                    "link by the folder it should be, or restore the repository"
+                )
         for path in folders + ([self._packs_dir] if packs else []):
             if not os.path.isdir(path):
                 os.makedirs(path, exist_ok=True)
@@ -414,7 +427,7 @@ class LocalBlobStore(BlobStore):
         except UnsupportedZarrError:
             meta = None
         except _DECODE_ERRORS as exc:
-            raise CorruptBlobError(f"array component {digest} has a bad zarr.json: {exc}") from exc
+            raise _corrupt_array(digest, f"has a bad zarr.json: {exc}") from exc
         _bounded_put(self._meta, digest, meta, _META_CACHE_SIZE)
         return meta
 
@@ -452,27 +465,54 @@ class LocalBlobStore(BlobStore):
     def _read(self, digest: str, path: str, region: RegionLike) -> np.ndarray:
         meta = self._meta_of(digest, path)
         if meta is None:
-            return self._read_with_zarr(path, region)
+            return self._read_with_zarr(digest, path, region)
         reg = normalize_region(region, meta.shape)
+        # A whole read is checked against the digest, hashed as it is read
+        # (docs/format.md, "Reading and checking").
+        hasher = _hasher_for(meta, reg)
+        missing: list[str] | None = [] if hasher is not None else None
         try:
-            box = read_array_dir(path, meta, reg)
+            box = read_array_dir(path, meta, reg, hasher, missing)
         except FileNotFoundError:
             raise
+        except MissingChunkError:
+            # A cut-out met a missing chunk: the fill value only if the whole
+            # array, read with it as the fill value, hashes to its digest.
+            whole = self._read(digest, path, None)
+            return _read_only_view(np.array(whole[_box(reg)]), reg)
         except _DECODE_ERRORS as exc:
-            raise CorruptBlobError(f"array component {digest} cannot be decoded: {exc}") from exc
+            raise _corrupt_array(digest, f"cannot be decoded: {exc}") from exc
         except OSError as exc:
             raise BlobStoreError(f"cannot read array component {digest}: {exc}") from exc
+        if hasher is not None:
+            _check_hash(digest, hasher, missing)
         return _read_only_view(box, reg)
 
     @staticmethod
-    def _read_with_zarr(path: str, region: RegionLike) -> np.ndarray:
-        # Arrays written by other zarr writers with codecs the direct reader lacks.
+    def _read_with_zarr(digest: str, path: str, region: RegionLike) -> np.ndarray:
+        """Read with zarr-python an array the direct reader does not handle.
+
+        compstore writes every array in a layout its own reader handles, so
+        this serves arrays other zarr writers made, and damaged ``zarr.json``
+        files: whatever zarr raises becomes `CorruptBlobError`.
+        """
         import zarr
 
-        arr = zarr.open_array(path, mode="r")
-        reg = normalize_region(region, tuple(arr.shape))
-        box = np.asarray(arr[tuple(slice(a, b) for a, b in zip(reg.lo, reg.hi))])
+        try:
+            arr = zarr.open_array(path, mode="r")
+            reg = normalize_region(region, tuple(arr.shape))
+            box = np.asarray(arr[tuple(slice(a, b) for a, b in zip(reg.lo, reg.hi))])
+        except FileNotFoundError:
+            raise
+        except CompstoreError:
+            raise
+        except Exception as exc:  # zarr's own errors, of many kinds: all mean "cannot read"
+            raise _corrupt_array(digest, f"cannot be read by zarr: {exc!r}") from exc
         box = np.array(box, copy=True)  # zarr may hand out a shared buffer
+        if box.shape == tuple(arr.shape):
+            actual = digest_array(box)
+            if actual != digest:
+                raise _corrupt_array(digest, f"is corrupt: its content hashes to {actual}")
         return _read_only_view(box, reg)
 
     def _packed(
@@ -542,7 +582,7 @@ class LocalBlobStore(BlobStore):
         try:
             meta = parse_array_metadata(raw)
         except (UnsupportedZarrError, *_DECODE_ERRORS) as exc:
-            raise CorruptBlobError(f"array component {digest} has a bad zarr.json: {exc}") from exc
+            raise _corrupt_array(digest, f"has a bad zarr.json: {exc}") from exc
         _bounded_put(self._meta, digest, meta, _META_CACHE_SIZE)
         return meta
 
@@ -554,7 +594,12 @@ class LocalBlobStore(BlobStore):
         try:
             whole = decode_array_data(meta, data)
         except _DECODE_ERRORS as exc:
-            raise CorruptBlobError(f"array component {digest} cannot be decoded: {exc}") from exc
+            raise _corrupt_array(digest, f"cannot be decoded: {exc}") from exc
+        # Packed arrays are small (< PACK_MAX_BYTES): every read, cut-outs too,
+        # decodes the whole array and checks it against its digest (~40 us a MiB).
+        actual = digest_array(whole)
+        if actual != digest:
+            raise _corrupt_array(digest, f"is corrupt: its content hashes to {actual}")
         box = whole
         if whole.ndim:
             box = np.array(whole[tuple(slice(a, b) for a, b in zip(reg.lo, reg.hi))])
@@ -658,13 +703,13 @@ class LocalBlobStore(BlobStore):
         if self._index is not None:
             files = self._packed_files(digest, KIND_DOCUMENT)
             if files is not None:
-                return files[0]
+                return _checked_document(digest, files[0])
         for _ in range(2):
             with self._lock:
                 path = self._staged_documents.get(digest) or self._document_path(digest)
             try:
                 with open(path, "rb", buffering=0) as f:  # one read, no buffer object
-                    return f.read()
+                    return _checked_document(digest, f.read())
             except FileNotFoundError:
                 continue  # maybe published by a concurrent sync: look again
             except OSError as exc:
@@ -919,6 +964,55 @@ def _member_of(
     meta_offset, meta_size = where[pending.members[0][0]]
     offset, size = where[pending.members[1][0]] if pending.key is not None else (0, 0)
     return PackedMember(KIND_ARRAY, pack, offset, size, meta_offset, meta_size, pending.key)
+
+
+def _corrupt_array(digest: str, what: str) -> CorruptBlobError:
+    """The error for a damaged array component: what is wrong, and what to do."""
+    return CorruptBlobError(
+        f"array component {digest} {what}; the repository is damaged: "
+        "run `compstore verify` to list what it breaks"
+    )
+
+
+def _hasher_for(meta: ArrayMeta, region: Region) -> Any:
+    """A hasher to check a read of ``region`` against the digest: None unless it is the whole array."""
+    if region.lo != (0,) * len(meta.shape) or region.hi != meta.shape:
+        return None
+    return array_hasher(meta.dtype, meta.shape)
+
+
+def _check_hash(digest: str, hasher: Any, missing: list[str] | None = None) -> None:
+    """Raise `CorruptBlobError` unless ``hasher`` (fed a whole array) gives ``digest``.
+
+    ``missing``: chunk files found missing (read as the fill value), named as the cause.
+    """
+    actual = hasher.hexdigest()
+    if actual != digest:
+        if missing:
+            raise _corrupt_array(digest, f"is missing its chunk file(s) {', '.join(missing)}")
+        raise _corrupt_array(digest, f"is corrupt: its content hashes to {actual}")
+
+
+def _box(region: Region) -> tuple[slice, ...]:
+    """The slices of ``region``'s bounding box."""
+    return tuple(slice(a, b) for a, b in zip(region.lo, region.hi))
+
+
+def _checked_document(digest: str, data: bytes) -> bytes:
+    """``data``, once it hashes to ``digest`` (~0.1 us a KiB: every document read is checked).
+
+    Raises
+    ------
+    CorruptBlobError
+        If it does not: a damaged document or manifest is never parsed.
+    """
+    actual = digest_bytes(data)
+    if actual != digest:
+        raise CorruptBlobError(
+            f"document {digest} is corrupt: its content hashes to {actual}; the repository "
+            "is damaged: run `compstore verify` to list what it breaks"
+        )
+    return data
 
 
 def _read_only_view(box: np.ndarray, region: Region) -> np.ndarray:
