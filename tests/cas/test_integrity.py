@@ -44,7 +44,7 @@ def _flip(path: pathlib.Path, offset: int) -> None:
 def test_a_missing_chunk_file_is_corrupt_not_zeros(store: LocalBlobStore, dtype: str) -> None:
     array = sample_array(dtype, (600, 530), seed=1)
     digest = store.put_array(array)
-    [chunk] = [p for p in _folder(store, digest).iterdir() if p.name != "zarr.json"]
+    chunk = _folder(store, digest) / "c.0.0"
     chunk.unlink()
     fresh = LocalBlobStore(store.root)
     with pytest.raises(CorruptBlobError, match=f"{digest} is missing its chunk file.*c.0.0"):
@@ -177,3 +177,60 @@ def test_a_staging_symlink_is_refused(tmp_path: pathlib.Path) -> None:
     with pytest.raises(BlobStoreError, match="symbolic link"):
         LocalBlobStore(tmp_path / "blobs").put_array(np.ones((600, 600)))
     assert list(outside.iterdir()) == []
+
+
+# -- cut-outs check the parts they read (compstore.sums) -------------------------------
+def _cutout_flip_cases(store: LocalBlobStore, dtype: str):
+    # 1024x1024: raw for noisy floats (16 blocks of 64 KiB per 16 rows), one shard of
+    # 256x256 blosc chunks for ints.
+    array = sample_array(dtype, (1024, 1024), seed=6)
+    digest = store.put_array(array)
+    return array, digest, _folder(store, digest) / "c.0.0"
+
+
+@pytest.mark.parametrize("dtype", ["<f4", "<i4"])
+def test_a_flipped_byte_in_the_parts_a_cutout_reads_fails_it(store: LocalBlobStore, dtype: str) -> None:
+    array, digest, data = _cutout_flip_cases(store, dtype)
+    box = (slice(600, 700), slice(300, 400))
+    if dtype == "<f4":
+        offset = (650 * 1024 + 350) * 4  # a pixel inside the box
+    else:  # the middle of inner chunk (2, 1), which the box needs
+        import zarr
+
+        index = np.frombuffer(data.read_bytes()[-(16 * 16 + 4) : -4], "<u8").reshape(4, 4, 2)
+        offset = int(index[2, 1, 0] + index[2, 1, 1] // 2)
+        assert zarr.open_array(str(data.parent))[box].shape == (100, 100)
+    _flip(data, offset)
+    with pytest.raises(CorruptBlobError, match=f"{digest}.*checksum"):
+        LocalBlobStore(store.root).get_array(digest, box)
+    # A cut-out elsewhere reads right; verify names the damage.
+    np.testing.assert_array_equal(
+        LocalBlobStore(store.root).get_array(digest, (slice(0, 10),)), array[:10]
+    )
+    with pytest.raises(CorruptBlobError, match=digest):
+        LocalBlobStore(store.root).verify(digest)
+
+
+def test_a_flipped_sums_file_fails_cutouts_and_verify(store: LocalBlobStore) -> None:
+    array, digest, data = _cutout_flip_cases(store, "<f4")
+    sums = data.parent / "compstore.sums"
+    _flip(sums, len(sums.read_bytes()) - 3)  # the checksum of the last block
+    fresh = LocalBlobStore(store.root)
+    np.testing.assert_array_equal(fresh.get_array(digest), array)  # the data is intact
+    with pytest.raises(CorruptBlobError, match=digest):
+        fresh.get_array(digest, (slice(1020, 1024),))
+    with pytest.raises(CorruptBlobError, match=f"{digest} does not match its compstore.sums"):
+        fresh.verify(digest)
+    _flip(sums, 3)  # the header
+    with pytest.raises(CorruptBlobError, match=f"{digest} has a damaged compstore.sums"):
+        LocalBlobStore(store.root).get_array(digest, (slice(0, 4),))
+
+
+def test_a_small_folder_array_cutout_is_checked_whole(store: LocalBlobStore) -> None:
+    array = sample_array("<f4", (100, 100), seed=7)  # 40 KB: no sums file
+    digest = store.put_array(array)
+    data = _folder(store, digest) / "c.0.0"
+    assert not (data.parent / "compstore.sums").exists()
+    _flip(data, 4 * (50 * 100 + 50))
+    with pytest.raises(CorruptBlobError, match=digest):
+        LocalBlobStore(store.root).get_array(digest, (slice(40, 60), slice(40, 60)))

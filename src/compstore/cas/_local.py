@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import secrets
 import shutil
@@ -71,8 +72,10 @@ from compstore.cas._zarrfmt import (
     group_metadata,
     parse_array_metadata,
 )
+from compstore.cas._sums import SUMS_MIN_BYTES, SUMS_NAME, Sums, parse_sums
 from compstore.cas._zarrio import (
     MissingChunkError,
+    check_array_sums,
     decode_array_data,
     dimension_names_for,
     encode_array_files,
@@ -141,6 +144,7 @@ class LocalBlobStore(BlobStore):
         self._dirty_dirs: set[str] = set()
         self._known_dirs: set[str] = set()
         self._meta: dict[str, ArrayMeta | None] = {}
+        self._sums: dict[str, Sums | None] = {}  # compstore.sums of folder arrays, cached
         # Arrays read from their folder before (a dict as a bounded, ordered set):
         # read there again without asking the pack index first.
         self._in_folder: dict[str, None] = {}
@@ -431,6 +435,65 @@ class LocalBlobStore(BlobStore):
         _bounded_put(self._meta, digest, meta, _META_CACHE_SIZE)
         return meta
 
+    def _sums_of(self, digest: str, path: str) -> Sums | None:
+        """The ``compstore.sums`` of the array in ``path`` (cached); None if it has none.
+
+        Arrays written before checksums, by other zarr writers, or of one part
+        have none.
+
+        Raises
+        ------
+        CorruptBlobError
+            If the file is damaged.
+        """
+        if digest in self._sums:
+            return self._sums[digest]
+        try:
+            with open(os.path.join(path, SUMS_NAME), "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            sums = None
+        except OSError as exc:
+            raise BlobStoreError(f"cannot read array component {digest}: {exc}") from exc
+        else:
+            try:
+                sums = parse_sums(raw)
+            except ValueError as exc:
+                raise _corrupt_array(digest, f"has a damaged {SUMS_NAME}: {exc}") from exc
+        _bounded_put(self._sums, digest, sums, _META_CACHE_SIZE)
+        return sums
+
+    def verify(self, digest: str) -> None:
+        """As `BlobStore.verify`; an array folder's ``compstore.sums`` is checked too.
+
+        Raises
+        ------
+        BlobNotFoundError
+            If nothing has this digest.
+        CorruptBlobError
+            If the content's digest differs, it cannot be decoded, or a
+            checksum of a part of it differs (cut-outs of it would fail).
+        """
+        super().verify(digest)
+        if self._packed(digest, KIND_ARRAY) is not None:
+            return  # read from the pack, and checked whole on every read
+        path = self._array_folder(digest)[0]
+        if not os.path.isdir(path):
+            return
+        self._sums.pop(digest, None)  # from the disk, not the cache
+        meta = self._meta_of(digest, path)
+        sums = self._sums_of(digest, path)
+        if meta is None or sums is None:
+            return
+        try:
+            check_array_sums(path, meta, sums)
+        except FileNotFoundError as exc:
+            raise _corrupt_array(digest, f"has lost its data file: {exc}") from exc
+        except _DECODE_ERRORS as exc:
+            raise _corrupt_array(digest, f"does not match its {SUMS_NAME}: {exc}") from exc
+        except OSError as exc:
+            raise BlobStoreError(f"cannot read array component {digest}: {exc}") from exc
+
     def get_array(self, digest: str, region: RegionLike = None) -> np.ndarray:
         check_digest(digest)
         if digest in self._in_folder:
@@ -467,12 +530,20 @@ class LocalBlobStore(BlobStore):
         if meta is None:
             return self._read_with_zarr(digest, path, region)
         reg = normalize_region(region, meta.shape)
-        # A whole read is checked against the digest, hashed as it is read
-        # (docs/format.md, "Reading and checking").
+        # A whole read is checked against the digest, hashed as it is read; a
+        # cut-out against the checksums of the parts it reads (docs/format.md,
+        # "Checksums"), or, for a small array or one compressed chunk (decoded
+        # whole anyway), as a whole read.
         hasher = _hasher_for(meta, reg)
+        sums = None
+        if hasher is None:
+            sums = self._sums_of(digest, path)
+            if sums is None and _checked_whole(meta):
+                whole = self._read(digest, path, None)
+                return _read_only_view(np.array(whole[_box(reg)]), reg)
         missing: list[str] | None = [] if hasher is not None else None
         try:
-            box = read_array_dir(path, meta, reg, hasher, missing)
+            box = read_array_dir(path, meta, reg, hasher, missing, sums)
         except FileNotFoundError:
             raise
         except MissingChunkError:
@@ -823,6 +894,7 @@ class LocalBlobStore(BlobStore):
                 self._dirty_dirs.add(os.path.dirname(final))
                 found = True
             self._meta.pop(digest, None)
+            self._sums.pop(digest, None)
             self._in_folder.pop(digest, None)
             staged_doc = self._staged_documents.pop(digest, None)
             if staged_doc is not None:
@@ -991,6 +1063,17 @@ def _check_hash(digest: str, hasher: Any, missing: list[str] | None = None) -> N
         if missing:
             raise _corrupt_array(digest, f"is missing its chunk file(s) {', '.join(missing)}")
         raise _corrupt_array(digest, f"is corrupt: its content hashes to {actual}")
+
+
+def _checked_whole(meta: ArrayMeta) -> bool:
+    """Whether a cut-out of an array without checksums is read whole, to be checked.
+
+    Small arrays (as packed ones), and one compressed chunk, which is decoded
+    whole for any cut-out anyway.
+    """
+    nbytes = math.prod(meta.shape) * meta.dtype.itemsize
+    one_chunk = meta.shard is None and meta.chunk_shape == meta.shape
+    return nbytes < SUMS_MIN_BYTES or (one_chunk and bool(meta.compressors))
 
 
 def _box(region: Region) -> tuple[slice, ...]:

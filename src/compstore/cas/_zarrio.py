@@ -18,11 +18,20 @@ from typing import Any, Final
 
 import google_crc32c
 import numpy as np
+import xxhash
 
 from compstore._pool import parallel_map
 from compstore.cas._digest import array_bytes
 from compstore.cas._layout import ArrayLayout, choose_layout, one_file_layout
 from compstore.cas._region import Region
+from compstore.cas._sums import (
+    SUMS_BLOCK,
+    SUMS_MIN_BYTES,
+    SUMS_NAME,
+    Sums,
+    raw_block_sums,
+    sums_file,
+)
 from compstore.cas._zarrfmt import (
     ArrayMeta,
     ShardMeta,
@@ -37,6 +46,7 @@ from compstore.cas._zarrfmt import (
 
 __all__ = [
     "PARALLEL_MIN_BYTES",
+    "check_array_sums",
     "MissingChunkError",
     "decode_array_data",
     "dimension_names_for",
@@ -90,7 +100,8 @@ def write_array_data(
     -------
     layout, files
         The layout chosen, and the files and directories created, directories
-        last (for a later fsync).
+        last (for a later fsync): the data file, and its ``compstore.sums``
+        (`compstore.cas._sums`) if it has more than one part to check.
 
     Raises
     ------
@@ -105,8 +116,13 @@ def write_array_data(
         return layout, [path]
     file = os.path.join(path, chunk_key((0,) * array.ndim))
     with open(file, "xb") as f:
-        _write_data(f, array, layout, hasher)
-    return layout, [file, path]
+        sums = _write_data(f, array, layout, hasher)
+    if sums is None:
+        return layout, [file, path]
+    sums_path = os.path.join(path, SUMS_NAME)
+    with open(sums_path, "xb") as f:
+        f.write(sums)
+    return layout, [file, sums_path, path]
 
 
 def encode_array_files(array: np.ndarray, dimension_names: list[str]) -> list[tuple[str, bytes]]:
@@ -137,22 +153,30 @@ def _one_file_layout_for(array: np.ndarray) -> ArrayLayout:
     return one_file_layout(layout, array.shape)
 
 
-def _write_data(f: Any, array: np.ndarray, layout: ArrayLayout, hasher: Any) -> None:
-    """Write the one data file of ``array`` (laid out by ``layout``) to the file object ``f``."""
+def _write_data(f: Any, array: np.ndarray, layout: ArrayLayout, hasher: Any) -> bytes | None:
+    """Write the one data file of ``array`` (laid out by ``layout``) to the file object ``f``.
+
+    Returns the ``compstore.sums`` file of its parts (`compstore.cas._sums`),
+    or None if it is small or one part only (a cut-out then checks the whole array).
+    """
     data = np.ascontiguousarray(array).reshape(array.shape)  # (0-d arrays come back 1-d)
     if layout.compressor is None:
         # Raw: the file is the array's bytes in C order, written from the array itself.
         raw = array_bytes(data)
-        if hasher is not None:
+        sums = None
+        if len(raw) >= SUMS_MIN_BYTES:
+            sums = sums_file(SUMS_BLOCK, raw_block_sums(raw, hasher))
+        elif hasher is not None:
             hasher.update(raw)
         f.write(raw)
-    else:
-        if hasher is not None:
-            hasher.update(array_bytes(data))
-        if layout.shard_shape is None:  # one chunk, of the array's own shape
-            f.write(encode_chunk(data, (numcodec_of(layout.compressor),)))
-        else:
-            _write_shard(f, data, layout)
+        return sums
+    if hasher is not None:
+        hasher.update(array_bytes(data))
+    if layout.shard_shape is None:  # one chunk, of the array's own shape
+        f.write(encode_chunk(data, (numcodec_of(layout.compressor),)))
+        return None
+    sums = _write_shard(f, data, layout)
+    return sums_file(None, sums) if data.nbytes >= SUMS_MIN_BYTES else None
 
 
 def decode_array_data(meta: ArrayMeta, data: bytes | memoryview | None) -> np.ndarray:
@@ -220,8 +244,11 @@ def _padded_block(array: np.ndarray, idx: tuple[int, ...], out: np.ndarray) -> n
     return out
 
 
-def _write_shard(f: Any, array: np.ndarray, layout: ArrayLayout) -> None:
-    """Write ``array`` as one shard: inner chunks in C order, then index and crc32c."""
+def _write_shard(f: Any, array: np.ndarray, layout: ArrayLayout) -> list[int]:
+    """Write ``array`` as one shard: inner chunks in C order, then index and crc32c.
+
+    Returns the xxh3-64 of each encoded inner chunk, in order (`compstore.cas._sums`).
+    """
     assert layout.shard_shape is not None and layout.compressor is not None
     inner = layout.chunk_shape
     codec = (numcodec_of(layout.compressor),)
@@ -243,6 +270,7 @@ def _write_shard(f: Any, array: np.ndarray, layout: ArrayLayout) -> None:
         offset += len(data)
     raw_index = index.tobytes()
     f.write(raw_index + google_crc32c.value(raw_index).to_bytes(4, "little"))
+    return [xxhash.xxh3_64_intdigest(data) for data in encoded]  # encoded masks are small
 
 
 _tiles = threading.local()
@@ -313,7 +341,8 @@ class _Piece:
 
 
 def read_array_dir(path: str, meta: ArrayMeta, region: Region, hasher: Any = None,
-                   missing: list[str] | None = None) -> np.ndarray:  # fmt: skip
+                   missing: list[str] | None = None,
+                   sums: Sums | None = None) -> np.ndarray:  # fmt: skip
     """Read the box ``[region.lo, region.hi)`` of the array in ``path``.
 
     Only chunks (and inner chunks of shards) overlapping the box are read. A
@@ -329,6 +358,9 @@ def read_array_dir(path: str, meta: ArrayMeta, region: Region, hasher: Any = Non
     given (a whole read, checked by its digest): then its key is appended to
     ``missing`` and it reads as the fill value, as in zarr (stock zarr leaves
     out chunks of fill values).
+
+    ``sums`` (a cut-out of an array in compstore's one-file layout): the
+    checksums of its parts; each part the box needs is checked against them.
 
     Raises
     ------
@@ -346,7 +378,7 @@ def read_array_dir(path: str, meta: ArrayMeta, region: Region, hasher: Any = Non
     big = out.nbytes >= PARALLEL_MIN_BYTES
     one_raw_chunk = meta.shard is None and not meta.compressors and meta.chunk_shape == meta.shape
     if one_raw_chunk and out.shape != meta.shape:
-        _read_window(path, meta, lo, hi, out)  # a part of a raw array (compstore's own layout)
+        _read_window(path, meta, lo, hi, out, sums)  # a part of a raw array (compstore's layout)
         return out
     if one_raw_chunk and hasher is not None:
         _read_chunk(path, meta, (0,) * out.ndim, lo, hi, out, missing, hasher)  # hashed as read
@@ -355,21 +387,22 @@ def read_array_dir(path: str, meta: ArrayMeta, region: Region, hasher: Any = Non
         indices = iter_chunk_indices(lo, hi, meta.chunk_shape)
         parallel_map(lambda idx: _read_chunk(path, meta, idx, lo, hi, out, missing), indices, big)
     else:
-        _read_sharded(path, meta, lo, hi, out, big, missing)
+        _read_sharded(path, meta, lo, hi, out, big, missing, sums)
     if hasher is not None:
         hasher.update(array_bytes(out))
     return out
 
 
 def _read_sharded(path: str, meta: ArrayMeta, lo: tuple[int, ...], hi: tuple[int, ...],
-                  out: np.ndarray, big: bool, missing: list[str] | None) -> None:  # fmt: skip
+                  out: np.ndarray, big: bool, missing: list[str] | None,
+                  sums: Sums | None) -> None:  # fmt: skip
     """Read the box ``[lo, hi)`` of a sharded array into ``out``."""
     assert meta.shard is not None
     # Sharded: read every shard's index and the inner chunks it needs (few files, in
     # turn), then decode the inner chunks (on the thread pool when the box is big).
     pieces: list[_Piece] = []
     for idx in iter_chunk_indices(lo, hi, meta.chunk_shape):
-        pieces += _read_shard(path, meta, idx, lo, hi, out, missing)
+        pieces += _read_shard(path, meta, idx, lo, hi, out, missing, sums)
     compressors = meta.shard.compressors
     # A few batches, not one task per inner chunk: a task costs more than decoding 64 KiB.
     n_batches = min(_BATCHES, len(pieces)) if big else 1
@@ -380,6 +413,45 @@ def _read_sharded(path: str, meta: ArrayMeta, lo: tuple[int, ...], hi: tuple[int
             _decode_into(p, compressors, meta)
 
     parallel_map(decode, batches, big)
+
+
+def check_array_sums(path: str, meta: ArrayMeta, sums: Sums) -> None:
+    """Check every part of the one data file of the array in ``path`` against ``sums``.
+
+    For `LocalBlobStore.verify`: a damaged ``compstore.sums`` (or data no
+    whole read would notice) makes cut-outs fail, so it is damage too.
+
+    Raises
+    ------
+    ValueError
+        If a part differs from its checksum, or the file and the sums disagree.
+    OSError
+        If the data file cannot be read (``FileNotFoundError``: it is missing).
+    """
+    key = chunk_key((0,) * len(meta.shape), meta.separator)
+    with open(os.path.join(path, key), "rb") as f:
+        data = memoryview(f.read())
+    if sums.block is not None:
+        sums.check_raw(data, 0, len(data))
+        return
+    shard = meta.shard
+    if shard is None:
+        raise ValueError(f"{SUMS_NAME} lists inner chunks of an array that is not sharded")
+
+    def read(offset: int, nbytes: int) -> memoryview:
+        return data[offset : offset + nbytes]
+
+    index = _shard_index(read, len(data), shard, meta.chunk_shape)
+    grid = shard.grid(meta.chunk_shape)
+    if len(sums.values) != math.prod(grid):
+        raise ValueError(f"{SUMS_NAME} does not describe the one shard of this array")
+    for part, j in enumerate(itertools.product(*map(range, grid))):
+        offset, nbytes = (int(v) for v in index[j])
+        if offset == _MISSING and nbytes == _MISSING:
+            continue
+        if offset + nbytes > len(data):
+            raise ValueError(f"shard index points past the end of the shard ({offset}+{nbytes})")
+        sums.check(part, data[offset : offset + nbytes])
 
 
 def _piece(origin: tuple[int, ...], shape: tuple[int, ...], lo: tuple[int, ...],
@@ -479,35 +551,54 @@ def _read_chunk(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int,
 
 
 def _copy_window(f: Any, dtype: np.dtype, shape: tuple[int, ...], src: tuple[slice, ...],
-                 dst: np.ndarray) -> None:  # fmt: skip
+                 dst: np.ndarray,
+                 check: Callable[[memoryview], None] | None = None) -> None:  # fmt: skip
     """Copy the window ``src`` of the raw chunk (of ``shape``) open in ``f`` into ``dst``.
 
     The file is memory-mapped, so only the window's pages are read (a 100x100
     cut-out of a 4096x4096 plane touches ~100 pages, not 64 MiB).
+    ``check(view)``, if given, checks the mapped file first.
     """
     nbytes = math.prod(shape) * dtype.itemsize
     with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         if len(mm) != nbytes:
             raise ValueError(f"raw chunk holds {len(mm)} bytes, expected {nbytes}")
+        if check is not None:
+            with memoryview(mm) as view:
+                check(view)
         chunk = np.frombuffer(mm, dtype=dtype).reshape(shape)
         dst[...] = chunk[src]
         del chunk  # release the buffer before the map closes
 
 
 def _read_window(path: str, meta: ArrayMeta, lo: tuple[int, ...], hi: tuple[int, ...],
-                 out: np.ndarray) -> None:  # fmt: skip
+                 out: np.ndarray, sums: Sums | None) -> None:  # fmt: skip
     """Copy the box ``[lo, hi)`` of an array stored as one raw chunk (compstore's cut-outs).
 
-    A shortcut past the general path's per-chunk bookkeeping, for the common case.
+    A shortcut past the general path's per-chunk bookkeeping, for the common
+    case. With ``sums``, the blocks of the file that hold the box are checked.
     """
+    window = tuple(slice(a, b) for a, b in zip(lo, hi))
+    check = None
+    if sums is not None:
+        size = meta.dtype.itemsize
+        start = int(np.ravel_multi_index(lo, meta.shape)) * size
+        stop = (int(np.ravel_multi_index(tuple(b - 1 for b in hi), meta.shape)) + 1) * size
+
+        def check(view: memoryview) -> None:
+            sums.check_raw(view, start, stop)
+
     with _open_chunk(path, meta, (0,) * len(meta.shape), None) as f:
-        _copy_window(f, meta.dtype, meta.shape, tuple(slice(a, b) for a, b in zip(lo, hi)), out)
+        _copy_window(f, meta.dtype, meta.shape, window, out, check)
 
 
 def _read_shard(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int, ...],
-                hi: tuple[int, ...], out: np.ndarray,
-                missing: list[str] | None) -> list[_Piece]:  # fmt: skip
-    """Read the inner chunks of shard ``idx`` that meet the box; return them still encoded."""
+                hi: tuple[int, ...], out: np.ndarray, missing: list[str] | None,
+                sums: Sums | None) -> list[_Piece]:  # fmt: skip
+    """Read the inner chunks of shard ``idx`` that meet the box; return them still encoded.
+
+    With ``sums`` (an array of one shard), each is checked against its checksum.
+    """
     shard = meta.shard
     assert shard is not None
     origin = tuple(i * c for i, c in zip(idx, meta.chunk_shape))
@@ -539,8 +630,17 @@ def _read_shard(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int,
             def read(offset: int, nbytes: int) -> bytes | memoryview:
                 return data[offset : offset + nbytes]
 
-            return _encoded_pieces(wanted, index, size, read, meta)
-        return _encoded_pieces(wanted, index, size, pread, meta)
+            pieces = _encoded_pieces(wanted, index, size, read, meta)
+        else:
+            pieces = _encoded_pieces(wanted, index, size, pread, meta)
+    if sums is not None:
+        grid = shard.grid(meta.chunk_shape)
+        if sums.block is not None or len(sums.values) != math.prod(grid) or any(idx):
+            raise ValueError(f"{SUMS_NAME} does not describe the one shard of this array")
+        for j, p in wanted:
+            if p.raw is not None:
+                sums.check(int(np.ravel_multi_index(j, grid)), p.raw)
+    return pieces
 
 
 def _encoded_pieces(
