@@ -47,6 +47,7 @@ from compstore.cas._zarrfmt import (
 __all__ = [
     "PARALLEL_MIN_BYTES",
     "check_array_sums",
+    "check_chunk_file",
     "MissingChunkError",
     "decode_array_data",
     "dimension_names_for",
@@ -413,6 +414,40 @@ def _read_sharded(path: str, meta: ArrayMeta, lo: tuple[int, ...], hi: tuple[int
             _decode_into(p, compressors, meta)
 
     parallel_map(decode, batches, big)
+
+
+def check_chunk_file(path: str, meta: ArrayMeta, key: str) -> None:
+    """Check a chunk file's size without reading its data (plain ``compstore verify``).
+
+    A raw chunk must hold exactly its bytes; a shard's index (read: 16 bytes
+    per inner chunk) must pass its crc32c and point inside the file.
+
+    Raises
+    ------
+    ValueError
+        If the file is cut short or too long, or its shard index is damaged.
+    OSError
+        If it cannot be read (``FileNotFoundError``: it is missing).
+    """
+    file = os.path.join(path, key)
+    if meta.shard is None:
+        if not meta.compressors:
+            expected = math.prod(meta.chunk_shape) * meta.dtype.itemsize
+            size = os.stat(file).st_size
+            if size != expected:
+                raise ValueError(f"its raw chunk file {key} holds {size} bytes, not {expected}")
+        return
+    with open(file, "rb", buffering=0) as f:
+        fd = f.fileno()
+        size = os.fstat(fd).st_size
+
+        def pread(offset: int, nbytes: int) -> bytes:
+            return os.pread(fd, nbytes, offset)
+
+        index = _shard_index(pread, size, meta.shard, meta.chunk_shape).reshape(-1, 2)
+    present = index[(index[:, 0] != _MISSING) | (index[:, 1] != _MISSING)]
+    if len(present) and int((present[:, 0] + present[:, 1]).max()) > size:
+        raise ValueError(f"the index of shard {key} points past its end ({size} bytes)")
 
 
 def check_array_sums(path: str, meta: ArrayMeta, sums: Sums) -> None:
