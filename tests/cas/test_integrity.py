@@ -181,7 +181,7 @@ def test_a_staging_symlink_is_refused(tmp_path: pathlib.Path) -> None:
 
 # -- cut-outs check the parts they read (compstore.sums) -------------------------------
 def _cutout_flip_cases(store: LocalBlobStore, dtype: str):
-    # 1024x1024: raw for noisy floats (16 blocks of 64 KiB per 16 rows), one shard of
+    # 1024x1024: raw for noisy floats (64 tiles of 128x128), one shard of
     # 256x256 blosc chunks for ints.
     array = sample_array(dtype, (1024, 1024), seed=6)
     digest = store.put_array(array)
@@ -214,7 +214,7 @@ def test_a_flipped_byte_in_the_parts_a_cutout_reads_fails_it(store: LocalBlobSto
 def test_a_flipped_sums_file_fails_cutouts_and_verify(store: LocalBlobStore) -> None:
     array, digest, data = _cutout_flip_cases(store, "<f4")
     sums = data.parent / "compstore.sums"
-    _flip(sums, len(sums.read_bytes()) - 3)  # the checksum of the last block
+    _flip(sums, len(sums.read_bytes()) - 3)  # the checksum of the last tile
     fresh = LocalBlobStore(store.root)
     np.testing.assert_array_equal(fresh.get_array(digest), array)  # the data is intact
     with pytest.raises(CorruptBlobError, match=digest):
@@ -234,3 +234,19 @@ def test_a_small_folder_array_cutout_is_checked_whole(store: LocalBlobStore) -> 
     _flip(data, 4 * (50 * 100 + 50))
     with pytest.raises(CorruptBlobError, match=digest):
         LocalBlobStore(store.root).get_array(digest, (slice(40, 60), slice(40, 60)))
+
+
+def test_a_non_utf8_byte_in_the_pack_index_schema_is_a_blob_store_error(tmp_path: pathlib.Path) -> None:
+    # SQLite's error message quotes the damaged schema; sqlite3 decoded it as UTF-8.
+    store = LocalBlobStore(tmp_path / "b", fsync=False, packs=True)
+    store.put_array(np.arange(6, dtype="<i4"))
+    store.sync()
+    del store
+    index = tmp_path / "b" / "packs.sqlite3"
+    with sqlite3.connect(index) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw = bytearray(index.read_bytes())
+    raw[raw.index(b"CREATE TABLE member") + 7] = 0xC7  # "CREATE \xc7ABLE member"
+    index.write_bytes(bytes(raw))
+    with pytest.raises(BlobStoreError, match="packs.sqlite3"):
+        LocalBlobStore(tmp_path / "b", fsync=False, packs=True)

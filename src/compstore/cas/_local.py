@@ -96,6 +96,9 @@ _LOCATED_CACHE_SIZE: Final = 65536  # packed components' places (~200 bytes each
 PENDING_MAX_BYTES: Final = 64 << 20
 """Small components held for the next pack beyond which a pack is written at once."""
 # What a damaged chunk or zarr.json makes numcodecs / json / numpy raise.
+# What a damaged packs.sqlite3 makes sqlite3 raise: sqlite3 decodes SQLite's error
+# message as UTF-8, so a damaged schema's bytes can raise UnicodeDecodeError.
+_SQLITE_ERRORS: Final = (sqlite3.Error, UnicodeDecodeError)
 # (ArithmeticError: a zero or absurd size in a damaged zarr.json.)
 _DECODE_ERRORS: Final = (
     ValueError, RuntimeError, KeyError, TypeError, IndexError, ArithmeticError, MemoryError
@@ -159,7 +162,7 @@ class LocalBlobStore(BlobStore):
             index = os.path.join(self._root, "packs.sqlite3")
             try:
                 self._index = PackIndex(index, fsync=fsync)
-            except sqlite3.Error as exc:
+            except _SQLITE_ERRORS as exc:
                 raise BlobStoreError(
                     f"cannot open the pack index {index}: {exc}; if the file is damaged, "
                     "restore it from a backup (the packs themselves are intact)"
@@ -675,7 +678,7 @@ class LocalBlobStore(BlobStore):
             if member is None:
                 try:
                     member = self._index.lookup(digest)
-                except sqlite3.Error as exc:
+                except _SQLITE_ERRORS as exc:
                     raise BlobStoreError(
                         f"cannot read the pack index of {self._root}: {exc}"
                     ) from exc
@@ -937,7 +940,7 @@ class LocalBlobStore(BlobStore):
             return set()
         try:
             return set(self._index.digests(kind))
-        except sqlite3.Error as exc:
+        except _SQLITE_ERRORS as exc:
             raise BlobStoreError(f"cannot read the pack index of {self._root}: {exc}") from exc
 
     def delete(self, digest: str) -> None:
@@ -954,7 +957,7 @@ class LocalBlobStore(BlobStore):
             if self._index is not None:
                 try:
                     found = self._index.remove(digest) or found
-                except sqlite3.Error as exc:
+                except _SQLITE_ERRORS as exc:
                     raise BlobStoreError(f"cannot update the pack index: {exc}") from exc
             staged = self._staged_arrays.pop(digest, None)
             if staged is not None:
@@ -1050,7 +1053,7 @@ class LocalBlobStore(BlobStore):
                 fsync_dir(folder)
             rows = {d: _member_of(d, p, name, where) for d, p in pending.items()}
             self._index.add(rows)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, *_SQLITE_ERRORS) as exc:
             raise BlobStoreError(
                 f"cannot write a pack into {self._root}: {exc}; the components are kept "
                 "and written by the next sync"

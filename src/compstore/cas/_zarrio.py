@@ -25,12 +25,12 @@ from compstore.cas._digest import array_bytes
 from compstore.cas._layout import ArrayLayout, choose_layout, one_file_layout
 from compstore.cas._region import Region
 from compstore.cas._sums import (
-    SUMS_BLOCK,
     SUMS_MIN_BYTES,
     SUMS_NAME,
     Sums,
-    raw_block_sums,
     sums_file,
+    tile_shape,
+    tile_sums,
 )
 from compstore.cas._zarrfmt import (
     ArrayMeta,
@@ -164,13 +164,13 @@ def _write_data(f: Any, array: np.ndarray, layout: ArrayLayout, hasher: Any) -> 
     if layout.compressor is None:
         # Raw: the file is the array's bytes in C order, written from the array itself.
         raw = array_bytes(data)
-        sums = None
-        if len(raw) >= SUMS_MIN_BYTES:
-            sums = sums_file(SUMS_BLOCK, raw_block_sums(raw, hasher))
-        elif hasher is not None:
+        if hasher is not None:
             hasher.update(raw)
         f.write(raw)
-        return sums
+        if len(raw) < SUMS_MIN_BYTES or not data.ndim:
+            return None
+        tile = tile_shape(data.shape, data.dtype.itemsize)
+        return sums_file(tile, tile_sums(data, tile))
     if hasher is not None:
         hasher.update(array_bytes(data))
     if layout.shard_shape is None:  # one chunk, of the array's own shape
@@ -466,8 +466,16 @@ def check_array_sums(path: str, meta: ArrayMeta, sums: Sums) -> None:
     key = chunk_key((0,) * len(meta.shape), meta.separator)
     with open(os.path.join(path, key), "rb") as f:
         data = memoryview(f.read())
-    if sums.block is not None:
-        sums.check_raw(data, 0, len(data))
+    if sums.tile is not None:
+        if meta.shard is not None or meta.compressors or meta.chunk_shape != meta.shape:
+            raise ValueError(f"{SUMS_NAME} lists tiles of an array that is not one raw chunk")
+        nbytes = math.prod(meta.shape) * meta.dtype.itemsize
+        if len(data) != nbytes:
+            raise ValueError(f"raw chunk holds {len(data)} bytes, expected {nbytes}")
+        array = np.frombuffer(data, dtype=meta.dtype).reshape(meta.shape)
+        failure = sums.failed_tile(array, (0,) * array.ndim, meta.shape)
+        if failure is not None:
+            raise ValueError(failure)
         return
     shard = meta.shard
     if shard is None:
@@ -587,23 +595,25 @@ def _read_chunk(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int,
 
 def _copy_window(f: Any, dtype: np.dtype, shape: tuple[int, ...], src: tuple[slice, ...],
                  dst: np.ndarray,
-                 check: Callable[[memoryview], None] | None = None) -> None:  # fmt: skip
+                 check: Callable[[np.ndarray], str | None] | None = None) -> None:  # fmt: skip
     """Copy the window ``src`` of the raw chunk (of ``shape``) open in ``f`` into ``dst``.
 
     The file is memory-mapped, so only the window's pages are read (a 100x100
     cut-out of a 4096x4096 plane touches ~100 pages, not 64 MiB).
-    ``check(view)``, if given, checks the mapped file first.
+    ``check(chunk)``, if given, checks the mapped chunk first: it returns what
+    is wrong, raised here once the map is no longer viewed.
     """
     nbytes = math.prod(shape) * dtype.itemsize
     with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         if len(mm) != nbytes:
             raise ValueError(f"raw chunk holds {len(mm)} bytes, expected {nbytes}")
-        if check is not None:
-            with memoryview(mm) as view:
-                check(view)
         chunk = np.frombuffer(mm, dtype=dtype).reshape(shape)
-        dst[...] = chunk[src]
+        failure = check(chunk) if check is not None else None
+        if failure is None:
+            dst[...] = chunk[src]
         del chunk  # release the buffer before the map closes
+    if failure is not None:
+        raise ValueError(failure)
 
 
 def _read_window(path: str, meta: ArrayMeta, lo: tuple[int, ...], hi: tuple[int, ...],
@@ -611,17 +621,14 @@ def _read_window(path: str, meta: ArrayMeta, lo: tuple[int, ...], hi: tuple[int,
     """Copy the box ``[lo, hi)`` of an array stored as one raw chunk (compstore's cut-outs).
 
     A shortcut past the general path's per-chunk bookkeeping, for the common
-    case. With ``sums``, the blocks of the file that hold the box are checked.
+    case. With ``sums``, the tiles of the file that hold the box are checked.
     """
     window = tuple(slice(a, b) for a, b in zip(lo, hi))
     check = None
     if sums is not None:
-        size = meta.dtype.itemsize
-        start = int(np.ravel_multi_index(lo, meta.shape)) * size
-        stop = (int(np.ravel_multi_index(tuple(b - 1 for b in hi), meta.shape)) + 1) * size
 
-        def check(view: memoryview) -> None:
-            sums.check_raw(view, start, stop)
+        def check(chunk: np.ndarray) -> str | None:
+            return sums.failed_tile(chunk, lo, hi)
 
     with _open_chunk(path, meta, (0,) * len(meta.shape), None) as f:
         _copy_window(f, meta.dtype, meta.shape, window, out, check)
@@ -670,7 +677,7 @@ def _read_shard(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int,
             pieces = _encoded_pieces(wanted, index, size, pread, meta)
     if sums is not None:
         grid = shard.grid(meta.chunk_shape)
-        if sums.block is not None or len(sums.values) != math.prod(grid) or any(idx):
+        if sums.tile is not None or len(sums.values) != math.prod(grid) or any(idx):
             raise ValueError(f"{SUMS_NAME} does not describe the one shard of this array")
         for j, p in wanted:
             if p.raw is not None:
