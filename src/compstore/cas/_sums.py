@@ -69,7 +69,7 @@ def _tiles(lo: tuple[int, ...], hi: tuple[int, ...],
 def _tile_hash(array: np.ndarray, idx: tuple[int, ...], tile: tuple[int, ...]) -> int:
     # A C-order copy: also holds no view of a mapped file once it returns.
     part = np.array(array[tuple(slice(i * t, (i + 1) * t) for i, t in zip(idx, tile))], order="C")
-    return xxhash.xxh3_64_intdigest(part.reshape(-1).view(np.uint8))
+    return xxhash.xxh3_64_intdigest(part.reshape(-1).view(np.uint8).data)
 
 
 def tile_sums(array: np.ndarray, tile: tuple[int, ...]) -> list[int]:

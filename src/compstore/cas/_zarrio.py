@@ -582,7 +582,7 @@ def _read_chunk(path: str, meta: ArrayMeta, idx: tuple[int, ...], lo: tuple[int,
         if not meta.compressors:
             nbytes = math.prod(cs) * meta.dtype.itemsize
             if p.dst.shape == cs and p.dst.flags.c_contiguous:
-                n = _readinto_hashing(f, memoryview(p.dst.reshape(-1)).cast("B"), hasher)
+                n = _readinto_hashing(f, memoryview(p.dst.reshape(-1)).cast("B"), hasher)  # type: ignore[arg-type]
                 if n != nbytes or f.read(1):
                     held = n if n != nbytes else "more than"
                     raise ValueError(f"raw chunk holds {held} {nbytes} bytes")
