@@ -17,6 +17,7 @@ from .errors import (
     CompstoreError,
     CollectionError,
     ConflictingDatasetError,
+    CorruptBlobError,
     DataIdError,
     DatasetNotFoundError,
     DefinitionError,
@@ -436,12 +437,16 @@ class Butler:
             If ``parameters`` are not accepted by the storage class.
         UnknownComponentError
             If the storage class has no such component.
+        CorruptBlobError
+            If a component it needs is damaged (missing chunk, bytes that fail
+            their digest or checksum): the message names the digest and the
+            dataset; ``compstore verify`` lists everything the damage breaks.
         """
         if isinstance(name_or_ref, DatasetRef):
             component = kwargs.pop("component", None)
             if data_id or kwargs:
                 raise DataIdError("get with a DatasetRef takes no data ID")
-            return self._io.read(name_or_ref.manifest, parameters, component)
+            return self._read(name_or_ref, parameters, component)
         try:
             name = self._checked_name(name_or_ref)
             ref = self.find_dataset(name_or_ref, data_id, collections=collections, **kwargs)
@@ -454,7 +459,26 @@ class Butler:
                 raise
             given = {**(data_id or {}), **kwargs}
             return read_defined(self, definition, parsed, given, parameters, collections)
-        return self._io.read(ref.manifest, parameters, name.component)
+        return self._read(ref, parameters, name.component)
+
+    def _read(
+        self, ref: DatasetRef, parameters: Mapping[str, Any] | None, component: str | None
+    ) -> Any:
+        """Read ``ref``; a damaged component's error names the dataset it breaks.
+
+        Raises
+        ------
+        CorruptBlobError
+            If a component is damaged: the blob store's message (digest, what
+            is wrong) and the dataset.
+        """
+        try:
+            return self._io.read(ref.manifest, parameters, component)
+        except CorruptBlobError as exc:
+            raise CorruptBlobError(
+                f"dataset {ref.dataset_type} {dict(ref.data_id)} in run {ref.run!r} "
+                f"(id {ref.id}) cannot be read: {exc}"
+            ) from exc
 
     def register_aggregate(
         self, name: str, member: str, over: str | Iterable[str]

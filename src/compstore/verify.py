@@ -2,7 +2,9 @@
 
 `verify_repository` walks the manifest of each dataset it is given (all
 of the registry's, from `Butler.verify`), nested manifests too, and asks
-the blob store for each component the manifests name. With ``deep`` it
+the blob store for each component the manifests name, and whether its files
+are there (`BlobStore.check_files`: an array's chunk files, a packed
+component's pack; a listing and a stat, no data read). With ``deep`` it
 also re-reads and re-hashes each one (`BlobStore.verify`), which finds
 bytes changed on disk. A reference to another dataset (a coadd's inputs)
 must name a dataset the registry holds, and a component it has.
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .cas import BlobStore
+from .cas._encoding import parse_json
 from .errors import BlobNotFoundError, CompstoreError, CorruptBlobError
 from .registry import DatasetRef, Registry
 from .storage_classes import ObjectIO
@@ -237,7 +240,10 @@ class _Walk:
                 if intact:
                     self.checked["document", digest] = False
                     self.problem(digest, components[0], components[1], ref)
-                continue
+                salvaged = self.salvage(digest)
+                if salvaged is None:
+                    continue
+                components = salvaged
             # A manifest that fails its hash but still parses: what it names is
             # checked too, so that none of it counts as unreferenced.
             for name, entry in components.items():
@@ -277,6 +283,19 @@ class _Walk:
             return CORRUPT, f"document {digest} is not a compstore manifest: it has no components"
         return components
 
+    def salvage(self, digest: str) -> Mapping[str, Any] | None:
+        """The components a manifest that failed its hash still names, if it parses.
+
+        Reads re-hash every document, so a damaged manifest is never read; the
+        walk still checks what it names, so none of it counts as unreferenced.
+        """
+        try:
+            value = parse_json(self.blobs.get_document_unchecked(digest))
+        except (CompstoreError, ValueError):
+            return None
+        components = value.get("components") if isinstance(value, dict) else None
+        return components if isinstance(components, Mapping) else None
+
     def entry(self, manifest: str, name: str, entry: Any, ref: DatasetRef) -> str | None:
         """Check one entry of a manifest; return the digest of a nested manifest to walk."""
         if not isinstance(entry, Mapping):
@@ -305,6 +324,8 @@ class _Walk:
                 problem = (MISSING, f"the blob store has no {kind} {digest}")
             elif self.deep:
                 self.blobs.verify(digest)
+            else:  # cheap: its files are there (a chunk file, a pack), none read
+                self.blobs.check_files(digest)
         except BlobNotFoundError as exc:
             problem = (MISSING, str(exc))
         except CorruptBlobError as exc:

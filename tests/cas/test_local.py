@@ -616,7 +616,8 @@ def test_floats_that_do_not_compress_are_stored_raw(store: LocalBlobStore) -> No
             (sharding,) = meta["codecs"]
             assert sharding["name"] == "sharding_indexed"
             assert sharding["configuration"]["codecs"][1]["name"] == "blosc"
-        assert sorted(p.name for p in folder.iterdir()) == ["c.0.0", "zarr.json"]
+        # compstore.sums: checksums of its parts, for cut-outs (docs/format.md, "Checksums")
+        assert sorted(p.name for p in folder.iterdir()) == ["c.0.0", "compstore.sums", "zarr.json"]
         np.testing.assert_array_equal(store.get_array(digest), array)
         np.testing.assert_array_equal(zarr.open_array(str(store.root / store.component_path(digest)))[:], array)
 

@@ -126,6 +126,10 @@ class PackIndex:
 
     def __init__(self, path: str, *, fsync: bool) -> None:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # A damaged byte in a TEXT value must not raise UnicodeDecodeError from deep
+        # inside sqlite3: decoded leniently, it fails the row checks (`_checked`) and
+        # is reported as a damaged row.
+        self._conn.text_factory = _lenient_text
         self._lock = threading.Lock()
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -182,6 +186,11 @@ class PackIndex:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+
+
+def _lenient_text(raw: bytes) -> str:
+    """Decode a TEXT value read from the index; bytes that are not UTF-8 become U+FFFD."""
+    return raw.decode("utf-8", errors="replace")
 
 
 def _checked(m: PackedMember) -> PackedMember:

@@ -226,7 +226,10 @@ def parse_array_metadata(raw: bytes) -> ArrayMeta:
     if keys.get("name") != "default":
         raise UnsupportedZarrError(f"chunk key encoding {keys.get('name')!r}")
     codecs = list(meta["codecs"])
-    chunk_shape = tuple(int(n) for n in grid["configuration"]["chunk_shape"])
+    shape = _dims(meta["shape"], "shape", 0)
+    chunk_shape = _dims(grid["configuration"]["chunk_shape"], "chunk_shape", 1)
+    if len(chunk_shape) != len(shape):
+        raise ValueError(f"chunk_shape {list(chunk_shape)} does not match shape {list(shape)}")
     shard = None
     if codecs and codecs[0].get("name") == "sharding_indexed":
         if len(codecs) != 1:
@@ -235,6 +238,8 @@ def parse_array_metadata(raw: bytes) -> ArrayMeta:
     if not codecs or codecs[0].get("name") != "bytes":
         raise UnsupportedZarrError("first codec is not 'bytes'")
     endian = codecs[0].get("configuration", {}).get("endian", "little")
+    if endian not in ("little", "big"):
+        raise ValueError(f"bytes codec endian {endian!r}")  # read as "big", it would be wrong
     dtype = np.dtype(code)
     if dtype.itemsize > 1:
         dtype = dtype.newbyteorder("<" if endian == "little" else ">")
@@ -242,7 +247,7 @@ def parse_array_metadata(raw: bytes) -> ArrayMeta:
     if isinstance(fill, list):
         fill = complex(fill[0], fill[1])
     return ArrayMeta(
-        shape=tuple(int(n) for n in meta["shape"]),
+        shape=shape,
         dtype=dtype,
         chunk_shape=chunk_shape,
         separator=keys.get("configuration", {}).get("separator", "/"),
@@ -252,6 +257,21 @@ def parse_array_metadata(raw: bytes) -> ArrayMeta:
     )
 
 
+def _dims(value: Any, what: str, least: int) -> tuple[int, ...]:
+    """Parse a list of sizes from zarr.json, each an int >= ``least``.
+
+    Raises
+    ------
+    ValueError
+        Otherwise (a damaged zarr.json: a chunk length of 0 would divide by zero).
+    """
+    if not isinstance(value, list) or not all(
+        type(n) is int and n >= least for n in value  # noqa: E721 (bool is not a size)
+    ):
+        raise ValueError(f"{what} {value!r} is not a list of integers >= {least}")
+    return tuple(value)
+
+
 _LITTLE_BYTES: Final = {"name": "bytes", "configuration": {"endian": "little"}}
 
 
@@ -259,7 +279,7 @@ def _parse_sharding(
     config: dict[str, Any], shard_shape: tuple[int, ...]
 ) -> tuple[ShardMeta, list[dict[str, Any]]]:
     """Parse a ``sharding_indexed`` configuration; return it and the inner codec chain."""
-    inner_shape = tuple(int(n) for n in config["chunk_shape"])
+    inner_shape = _dims(config["chunk_shape"], "inner chunk_shape", 1)
     if len(inner_shape) != len(shard_shape) or any(
         c < 1 or s % c for s, c in zip(shard_shape, inner_shape)
     ):
