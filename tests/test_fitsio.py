@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+import astropy
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.wcs import WCS
 
-from compstore import Butler
+from compstore import Butler, Exposure
 from compstore.errors import ConflictingDatasetError, DataIdError, FitsFormatError
-from compstore.fitsio import ingest_fits
+from compstore.fitsio import export_fits, ingest_fits
 
 
 def _image(path: Path, value: float, **cards: object) -> Path:
@@ -75,3 +78,127 @@ def test_files_with_one_data_id_are_refused_before_anything_is_written(
     with pytest.raises(DataIdError, match=r"d0\.fits.*d1\.fits.*same data ID"):
         ingest_fits(butler, files, "raw", {"visit": 3, "detector": 1})
     assert butler.query_datasets("raw") == []
+
+
+# -- real FITS files shipped inside astropy: nothing of the WCS or the pixels is lost --------
+_DATA = Path(astropy.__file__).parent / "wcs" / "tests" / "data"
+_HEADERS = sorted(p.name for p in (_DATA / "maps").glob("*.hdr"))
+_SIMPLE = [f"maps/{n}" for n in _HEADERS] + [
+    "sip.fits", "sip2.fits", "tpvonly.hdr", "siponly.hdr", "irac_sip.hdr", "zpn-hole.hdr",
+    "3d_cd.hdr", "spectra/orion-velo-4.hdr", "ie6d07ujq_wcs.fits",
+    "dss.14.29.56-62.41.05.fits.gz", "dist_lookup.fits.gz",
+]
+
+
+def _header_of(name: str) -> fits.Header:
+    raw = (_DATA / name).read_bytes()
+    try:
+        return fits.Header.fromstring(raw.decode("ascii"))
+    except ValueError:
+        return fits.Header.fromstring(raw.decode("ascii"), sep="\n")
+
+
+def _real_file(name: str, tmp_path: Path) -> tuple[Path, object]:
+    """A FITS image file for ``name`` (header-only files get float64 pixels) and its HDU."""
+    if name.endswith((".fits", ".fits.gz")):
+        with fits.open(_DATA / name) as hdul:
+            hdul = fits.HDUList([h.copy() for h in hdul])
+        if hdul[0].data is not None or any(h.name == "SCI" for h in hdul):
+            out = tmp_path / Path(name).name.replace(".gz", "")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                hdul.writeto(out, output_verify="silentfix")
+            return out, ("SCI" if "SCI" in [h.name for h in hdul] else None)
+        header = hdul[0].header
+        rest = list(hdul[1:])
+    else:
+        header, rest = _header_of(name), []
+    naxis = [int(header.get(f"NAXIS{i}", 1) or 1) for i in range(1, max(2, int(header.get("NAXIS", 2) or 2)) + 1)]
+    shape = (min(naxis[1], 64), min(naxis[0], 96)) if name != "spectra/orion-velo-4.hdr" else (1, 256)
+    extra = (1,) * max(0, len(naxis) - 2)
+    data = np.random.default_rng(7).normal(size=extra + shape)
+    hdu = fits.PrimaryHDU(data, header.copy())
+    out = tmp_path / (Path(name).name.replace(".hdr", "") + ".fits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits.HDUList([hdu, *rest]).writeto(out, output_verify="silentfix")
+    return out, None
+
+
+def _world(wcs: WCS, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    pixels = np.zeros((x.size, wcs.pixel_n_dim))
+    pixels[:, 0], pixels[:, 1] = x, y
+    return wcs.all_pix2world(pixels, 0)
+
+
+def _astropy(path: Path, which: object) -> tuple[np.ndarray, WCS]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hdul = fits.open(path)
+        hdu = hdul[which] if which is not None else next(
+            h for h in hdul if h.data is not None and h.data.ndim >= 2)
+        data = np.asarray(hdu.data)
+        return data.reshape(data.shape[-2:]), WCS(hdu.header, hdul)
+
+
+@pytest.fixture(scope="module")
+def real_butler(tmp_path_factory: pytest.TempPathFactory) -> Butler:
+    root = tmp_path_factory.mktemp("real") / "repo"
+    Butler.create(root)
+    butler = Butler(root, run="raw", fsync=False)
+    butler.register_dataset_type("image", ("exposure",), "Exposure")
+    return butler
+
+
+@pytest.mark.parametrize("name", _SIMPLE)
+def test_real_file_round_trips(name: str, real_butler: Butler, tmp_path: Path) -> None:
+    path, which = _real_file(name, tmp_path)
+    pixels, original = _astropy(path, which)
+    number = _SIMPLE.index(name)
+    (ref,) = ingest_fits(real_butler, [path], "image", {"exposure": number}, hdu=which)
+    got = real_butler.get("image", exposure=number)
+    expected = pixels.astype(np.float32 if pixels.dtype.itemsize <= 2 or pixels.dtype.kind == "f"
+                             and pixels.dtype.itemsize == 4 else np.float64)
+    assert got.image.dtype == expected.dtype
+    np.testing.assert_array_equal(got.image, expected)
+    h, w = got.shape
+    y, x = (a.ravel().astype(float) for a in np.meshgrid(np.linspace(0, h - 1, 10),
+                                                          np.linspace(0, w - 1, 10), indexing="ij"))
+    reference = _world(original, x, y)
+    ours = np.stack(got.wcs.pixel_to_world(x, y), axis=1)
+    np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=1e-9, equal_nan=True)
+    # export -> plain astropy reads the exported file to the same world coordinates.
+    out = tmp_path / "exported.fits"
+    export_fits(real_butler, "image", {"exposure": number}, out)
+    exported_pixels, exported = _astropy(out, "IMAGE")
+    assert exported_pixels.dtype.newbyteorder("=") == expected.dtype
+    np.testing.assert_array_equal(exported_pixels, expected)
+    np.testing.assert_allclose(_world(exported, x, y), reference, rtol=1e-12, atol=1e-9,
+                               equal_nan=True)
+    # and compstore reads it back to the same Wcs.
+    assert Exposure.read_fits(out).wcs == got.wcs
+
+
+def test_multi_extension_file_needs_hdu(real_butler: Butler, tmp_path: Path) -> None:
+    path = _DATA / "j94f05bgq_flt.fits"
+    with pytest.raises(FitsFormatError, match=r"holds 2 images.*'SCI'.*hdu="):
+        ingest_fits(real_butler, [path], "image", {"exposure": 900})
+    refs = ingest_fits(real_butler, [path], "image", {"exposure": 901}, hdu=("SCI", 2))
+    with fits.open(path) as hdul:
+        np.testing.assert_array_equal(real_butler.get(refs[0]).image
+                                      if False else real_butler.get("image", exposure=901).image,
+                                      hdul["SCI", 2].data)
+    with pytest.raises(FitsFormatError, match="no HDU 'NOPE'"):
+        ingest_fits(real_butler, [path], "image", {"exposure": 902}, hdu="NOPE")
+
+
+@pytest.mark.parametrize("name", ["spectra/orion-freq-1.hdr", "tab-time-last-axis.fits"])
+def test_unrepresentable_real_files_are_refused(name: str, real_butler: Butler, tmp_path: Path) -> None:
+    if name.endswith(".hdr"):
+        path = tmp_path / "spectrum.fits"
+        fits.PrimaryHDU(np.zeros(64), _header_of(name)).writeto(path, output_verify="silentfix")
+    else:
+        path = _DATA / name
+    with pytest.raises(FitsFormatError, match=Path(path).name.replace(".", r"\.")):
+        ingest_fits(real_butler, [path], "image", {"exposure": 950})
+    assert real_butler.query_datasets("image", where="exposure = 950") == []

@@ -218,6 +218,33 @@ def _check_lookup_doc(doc: Any) -> dict[str, Any]:
     return dict(doc)
 
 
+def _check_rebuilds(wcs: WCS, cards: dict[str, Any], lookups: dict[str, Any]) -> None:
+    """Refuse a WCS its canonical form does not reproduce (never a silently wrong Wcs).
+
+    Raises
+    ------
+    ObjectError
+        If the rebuilt WCS fails or maps a grid of pixels elsewhere (beyond 1e-10).
+    """
+    grid = np.linspace(-50.0, 4150.0, 7)
+    pixels = np.zeros((grid.size**2, wcs.pixel_n_dim))
+    pixels[:, 0] = np.repeat(grid, grid.size)
+    if wcs.pixel_n_dim > 1:
+        pixels[:, 1] = np.tile(grid, grid.size)
+    try:
+        rebuilt = _wcs_from_cards(cards)
+        _attach_lookups(rebuilt, lookups)
+        again = rebuilt.all_pix2world(pixels, 0)
+    except Exception as exc:
+        raise ObjectError(f"this WCS cannot be kept: its header cards do not rebuild it ({exc})") from exc
+    before = wcs.all_pix2world(pixels, 0)
+    if not np.allclose(again, before, rtol=1e-13, atol=1e-10, equal_nan=True):
+        raise ObjectError(
+            "this WCS cannot be kept: astropy's header cards for it do not reproduce it "
+            f"(axes {list(wcs.wcs.ctype)})"
+        )
+
+
 def _attach_lookups(wcs: WCS, doc: Mapping[str, Any]) -> None:
     for name, table in doc.items():
         data = np.asarray(table["values"], dtype=np.float32).reshape(table["shape"])
@@ -303,8 +330,16 @@ class Wcs(Immutable):
                 if kept.naxis < 1:
                     raise ObjectError("the WCS has no axes")
                 kept.wcs.set()
+                if getattr(kept.wcs, "tab", None):
+                    # -TAB coordinates live in a binary table that no header card holds.
+                    raise ObjectError(
+                        "WCS -TAB (tabular) coordinates are not supported; "
+                        f"axes {list(kept.wcs.ctype)}"
+                    )
                 cards = _canonical_cards(kept)
                 lookups = _lookup_doc(kept)
+                if all_axes:
+                    _check_rebuilds(kept, cards, lookups)
         except ObjectError:
             raise
         except Exception as exc:  # wcslib raises its own error classes for invalid values
