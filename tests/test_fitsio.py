@@ -155,7 +155,8 @@ def test_real_file_round_trips(name: str, real_butler: Butler, tmp_path: Path) -
     path, which = _real_file(name, tmp_path)
     pixels, original = _astropy(path, which)
     number = _SIMPLE.index(name)
-    (ref,) = ingest_fits(real_butler, [path], "image", {"exposure": number}, hdu=which)
+    (ref,) = ingest_fits(real_butler, [path], "image", {"exposure": number},
+                         **({"hdu": which} if which is not None else {}))
     got = real_butler.get("image", exposure=number)
     expected = pixels.astype(np.float32 if pixels.dtype.itemsize <= 2 or pixels.dtype.kind == "f"
                              and pixels.dtype.itemsize == 4 else np.float64)
