@@ -449,6 +449,13 @@ def test_non_celestial_wcs_is_kept(tmp_path: Path) -> None:
         exp.wcs.pixel_to_sky(0.0, 0.0)
     write_exposure(exp, tmp_path / "again.fits")
     assert read_exposure(tmp_path / "again.fits").wcs == exp.wcs
+    # An alternate WCS (key letter A) is not read into the Wcs: it stays in the metadata.
+    header["CTYPE1A"], header["CRVAL1A"] = "PIXEL", 3.5
+    fits.PrimaryHDU(np.zeros((3, 3)), header).writeto(tmp_path / "alt.fits")
+    alt = read_exposure(tmp_path / "alt.fits")
+    assert (alt.metadata["CTYPE1A"], alt.metadata["CRVAL1A"]) == ("PIXEL", 3.5)
+    write_exposure(alt, tmp_path / "alt2.fits")
+    assert read_exposure(tmp_path / "alt2.fits").metadata["CRVAL1A"] == 3.5
     # A header with no WCS cards at all still gives no Wcs.
     fits.PrimaryHDU(np.zeros((3, 3))).writeto(tmp_path / "none.fits")
     assert read_exposure(tmp_path / "none.fits").wcs is None

@@ -66,12 +66,13 @@ _STRUCTURAL = re.compile(
     r"EXTTYPE|INHERIT|BZERO|BSCALE|BLANK|CHECKSUM|DATASUM|COMMENT|HISTORY|END|"
     r"TFIELDS|THEAP|T(TYPE|FORM|UNIT|NULL|SCAL|ZERO|DISP|DIM|DMIN|DMAX|LMIN|LMAX)\d+|)$"
 )
-# WCS cards (any alternate key letter) and IRAF/LSST physical-coordinate cards: these are
-# read into the Wcs and xy0, so they are not copied into a foreign file's metadata.
+# Primary WCS cards and IRAF/LSST physical-coordinate cards: these are read into the Wcs
+# and xy0, so they are not copied into a foreign file's metadata. Alternate WCSs (key
+# letters A-Z) are not read into the Wcs: they stay in the metadata, so nothing is lost.
 _WCS_KEY = re.compile(
     r"^((WCSAXES|CTYPE\d+|CRVAL\d+|CRPIX\d+|CDELT\d+|CROTA\d+|CUNIT\d+|CRDER\d+|CSYER\d+|"
     r"CNAME\d+|(PC|CD|PV|PS)\d+_\d+|WCSNAME|LONPOLE|LATPOLE|RADESYS|EQUINOX|MJDREF[IF]?|"
-    r"DATEREF|RESTFRQ|RESTWAV|SPECSYS|SSYSOBS|VELOSYS|ZSOURCE)[A-Z]?|RADECSYS|EPOCH|"
+    r"DATEREF|RESTFRQ|RESTWAV|SPECSYS|SSYSOBS|VELOSYS|ZSOURCE)|RADECSYS|EPOCH|"
     r"(A|B|AP|BP)_(ORDER|DMAX|\d+_\d+)|LT[VM]\d(_\d)?|MP_.*|WAT\d_\d+|"
     # distortion functions (paper IV, HST's D2IM): record-valued cards such as
     # ``DP1 = 'NAXES: 2'`` read as keyword ``DP1.NAXES``.
