@@ -556,3 +556,24 @@ def test_catalog_errors_name_the_file_even_with_int8_columns(exposure: Exposure,
     with pytest.raises(FitsFormatError, match=r"cat\.fits: ") as info:
         read_catalog(path)
     assert "flag8" not in str(info.value).split(":")[0]
+
+
+def test_lookup_distortion_wcs_round_trips_in_exposure_cutout_and_catalog(tmp_path: Path) -> None:
+    import astropy
+
+    path = f"{astropy.__path__[0]}/wcs/tests/data/dist_lookup.fits.gz"
+    exp = read_exposure(path)
+    assert exp.wcs is not None and exp.wcs.to_dict().get("lookup")
+    cut = exp.subset(Box2I((10, 20), (50, 40)))  # xy0 moves the lookup tables too
+    write_exposure(cut, tmp_path / "cut.fits")
+    back = read_exposure(tmp_path / "cut.fits")
+    assert back.wcs == cut.wcs
+    with fits.open(tmp_path / "cut.fits") as hdul:
+        assert "HIERARCH" not in str(hdul["IMAGE"].header.cards["DP1.EXTVER"])
+        plain = WCS(hdul["IMAGE"].header, hdul)
+        iy, ix = (a.ravel().astype(float) for a in np.mgrid[0:40:4, 0:50:5])
+        np.testing.assert_allclose(plain.all_pix2world(ix, iy, 0),
+                                   cut.wcs.pixel_to_sky(ix + 10, iy + 20), rtol=0, atol=1e-10)
+    cat = SourceCatalog(Table({"id": np.arange(3)}), wcs=exp.wcs)
+    write_catalog(cat, tmp_path / "cat.fits")
+    assert read_catalog(tmp_path / "cat.fits").wcs == exp.wcs
