@@ -376,6 +376,92 @@ class Butler:
                 f"nothing of its own; put its members ({', '.join(definition.members)}) instead"
             ) from None
 
+    def put_stream(
+        self,
+        items: Iterable[tuple[Any, str, Mapping[str, Any]]],
+        *,
+        skip_same: bool = False,
+        report: WriteReport | None = None,
+    ) -> list[DatasetRef]:
+        """Put datasets one at a time, then register all of them in one transaction.
+
+        Unlike `put_many`, ``items`` is consumed lazily: each object's components and
+        manifest are written and the object is let go, so a long stream of large
+        objects (an ingest of many files) is never in memory at once. No registry row
+        is committed before every item is written; when one item fails (reading it,
+        checking it, writing it), no row of any item is committed (the components
+        already written are unreferenced blobs).
+
+        Parameters
+        ----------
+        items
+            ``(object, dataset_type, data_id)`` triples, read one at a time.
+        skip_same
+            A dataset this run has already, with the same dataset type, data ID and
+            content (manifest), is no conflict: its existing ref is returned and no row
+            is added, so re-running an ingest is idempotent.
+        report
+            Accumulates what was written.
+
+        Returns
+        -------
+        list of DatasetRef
+            One per item, in order.
+
+        Raises
+        ------
+        DataIdError
+            If two items have the same dataset type and data ID; as `put` otherwise
+            (ConflictingDatasetError also when ``skip_same`` finds other content).
+        """
+        self._check_writeable()
+        if self.run is None:
+            raise CollectionError(
+                "this Butler has no run to put into: open it with Butler(root, run='NAME')"
+            )
+        report = report if report is not None else WriteReport()
+        pending: list[tuple[DatasetType, DataId, str, DatasetRef | None]] = []
+        seen: set[tuple[str, DataId]] = set()
+        for obj, dataset_type, data_id in items:
+            name = parse_dataset_name(dataset_type)
+            if name.component or name.stage:
+                raise InvalidNameError(
+                    f"put takes a plain dataset type name, not {dataset_type!r}; components are "
+                    "stored by putting the whole object, and the stage is the Butler's run"
+                )
+            dtype = self._put_type(name.dataset_type)
+            full_id = self._data_id(dtype, data_id, {}, partial=False)
+            if (dtype.name, full_id) in seen:
+                raise DataIdError(
+                    f"two datasets of {dtype.name} with data ID {full_id} in one call; "
+                    "give each its own data ID"
+                )
+            seen.add((dtype.name, full_id))
+            get_storage_class(dtype.storage_class).check_type(obj)
+            existing = self.registry.find_dataset(dtype.name, full_id, [self.run])
+            if existing is not None and not skip_same:
+                raise ConflictingDatasetError(
+                    f"run {self.run!r} has a {dtype.name} with data ID {full_id} already "
+                    f"(dataset {existing.id}); put into another run or remove it first"
+                )
+            manifest = self._io.write(obj, dtype.storage_class, report)
+            if existing is not None and existing.manifest != manifest:
+                raise ConflictingDatasetError(
+                    f"run {self.run!r} has a {dtype.name} with data ID {full_id} already "
+                    f"(dataset {existing.id}) with other content (manifest "
+                    f"{existing.manifest}, not {manifest}); put into another run or remove it first"
+                )
+            pending.append((dtype, full_id, manifest, existing))
+        # Durability order: components and manifests reach the disk, then the rows.
+        self.blobs.sync()
+        refs = []
+        with self.registry.transaction(durable=self.blobs.fsync):
+            for dtype, full_id, manifest, existing in pending:
+                if existing is None:
+                    existing = self.registry.insert_dataset(dtype.name, full_id, self.run, manifest)
+                refs.append(existing)
+        return refs
+
     def provenance(self, ref: DatasetRef) -> dict[str, Any] | None:
         """Return how ``ref`` was made (task label and class, config, input UUIDs), or None."""
         return self.registry.get_provenance(ref.id)

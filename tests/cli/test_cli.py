@@ -70,6 +70,24 @@ def test_ingest_round_trip(filled, tmp_path, capsys):
     assert got.wcs == exposure.wcs and (got.image == exposure.image).all()
 
 
+def test_ingest_hdu_option_and_clean_refusal(filled, tmp_path, capsys):
+    from astropy.io import fits
+
+    images = [make_exposure(6, d, size=16).image for d in (0, 1)]
+    sci = [fits.ImageHDU(images[v - 1], name="SCI", ver=v) for v in (1, 2)]
+    fits.HDUList([fits.PrimaryHDU(), *sci]).writeto(tmp_path / "mef.fits")
+    repo = ["--repo", str(filled)]
+    args = ["ingest", *repo, "calexp", str(tmp_path / "mef.fits"), "--run", "raw",
+            "--data-id", "visit=6,detector=0", "--no-progress"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "holds 2 images" in err and "--hdu" in err and "Traceback" not in err
+    assert main([*args, "--hdu", "SCI,2"]) == 0
+    got = Butler(filled, collections="raw").get("calexp", visit=6, detector=0)
+    assert (got.image == images[1]).all()
+    assert main([*args, "--hdu", "SCI,2"]) == 0  # the same command again: a no-op
+
+
 def test_errors_are_one_line_without_traceback(filled, capsys):
     repo = ["--repo", str(filled)]
     assert main(["get", *repo, "calexp", "visit=1", "detector=7"]) == 1

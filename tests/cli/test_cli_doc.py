@@ -35,6 +35,9 @@ def test_doc_python_blocks_run_in_order(tmp_path, monkeypatch):
         with fits.open(tmp_path / name, mode="update") as hdus:
             hdus[0].header["VISIT"] = visit
             hdus[0].header["DETECTOR"] = detector
+    # a multi-extension file: two SCI images (the ingest example picks one with --hdu)
+    sci = [fits.ImageHDU(make_exposure(3, 0, size=32).image, name="SCI", ver=v) for v in (1, 2)]
+    fits.HDUList([fits.PrimaryHDU(), *sci]).writeto(tmp_path / "mef.fits")
     # `run` reads pipeline.yaml (shown in the doc), whose task lives in mytasks.py.
     (tmp_path / "mytasks.py").write_text(MYTASKS)
     (tmp_path / "pipeline.yaml").write_text(re.search(r"```yaml\n(.*?)```", DOC.read_text(), re.S)[1])

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from compstore.errors import FitsFormatError
+from compstore.errors import FitsFormatError, ObjectError
 from compstore.objects import (
     Background,
     Box2I,
@@ -319,13 +319,20 @@ def test_radio_cube_with_degenerate_axes(tmp_path: Path) -> None:
             ("CUNIT3", "Hz"), ("BUNIT", "JY/BEAM"), ("EPOCH", 2000.0),
         ]
     )
-    cube = np.random.default_rng(2).normal(size=(1, 3, 32, 64)).astype(np.float32)
+    cube = np.random.default_rng(2).normal(size=(1, 1, 32, 64)).astype(np.float32)
     path = tmp_path / "radio.fits"
     fits.PrimaryHDU(cube, header).writeto(path)
     exp = read_exposure(path)
     np.testing.assert_array_equal(exp.image, cube[0, 0])
     assert exp.metadata["BUNIT"] == "JY/BEAM"
     _check_sky(exp, fits.open(path)[0].header)
+    # The FREQ and STOKES axes are kept: the plane's frequency is part of its WCS.
+    assert exp.wcs.world_axis_types[2:] == ("FREQ", "STOKES")
+    assert exp.wcs.pixel_to_world(3.0, 4.0)[2] == pytest.approx(1.4e9)
+    # A cube with several planes is refused, not cut down to its first plane silently.
+    fits.PrimaryHDU(np.zeros((1, 3, 32, 64), np.float32), header).writeto(tmp_path / "c3.fits")
+    with pytest.raises(FitsFormatError, match=r"c3\.fits.*cube of shape \(1, 3, 32, 64\)"):
+        read_exposure(tmp_path / "c3.fits")
 
 
 def test_scaled_integers_and_blank(tmp_path: Path) -> None:
@@ -428,10 +435,30 @@ def test_newer_format_refused(exposure: Exposure, tmp_path: Path) -> None:
         read_exposure(path)
 
 
-def test_no_celestial_wcs_gives_none(tmp_path: Path) -> None:
-    header = fits.Header([("CTYPE1", "WAVE"), ("CTYPE2", "LINEAR"), ("CRVAL1", 5000.0)])
+def test_non_celestial_wcs_is_kept(tmp_path: Path) -> None:
+    # Issue 12: a WCS without celestial axes used to be dropped (wcs None, and an export
+    # with no coordinates at all); it is kept whole now.
+    header = fits.Header([("CTYPE1", "WAVE"), ("CTYPE2", "LINEAR"), ("CRVAL1", 5000.0),
+                          ("CDELT1", 0.5), ("CRPIX1", 2.0)])
     fits.PrimaryHDU(np.zeros((3, 3)), header).writeto(tmp_path / "lin.fits")
-    assert read_exposure(tmp_path / "lin.fits").wcs is None
+    exp = read_exposure(tmp_path / "lin.fits")
+    assert exp.wcs is not None and exp.wcs.world_axis_types == ("WAVE", "LINEAR")
+    assert not exp.wcs.has_celestial
+    assert exp.wcs.pixel_to_world(1.0, 0.0)[0] == pytest.approx(5000.0)
+    with pytest.raises(ObjectError, match="no celestial axes"):
+        exp.wcs.pixel_to_sky(0.0, 0.0)
+    write_exposure(exp, tmp_path / "again.fits")
+    assert read_exposure(tmp_path / "again.fits").wcs == exp.wcs
+    # An alternate WCS (key letter A) is not read into the Wcs: it stays in the metadata.
+    header["CTYPE1A"], header["CRVAL1A"] = "PIXEL", 3.5
+    fits.PrimaryHDU(np.zeros((3, 3)), header).writeto(tmp_path / "alt.fits")
+    alt = read_exposure(tmp_path / "alt.fits")
+    assert (alt.metadata["CTYPE1A"], alt.metadata["CRVAL1A"]) == ("PIXEL", 3.5)
+    write_exposure(alt, tmp_path / "alt2.fits")
+    assert read_exposure(tmp_path / "alt2.fits").metadata["CRVAL1A"] == 3.5
+    # A header with no WCS cards at all still gives no Wcs.
+    fits.PrimaryHDU(np.zeros((3, 3))).writeto(tmp_path / "none.fits")
+    assert read_exposure(tmp_path / "none.fits").wcs is None
 
 
 # -- SourceCatalog ----------------------------------------------------------------------------
@@ -529,3 +556,24 @@ def test_catalog_errors_name_the_file_even_with_int8_columns(exposure: Exposure,
     with pytest.raises(FitsFormatError, match=r"cat\.fits: ") as info:
         read_catalog(path)
     assert "flag8" not in str(info.value).split(":")[0]
+
+
+def test_lookup_distortion_wcs_round_trips_in_exposure_cutout_and_catalog(tmp_path: Path) -> None:
+    import astropy
+
+    path = f"{astropy.__path__[0]}/wcs/tests/data/dist_lookup.fits.gz"
+    exp = read_exposure(path)
+    assert exp.wcs is not None and exp.wcs.to_dict().get("lookup")
+    cut = exp.subset(Box2I((10, 20), (50, 40)))  # xy0 moves the lookup tables too
+    write_exposure(cut, tmp_path / "cut.fits")
+    back = read_exposure(tmp_path / "cut.fits")
+    assert back.wcs == cut.wcs
+    with fits.open(tmp_path / "cut.fits") as hdul:
+        assert "HIERARCH" not in str(hdul["IMAGE"].header.cards["DP1.EXTVER"])
+        plain = WCS(hdul["IMAGE"].header, hdul)
+        iy, ix = (a.ravel().astype(float) for a in np.mgrid[0:40:4, 0:50:5])
+        np.testing.assert_allclose(plain.all_pix2world(ix, iy, 0),
+                                   cut.wcs.pixel_to_sky(ix + 10, iy + 20), rtol=0, atol=1e-10)
+    cat = SourceCatalog(Table({"id": np.arange(3)}), wcs=exp.wcs)
+    write_catalog(cat, tmp_path / "cat.fits")
+    assert read_catalog(tmp_path / "cat.fits").wcs == exp.wcs

@@ -190,7 +190,7 @@ def test_fits_methods_delegate_to_fits_module(monkeypatch, exposure, tmp_path):
 
     calls = []
     fake = types.ModuleType("compstore.objects._fits")
-    fake.read_exposure = lambda path: calls.append(("read", path)) or exposure
+    fake.read_exposure = lambda path, hdu=None: calls.append(("read", path)) or exposure
     fake.write_exposure = lambda exp, path: calls.append(("write", exp, path))
     import compstore.objects
 

@@ -251,3 +251,26 @@ def test_zpn_projection_parameters_are_exact():
     wcs = Wcs.from_header(header)
     assert wcs.to_dict()["header"]["PV2_3"] == 220.123456789012345
     assert Wcs.from_dict(wcs.to_dict()) == wcs
+
+
+def test_lookup_table_distortion_is_kept_exactly():
+    import astropy
+
+    path = f"{astropy.__path__[0]}/wcs/tests/data/dist_lookup.fits.gz"
+    with fits.open(path) as hdul, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        original = WCS(hdul[1].header, hdul)
+    wcs = Wcs(original)  # 2-D celestial: the tables are kept, not refused
+    d = json.loads(json.dumps(wcs.to_dict()))
+    assert set(d["lookup"]) == {"cpdis1", "cpdis2", "det2im1"}
+    again = Wcs.from_dict(d)
+    assert again == wcs and again.has_distortion
+    x, y = np.meshgrid(np.linspace(0, 99, 10), np.linspace(0, 99, 10))
+    ra, dec = original.all_pix2world(x, y, 0)
+    np.testing.assert_allclose(again.pixel_to_sky(x, y), (ra, dec), rtol=0, atol=1e-12)
+    # Without its tables the Wcs would be another one: they are part of equality.
+    assert Wcs.from_dict({"header": d["header"]}) != wcs
+    with pytest.raises(ObjectError, match="unknown keys"):
+        Wcs.from_dict({**d, "future": 1})
+    with pytest.raises(ObjectError, match="lookup table 'cpdis1'"):
+        Wcs.from_dict({**d, "lookup": {"cpdis1": {**d["lookup"]["cpdis1"], "values": [1.0]}}})

@@ -114,18 +114,33 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
                    help="dimension values shared by every file, e.g. visit=1,detector=2")
     p.add_argument("--header-key", action="append", default=[], metavar="DIM=KEYWORD",
                    help="read a dimension from each file's header, e.g. visit=VISIT")
+    p.add_argument("--hdu", action="append", default=[], metavar="HDU",
+                   help="image HDU to read from each file: an index, EXTNAME or EXTNAME,EXTVER "
+                        "(repeat for several; a file with several images needs it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _hdu_value(text: str) -> int | str | tuple[str, int]:
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    name, sep, ver = text.rpartition(",")
+    if sep and ver.strip().isdigit():
+        return (name.strip(), int(ver))
+    return text
 
 
 def _ingest_code(args: argparse.Namespace) -> str:
     data_id = parse_data_id(args.data_id)
     header_keys = dict(_split_pair(item) for item in args.header_key)
+    hdus = [_hdu_value(item) for item in args.hdu]
+    hdu = "" if not hdus else f", hdu={hdus[0] if len(hdus) == 1 else hdus!r}"
     return (
         "from compstore import Butler\n"
         "from compstore.fitsio import ingest_fits\n"
         f"{_butler_line(args, args.run)}\n"
         f"refs = ingest_fits(butler, {args.files!r}, {args.dataset_type!r}, {data_id!r},\n"
-        f"                   header_keys={header_keys!r}, progress={not args.no_progress!r})\n"
+        f"                   header_keys={header_keys!r}{hdu}, progress={not args.no_progress!r})\n"
         "for ref in refs:\n"
         "    print(ref)\n"
     )

@@ -5,11 +5,12 @@ Layout of an Exposure file (see ``docs/fits.md`` for the full description)::
     HDU 0  PRIMARY     no data; metadata as plain cards, compstore values as
                        ``HIERARCH COMPSTORE ...`` cards (TYPE, FORMAT, BAND, DETECTOR,
                        CALIB <field>, VISIT <field>)
-    HDU 1  IMAGE       float32 image; the Wcs (CRPIX shifted by xy0) and LTV1/LTV2
+    HDU 1  IMAGE       float32 or float64 image; the Wcs (CRPIX shifted by xy0), LTV1/LTV2
     HDU 2  MASK        int32 mask; MP_<PLANE> = bit cards; Wcs and LTV as in IMAGE
-    HDU 3  VARIANCE    float32 variance; Wcs and LTV as in IMAGE
+    HDU 3  VARIANCE    float32 or float64 variance; Wcs and LTV as in IMAGE
     HDU    PSF         (optional) float64 PSF image; ``COMPSTORE PSF <field>`` cards
     HDU    BACKGROUND  (optional) the background grid; ``COMPSTORE BACKGROUND <field>``
+    HDU    WCSDVARR, D2IMARR  (when the Wcs has lookup-table distortions) its tables
 
 A SourceCatalog file holds a PRIMARY HDU (Calib cards), a ``CATALOG`` binary table
 (with TUNITn units) and, when the catalog has a Wcs, an empty ``WCS`` image HDU whose
@@ -44,7 +45,14 @@ if TYPE_CHECKING:
     from ._image import Exposure
     from ._wcs import Wcs
 
-__all__ = ["read_catalog", "read_exposure", "write_catalog", "write_exposure"]
+__all__ = [
+    "HduSpec",
+    "read_catalog",
+    "read_exposure",
+    "select_image_hdu",
+    "write_catalog",
+    "write_exposure",
+]
 
 #: Version of the layout above, in ``HIERARCH COMPSTORE FORMAT``.
 FORMAT_VERSION = 1
@@ -58,14 +66,25 @@ _STRUCTURAL = re.compile(
     r"EXTTYPE|INHERIT|BZERO|BSCALE|BLANK|CHECKSUM|DATASUM|COMMENT|HISTORY|END|"
     r"TFIELDS|THEAP|T(TYPE|FORM|UNIT|NULL|SCAL|ZERO|DISP|DIM|DMIN|DMAX|LMIN|LMAX)\d+|)$"
 )
-# WCS cards (any alternate key letter) and IRAF/LSST physical-coordinate cards: these are
-# read into the Wcs and xy0, so they are not copied into a foreign file's metadata.
+# Primary WCS cards and IRAF/LSST physical-coordinate cards: these are read into the Wcs
+# and xy0, so they are not copied into a foreign file's metadata. Alternate WCSs (key
+# letters A-Z) are not read into the Wcs: they stay in the metadata, so nothing is lost.
 _WCS_KEY = re.compile(
     r"^((WCSAXES|CTYPE\d+|CRVAL\d+|CRPIX\d+|CDELT\d+|CROTA\d+|CUNIT\d+|CRDER\d+|CSYER\d+|"
     r"CNAME\d+|(PC|CD|PV|PS)\d+_\d+|WCSNAME|LONPOLE|LATPOLE|RADESYS|EQUINOX|MJDREF[IF]?|"
-    r"DATEREF|RESTFRQ|RESTWAV|SPECSYS|SSYSOBS|VELOSYS|ZSOURCE)[A-Z]?|RADECSYS|EPOCH|"
-    r"(A|B|AP|BP)_(ORDER|DMAX|\d+_\d+)|LT[VM]\d(_\d)?|MP_.*|WAT\d_\d+)$"
+    r"DATEREF|RESTFRQ|RESTWAV|SPECSYS|SSYSOBS|VELOSYS|ZSOURCE)|RADECSYS|EPOCH|"
+    r"(A|B|AP|BP)_(ORDER|DMAX|\d+_\d+)|LT[VM]\d(_\d)?|MP_.*|WAT\d_\d+|"
+    # distortion functions (paper IV, HST's D2IM): record-valued cards such as
+    # ``DP1 = 'NAXES: 2'`` read as keyword ``DP1.NAXES``.
+    r"(CPDIS|CQDIS|D2IMDIS)\d+|(DP|DQ|D2IM)\d+(\..+)?)$"
 )
+# A record-valued keyword card (FITS WCS paper IV): ``DP1 = 'AXIS.1: 1'`` is the card
+# astropy calls ``DP1.AXIS.1``; written as HIERARCH it would mean nothing to wcslib.
+_RECORD_KEY = re.compile(r"^((?:DP|DQ|D2IM)\d+)\.([A-Z0-9_.]+)$")
+# Header cards that say an HDU has a WCS; without any, it has none.
+_WCS_PRESENT = re.compile(r"^(WCSAXES|(CTYPE|CRVAL|CRPIX|CDELT|CUNIT)\d+|(CD|PC)\d+_\d+)$")
+# Extensions that hold a WCS's distortion tables, never an image to read.
+_TABLE_EXTNAMES = ("WCSDVARR", "D2IMARR")
 _PLAIN_KEY = re.compile(r"^[A-Z0-9_-]{1,8}$")
 _MASK_PLANE_PREFIX = "MP_"
 
@@ -94,6 +113,12 @@ def _card(key: str, value: Any, comment: str = "") -> fits.Card:
         If ``value`` cannot be a FITS card value (NaN, non-ASCII text, nested data).
     """
     name = key if _PLAIN_KEY.match(key) else f"HIERARCH {key}"
+    if (record := _RECORD_KEY.match(key)) and isinstance(value, (int, float)):
+        text = str(int(value)) if isinstance(value, int) else _float_text(float(value))
+        card_text = f"{record.group(1):8}= '{record.group(2)}: {text}'"
+        if text is None or len(card_text) > 80:
+            raise FitsFormatError(f"header card {key!r}: FITS cannot hold the value {value!r}")
+        return fits.Card.fromstring(card_text.ljust(80))
     if isinstance(value, (float, np.floating)) and not isinstance(value, bool):
         text = _float_text(float(value))
         if text is None:
@@ -174,12 +199,47 @@ def _ltv_cards(xy0: tuple[int, int]) -> list[fits.Card]:
     ]
 
 
+def _shift_lookups(doc: dict[str, Any], dx: float, dy: float) -> dict[str, Any]:
+    """A Wcs dict whose lookup tables apply to pixels shifted by ``(dx, dy)``.
+
+    A table maps pixel ``p`` through ``(p - crval) / cdelt + crpix``: moving the pixel
+    origin moves ``crval`` with it (SIP and the linear part move with CRPIX).
+    """
+    lookup = doc.get("lookup")
+    if not lookup:
+        return doc
+    moved = {}
+    for name, table in lookup.items():
+        crval = table["crval"]
+        moved[name] = {**table, "crval": [float(crval[0]) + dx, float(crval[1]) + dy]}
+    return {**doc, "lookup": moved}
+
+
+def _lookup_parts(wcs: Wcs, xy0: tuple[int, int]) -> tuple[list[fits.Card], list[Any]]:
+    """The cards (``CPDISj``, ``DPj``, ``D2IM...``) and WCSDVARR/D2IMARR extensions of
+    ``wcs``'s lookup-table distortions, for an array whose pixel ``[0, 0]`` is ``xy0``."""
+    from ._wcs import Wcs
+
+    doc = wcs.to_dict()
+    if not doc.get("lookup"):
+        return [], []
+    shifted = Wcs.from_dict(_shift_lookups(doc, -xy0[0], -xy0[1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        hdul = shifted.astropy.to_fits(relax=True)
+    keys = re.compile(r"^((CPDIS|D2IMDIS)\d+|(DP|D2IM)\d+(\..+)?)$")
+    cards = [card for card in hdul[0].header.cards if keys.match(card.keyword)]
+    return cards, list(hdul[1:])
+
+
 def _wcs_cards(wcs: Wcs, xy0: tuple[int, int]) -> list[fits.Card]:
     """Cards of ``wcs`` for an array whose pixel ``[0, 0]`` is parent pixel ``xy0``.
 
     The Wcs maps parent pixels; plain FITS readers index the array, so CRPIX moves by
     ``-xy0`` and LTV1/LTV2 record the shift (the IRAF/LSST convention). The exact parent
     CRPIX is kept in ``COMPSTORE CRPIXn`` because ``(c - x0) + x0`` need not equal ``c``.
+    Lookup-table distortions add their cards here and their tables as extensions
+    (:func:`_lookup_parts`).
     """
     exact = wcs.to_dict()["header"]
     order = list(wcs.to_header().keys())
@@ -191,6 +251,7 @@ def _wcs_cards(wcs: Wcs, xy0: tuple[int, int]) -> list[fits.Card]:
         if key in ("CRPIX1", "CRPIX2"):
             value = float(value) - xy0[int(key[-1]) - 1]
         cards.append(_card(key, value))
+    cards += _lookup_parts(wcs, xy0)[0]
     cards += _ltv_cards(xy0)
     for axis in (1, 2):
         if f"CRPIX{axis}" in exact:
@@ -217,17 +278,26 @@ def _xy0_from_header(header: fits.Header) -> tuple[int, int]:
     return xy0[0], xy0[1]
 
 
-def _quiet_wcs(header: fits.Header) -> WCS:
+def _quiet_wcs(header: fits.Header, hdul: fits.HDUList | None) -> WCS:
     with warnings.catch_warnings():
         # Old headers (EPOCH, RADECSYS, odd DATE-OBS) are fixed by astropy, as we want.
         warnings.simplefilter("ignore", FITSFixedWarning)
-        return WCS(header, relax=True)
+        # The HDUList, not the header alone: lookup-table distortions (CPDIS, D2IM)
+        # keep their tables in WCSDVARR/D2IMARR extensions.
+        return WCS(header, hdul, relax=True)
 
 
 def _wcs_from_header(
-    header: fits.Header, xy0: tuple[int, int], path: str, extname: str
+    header: fits.Header,
+    xy0: tuple[int, int],
+    path: str,
+    extname: str,
+    hdul: fits.HDUList | None = None,
 ) -> Wcs | None:
-    """The celestial Wcs (mapping parent pixels) of an image header, or None.
+    """The whole Wcs (mapping parent pixels) of an image header, or None if it has none.
+
+    Every axis astropy reads is kept (spectral, Stokes, non-celestial), and lookup-table
+    distortions with their tables from ``hdul``: nothing of the WCS is dropped.
 
     Raises
     ------
@@ -236,22 +306,18 @@ def _wcs_from_header(
     """
     from ._wcs import Wcs
 
+    if not any(_WCS_PRESENT.match(key) for key in header.keys()):
+        return None
     try:
-        full = _quiet_wcs(header)
+        full = _quiet_wcs(header, hdul)
     except Exception as exc:  # wcslib raises its own classes, plus ValueError/KeyError
         raise FitsFormatError(f"{path}: HDU {extname}: cannot parse its WCS: {exc}") from exc
-    if not full.has_celestial:
-        return None
-    # Only a celestial pair on the first two pixel axes describes the 2-D plane we read.
-    cel_world = [full.wcs.lng, full.wcs.lat]
-    corr = full.axis_correlation_matrix[cel_world]
-    if full.pixel_n_dim < 2 or corr[:, 2:].any() or not corr[:, :2].any(axis=0).all():
-        return None
     try:
-        wcs = Wcs(full)
+        wcs = Wcs(full, all_axes=True)
         if xy0 == (0, 0):
             return wcs
-        cards = dict(wcs.to_dict()["header"])
+        doc = wcs.to_dict()
+        cards = dict(doc["header"])
         for axis in (1, 2):
             key = f"CRPIX{axis}"
             shifted = float(cards.get(key, 0.0)) + xy0[axis - 1]
@@ -259,7 +325,7 @@ def _wcs_from_header(
             if isinstance(exact, float) and abs(exact - shifted) <= 1e-9 * max(1.0, abs(exact)):
                 shifted = exact
             cards[key] = shifted
-        return Wcs.from_dict({"header": cards})
+        return Wcs.from_dict(_shift_lookups({**doc, "header": cards}, xy0[0], xy0[1]))
     except ObjectError as exc:
         raise FitsFormatError(f"{path}: HDU {extname}: unusable WCS: {exc}") from exc
 
@@ -392,6 +458,9 @@ def write_exposure(exposure: Exposure, path: str | os.PathLike[str]) -> None:
         hdus.append(_leaf_hdu("PSF", exposure.psf.to_dict(), exposure.psf.compute_image()))
     if exposure.background is not None:
         hdus.append(_leaf_hdu("BACKGROUND", exposure.background.to_dict(), None))
+    if exposure.wcs is not None:
+        # One set of tables serves IMAGE, MASK and VARIANCE (their DPj cards name it).
+        hdus += _lookup_parts(exposure.wcs, xy0)[1]
     _write_atomic(fits.HDUList(hdus), path)
 
 
@@ -435,28 +504,41 @@ def _leaf_from_hdu(hdu: Any, name: str, path: str) -> dict[str, Any] | None:
     return fields
 
 
-def read_exposure(path: str | os.PathLike[str]) -> Exposure:
+#: How a caller names one HDU: its index, its EXTNAME, or (EXTNAME, EXTVER).
+HduSpec = int | str | tuple[str, int]
+
+
+def read_exposure(path: str | os.PathLike[str], hdu: HduSpec | None = None) -> Exposure:
     """Read an Exposure from a FITS file: one written by :func:`write_exposure`, an
     LSST-style IMAGE/MASK/VARIANCE file, or an ordinary FITS image.
 
     An ordinary image is the first image HDU holding 2-D or higher data. For a cube
     (NAXIS >= 3) the first 2-D plane ``data[0, ..., 0, :, :]`` is read. Its Exposure has:
 
-    - ``image``: the pixel values as float32 with BZERO/BSCALE applied; BLANK and NaN
-      pixels become NaN and are flagged in the ``NO_DATA`` mask plane;
+    - ``image``: the pixel values with BZERO/BSCALE applied, float32 or float64 as the
+      file holds them (integers of up to 16 bits as float32, wider ones as float64:
+      exact either way); BLANK and NaN pixels become NaN and are flagged in the
+      ``NO_DATA`` mask plane;
     - ``mask``: otherwise zero (default planes); ``variance``: zeros, which compstore
       reads as "unknown" (no noise model is guessed);
     - ``xy0`` from LTV1/LTV2 when they are whole numbers (IRAF/LSST cut-outs), else (0, 0);
-    - ``wcs``: the celestial part of ``astropy.wcs.WCS(header)`` (old keywords fixed the
-      way astropy fixes them), or None when the header has no celestial axes on the
-      first two pixel axes;
+    - ``wcs``: the whole of ``astropy.wcs.WCS(header, hdulist)`` (old keywords fixed the
+      way astropy fixes them): every axis, celestial or not, and lookup-table
+      distortions with their tables; None when the header has no WCS cards;
     - ``metadata``: the remaining scalar cards of the primary and image headers (not
       structural or WCS cards); no band, detector, calib, psf or visit info.
+
+    A file with more than one image HDU (a multi-extension file) needs ``hdu``: no
+    image is dropped silently. A cube whose further axes are longer than 1 is refused
+    (an Exposure is one plane).
 
     Parameters
     ----------
     path : str or path-like
         The FITS file.
+    hdu : int, str or (str, int), optional
+        The image HDU to read: its index, its EXTNAME, or ``(EXTNAME, EXTVER)``. Read
+        as an ordinary image even in an IMAGE/MASK/VARIANCE file.
 
     Returns
     -------
@@ -467,14 +549,15 @@ def read_exposure(path: str | os.PathLike[str]) -> Exposure:
     FileNotFoundError
         If ``path`` does not exist.
     FitsFormatError
-        If the file is not FITS, has no 2-D image, or its compstore cards or WCS are
-        malformed; the message names the path and the problem.
+        If the file is not FITS, has no 2-D image, holds several and ``hdu`` is not
+        given, has no HDU ``hdu``, or its compstore cards or WCS are malformed; the
+        message names the path and the problem.
     """
     name, hdul = _open(path)
     with _read_errors(name, "an Exposure"), hdul:
-        if _hdu_of(hdul, "IMAGE") is not None:
+        if hdu is None and _hdu_of(hdul, "IMAGE") is not None:
             return _read_layout(hdul, name)
-        return _read_plain(hdul, name)
+        return _read_plain(hdul, name, hdu)
 
 
 @contextlib.contextmanager
@@ -502,7 +585,7 @@ def _read_layout(hdul: fits.HDUList, path: str) -> Exposure:
     image_hdu = hdul["IMAGE"]
     if image_hdu.data is None or image_hdu.data.ndim != 2:
         raise FitsFormatError(f"{path}: HDU IMAGE does not hold a 2-D image")
-    image = np.asarray(image_hdu.data, dtype=np.float32)
+    image = _pixel_values(image_hdu.data, path, "IMAGE")
     xy0 = _xy0_from_header(image_hdu.header)
 
     mask = None
@@ -517,7 +600,7 @@ def _read_layout(hdul: fits.HDUList, path: str) -> Exposure:
     variance = None
     var_hdu = _hdu_of(hdul, "VARIANCE")
     if var_hdu is not None and var_hdu.data is not None:
-        variance = np.asarray(var_hdu.data, dtype=np.float32)
+        variance = _pixel_values(var_hdu.data, path, "VARIANCE")
 
     ours = primary.get(f"{_NS} TYPE") is not None
     if ours:
@@ -557,7 +640,7 @@ def _read_layout(hdul: fits.HDUList, path: str) -> Exposure:
         mask,
         variance,
         xy0=xy0,
-        wcs=_wcs_from_header(image_hdu.header, xy0, path, "IMAGE"),
+        wcs=_wcs_from_header(image_hdu.header, xy0, path, "IMAGE", hdul),
         metadata=metadata,
         band=band,
         detector=detector,
@@ -565,24 +648,105 @@ def _read_layout(hdul: fits.HDUList, path: str) -> Exposure:
     )
 
 
-def _first_image(hdul: fits.HDUList, path: str) -> Any:
-    for hdu in hdul:
-        if isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
-            if hdu.header.get("NAXIS", 0) >= 2 and hdu.data is not None and hdu.data.ndim >= 2:
-                return hdu
-    kinds = ", ".join(f"{type(h).__name__}{getattr(h.data, 'shape', '')}" for h in hdul)
-    raise FitsFormatError(f"{path}: no HDU holds a 2-D (or higher) image; found {kinds}")
+def _pixel_values(data: Any, path: str, extname: str, *, copy: bool = False) -> np.ndarray:
+    """Pixels as a native-order float array that holds every value exactly.
+
+    float32 and float64 stay as they are (BZERO/BSCALE already applied by astropy);
+    integers of up to 16 bits become float32 and wider ones float64, both exact.
+
+    Raises
+    ------
+    FitsFormatError
+        If a value cannot be held exactly (64-bit integers beyond 2**53, complex).
+    """
+    arr = np.asarray(data)
+    kind, size = arr.dtype.kind, arr.dtype.itemsize
+    if kind == "f" and size in (4, 8):
+        target = np.dtype(np.float32 if size == 4 else np.float64)
+    elif kind in "iub" and size <= 2:
+        target = np.dtype(np.float32)
+    elif kind in "iu" and size <= 8:
+        if size == 8 and arr.size and int(np.abs(arr).max()) > 2**53:
+            raise FitsFormatError(
+                f"{path}: HDU {extname} holds 64-bit integers beyond 2**53, which no float "
+                "image holds exactly; convert them before ingesting"
+            )
+        target = np.dtype(np.float64)
+    else:
+        raise FitsFormatError(
+            f"{path}: HDU {extname} holds {arr.dtype} pixels; an Exposure holds float32 or "
+            "float64 images"
+        )
+    return arr.astype(target, copy=copy or arr.dtype != target)
 
 
-def _read_plain(hdul: fits.HDUList, path: str) -> Exposure:
-    """An ordinary FITS image: its first image HDU with 2-D or more data."""
+def _is_image(hdu: Any) -> bool:
+    return (
+        isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
+        and hdu.header.get("NAXIS", 0) >= 2
+        and hdu.name not in _TABLE_EXTNAMES
+        and hdu.data is not None
+        and hdu.data.ndim >= 2
+    )
+
+
+def _hdu_label(hdul: fits.HDUList, hdu: Any) -> str:
+    ver = hdu.header.get("EXTVER", 1)
+    name = f"({hdu.name!r}, {ver})" if ver != 1 else repr(hdu.name)
+    return f"{hdul.index_of(hdu)} {name}"
+
+
+def select_image_hdu(hdul: fits.HDUList, path: str, hdu: HduSpec | None) -> Any:
+    """The image HDU ``hdu`` names, or the only image HDU of ``hdul``.
+
+    Raises
+    ------
+    FitsFormatError
+        If there is no such HDU, it holds no 2-D image, there is no image at all, or
+        ``hdu`` is None and there are several (a multi-extension file).
+    """
+    images = [h for h in hdul if _is_image(h)]
+    if hdu is None:
+        if len(images) == 1:
+            return images[0]
+        if not images:
+            kinds = ", ".join(f"{type(h).__name__}{getattr(h.data, 'shape', '')}" for h in hdul)
+            raise FitsFormatError(f"{path}: no HDU holds a 2-D (or higher) image; found {kinds}")
+        listing = ", ".join(_hdu_label(hdul, h) for h in images)
+        raise FitsFormatError(
+            f"{path} holds {len(images)} images (HDUs {listing}); say which to read with "
+            "hdu= (CLI: --hdu), an index, an EXTNAME or (EXTNAME, EXTVER)"
+        )
+    try:
+        chosen = hdul[tuple(hdu) if isinstance(hdu, list) else hdu]
+    except (KeyError, IndexError, TypeError):
+        listing = ", ".join(_hdu_label(hdul, h) for h in hdul)
+        raise FitsFormatError(f"{path} has no HDU {hdu!r}; its HDUs are {listing}") from None
+    if not _is_image(chosen):
+        raise FitsFormatError(
+            f"{path}: HDU {_hdu_label(hdul, chosen)} holds no 2-D image "
+            f"({type(chosen).__name__}{getattr(chosen.data, 'shape', '')})"
+        )
+    return chosen
+
+
+def _read_plain(hdul: fits.HDUList, path: str, which: HduSpec | None = None) -> Exposure:
+    """An ordinary FITS image: the image HDU ``which``, or the file's only image HDU."""
     from ._image import Exposure
     from ._mask import Mask
 
-    hdu = _first_image(hdul, path)
+    hdu = select_image_hdu(hdul, path, which)
     header = hdu.header
     data = hdu.data
-    # Cubes and degenerate STOKES/FREQ axes: numpy puts the extra FITS axes first.
+    extname = header.get("EXTNAME", str(hdul.index_of(hdu)))
+    if any(n > 1 for n in data.shape[:-2]):
+        # Reading one plane would drop the others silently.
+        raise FitsFormatError(
+            f"{path}: HDU {_hdu_label(hdul, hdu)} is a cube of shape {data.shape}; an "
+            "Exposure is one 2-D plane, and only cubes whose further axes have length 1 "
+            "are read"
+        )
+    # Degenerate STOKES/FREQ axes: numpy puts the extra FITS axes first.
     plane = np.asarray(data[(0,) * (data.ndim - 2)])
     if plane.size == 0:
         raise FitsFormatError(f"{path}: the image in HDU {hdul.index_of(hdu)} is empty")
@@ -592,21 +756,20 @@ def _read_plain(hdul: fits.HDUList, path: str) -> Exposure:
         # astropy turns BLANK into NaN only when it scales; unscaled integers keep the
         # raw code, shifted by BZERO for the unsigned convention.
         invalid |= plane == blank * header.get("BSCALE", 1) + header.get("BZERO", 0)
-    image = plane.astype(np.float32)
+    image = _pixel_values(plane, path, str(extname), copy=True)
     invalid |= ~np.isfinite(image)
     image[invalid] = np.nan
     mask = Mask.zeros(image.shape)
     if invalid.any():
         mask.set_plane("NO_DATA", invalid)
     xy0 = _xy0_from_header(header)
-    extname = header.get("EXTNAME", str(hdul.index_of(hdu)))
     headers = [header] if hdu is hdul[0] else [hdul[0].header, header]
     return Exposure(
         image,
         mask,
-        np.zeros(image.shape, dtype=np.float32),
+        np.zeros(image.shape, dtype=image.dtype),
         xy0=xy0,
-        wcs=_wcs_from_header(header, xy0, path, extname),
+        wcs=_wcs_from_header(header, xy0, path, extname, hdul),
         metadata=_metadata_from(headers, skip_wcs=True),
     )
 
@@ -665,6 +828,7 @@ def write_catalog(catalog: SourceCatalog, path: str | os.PathLike[str]) -> None:
         for card in _wcs_cards(catalog.wcs, (0, 0)):
             wcs_hdu.header.append(card)
         hdus.append(wcs_hdu)
+        hdus += _lookup_parts(catalog.wcs, (0, 0))[1]
     _write_atomic(fits.HDUList(hdus), path)
 
 
@@ -716,5 +880,5 @@ def read_catalog(path: str | os.PathLike[str]) -> SourceCatalog:
         wcs_hdu = _hdu_of(hdul, "WCS")
         wcs = None
         if wcs_hdu is not None:
-            wcs = _wcs_from_header(wcs_hdu.header, (0, 0), name, "WCS")
+            wcs = _wcs_from_header(wcs_hdu.header, (0, 0), name, "WCS", hdul)
         return SourceCatalog(table, wcs=wcs, calib=calib)

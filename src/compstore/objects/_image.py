@@ -30,11 +30,14 @@ def _as_float_plane(array: ArrayLike, what: str) -> np.ndarray:
     arr = np.asarray(array)
     if arr.ndim != 2:
         raise ObjectError(f"{what} must be a 2-D array, got shape {arr.shape}")
-    if arr.dtype == np.float32:
-        # No copy: an Exposure built from existing arrays shares them.
+    if arr.dtype in (np.float32, np.float64):
+        # No copy: an Exposure built from existing arrays shares them. float64 stays
+        # float64: narrowing it would silently lose precision (a FITS -64 image).
         return arr
     if arr.dtype.kind not in "fiu":
-        raise ObjectError(f"{what} must hold real numbers (stored as float32), got {arr.dtype}")
+        raise ObjectError(
+            f"{what} must hold real numbers (stored as float32 or float64), got {arr.dtype}"
+        )
     return arr.astype(np.float32)
 
 
@@ -44,11 +47,12 @@ class MaskedImage(Immutable):
     Parameters
     ----------
     image : array_like
-        2-D real values, stored as float32 (no copy when already float32).
+        2-D real values: float32 and float64 are kept as they are (no copy); other
+        real types (integers, float16) are stored as float32.
     mask : Mask or array_like, optional
         Defaults to an all-zero :class:`Mask` with the default planes.
     variance : array_like, optional
-        Per-pixel variance, stored as float32. Defaults to zeros (meaning "unknown";
+        Per-pixel variance, stored as the image is (float32 or float64). Defaults to zeros (meaning "unknown";
         compstore never invents a noise model).
 
     Raises
@@ -91,7 +95,7 @@ class MaskedImage(Immutable):
 
     @property
     def image(self) -> np.ndarray:
-        """float32 pixel values, indexed ``[y, x]``."""
+        """float32 (or float64) pixel values, indexed ``[y, x]``."""
         return self._image
 
     @property
@@ -101,7 +105,7 @@ class MaskedImage(Immutable):
 
     @property
     def variance(self) -> np.ndarray:
-        """float32 per-pixel variance."""
+        """float32 (or float64) per-pixel variance."""
         return self._variance
 
     @property
@@ -293,7 +297,7 @@ class Exposure(Immutable):
 
     @property
     def image(self) -> np.ndarray:
-        """float32 pixel values, indexed ``[y, x]`` (array coordinates)."""
+        """float32 (or float64) pixel values, indexed ``[y, x]`` (array coordinates)."""
         return self._masked_image.image
 
     @property
@@ -303,7 +307,7 @@ class Exposure(Immutable):
 
     @property
     def variance(self) -> np.ndarray:
-        """float32 per-pixel variance."""
+        """float32 (or float64) per-pixel variance."""
         return self._masked_image.variance
 
     @property
@@ -465,8 +469,11 @@ class Exposure(Immutable):
 
     # -- FITS (implemented in _fits.py) ---------------------------------------------
     @classmethod
-    def read_fits(cls, path: str | Path) -> Exposure:
+    def read_fits(cls, path: str | Path, hdu: int | str | tuple[str, int] | None = None) -> Exposure:
         """Read an Exposure from a FITS file (see ``compstore.objects._fits``).
+
+        ``hdu`` picks the image HDU of a multi-extension file (index, EXTNAME or
+        ``(EXTNAME, EXTVER)``).
 
         Raises
         ------
@@ -475,7 +482,7 @@ class Exposure(Immutable):
         """
         from compstore.objects import _fits
 
-        return _fits.read_exposure(path)
+        return _fits.read_exposure(path, hdu)
 
     def write_fits(self, path: str | Path) -> None:
         """Write this Exposure to a FITS file (see ``compstore.objects._fits``)."""

@@ -1,10 +1,15 @@
-"""Wcs: an immutable, hashable value type over the celestial part of an astropy WCS.
+"""Wcs: an immutable, hashable value type over an astropy WCS (by default its celestial part).
 
 The canonical form (:meth:`Wcs.to_dict`) is astropy's own FITS header for the WCS
 with every number that wcslib holds in double precision written back *exactly*:
 a FITS card keeps at most 20 characters, so ``WCS.to_header`` rounds CRVAL, CD/PC
 and SIP coefficients to about 14 digits, which moves a pixel by micro-arcseconds and
 would make two "equal" Wcs objects hash differently after a round trip.
+
+Lookup-table distortions (``CPDISj``/``DPj`` and ``D2IMDISj``/``D2IMj``, HST's
+WCSDVARR and D2IMARR extensions) are not header cards; the canonical form holds their
+tables under ``"lookup"`` (only when there are any, so the canonical form, and hence
+the digest, of every other Wcs is what it always was).
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS, WCSSUB_CELESTIAL, FITSFixedWarning, NoConvergence, Sip
+from astropy.wcs import (
+    WCS,
+    WCSSUB_CELESTIAL,
+    DistortionLookupTable,
+    FITSFixedWarning,
+    NoConvergence,
+    Sip,
+)
 from numpy.typing import ArrayLike
 
 from compstore.errors import ObjectError
@@ -36,6 +48,10 @@ _SIP_KEY = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
 _AXIS_KEY = re.compile(r"^(CRPIX|CRVAL|CDELT)(\d+)$")
 _MATRIX_KEY = re.compile(r"^PC(\d+)_(\d+)$")
 _PV_KEY = re.compile(r"^PV(\d+)_(\d+)$")
+
+#: astropy's attributes holding lookup-table distortions (paper IV prior distortion,
+#: and HST's detector-to-image correction).
+_LOOKUP_NAMES = ("cpdis1", "cpdis2", "det2im1", "det2im2")
 
 
 @contextlib.contextmanager
@@ -125,17 +141,123 @@ def _apply_exact(wcs: WCS, cards: Mapping[str, Any]) -> None:
     w.set()
 
 
+def _has_lookups(wcs: WCS) -> bool:
+    return any(getattr(wcs, name) is not None for name in _LOOKUP_NAMES)
+
+
 def _celestial(wcs: WCS) -> WCS:
     if not wcs.has_celestial:
-        raise ObjectError("the WCS has no celestial (longitude/latitude) axes")
-    if any(getattr(wcs, f) is not None for f in ("cpdis1", "cpdis2", "det2im1", "det2im2")):
-        # Lookup-table distortions live in FITS extensions, not in header cards, so they
-        # have no canonical header form; refuse rather than silently drop them.
-        raise ObjectError("WCS lookup-table distortions (CPDIS/DET2IM) are not supported")
-    cel = wcs.celestial if wcs.naxis != 2 else copy.deepcopy(wcs)
+        raise ObjectError(
+            "the WCS has no celestial (longitude/latitude) axes; "
+            "Wcs(wcs, all_axes=True) keeps a non-celestial WCS whole"
+        )
+    if wcs.naxis == 2:
+        return copy.deepcopy(wcs)
+    if _has_lookups(wcs):
+        # astropy cannot take the celestial part of a WCS with lookup tables; refuse
+        # rather than silently drop the tables.
+        raise ObjectError(
+            f"the WCS has {wcs.naxis} axes and lookup-table distortions (CPDIS/D2IM): its "
+            "celestial part cannot be taken; Wcs(wcs, all_axes=True) keeps it whole"
+        )
+    cel = wcs.celestial
     if cel.naxis != 2:
         raise ObjectError(f"expected 2 celestial axes, found {cel.naxis}")
     return cel
+
+
+def _lookup_doc(wcs: WCS) -> dict[str, Any]:
+    """The lookup tables of ``wcs`` as plain JSON: exact (float32 values are exact doubles)."""
+    doc: dict[str, Any] = {}
+    for name in _LOOKUP_NAMES:
+        table = getattr(wcs, name)
+        if table is None:
+            continue
+        data = np.asarray(table.data, dtype=np.float32)
+        doc[name] = {
+            "shape": [int(n) for n in data.shape],
+            "values": [_plain(v) for v in data.ravel().tolist()],
+            "crpix": [_plain(v) for v in table.crpix],
+            "crval": [_plain(v) for v in table.crval],
+            "cdelt": [_plain(v) for v in table.cdelt],
+        }
+    return doc
+
+
+def _check_lookup_doc(doc: Any) -> dict[str, Any]:
+    """``doc`` if it is a valid ``"lookup"`` entry of a Wcs dict.
+
+    Raises
+    ------
+    ObjectError
+        If it is not.
+    """
+    if not isinstance(doc, Mapping) or not set(doc) <= set(_LOOKUP_NAMES):
+        raise ObjectError(f"not a Wcs dict: 'lookup' must map some of {_LOOKUP_NAMES} to tables")
+    for name, table in doc.items():
+        try:
+            shape = [int(n) for n in table["shape"]]
+            ok = (
+                len(shape) == 2
+                and all(n > 0 for n in shape)
+                and len(table["values"]) == shape[0] * shape[1]
+                and all(len(table[k]) == 2 for k in ("crpix", "crval", "cdelt"))
+                and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool)
+                    for k in ("values", "crpix", "crval", "cdelt")
+                    for v in table[k]
+                )
+            )
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ObjectError(
+                f"not a Wcs dict: lookup table {name!r} needs shape (2 sizes), values "
+                "(shape[0] * shape[1] numbers), crpix, crval and cdelt (2 numbers each)"
+            )
+    return dict(doc)
+
+
+def _check_rebuilds(wcs: WCS, cards: dict[str, Any], lookups: dict[str, Any]) -> None:
+    """Refuse a WCS its canonical form does not reproduce (never a silently wrong Wcs).
+
+    Raises
+    ------
+    ObjectError
+        If the rebuilt WCS fails or maps a grid of pixels elsewhere (beyond 1e-10).
+    """
+    grid = np.linspace(-50.0, 4150.0, 7)
+    pixels = np.zeros((grid.size**2, wcs.pixel_n_dim))
+    pixels[:, 0] = np.repeat(grid, grid.size)
+    if wcs.pixel_n_dim > 1:
+        pixels[:, 1] = np.tile(grid, grid.size)
+    try:
+        rebuilt = _wcs_from_cards(cards)
+        _attach_lookups(rebuilt, lookups)
+        again = rebuilt.all_pix2world(pixels, 0)
+    except Exception as exc:
+        raise ObjectError(f"this WCS cannot be kept: its header cards do not rebuild it ({exc})") from exc
+    before = wcs.all_pix2world(pixels, 0)
+    if not np.allclose(again, before, rtol=1e-13, atol=1e-10, equal_nan=True):
+        raise ObjectError(
+            "this WCS cannot be kept: astropy's header cards for it do not reproduce it "
+            f"(axes {list(wcs.wcs.ctype)})"
+        )
+
+
+def _attach_lookups(wcs: WCS, doc: Mapping[str, Any]) -> None:
+    for name, table in doc.items():
+        data = np.asarray(table["values"], dtype=np.float32).reshape(table["shape"])
+        setattr(
+            wcs,
+            name,
+            DistortionLookupTable(
+                data,
+                tuple(float(v) for v in table["crpix"]),
+                tuple(float(v) for v in table["crval"]),
+                tuple(float(v) for v in table["cdelt"]),
+            ),
+        )
 
 
 def _canonical_cards(wcs: WCS) -> dict[str, Any]:
@@ -169,13 +291,19 @@ class Wcs(Immutable):
     Parameters
     ----------
     wcs : astropy.wcs.WCS
-        Any WCS astropy understands (TAN, TAN-SIP, TPV, ...). Only its celestial
-        part is kept; the input is copied, never referenced.
+        Any WCS astropy understands (TAN, TAN-SIP, TPV, lookup-table distortions
+        ...); the input is copied, never referenced.
+    all_axes : bool, optional
+        Keep every axis of ``wcs`` (spectral, Stokes, time, or a WCS with no
+        celestial axes at all), as the FITS reader does. By default only the
+        celestial part is kept.
 
     Raises
     ------
     ObjectError
-        If the WCS has no celestial axes or uses lookup-table distortions.
+        If the WCS is invalid; without ``all_axes``, if it has no celestial axes,
+        or has more than two axes and lookup-table distortions (astropy cannot
+        take the celestial part of those).
 
     Notes
     -----
@@ -184,33 +312,46 @@ class Wcs(Immutable):
     their :meth:`to_dict` forms are.
     """
 
-    __slots__ = ("_wcs", "_cards", "_hash", "__weakref__")
+    __slots__ = ("_wcs", "_cards", "_lookups", "_hash", "__weakref__")
     _how_to_change = "; build a new one from an astropy WCS or a header"
     _wcs: WCS | None  # built from _cards on first use (see _astropy)
     _cards: dict[str, Any]
+    _lookups: dict[str, Any]  # lookup-table distortions as plain JSON (see to_dict)
     _hash: int | None
 
-    def __init__(self, wcs: WCS) -> None:
+    def __init__(self, wcs: WCS, *, all_axes: bool = False) -> None:
         if isinstance(wcs, Wcs):
             wcs = wcs._astropy()
         if not isinstance(wcs, WCS):
             raise ObjectError(f"Wcs() takes an astropy.wcs.WCS, got {type(wcs).__name__}")
         try:
             with _quiet():
-                cel = _celestial(wcs)
-                cel.wcs.set()
-                cards = _canonical_cards(cel)
+                kept = copy.deepcopy(wcs) if all_axes else _celestial(wcs)
+                if kept.naxis < 1:
+                    raise ObjectError("the WCS has no axes")
+                kept.wcs.set()
+                if getattr(kept.wcs, "tab", None):
+                    # -TAB coordinates live in a binary table that no header card holds.
+                    raise ObjectError(
+                        "WCS -TAB (tabular) coordinates are not supported; "
+                        f"axes {list(kept.wcs.ctype)}"
+                    )
+                cards = _canonical_cards(kept)
+                lookups = _lookup_doc(kept)
+                if all_axes:
+                    _check_rebuilds(kept, cards, lookups)
         except ObjectError:
             raise
         except Exception as exc:  # wcslib raises its own error classes for invalid values
             raise ObjectError(f"invalid WCS: {exc}") from exc
-        self._init_from_cards(cards)
+        self._init_from_cards(cards, lookups)
 
-    def _init_from_cards(self, cards: dict[str, Any]) -> None:
+    def _init_from_cards(self, cards: dict[str, Any], lookups: dict[str, Any] | None = None) -> None:
         # The wrapped WCS is always rebuilt from the canonical cards, so that two equal
         # Wcs objects compute bit-identical coordinates; it is built on first use, as a
         # Wcs read from a store is often only compared, shared or written again.
         object.__setattr__(self, "_cards", cards)
+        object.__setattr__(self, "_lookups", lookups or {})
         object.__setattr__(self, "_wcs", None)
         # Hashing is rare (dict keys, sets); computed on first use.
         object.__setattr__(self, "_hash", None)
@@ -227,6 +368,7 @@ class Wcs(Immutable):
         if wcs is None:
             try:
                 wcs = _wcs_from_cards(self._cards)
+                _attach_lookups(wcs, self._lookups)
             except Exception as exc:  # wcslib raises its own error classes
                 raise ObjectError(f"invalid WCS cards: {exc}") from exc
             # Two threads may both build it; either result is the same, so no lock.
@@ -275,27 +417,38 @@ class Wcs(Immutable):
         """
         try:
             cards = dict(data["header"])
+            extra = set(data) - {"header", "lookup"}
         except (KeyError, TypeError, ValueError) as exc:
             raise ObjectError(f"not a Wcs dict: {exc}") from exc
+        if extra:
+            # A newer compstore's field: reading on without it would drop part of the WCS.
+            raise ObjectError(f"not a Wcs dict this compstore reads: unknown keys {sorted(extra)}")
         if not all(isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in cards.items()):
             raise ObjectError("not a Wcs dict: header cards must map str to str, int, float or bool")
+        lookups = _check_lookup_doc(data["lookup"]) if "lookup" in data else {}
         # to_dict() gives canonical cards already: keep them as they are (the astropy
         # WCS is built lazily), rather than parse, re-canonicalise and parse again.
         wcs = object.__new__(cls)
-        wcs._init_from_cards(cards)
+        wcs._init_from_cards(cards, lookups)
         return wcs
 
     # -- views --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Canonical plain-JSON form: ``{"header": {card: value, ...}}``, keys sorted,
-        floats exact."""
+        floats exact; plus ``"lookup": {"cpdis1": {...}, ...}`` when the WCS has
+        lookup-table distortions (``shape``, row-major ``values``, ``crpix``, ``crval``,
+        ``cdelt`` of each table)."""
+        if self._lookups:
+            return {"header": dict(self._cards), "lookup": copy.deepcopy(self._lookups)}
         return {"header": dict(self._cards)}
 
     def to_header(self) -> fits.Header:
         """A FITS header for this WCS (SIP included, ``relax=True``).
 
         Values in the returned Header are exact; writing it to a file rounds floats to
-        FITS's 20 characters, so prefer :meth:`to_dict` for lossless storage.
+        FITS's 20 characters, so prefer :meth:`to_dict` for lossless storage. Lookup-table
+        distortions are not header cards: :meth:`astropy` has them, and ``write_fits``
+        writes them as WCSDVARR/D2IMARR extensions.
         """
         with _quiet():
             header = self._astropy().to_header(relax=True)
@@ -311,8 +464,57 @@ class Wcs(Immutable):
 
     @property
     def has_distortion(self) -> bool:
-        """Whether the WCS includes SIP (or other non-linear) distortion."""
+        """Whether the WCS includes SIP, lookup-table (or other non-linear) distortion."""
         return self._astropy().has_distortion
+
+    @property
+    def has_celestial(self) -> bool:
+        """Whether the WCS has celestial axes (so :meth:`pixel_to_sky` works)."""
+        return self._astropy().has_celestial
+
+    @property
+    def world_axis_types(self) -> tuple[str, ...]:
+        """The CTYPE of each world axis, in order (``("RA---TAN", "DEC--TAN")``)."""
+        return tuple(str(t) for t in self._astropy().wcs.ctype)
+
+    def _pixels(self, x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xa, ya = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
+        # Axes past the image's two are the plane that was read: pixel 0 of each.
+        pixels = np.zeros((xa.size, self._astropy().pixel_n_dim))
+        pixels[:, 0] = xa.ravel()
+        if pixels.shape[1] > 1:
+            pixels[:, 1] = ya.ravel()
+        return xa, ya, pixels
+
+    def pixel_to_world(self, x: ArrayLike, y: ArrayLike) -> tuple[Any, ...]:
+        """World coordinates of every world axis (in each CUNIT) at parent pixels ``x, y``.
+
+        For a WCS with more pixel axes than the image's two (a plane of a cube),
+        the further pixel coordinates are 0: the plane that was read.
+
+        Returns
+        -------
+        tuple of float or numpy.ndarray
+            One entry per world axis, in the order of :attr:`world_axis_types`.
+
+        Raises
+        ------
+        ObjectError
+            If astropy cannot transform the coordinates.
+        """
+        xa, _, pixels = self._pixels(x, y)
+        try:
+            world = self._astropy().all_pix2world(pixels, 0)
+        except Exception as exc:
+            raise ObjectError(f"pixel_to_world failed: {exc}") from exc
+        return tuple(_unwrap(world[:, i].reshape(xa.shape)) for i in range(world.shape[1]))
+
+    def _require_celestial(self) -> None:
+        if not self._astropy().has_celestial:
+            raise ObjectError(
+                f"this Wcs has no celestial axes ({', '.join(self.world_axis_types)}); "
+                "use pixel_to_world"
+            )
 
     # -- transforms -----------------------------------------------------------------
     def pixel_to_sky(self, x: ArrayLike, y: ArrayLike) -> tuple[Any, Any]:
@@ -333,8 +535,8 @@ class Wcs(Immutable):
         ObjectError
             If astropy cannot transform the coordinates.
         """
-        xa, ya = np.broadcast_arrays(np.asarray(x, float), np.asarray(y, float))
-        pixels = np.stack([xa.ravel(), ya.ravel()], axis=1)
+        self._require_celestial()
+        xa, ya, pixels = self._pixels(x, y)
         try:
             world = self._astropy().all_pix2world(pixels, 0)
         except Exception as exc:
@@ -356,9 +558,19 @@ class Wcs(Immutable):
         ObjectError
             If astropy cannot transform the coordinates.
         """
+        self._require_celestial()
         ra_a, dec_a = np.broadcast_arrays(np.asarray(ra, float), np.asarray(dec, float))
         w = self._astropy().wcs
-        world = np.empty((ra_a.size, 2))
+        if self._astropy().naxis > 2:
+            # Further world axes (spectral, Stokes) take their value on the plane read.
+            _, _, origin = self._pixels(0.0, 0.0)
+            try:
+                at_origin = self._astropy().all_pix2world(origin, 0)[0]
+            except Exception as exc:
+                raise ObjectError(f"sky_to_pixel failed: {exc}") from exc
+            world = np.tile(at_origin, (ra_a.size, 1))
+        else:
+            world = np.empty((ra_a.size, 2))
         world[:, w.lng] = ra_a.ravel()
         world[:, w.lat] = dec_a.ravel()
         try:
@@ -377,11 +589,13 @@ class Wcs(Immutable):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Wcs):
             return NotImplemented
-        return self._cards == other._cards
+        return self._cards == other._cards and self._lookups == other._lookups
 
     def __hash__(self) -> int:
         value = self._hash
         if value is None:
+            # Lookup tables are left out: equal objects still hash equal, and hashing
+            # thousands of table values for a dict key would be slow.
             value = hash(json.dumps(self._cards, sort_keys=True))
             object.__setattr__(self, "_hash", value)
         return value
