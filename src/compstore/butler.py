@@ -19,6 +19,7 @@ from .errors import (
     ConflictingDatasetError,
     CorruptBlobError,
     DataIdError,
+    DatasetInUseError,
     DatasetNotFoundError,
     DefinitionError,
     InvalidNameError,
@@ -816,15 +817,111 @@ class Butler:
             return False
         return True
 
-    def remove(self, refs: DatasetRef | Iterable[DatasetRef]) -> None:
-        """Remove datasets from the registry.
+    def remove(
+        self, refs: DatasetRef | Iterable[DatasetRef], *, referrers: bool = False
+    ) -> list[DatasetRef]:
+        """Remove datasets from the registry; refuse if other datasets refer to them.
 
-        Their components stay on disk: other datasets may share them, and
-        compstore has no garbage collector yet. `verify` counts the
-        components no dataset needs any more (``report.unreferenced``).
+        A dataset can refer to components of another (a coadd's ``coadd_inputs``
+        name its calexps' Wcs, Psf and Calib, use case 7): removing the
+        referred-to dataset alone would leave the referrer unreadable. So
+        `remove` refuses, naming the referrers, unless ``referrers`` is true:
+        then the datasets that refer to ``refs`` (and to those, and so on)
+        are removed with them, in the same transaction.
+
+        The check reads the manifest of every dataset in the repository while
+        holding the registry's write lock (no dataset that refers to these can
+        be put meanwhile): a remove costs a walk of all manifests. Components
+        stay on disk: other datasets may share them, and compstore has no
+        garbage collector yet. `verify` counts the components no dataset needs
+        any more (``report.unreferenced``).
+
+        Parameters
+        ----------
+        refs
+            The datasets to remove.
+        referrers
+            Also remove every dataset that refers to one being removed.
+
+        Returns
+        -------
+        list of DatasetRef
+            The datasets removed: ``refs`` and, with ``referrers``, theirs.
+
+        Raises
+        ------
+        DatasetInUseError
+            If other datasets refer to ``refs`` and ``referrers`` is false
+            (``err.referrers`` lists them); nothing is removed.
+        ReadOnlyRepositoryError
+            If the repository is open read-only.
         """
         self._check_writeable()
-        self.registry.remove_datasets([refs] if isinstance(refs, DatasetRef) else list(refs))
+        wanted = [refs] if isinstance(refs, DatasetRef) else list(refs)
+        with self.registry.transaction(durable=self.blobs.fsync):
+            removing = {ref.id: ref for ref in wanted}
+            referred_by = self._references()
+            extra: dict[uuid.UUID, DatasetRef] = {}
+            frontier = set(removing)
+            while frontier:  # referrers of referrers: all would be unreadable
+                found = {
+                    ref.id: ref
+                    for target in frontier
+                    for ref in referred_by.get(target, ())
+                    if ref.id not in removing and ref.id not in extra
+                }
+                extra.update(found)
+                frontier = set(found)
+            if extra and not referrers:
+                listing = "; ".join(
+                    f"{r.dataset_type} {dict(r.data_id)} in run {r.run!r}"
+                    for r in sorted(extra.values(), key=lambda r: (r.dataset_type, str(r.id)))
+                )
+                names = ", ".join(
+                    f"{r.dataset_type} {dict(r.data_id)} in run {r.run!r}" for r in wanted
+                )
+                raise DatasetInUseError(
+                    f"cannot remove {names}: {len(extra)} other dataset(s) refer to its "
+                    "components (directly or through one another) and would become "
+                    f"unreadable: {listing}; remove them too "
+                    "with remove(refs, referrers=True), or remove them first",
+                    list(extra.values()),
+                )
+            removed = [*removing.values(), *extra.values()]
+            self.registry.remove_datasets(removed)
+        return removed
+
+    def _references(self) -> dict[uuid.UUID, list[DatasetRef]]:
+        """For each dataset some manifest refers to, the datasets whose manifests do."""
+        per_manifest: dict[str, set[str]] = {}
+        referred_by: dict[uuid.UUID, list[DatasetRef]] = {}
+        for ref in self._all_refs():
+            try:
+                targets = self._referenced(ref.manifest, per_manifest)
+            except CompstoreError as exc:
+                raise CompstoreError(
+                    f"cannot tell which datasets {ref.dataset_type} {dict(ref.data_id)} in run "
+                    f"{ref.run!r} refers to: {exc}; nothing was removed (run `compstore verify`)"
+                ) from exc
+            for target in targets:
+                try:
+                    referred_by.setdefault(uuid.UUID(target), []).append(ref)
+                except ValueError:
+                    continue  # not a dataset ID: refers to nothing a remove could break
+        return referred_by
+
+    def _referenced(self, manifest: str, memo: dict[str, set[str]]) -> set[str]:
+        """The dataset UUIDs manifest ``manifest`` (and those nested in it) refer to."""
+        found = memo.get(manifest)
+        if found is None:
+            found = set()
+            for entry in self._io.manifest(manifest)["components"].values():
+                if "dataset" in entry:
+                    found.add(str(entry["dataset"]))
+                elif "manifest" in entry:
+                    found |= self._referenced(entry["manifest"], memo)
+            memo[manifest] = found
+        return found
 
     # -- inspection -------------------------------------------------------------
     def component_path(

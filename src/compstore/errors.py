@@ -19,6 +19,7 @@ inherits that builtin too, so ``except KeyError`` keeps working::
     ├── DatasetNotFoundError (LookupError)
     ├── AmbiguousDatasetError (LookupError)
     ├── ConflictingDatasetError
+    ├── DatasetInUseError
     ├── CollectionError
     │   ├── MissingCollectionError (KeyError)
     │   └── CollectionTypeError (TypeError)
@@ -52,6 +53,9 @@ Messages say what was wrong, with which key or digest, and what to do.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "AmbiguousDatasetError",
     "BlobNotFoundError",
@@ -65,6 +69,7 @@ __all__ = [
     "DataIdError",
     "DatasetNotFoundError",
     "DatasetTypeConflictError",
+    "DatasetInUseError",
     "DatasetTypeError",
     "DefinitionError",
     "EncodingError",
@@ -193,6 +198,19 @@ class ConflictingDatasetError(CompstoreError):
     """A dataset of this type and data ID exists already in the RUN collection."""
 
     code = "dataset-conflict"
+
+
+class DatasetInUseError(CompstoreError):
+    """A dataset cannot be removed: other datasets refer to its components (a coadd's inputs).
+
+    ``referrers`` holds the refs of the datasets that refer to it.
+    """
+
+    code = "dataset-in-use"
+
+    def __init__(self, message: str, referrers: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.referrers = tuple(referrers)
 
 
 # -- collections --------------------------------------------------------------

@@ -201,11 +201,45 @@ def test_packs_and_their_folders_are_fsynced_before_their_rows(
         )
     for store in writers:
         store.put_document(b"[]")  # both before either syncs
-    for store in writers:  # the second finds the pack there: it still fsyncs it
-        events.clear()
-        store.sync()
-        [pack] = _packs(root)
-        assert events[-3:] == [f"file {pack}", f"dir {pack.parent}", "index"]
+    first, second = writers
+    events.clear()
+    first.sync()
+    [pack] = _packs(root)
+    assert events[-3:] == [f"file {pack}", f"dir {pack.parent}", "index"]
+    # The second finds the component indexed: it writes (and fsyncs) nothing, no second copy.
+    events.clear()
+    second.sync()
+    assert events == [] and _packs(root) == [pack]
+
+
+def test_a_pack_found_on_disk_unindexed_is_fsynced_again_before_its_rows(
+    tmp_path: pathlib.Path, monkeypatch
+) -> None:
+    import compstore.cas._local as local
+
+    events: list[str] = []
+    real_file, real_dir = local.fsync_file, local.fsync_dir
+    monkeypatch.setattr(local, "fsync_file", lambda p: (events.append(f"file {p}"), real_file(p)))
+    monkeypatch.setattr(local, "fsync_dir", lambda p: (events.append(f"dir {p}"), real_dir(p)))
+    root = tmp_path / "blobs"
+    first, second = [LocalBlobStore(root, packs=True) for _ in range(2)]  # fsync on
+
+    def locked(rows: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(first._index, "add", locked)
+    real_add = second._index.add  # type: ignore[union-attr]
+    monkeypatch.setattr(
+        second._index, "add", lambda rows, add=real_add: (events.append("index"), add(rows))
+    )
+    for store in (first, second):
+        store.put_document(b"[]")
+    with pytest.raises(BlobStoreError):
+        first.sync()  # its pack is on disk, not indexed (as if its writer had died)
+    events.clear()
+    second.sync()  # the same bytes: it finds the pack there, and still fsyncs it
+    [pack] = _packs(root)
+    assert events[-3:] == [f"file {pack}", f"dir {pack.parent}", "index"]
 
 
 def test_a_failed_pack_write_keeps_its_components_for_the_next_sync(

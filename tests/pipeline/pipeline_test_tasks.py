@@ -72,3 +72,19 @@ class BadOutputs(Task):
         if mode == "extra":
             return {"calexp": calexp, "other": calexp}
         return [calexp]
+
+
+class SlowRecalibrate(Recalibrate):
+    """Recalibrate that first records its process id in ``pid_dir`` and sleeps ``delay`` seconds."""
+
+    config_defaults = {**Recalibrate.config_defaults, "delay": 1.0, "pid_dir": ""}
+
+    def run(self, calexp: Exposure) -> dict[str, Any]:
+        import os
+        import time
+
+        if self.config["pid_dir"]:
+            with open(os.path.join(self.config["pid_dir"], str(os.getpid())), "w"):
+                pass
+        time.sleep(self.config["delay"])
+        return super().run(calexp)

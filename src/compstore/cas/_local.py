@@ -33,10 +33,10 @@ import contextlib
 import itertools
 import math
 import os
-import secrets
 import shutil
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +57,7 @@ from compstore.cas._pack import (
     pread_members,
 )
 from compstore.cas._region import Region, normalize_region
+from compstore.cas._staging import SessionFolder, pack_lock, sweep_staging
 from compstore.cas._store import (
     ARRAYS_GROUP,
     ArrayInfo,
@@ -142,6 +143,8 @@ class LocalBlobStore(BlobStore):
         self._documents_dir = os.path.join(self._root, "documents")
         self._staging_dir = os.path.join(self._root, "staging")
         self._session: str | None = None
+        self._session_folder: SessionFolder | None = None
+        self._pack_lock_path = os.path.join(self._root, "packs.lock")
         self._counter = itertools.count()
         # RLock: sync holds it while publishing, and publishing calls helpers that take it.
         self._lock = threading.RLock()
@@ -199,10 +202,55 @@ class LocalBlobStore(BlobStore):
 
     def _session_dir(self) -> str:
         if self._session is None:
-            session = os.path.join(self._staging_dir, f"{os.getpid()}-{secrets.token_hex(6)}")
-            os.mkdir(session)
-            self._session = session
+            folder = SessionFolder(self._staging_dir)
+            # Removed on close, or at exit / when this object goes (a writer that never
+            # calls close leaves nothing behind); a crashed writer's is swept below.
+            weakref.finalize(self, folder.remove)
+            self._session_folder = folder
+            self._session = folder.path
+            self.sweep_leftovers()
         return self._session
+
+    def sweep_leftovers(self) -> tuple[int, int]:
+        """Remove what dead writers left: their staging folders and, then, orphan packs.
+
+        Runs when this store first writes. A staging folder is removed only
+        if no live writer holds its lock (`compstore.cas._staging`). Packs no
+        index row names are removed only after a dead writer's folder was
+        found (a writer dies between renaming a pack into place and indexing
+        it) and no writer that does not take the pack lock is running; under
+        the pack lock, so no writer is between those two steps. Best effort:
+        a failure to clean never fails a write.
+
+        Returns
+        -------
+        tuple of int
+            Staging folders and packs removed.
+        """
+        packs = 0
+        try:
+            found = sweep_staging(self._staging_dir, self._session)
+            if found.removed and not found.unlocked_live and self._index is not None:
+                packs = self._sweep_orphan_packs()
+        except (OSError, sqlite3.Error):
+            return 0, 0
+        return found.removed, packs
+
+    def _sweep_orphan_packs(self) -> int:
+        """Remove the packs no index row names (under the pack lock)."""
+        assert self._index is not None
+        removed = 0
+        with pack_lock(self._pack_lock_path):
+            named = self._index.pack_names()
+            for group in os.scandir(self._packs_dir):
+                if len(group.name) != 2 or not group.is_dir():
+                    continue
+                for entry in os.scandir(group.path):
+                    stem = entry.name[:-4]
+                    if entry.name.endswith(".zip") and is_digest(stem) and stem not in named:
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed
 
     def _temp_path(self, name: str) -> str:
         # The session folder is this store object's own: a counter makes names unique.
@@ -1021,59 +1069,113 @@ class LocalBlobStore(BlobStore):
 
         The pack is renamed into place (and fsynced, with its folder, when
         fsync is on) before its rows are committed: an index row never names
-        a pack that is not on disk.
+        a pack that is not on disk. Each digest is packed once: components
+        another writer has indexed since they were put are left out, checked
+        again under the pack lock (`compstore.cas._staging`) right before the
+        rows are committed; if some were indexed in between, the pack is
+        written again without them and the first one removed, so no second
+        copy stays on disk.
         """
         if not self._pending:
             return
         assert self._index is not None
         pending = dict(self._pending)
-        members = [m for p in pending.values() for m in p.members]
-        tmp = None
+        tmp: list[str] = []
         try:
-            raw, where = build_pack(members)
-            name = digest_bytes(raw)
-            final = self._pack_path(name)
-            folder = os.path.dirname(final)
-            if not os.path.isdir(folder):
-                os.makedirs(folder, exist_ok=True)
-            if self._fsync and folder not in self._durable_pack_dirs:
-                # Made by us or by another writer that may not have fsynced it yet.
-                fsync_dir(self._packs_dir)
-                self._durable_pack_dirs.add(folder)
-            if not os.path.exists(final):  # else: the same members, packed before
-                tmp = self._temp_path(name) + ".zip"
-                write_new(tmp, raw)
-                if self._fsync:
-                    fsync_file(tmp)
-                os.replace(tmp, final)
-                tmp = None
-            if self._fsync:
-                # Also when the pack was there: its writer's fsync may not have run yet.
-                fsync_file(final)
-                fsync_dir(folder)
-            rows = {d: _member_of(d, p, name, where) for d, p in pending.items()}
-            self._index.add(rows)
+            todo = self._without_indexed(pending)
+            if todo:
+                raw, where, name = self._store_pack(todo, tmp)
+                with pack_lock(self._pack_lock_path):
+                    while True:
+                        taken = self._index.existing(todo)
+                        if not taken:
+                            break
+                        # Packed by another writer since: this pack must not hold them.
+                        todo = {d: p for d, p in todo.items() if d not in taken}
+                        self._drop_pack(name, taken)
+                        if not todo:
+                            break
+                        raw, where, name = self._store_pack(todo, tmp)
+                    if todo:
+                        if not os.path.exists(self._pack_path(name)):
+                            # Removed by a sweep (after an identical pack's writer died)
+                            # before this writer took the lock: write it again.
+                            self._store_pack(todo, tmp)
+                        rows = {d: _member_of(d, p, name, where) for d, p in todo.items()}
+                        self._index.add(rows)
         except (OSError, *_SQLITE_ERRORS) as exc:
             raise BlobStoreError(
                 f"cannot write a pack into {self._root}: {exc}; the components are kept "
                 "and written by the next sync"
             ) from exc
         finally:
-            if tmp is not None:
+            for path in tmp:
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+                    os.unlink(path)
         for digest, p in pending.items():
             if self._pending.get(digest) is p:
                 del self._pending[digest]
                 self._pending_bytes -= p.nbytes
         self._retry_pack_at = None
 
+    def _without_indexed(self, pending: dict[str, _Pending]) -> dict[str, _Pending]:
+        """``pending`` less the components the index has now (packed by another writer)."""
+        assert self._index is not None
+        taken = self._index.existing(pending)
+        return {d: p for d, p in pending.items() if d not in taken} if taken else pending
+
+    def _store_pack(
+        self, pending: dict[str, _Pending], tmp: list[str]
+    ) -> tuple[bytes, dict[str, tuple[int, int]], str]:
+        """Build the pack of ``pending`` and put it in place (durably with fsync on).
+
+        Returns its bytes, its members' places and its name. ``tmp`` collects
+        the temporary file while it exists (removed by the caller on failure).
+        """
+        members = [m for p in pending.values() for m in p.members]
+        raw, where = build_pack(members)
+        name = digest_bytes(raw)
+        final = self._pack_path(name)
+        folder = os.path.dirname(final)
+        if not os.path.isdir(folder):
+            os.makedirs(folder, exist_ok=True)
+        if self._fsync and folder not in self._durable_pack_dirs:
+            # Made by us or by another writer that may not have fsynced it yet.
+            fsync_dir(self._packs_dir)
+            self._durable_pack_dirs.add(folder)
+        if not os.path.exists(final):  # else: the same members, packed before
+            path = self._temp_path(name) + ".zip"
+            tmp.append(path)
+            write_new(path, raw)
+            if self._fsync:
+                fsync_file(path)
+            os.replace(path, final)
+            tmp.remove(path)
+        if self._fsync:
+            # Also when the pack was there: its writer's fsync may not have run yet.
+            fsync_file(final)
+            fsync_dir(folder)
+        return raw, where, name
+
+    def _drop_pack(self, name: str, taken: dict[str, str]) -> None:
+        """Remove this writer's pack ``name`` unless an index row names it (pack lock held).
+
+        Only a pack of the very same bytes, written and indexed by another
+        writer, can be named: then its members are among ``taken``
+        (digest -> the pack that holds it).
+        """
+        if name in taken.values():
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._pack_path(name))
+
     def close(self) -> None:
-        """Sync, then remove this store's (now empty) staging folder."""
+        """Sync, then remove this store's staging folder (what is staged is synced by then)."""
         self.sync()
         with self._lock:
-            if self._session is not None and not self._staged_arrays and not self._staged_documents:
-                shutil.rmtree(self._session, ignore_errors=True)
+            if self._session_folder is not None and not self._staged_arrays and not self._staged_documents:
+                self._session_folder.remove()
+                self._session_folder = None
                 self._session = None
 
     def __repr__(self) -> str:

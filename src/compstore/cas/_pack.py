@@ -33,7 +33,7 @@ import sqlite3
 import struct
 import threading
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -162,6 +162,26 @@ class PackIndex:
             self._conn.executemany(
                 "INSERT OR IGNORE INTO member VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
+
+    def existing(self, digests: Iterable[str]) -> dict[str, str]:
+        """Which of ``digests`` are indexed: digest -> the pack holding it."""
+        wanted = list(digests)
+        found: dict[str, str] = {}
+        with self._lock:
+            for start in range(0, len(wanted), 500):  # under SQLite's bound-parameter limit
+                chunk = wanted[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                found.update(
+                    self._conn.execute(
+                        f"SELECT digest, pack FROM member WHERE digest IN ({marks})", chunk
+                    ).fetchall()
+                )
+        return found
+
+    def pack_names(self) -> set[str]:
+        """The packs some row names (a full scan: for sweeping orphan packs)."""
+        with self._lock:
+            return {r[0] for r in self._conn.execute("SELECT DISTINCT pack FROM member")}
 
     def remove(self, digest: str) -> bool:
         """Forget ``digest``; whether it was there (its bytes stay in the pack)."""

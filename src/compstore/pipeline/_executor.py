@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import sys
 import time
 import traceback
@@ -29,6 +30,7 @@ from ..errors import MissingDatasetTypeError, PipelineError, StorageClassTypeErr
 from ..registry import DataId
 from ..storage_classes import get_storage_class
 from ._graph import QuantumGraph, build_graph, quantum_from_dict, quantum_to_dict
+from ._parent import die_with_parent
 from ._pipeline import Pipeline
 from ._registry import class_path
 from ._task import PredictedRef, Quantum, Task
@@ -482,7 +484,11 @@ def execute(
             else:
                 if pool is None and runnable:
                     pool = ProcessPoolExecutor(
-                        max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
+                        max_workers=jobs,
+                        mp_context=multiprocessing.get_context("spawn"),
+                        # Killed with this process: no worker goes on writing queued units.
+                        initializer=die_with_parent,
+                        initargs=(os.getpid(),),
                     )
                 results = _run_in_pool(pool, butler, graph, worker_pipeline, runnable)
             for quantum, result in zip(runnable, results, strict=True):

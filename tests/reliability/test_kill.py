@@ -1,0 +1,118 @@
+"""kill -9 at every write step of a put, of the first put into a new repository, of a pipeline run, of verify.
+
+(``verify`` writes nothing: it has no step to kill at, and its count is 0.)
+
+After each kill: the repository opens, `verify` finds no problem (unreferenced
+components are not problems), every acknowledged dataset reads back equal,
+and no dataset is half-visible (a registry row whose manifest or components
+are missing would be a `verify` problem).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from compstore import Butler
+from compstore.testing.repository import copy_repository, make_calexp_repository
+from compstore.testing.sky import make_exposure
+
+HERE = Path(__file__).resolve().parent
+
+
+def _template(tmp: Path, scenario: str) -> Path | None:
+    root = tmp / f"template-{scenario}"
+    if scenario == "first":
+        return None
+    if scenario == "put":
+        butler = Butler.create(root)
+        butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+        Butler(root, run="r").put(make_exposure(1, 0, size=64, seed=7), "calexp", visit=1, detector=0)
+        butler.registry.close()
+        return root
+    exposures = {(1, d): make_exposure(1, d, size=64, seed=7) for d in range(2)}
+    return make_calexp_repository(root, exposures)
+
+
+def _check(root: Path, acks: list[dict[str, int]], scenario: str) -> tuple[bool, int, int]:
+    """(opened, lost, half_visible) for the repository a killed child left."""
+    if not (root / "compstore.json").exists():
+        return True, len(acks), 0  # create died before the config: not a repository (by design)
+    try:
+        butler = Butler(root)
+    except Exception:  # noqa: BLE001 - counted
+        return False, len(acks), 0
+    report = butler.verify(deep=True)
+    half = len(report.problems)
+    lost = 0
+    for ack in acks:
+        try:
+            got = butler.get("calexp", visit=ack["visit"], detector=ack["detector"], collections=ack["run"])
+        except Exception:  # noqa: BLE001 - counted
+            lost += 1
+            continue
+        want = make_exposure(1, ack["detector"], size=64, seed=7)
+        factor = 2.0 if scenario == "pipeline" else 1.0
+        if not (np.array_equal(got.image, want.image) and got.calib.calibration == factor * want.calib.calibration):
+            lost += 1
+    return True, lost, half
+
+
+def test_kill_at_every_write_step(tmp_path: Path, reliability_scale: int, reliability_counts) -> None:
+    zygote = subprocess.Popen(
+        [sys.executable, str(HERE / "kill_child.py")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert zygote.stdin is not None and zygote.stdout is not None
+    kills = lost = half = failed_open = 0
+    per_scenario = {}
+    try:
+        for scenario in ("put", "first", "pipeline", "verify"):
+            template = _template(tmp_path, scenario)
+            trial = 0
+
+            def run(kill_at: int) -> tuple[int, list[dict[str, int]], Path]:
+                nonlocal trial
+                trial += 1
+                root = tmp_path / f"{scenario}-{trial}"
+                if template is not None:
+                    copy_repository(template, root)
+                acks_file = tmp_path / f"{scenario}-{trial}.acks"
+                acks_file.touch()
+                zygote.stdin.write(f"{scenario} {root} {kill_at} {acks_file}\n")  # type: ignore[union-attr]
+                zygote.stdin.flush()  # type: ignore[union-attr]
+                status = int(zygote.stdout.readline())  # type: ignore[union-attr]
+                lines = [json.loads(x) for x in acks_file.read_text().splitlines()]
+                return status, lines, root
+
+            status, lines, root = run(0)
+            assert status == 0 and "steps" in lines[-1], lines
+            steps = lines[-1]["steps"]
+            per_scenario[scenario] = steps
+            # Every step of a put; creating a repository makes ~1,500 (the fan-out folders):
+            # its last 25 (the config, then the first put) and an even sample of the rest.
+            tail = 25 * reliability_scale
+            stride = max(1, (steps - tail) // (10 * reliability_scale))
+            chosen = sorted({*range(1, max(1, steps - tail), stride), *range(max(1, steps - tail), steps + 1)})
+            for k in chosen:
+                status, lines, root = run(k)
+                assert status == signal.SIGKILL, f"{scenario} step {k}: status {status}"
+                kills += 1
+                opened, l, h = _check(root, [x for x in lines if "run" in x], scenario)
+                failed_open += not opened
+                lost += l
+                half += h
+                shutil.rmtree(root, ignore_errors=True)
+    finally:
+        zygote.stdin.close()
+        zygote.wait(timeout=60)
+    reliability_counts("kill", kills=kills, lost=lost, half_visible=half, failed_open=failed_open,
+                       **{f"steps_{k}": v for k, v in per_scenario.items()})
+    assert (lost, half, failed_open) == (0, 0, 0)
+    assert kills > 0
