@@ -151,8 +151,9 @@ def _show_definitions(root: Path, out: Callable[[str], None]) -> None:
     start = blob_bytes(root)
     for ref in coadds:
         if not writer.exists(OBJECT_TABLE_MEMBERS[0], ref.data_id):
-            tract, patch, band = ref.data_id["tract"], ref.data_id["patch"], ref.data_id["band"]
-            tables = make_object_tables(tract, patch, band, rows=300)
+            data_id = ref.data_id
+            tables = make_object_tables(int(data_id["tract"]), int(data_id["patch"]),
+                                        str(data_id["band"]), rows=300)
             writer.put_many([(tables[n], n, dict(ref.data_id)) for n in OBJECT_TABLE_MEMBERS])
     before = blob_bytes(root)
     members_added = before - start

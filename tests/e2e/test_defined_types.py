@@ -203,10 +203,10 @@ def test_object_table_columns_open_only_their_members(object_repo, monkeypatch):
 
     real = _io.ObjectIO.read
 
-    def spy(self, digest, parameters=None, component=None):
+    def spy(self, digest, parameters=None, component=None, **kwargs):
         if component is None:
             opened.append(digest)
-        return real(self, digest, parameters, component)
+        return real(self, digest, parameters, component, **kwargs)
 
     monkeypatch.setattr(_io.ObjectIO, "read", spy)
     got = butler.get("objectTable", tract=9, patch=0, band="r",

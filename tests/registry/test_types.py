@@ -24,6 +24,7 @@ def test_public_names() -> None:
         "DataId",
         "DatasetRef",
         "DatasetType",
+        "DatasetTypeDefinition",
         "Registry",
         "parse_where",
     ]

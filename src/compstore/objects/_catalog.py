@@ -326,7 +326,8 @@ class SourceCatalog(Immutable):
         for m in self._members:
             if m.calib is None:
                 raise ObjectError(f"member {dict(m.key)} of this catalog has no Calib")
-            out[m.rows] = m.calib.instflux_to_nanojansky(values[m.rows]).to_value(u.nJy)
+            flux: Any = m.calib.instflux_to_nanojansky(values[m.rows])
+            out[m.rows] = flux.to_value(u.nJy)
         return out * u.nJy
 
     def sky_coordinates(self, x: str = "x", y: str = "y") -> tuple[np.ndarray, np.ndarray]:

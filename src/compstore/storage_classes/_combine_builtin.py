@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -221,7 +221,7 @@ class ExposureCombiner(Combiner):
     def aggregate(self, members: Sequence[Member], parameters: Mapping[str, Any]) -> Any:
         chosen = self._members(members, self.check_parameters(parameters))
         return objects.VisitExposure(
-            {m.key["detector"]: (lambda m=m: m.read()) for m in chosen},
+            {m.key["detector"]: _loader(m) for m in chosen},
             visit_info=shared_component(chosen, "visit_info"),
             metadata=_agreed_metadata(chosen),
             visit=chosen[0].data_id.get("visit"),
@@ -238,6 +238,11 @@ class ExposureCombiner(Combiner):
         if component == "summary":
             return _summary(chosen)
         return {m.key["detector"]: m.read(component=component) for m in chosen}
+
+
+def _loader(member: Member) -> Callable[[], Any]:
+    """A function that loads the whole member (late binding would take the last one)."""
+    return lambda: member.read()
 
 
 def _agreed_metadata(members: Sequence[Member]) -> dict[str, Any]:

@@ -224,6 +224,15 @@ class _Reader:
             self._manifest["components"][name], parameters, cache=cache, _trail=self._trail
         )
 
+    def get_component(self, name: str, component: str) -> Any:
+        entry = self._manifest["components"][name]
+        if "manifest" not in entry:
+            raise CorruptBlobError(
+                f"component {name!r} is not a composite here (entry {entry!r}); "
+                "run `compstore verify`"
+            )
+        return self._io.read(entry["manifest"], None, component=component, _trail=self._trail)
+
 
 @dataclass(frozen=True)
 class _Trail:
@@ -253,15 +262,6 @@ class _Trail:
                 "them can be read whole: the repository is damaged, run `compstore verify`"
             )
         return _Trail(self.manifests, (*self.datasets, dataset_id))
-
-    def get_component(self, name: str, component: str) -> Any:
-        entry = self._manifest["components"][name]
-        if "manifest" not in entry:
-            raise CorruptBlobError(
-                f"component {name!r} is not a composite here (entry {entry!r}); "
-                "run `compstore verify`"
-            )
-        return self._io.read(entry["manifest"], None, component=component)
 
 
 class ObjectIO:
