@@ -20,10 +20,10 @@ import threading
 from abc import ABC
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 from ..errors import CombineError, DefinitionError, StorageClassError
+from ._plugins import load_entry_points
 
 __all__ = [
     "COMBINER_ENTRY_POINT_GROUP",
@@ -107,8 +107,14 @@ class Combiner(ABC):
         )
 
     def aggregate(self, members: Sequence[Member], parameters: Mapping[str, Any]) -> Any:
-        """The object uniting ``members`` (in data ID order)."""
-        raise NotImplementedError
+        """The object uniting ``members`` (in data ID order).
+
+        Raises
+        ------
+        DefinitionError
+            If this combiner builds no aggregates (override it with `check_aggregate`).
+        """
+        raise DefinitionError(f"the {self.storage_class!r} combiner builds no aggregates")
 
     def aggregate_component(
         self, members: Sequence[Member], component: str, parameters: Mapping[str, Any]
@@ -123,8 +129,14 @@ class Combiner(ABC):
         return shared_component(members, component)
 
     def join(self, members: Sequence[Member], on: str, parameters: Mapping[str, Any]) -> Any:
-        """The object joining ``members`` column-wise on key column ``on``."""
-        raise NotImplementedError
+        """The object joining ``members`` column-wise on key column ``on``.
+
+        Raises
+        ------
+        DefinitionError
+            If this combiner builds no joins (override it with `check_join`).
+        """
+        raise DefinitionError(f"the {self.storage_class!r} combiner builds no joins")
 
     def check_parameters(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         """``parameters`` as a dict, refusing names this combiner does not take.
@@ -179,23 +191,10 @@ def _ensure_loaded() -> None:
 
         for combiner in (SourceCatalogCombiner(), ExposureCombiner()):
             _combiners.setdefault(combiner.storage_class, combiner)
-        for ep in entry_points(group=COMBINER_ENTRY_POINT_GROUP):
-            if ep.name in _combiners:
-                continue
-            try:
-                loaded = ep.load()
-            except Exception as err:  # a broken plug-in must not break every read
-                raise StorageClassError(
-                    f"combiner plug-in {ep.name!r} ({ep.value}) failed to load: {err}; "
-                    "fix or uninstall the package that provides it"
-                ) from err
-            instance = loaded() if isinstance(loaded, type) else loaded
-            if not isinstance(instance, Combiner) or instance.storage_class != ep.name:
-                raise StorageClassError(
-                    f"entry point {ep.name!r} in group {COMBINER_ENTRY_POINT_GROUP!r} must load "
-                    f"a Combiner whose storage_class is {ep.name!r}"
-                )
-            _combiners[ep.name] = instance
+        load_entry_points(
+            COMBINER_ENTRY_POINT_GROUP, _combiners, Combiner, lambda c: c.storage_class,
+            "combiner",
+        )
         _loaded = True
 
 

@@ -9,10 +9,10 @@ point's name is the storage class name and it loads a `StorageClass` subclass.
 from __future__ import annotations
 
 import threading
-from importlib.metadata import entry_points
 
 from ..errors import StorageClassError, UnknownStorageClassError
 from ._base import ArrayStorageClass, StorageClass
+from ._plugins import load_entry_points
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -68,23 +68,9 @@ def _ensure_loaded() -> None:
             return
         for storage_class in _builtins():
             _classes.setdefault(storage_class.name, storage_class)
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in _classes:
-                continue  # a built-in or an explicit registration wins
-            try:
-                cls = ep.load()
-            except Exception as err:  # a broken plug-in must not break every repository
-                raise StorageClassError(
-                    f"storage class plug-in {ep.name!r} ({ep.value}) failed to load: {err}; "
-                    "fix or uninstall the package that provides it"
-                ) from err
-            instance = cls() if isinstance(cls, type) else cls
-            if not isinstance(instance, StorageClass) or instance.name != ep.name:
-                raise StorageClassError(
-                    f"entry point {ep.name!r} in group {ENTRY_POINT_GROUP!r} must load a "
-                    f"StorageClass whose name is {ep.name!r}"
-                )
-            _classes[ep.name] = instance
+        load_entry_points(
+            ENTRY_POINT_GROUP, _classes, StorageClass, lambda sc: sc.name, "storage class"
+        )
         _entry_points_loaded = True
 
 
