@@ -322,24 +322,12 @@ class Butler:
         ------
         As `put`; when one item fails, no registry row of any item is committed.
         """
-        self._check_writeable()
-        if self.run is None:
-            raise CollectionError(
-                "this Butler has no run to put into: open it with Butler(root, run='NAME')"
-            )
+        run = self._require_run()
         report = report if report is not None else WriteReport()
         prepared = []
         for obj, dataset_type, data_id in items:
-            name = parse_dataset_name(dataset_type)
-            if name.component or name.stage:
-                raise InvalidNameError(
-                    f"put takes a plain dataset type name, not {dataset_type!r}; components are "
-                    "stored by putting the whole object, and the stage is the Butler's run"
-                )
-            dtype = self._put_type(name.dataset_type)
-            full_id = self._data_id(dtype, data_id, {}, partial=False)
-            get_storage_class(dtype.storage_class).check_type(obj)
-            existing = self.registry.find_dataset(dtype.name, full_id, [self.run])
+            dtype, full_id = self._put_target(obj, dataset_type, data_id)
+            existing = self.registry.find_dataset(dtype.name, full_id, [run])
             if existing is not None:
                 raise ConflictingDatasetError(
                     f"run {self.run!r} has a {dtype.name} with data ID {full_id} already "
@@ -353,7 +341,7 @@ class Butler:
         # Rows as durable as the components: a Butler without fsync skips the WAL's too.
         with self.registry.transaction(durable=self.blobs.fsync):
             for (_, dtype, full_id), manifest in zip(prepared, manifests, strict=True):
-                ref = self.registry.insert_dataset(dtype.name, full_id, self.run, manifest)
+                ref = self.registry.insert_dataset(dtype.name, full_id, run, manifest)
                 if provenance is not None:
                     self.registry.record_provenance(
                         ref.id,
@@ -364,6 +352,30 @@ class Butler:
                     )
                 refs.append(ref)
         return refs
+
+    def _require_run(self) -> str:
+        """The run puts go into; raises if there is none or the repository is read-only."""
+        self._check_writeable()
+        if self.run is None:
+            raise CollectionError(
+                "this Butler has no run to put into: open it with Butler(root, run='NAME')"
+            )
+        return self.run
+
+    def _put_target(
+        self, obj: Any, dataset_type: str, data_id: Mapping[str, Any]
+    ) -> tuple[DatasetType, DataId]:
+        """The dataset type and full data ID one put item goes to, ``obj`` checked against it."""
+        name = parse_dataset_name(dataset_type)
+        if name.component or name.stage:
+            raise InvalidNameError(
+                f"put takes a plain dataset type name, not {dataset_type!r}; components are "
+                "stored by putting the whole object, and the stage is the Butler's run"
+            )
+        dtype = self._put_type(name.dataset_type)
+        full_id = self._data_id(dtype, data_id, {}, partial=False)
+        get_storage_class(dtype.storage_class).check_type(obj)
+        return dtype, full_id
 
     def _put_type(self, name: str) -> DatasetType:
         try:
@@ -415,31 +427,19 @@ class Butler:
             If two items have the same dataset type and data ID; as `put` otherwise
             (ConflictingDatasetError also when ``skip_same`` finds other content).
         """
-        self._check_writeable()
-        if self.run is None:
-            raise CollectionError(
-                "this Butler has no run to put into: open it with Butler(root, run='NAME')"
-            )
+        run = self._require_run()
         report = report if report is not None else WriteReport()
         pending: list[tuple[DatasetType, DataId, str, DatasetRef | None]] = []
         seen: set[tuple[str, DataId]] = set()
         for obj, dataset_type, data_id in items:
-            name = parse_dataset_name(dataset_type)
-            if name.component or name.stage:
-                raise InvalidNameError(
-                    f"put takes a plain dataset type name, not {dataset_type!r}; components are "
-                    "stored by putting the whole object, and the stage is the Butler's run"
-                )
-            dtype = self._put_type(name.dataset_type)
-            full_id = self._data_id(dtype, data_id, {}, partial=False)
+            dtype, full_id = self._put_target(obj, dataset_type, data_id)
             if (dtype.name, full_id) in seen:
                 raise DataIdError(
                     f"two datasets of {dtype.name} with data ID {full_id} in one call; "
                     "give each its own data ID"
                 )
             seen.add((dtype.name, full_id))
-            get_storage_class(dtype.storage_class).check_type(obj)
-            existing = self.registry.find_dataset(dtype.name, full_id, [self.run])
+            existing = self.registry.find_dataset(dtype.name, full_id, [run])
             if existing is not None and not skip_same:
                 raise ConflictingDatasetError(
                     f"run {self.run!r} has a {dtype.name} with data ID {full_id} already "
@@ -459,7 +459,7 @@ class Butler:
         with self.registry.transaction(durable=self.blobs.fsync):
             for dtype, full_id, manifest, existing in pending:
                 if existing is None:
-                    existing = self.registry.insert_dataset(dtype.name, full_id, self.run, manifest)
+                    existing = self.registry.insert_dataset(dtype.name, full_id, run, manifest)
                 refs.append(existing)
         return refs
 
