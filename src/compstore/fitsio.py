@@ -14,6 +14,7 @@ from typing import Any
 
 from astropy.io import fits
 
+from ._progress import progress_bar
 from .butler import Butler
 from .errors import DataIdError, FitsFormatError, StorageClassError
 from .objects import Exposure, SourceCatalog
@@ -152,11 +153,7 @@ def ingest_fits(
                 )
             first_with[key] = where
             plan.append((path, which, values))
-    iterator: Iterable[tuple[Path, HduSpec | None, dict[str, Any]]] = plan
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(plan, desc=f"ingest {dataset_type}", unit="file")
+    iterator = progress_bar(plan, enabled=progress, desc=f"ingest {dataset_type}", unit="file")
 
     def read(path: Path, which: HduSpec | None) -> Any:
         return reader(path) if which is None else Exposure.read_fits(path, which)
