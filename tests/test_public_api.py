@@ -10,11 +10,23 @@ EXPECTED = {
     "DatasetRef", "DatasetType",
     "Exposure", "GaussianPsf", "ImagePsf", "Mask", "MaskedImage", "Psf", "SourceCatalog",
     "VisitInfo", "Wcs", "__version__",
+    "PutResult", "RepositoryStats", "VerifyProblem", "VerifyReport",
 }
 
 
 def test_all_is_pinned():
     assert set(compstore.__all__) == EXPECTED
+
+
+def test_all_names_exactly_the_lazy_exports():
+    assert set(compstore.__all__) == {*compstore._EXPORTS, "__version__"}
+    assert len(compstore.__all__) == len(set(compstore.__all__))
+
+
+def test_the_package_says_it_is_typed():
+    from importlib.resources import files
+
+    assert files("compstore").joinpath("py.typed").is_file()
 
 
 def test_every_name_resolves():

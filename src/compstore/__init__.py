@@ -7,7 +7,31 @@ detail. Names load lazily so that ``import compstore`` (and so the CLI) stays fa
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers see; at run time names load on first use
+    from .butler import Butler, PutResult, RepositoryStats
+    from .errors import CompstoreError
+    from .objects import (
+        Background,
+        Box2I,
+        Calib,
+        CatalogMember,
+        CoaddInput,
+        CoaddInputs,
+        Exposure,
+        GaussianPsf,
+        ImagePsf,
+        Mask,
+        MaskedImage,
+        Psf,
+        SourceCatalog,
+        VisitExposure,
+        VisitInfo,
+        Wcs,
+    )
+    from .registry import DatasetRef, DatasetType
+    from .verify import VerifyProblem, VerifyReport
 
 __version__ = "0.1.0"
 
@@ -33,9 +57,42 @@ _EXPORTS: dict[str, str] = {
     "CoaddInput": "compstore.objects",
     "CoaddInputs": "compstore.objects",
     "CompstoreError": "compstore.errors",
+    # What users receive back: put_many's results, stats() and verify() reports.
+    "PutResult": "compstore.butler",
+    "RepositoryStats": "compstore.butler",
+    "VerifyReport": "compstore.verify",
+    "VerifyProblem": "compstore.verify",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+# Literal, so that type checkers and IDEs know the public names (a test keeps it in
+# step with _EXPORTS).
+__all__ = [
+    "Background",
+    "Box2I",
+    "Butler",
+    "Calib",
+    "CatalogMember",
+    "CoaddInput",
+    "CoaddInputs",
+    "CompstoreError",
+    "DatasetRef",
+    "DatasetType",
+    "Exposure",
+    "GaussianPsf",
+    "ImagePsf",
+    "Mask",
+    "MaskedImage",
+    "PutResult",
+    "Psf",
+    "RepositoryStats",
+    "SourceCatalog",
+    "VerifyProblem",
+    "VerifyReport",
+    "VisitExposure",
+    "VisitInfo",
+    "Wcs",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
