@@ -18,8 +18,9 @@ astropy                         stored as       way back
 Rules of a CCDData (what :func:`exposure_from_ccddata` keeps, and how):
 
 - ``data`` is the image (float32/float64 kept, other real types as float32).
-- ``mask``: None is no mask; bool sets plane ``BAD`` where True; integers are kept
-  as the Mask's bits (default planes). Any other dtype is refused.
+- ``mask``: None is no mask; True (CCDData holds bool masks only) sets plane ``BAD``.
+  On the way out a pixel is masked where any plane but ``DETECTED`` is set (or the
+  planes named by ``mask_planes``): the plane names do not survive a CCDData.
 - ``uncertainty`` becomes the variance: ``StdDevUncertainty`` squared,
   ``VarianceUncertainty`` as it is, ``InverseVariance`` inverted (0 gives inf), each
   converted to the data's unit squared when it has its own unit. None is a zero
@@ -35,6 +36,7 @@ Everything refused raises `AstropyConversionError` saying which part and what to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,7 +44,7 @@ from astropy import units as u
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from compstore.errors import AstropyConversionError, ObjectError
+from compstore.errors import AstropyConversionError, FitsFormatError, ObjectError
 
 from ._wcs import Wcs
 
@@ -61,6 +63,8 @@ __all__ = [
 
 #: ``to_ccddata(uncertainty=...)`` choices and the astropy class of each.
 _UNCERTAINTY_KINDS = ("variance", "std", "ivar")
+#: Mask planes that mark no defect: left out of a CCDData's mask unless asked for.
+_NOT_DEFECTS = frozenset({"DETECTED", "DETECTED_NEGATIVE"})
 #: Cards of a FITS header that are not values (never metadata).
 _COMMENTARY = frozenset({"", "COMMENT", "HISTORY"})
 
@@ -161,18 +165,14 @@ def _mask(mask: Any, shape: tuple[int, ...]) -> Any:
         raise AstropyConversionError(
             f"CCDData mask has shape {arr.shape}, the data {shape}; give one value per pixel"
         )
-    if arr.dtype == np.bool_:
-        # True marks a bad pixel in astropy: it becomes plane BAD (bit 0, value 1).
-        return Mask(arr.astype(np.int32) << DEFAULT_MASK_PLANES["BAD"])
-    if arr.dtype.kind in "iu":
-        try:
-            return Mask(arr)
-        except ObjectError as exc:
-            raise AstropyConversionError(f"CCDData mask cannot be a Mask: {exc}") from exc
-    raise AstropyConversionError(
-        f"CCDData mask holds {arr.dtype}; compstore keeps bool masks (True = bad, plane BAD) "
-        "or integer bit masks: convert it, e.g. mask.astype(bool)"
-    )
+    if arr.dtype != np.bool_:
+        # CCDData makes every mask bool; anything else did not come from astropy's rules.
+        raise AstropyConversionError(
+            f"CCDData mask holds {arr.dtype}; compstore takes bool masks (True = bad, "
+            "plane BAD): convert it, e.g. mask.astype(bool)"
+        )
+    # True marks a bad pixel in astropy: it becomes plane BAD.
+    return Mask(arr.astype(np.int32) << DEFAULT_MASK_PLANES["BAD"])
 
 
 def _metadata(ccd: CCDData) -> dict[str, Any]:
@@ -199,7 +199,7 @@ def exposure_from_ccddata(ccd: CCDData) -> Exposure:
     Raises
     ------
     AstropyConversionError
-        If a part of ``ccd`` cannot be kept (a float mask, an unknown uncertainty
+        If a part of ``ccd`` cannot be kept (an uncertainty of another shape or type
         type, a non-scalar meta value, data that is not a 2-D real image ...).
     """
     from ._fits import _xy0_from_header
@@ -238,7 +238,7 @@ def exposure_to_ccddata(
     exposure: Exposure,
     *,
     uncertainty: str = "variance",
-    mask: str = "bool",
+    mask_planes: Sequence[str] | None = None,
     unit: Any = None,
 ) -> CCDData:
     """``exposure`` as an ``astropy.nddata.CCDData`` (see `Exposure.to_ccddata`).
@@ -246,7 +246,7 @@ def exposure_to_ccddata(
     Raises
     ------
     AstropyConversionError
-        If ``uncertainty`` or ``mask`` is not a known choice, or there is no unit
+        If ``uncertainty`` is not a known choice, or there is no unit
         (no ``unit`` given and no ``BUNIT`` in the metadata) or it is not a unit.
     """
     from astropy.nddata import CCDData, InverseVariance, StdDevUncertainty, VarianceUncertainty
@@ -257,8 +257,16 @@ def exposure_to_ccddata(
         raise AstropyConversionError(
             f"uncertainty={uncertainty!r} is not one of {', '.join(_UNCERTAINTY_KINDS)}"
         )
-    if mask not in ("bool", "bits"):
-        raise AstropyConversionError(f"mask={mask!r} is not 'bool' or 'bits'")
+    planes = exposure.mask.planes
+    chosen = [p for p in planes if p not in _NOT_DEFECTS] if mask_planes is None else mask_planes
+    unknown = [p for p in chosen if p not in planes]
+    if unknown:
+        raise AstropyConversionError(
+            f"mask_planes {unknown} are not planes of this Exposure's Mask ({', '.join(planes)})"
+        )
+    bits = np.int32(0)
+    for p in chosen:
+        bits |= np.int32(exposure.mask.bitmask(p))
     meta = dict(exposure.metadata)
     if unit is None:
         unit = meta.get("BUNIT")
@@ -285,12 +293,11 @@ def exposure_to_ccddata(
                 unc = StdDevUncertainty(np.sqrt(var), unit=unit)
             else:
                 unc = InverseVariance(1.0 / var, unit=unit**-2)
-    bits = exposure.mask.array
     wcs = exposure.wcs
     return CCDData(
         exposure.image.copy(),
         unit=unit,
-        mask=bits.copy() if mask == "bits" else bits != 0,
+        mask=(exposure.mask.array & bits) != 0,
         uncertainty=unc,
         wcs=None if wcs is None else _shifted(wcs, -xy0[0], -xy0[1]).to_astropy(),
         meta=meta,
@@ -338,5 +345,10 @@ def from_astropy(obj: Any, python_type: type | tuple[type, ...]) -> Any:
         if isinstance(obj, CCDData):
             return exposure_from_ccddata(obj)
         if isinstance(obj, fits.HDUList):
-            return exposure_from_hdulist(obj)
+            try:
+                return exposure_from_hdulist(obj)
+            except FitsFormatError as exc:
+                raise FitsFormatError(
+                    f"{exc}; put Exposure.from_hdulist(hdul, hdu=...) to choose the image"
+                ) from exc
     return obj
