@@ -248,6 +248,17 @@ def test_unsupported_parts_are_refused_and_nothing_is_stored(butler, change, mat
     assert butler.query_datasets("calexp") == []
 
 
+def test_integer_pixels_are_kept_exactly():
+    big = np.array([[2**24 + 1, -(2**30)], [7, 2**31 - 1]], dtype=np.int32)
+    exp = Exposure.from_ccddata(CCDData(big, unit="adu"))
+    assert exp.image.dtype == np.float64
+    np.testing.assert_array_equal(exp.to_ccddata().data, big)
+    small = Exposure.from_ccddata(CCDData(big.astype(np.int16), unit="adu"))
+    assert small.image.dtype == np.float32
+    with pytest.raises(AstropyConversionError, match="beyond 2\\*\\*53"):
+        Exposure.from_ccddata(CCDData(np.full((2, 2), 2**60, np.int64), unit="adu"))
+
+
 def test_a_cube_is_not_an_exposure():
     with pytest.raises(AstropyConversionError, match="2-D real image"):
         Exposure.from_ccddata(CCDData(np.zeros((2, 3, 4)), unit="adu"))

@@ -17,7 +17,8 @@ astropy                         stored as       way back
 
 Rules of a CCDData (what :func:`exposure_from_ccddata` keeps, and how):
 
-- ``data`` is the image (float32/float64 kept, other real types as float32).
+- ``data`` is the image: float32/float64 kept, integers of up to 16 bits as float32,
+  wider ones as float64 (exact; beyond 2**53 refused), as the FITS reader does.
 - ``mask``: None is no mask; True (CCDData holds bool masks only) sets plane ``BAD``.
   On the way out a pixel is masked where any plane but ``DETECTED`` is set (or the
   planes named by ``mask_planes``): the plane names do not survive a CCDData.
@@ -46,12 +47,15 @@ from astropy.wcs import WCS
 
 from compstore.errors import AstropyConversionError, FitsFormatError, ObjectError
 
+from ._catalog import SourceCatalog
+from ._image import Exposure
 from ._wcs import Wcs
 
 if TYPE_CHECKING:
     from astropy.nddata import CCDData
 
-    from ._image import Exposure
+#: compstore's own types, which put() passes on as they are.
+_NATIVE = (Exposure, SourceCatalog, Wcs)
 
 __all__ = [
     "exposure_from_ccddata",
@@ -134,8 +138,9 @@ def _variance(ccd: CCDData) -> np.ndarray | None:
         )
     if arr.dtype.kind not in "fiu":
         raise AstropyConversionError(f"CCDData uncertainty holds {arr.dtype}, not real numbers")
+    # float32 uncertainties give a float32 variance (as the image), the rest float64;
+    # the arithmetic is float64 either way.
     dtype = np.float32 if arr.dtype == np.float32 else np.float64
-    values = arr.astype(dtype)
     scale = 1.0
     if unc.unit is not None and ccd.unit is not None:
         try:
@@ -145,13 +150,9 @@ def _variance(ccd: CCDData) -> np.ndarray | None:
                 f"CCDData uncertainty unit {unc.unit} is not the data unit {ccd.unit} "
                 f"to the power {power}: {exc}"
             ) from None
+    values: np.ndarray = arr.astype(np.float64) * scale
     with np.errstate(divide="ignore"):
-        if power == 1:
-            var = (values * dtype(scale)) ** 2 if scale != 1.0 else values**2
-        elif power == 2:
-            var = values * dtype(scale) if scale != 1.0 else values.copy()
-        else:
-            var = dtype(1.0) / (values * dtype(scale) if scale != 1.0 else values)
+        var = values**2 if power == 1 else values if power == 2 else 1.0 / values
     return np.asarray(var, dtype=dtype)
 
 
@@ -202,8 +203,7 @@ def exposure_from_ccddata(ccd: CCDData) -> Exposure:
         If a part of ``ccd`` cannot be kept (an uncertainty of another shape or type
         type, a non-scalar meta value, data that is not a 2-D real image ...).
     """
-    from ._fits import _xy0_from_header
-    from ._image import Exposure
+    from ._fits import _pixel_values, _xy0_from_header
     from ._psf import ImagePsf
 
     data = np.asarray(ccd.data)
@@ -212,6 +212,12 @@ def exposure_from_ccddata(ccd: CCDData) -> Exposure:
             f"CCDData data of shape {data.shape} and dtype {data.dtype} is not a 2-D real "
             "image; an Exposure holds one plane"
         )
+    try:
+        # As the FITS reader does: integers of up to 16 bits as float32, wider as float64,
+        # so every pixel value is kept exactly.
+        data = _pixel_values(data, "CCDData", "data")
+    except FitsFormatError as exc:
+        raise AstropyConversionError(str(exc)) from exc
     xy0 = _xy0_from_header(ccd.meta)
     wcs = None if ccd.wcs is None else wcs_from_astropy(ccd.wcs, "CCDData wcs")
     if wcs is not None:
@@ -334,8 +340,8 @@ def from_astropy(obj: Any, python_type: type | tuple[type, ...]) -> Any:
     FitsFormatError
         If an HDUList holds no image an Exposure can be read from.
     """
-    from ._image import Exposure
-
+    if isinstance(obj, _NATIVE):  # the usual put: nothing to convert (one check)
+        return obj
     types = python_type if isinstance(python_type, tuple) else (python_type,)
     if isinstance(obj, WCS) and Wcs in types:
         return wcs_from_astropy(obj)
