@@ -106,6 +106,14 @@ def test_an_exposure_takes_an_astropy_wcs():
     assert exp.replace(wcs=w).wcs == Wcs(w)
 
 
+def test_a_catalog_takes_an_astropy_wcs(butler):
+    w = make_sip_wcs()
+    cat = SourceCatalog(_table(Table), wcs=w)
+    assert cat.wcs == Wcs(w) and cat.replace(wcs=w).wcs == Wcs(w)
+    butler.put(cat, "src", DATA_ID)
+    _same_sky(butler.get("src", DATA_ID).wcs.to_astropy(), w)
+
+
 def test_a_wcs_where_it_does_not_belong_is_still_refused(butler):
     with pytest.raises(StorageClassTypeError, match="Exposure"):
         butler.put(make_sip_wcs(), "calexp", DATA_ID)
