@@ -171,6 +171,8 @@ def test_mask_planes_choose_what_is_masked_on_the_way_out():
     assert detected.tolist() == [[False, True, False], [False, False, True]]
     both = exp.to_ccddata(unit="adu", mask_planes=["SAT", "DETECTED"]).mask
     assert both.sum() == 3
+    one = exp.to_ccddata(unit="adu", mask_planes="DETECTED").mask  # a name, not its letters
+    np.testing.assert_array_equal(one, detected)
     with pytest.raises(AstropyConversionError, match=r"\['NOPE'\] are not planes"):
         exp.to_ccddata(unit="adu", mask_planes=["NOPE"])
 

@@ -65,7 +65,7 @@ __all__ = [
     "wcs_from_astropy",
 ]
 
-#: ``to_ccddata(uncertainty=...)`` choices and the astropy class of each.
+#: ``to_ccddata(uncertainty=...)`` choices: Variance-, StdDev- or InverseVariance-Uncertainty.
 _UNCERTAINTY_KINDS = ("variance", "std", "ivar")
 #: Mask planes that mark no defect: left out of a CCDData's mask unless asked for.
 _NOT_DEFECTS = frozenset({"DETECTED", "DETECTED_NEGATIVE"})
@@ -200,8 +200,8 @@ def exposure_from_ccddata(ccd: CCDData) -> Exposure:
     Raises
     ------
     AstropyConversionError
-        If a part of ``ccd`` cannot be kept (an uncertainty of another shape or type
-        type, a non-scalar meta value, data that is not a 2-D real image ...).
+        If a part of ``ccd`` cannot be kept (an uncertainty of another shape or type,
+        a non-scalar meta value, data that is not a 2-D real image ...).
     """
     from ._fits import _pixel_values, _xy0_from_header
     from ._psf import ImagePsf
@@ -264,6 +264,8 @@ def exposure_to_ccddata(
             f"uncertainty={uncertainty!r} is not one of {', '.join(_UNCERTAINTY_KINDS)}"
         )
     planes = exposure.mask.planes
+    if isinstance(mask_planes, str):  # one name, not its letters
+        mask_planes = [mask_planes]
     chosen = [p for p in planes if p not in _NOT_DEFECTS] if mask_planes is None else mask_planes
     unknown = [p for p in chosen if p not in planes]
     if unknown:
