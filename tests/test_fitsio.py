@@ -166,7 +166,7 @@ def test_real_file_round_trips(name: str, real_butler: Butler, tmp_path: Path) -
     y, x = (a.ravel().astype(float) for a in np.meshgrid(np.linspace(0, h - 1, 10),
                                                           np.linspace(0, w - 1, 10), indexing="ij"))
     reference = _world(original, x, y)
-    ours = np.stack(got.wcs.pixel_to_world(x, y), axis=1)
+    ours = np.stack(got.wcs.pixel_to_world_values(x, y), axis=1)
     np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=1e-9, equal_nan=True)
     # export -> plain astropy reads the exported file to the same world coordinates.
     out = tmp_path / "exported.fits"

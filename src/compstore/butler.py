@@ -13,6 +13,7 @@ from typing import Any
 from ._defined import read_defined, register_aggregate, register_join
 from ._repository import Repository
 from .cache import ObjectCache, shared_cache
+from .objects._astropy import from_astropy
 from .errors import (
     CompstoreError,
     CollectionError,
@@ -326,7 +327,7 @@ class Butler:
         report = report if report is not None else WriteReport()
         prepared = []
         for obj, dataset_type, data_id in items:
-            dtype, full_id = self._put_target(obj, dataset_type, data_id)
+            obj, dtype, full_id = self._put_target(obj, dataset_type, data_id)
             existing = self.registry.find_dataset(dtype.name, full_id, [run])
             if existing is not None:
                 raise ConflictingDatasetError(
@@ -364,8 +365,13 @@ class Butler:
 
     def _put_target(
         self, obj: Any, dataset_type: str, data_id: Mapping[str, Any]
-    ) -> tuple[DatasetType, DataId]:
-        """The dataset type and full data ID one put item goes to, ``obj`` checked against it."""
+    ) -> tuple[Any, DatasetType, DataId]:
+        """The object, dataset type and full data ID of one put item, ``obj`` checked.
+
+        An astropy object (WCS, CCDData, HDUList) is converted to the storage class's
+        compstore type first (``objects/_astropy.py``), so the object returned is the
+        one to store.
+        """
         name = parse_dataset_name(dataset_type)
         if name.component or name.stage:
             raise InvalidNameError(
@@ -374,8 +380,10 @@ class Butler:
             )
         dtype = self._put_type(name.dataset_type)
         full_id = self._data_id(dtype, data_id, {}, partial=False)
-        get_storage_class(dtype.storage_class).check_type(obj)
-        return dtype, full_id
+        storage_class = get_storage_class(dtype.storage_class)
+        obj = from_astropy(obj, storage_class.python_type)
+        storage_class.check_type(obj)
+        return obj, dtype, full_id
 
     def _put_type(self, name: str) -> DatasetType:
         try:
@@ -432,7 +440,7 @@ class Butler:
         pending: list[tuple[DatasetType, DataId, str, DatasetRef | None]] = []
         seen: set[tuple[str, DataId]] = set()
         for obj, dataset_type, data_id in items:
-            dtype, full_id = self._put_target(obj, dataset_type, data_id)
+            obj, dtype, full_id = self._put_target(obj, dataset_type, data_id)
             if (dtype.name, full_id) in seen:
                 raise DataIdError(
                     f"two datasets of {dtype.name} with data ID {full_id} in one call; "

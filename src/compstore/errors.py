@@ -39,6 +39,7 @@ inherits that builtin too, so ``except KeyError`` keeps working::
     ├── CombineError (ValueError)
     ├── ObjectError (ValueError)
     │   ├── FitsFormatError
+    │   ├── AstropyConversionError
     │   └── ReplaceKeyError (TypeError)
     └── PipelineError
         ├── TaskError
@@ -58,6 +59,7 @@ from typing import Any
 
 __all__ = [
     "AmbiguousDatasetError",
+    "AstropyConversionError",
     "BlobNotFoundError",
     "BlobStoreError",
     "CollectionError",
@@ -339,6 +341,12 @@ class FitsFormatError(ObjectError):
     """A FITS file cannot be read as the requested object."""
 
     code = "fits-format"
+
+
+class AstropyConversionError(ObjectError):
+    """An astropy object (CCDData, WCS, HDUList) has a part compstore cannot keep exactly."""
+
+    code = "astropy-conversion"
 
 
 class ReplaceKeyError(ObjectError, TypeError):

@@ -328,7 +328,7 @@ def test_radio_cube_with_degenerate_axes(tmp_path: Path) -> None:
     _check_sky(exp, fits.open(path)[0].header)
     # The FREQ and STOKES axes are kept: the plane's frequency is part of its WCS.
     assert exp.wcs.world_axis_types[2:] == ("FREQ", "STOKES")
-    assert exp.wcs.pixel_to_world(3.0, 4.0)[2] == pytest.approx(1.4e9)
+    assert exp.wcs.pixel_to_world_values(3.0, 4.0)[2] == pytest.approx(1.4e9)
     # A cube with several planes is refused, not cut down to its first plane silently.
     fits.PrimaryHDU(np.zeros((1, 3, 32, 64), np.float32), header).writeto(tmp_path / "c3.fits")
     with pytest.raises(FitsFormatError, match=r"c3\.fits.*cube of shape \(1, 3, 32, 64\)"):
@@ -444,7 +444,7 @@ def test_non_celestial_wcs_is_kept(tmp_path: Path) -> None:
     exp = read_exposure(tmp_path / "lin.fits")
     assert exp.wcs is not None and exp.wcs.world_axis_types == ("WAVE", "LINEAR")
     assert not exp.wcs.has_celestial
-    assert exp.wcs.pixel_to_world(1.0, 0.0)[0] == pytest.approx(5000.0)
+    assert exp.wcs.pixel_to_world_values(1.0, 0.0)[0] == pytest.approx(5000.0)
     with pytest.raises(ObjectError, match="no celestial axes"):
         exp.wcs.pixel_to_sky(0.0, 0.0)
     write_exposure(exp, tmp_path / "again.fits")

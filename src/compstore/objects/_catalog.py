@@ -12,6 +12,7 @@ import numpy as np
 
 import astropy.units as u
 from astropy.table import Column, Table, vstack
+from astropy.wcs import WCS
 
 from compstore.errors import ObjectError
 
@@ -75,7 +76,8 @@ class SourceCatalog(Immutable):
     ----------
     table : astropy.table.Table
         The rows; referenced, not copied (anything ``Table()`` accepts is converted).
-    wcs : Wcs, optional
+    wcs : Wcs or astropy.wcs.WCS, optional
+        An astropy WCS is kept as a Wcs (every axis).
     calib : Calib, optional
     members : sequence of CatalogMember, optional
         For a catalog united from others: which rows came from which input,
@@ -115,6 +117,10 @@ class SourceCatalog(Immutable):
                 table = Table(table)
             except (TypeError, ValueError) as exc:
                 raise ObjectError(f"SourceCatalog needs an astropy Table: {exc}") from exc
+        if isinstance(wcs, WCS):  # an astropy WCS is kept whole, as put() keeps one
+            from ._astropy import wcs_from_astropy
+
+            wcs = wcs_from_astropy(wcs, "wcs")
         check_optional(wcs, Wcs, "wcs")
         check_optional(calib, Calib, "calib")
         members = tuple(members)

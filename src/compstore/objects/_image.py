@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+from astropy.wcs import WCS
 from numpy.typing import ArrayLike
 
 from compstore.errors import ObjectError, ReplaceKeyError
@@ -177,11 +178,20 @@ def _as_optional_int(value: Any) -> int | None:
         raise ObjectError(f"detector must be an int or None, got {value!r}") from None
 
 
+def _as_wcs(value: Any) -> Wcs | None:
+    # An astropy WCS is kept whole as a Wcs (as put() does); anything else must be a Wcs.
+    if isinstance(value, WCS):
+        from compstore.objects._astropy import wcs_from_astropy
+
+        return wcs_from_astropy(value, "wcs")
+    return check_optional(value, Wcs, "wcs")
+
+
 # Per-component normalizer; replace() runs only those of the replaced components, so
 # everything else is carried over by identity.
 _NORMALIZERS = {
     "xy0": _as_xy0,
-    "wcs": lambda v: check_optional(v, Wcs, "wcs"),
+    "wcs": _as_wcs,
     "calib": lambda v: check_optional(v, Calib, "calib"),
     "psf": lambda v: check_optional(v, Psf, "psf"),
     "visit_info": lambda v: check_optional(v, VisitInfo, "visit_info"),
@@ -489,6 +499,78 @@ class Exposure(Immutable):
         from compstore.objects import _fits
 
         _fits.write_exposure(self, path)
+
+    # -- astropy (implemented in _astropy.py) -------------------------------------------
+    @classmethod
+    def from_ccddata(cls, ccd: Any) -> Exposure:
+        """An Exposure from an ``astropy.nddata.CCDData`` (what ``put`` does with one).
+
+        Image, mask (True: plane BAD), uncertainty as variance
+        (StdDev squared, Variance as is, InverseVariance inverted), wcs (every axis),
+        unit (metadata ``BUNIT``), meta scalars, psf; ``LTV1/LTV2`` give ``xy0``.
+
+        Raises
+        ------
+        AstropyConversionError
+            If a part cannot be kept (a float mask, another uncertainty type ...).
+        """
+        from compstore.objects import _astropy
+
+        return _astropy.exposure_from_ccddata(ccd)
+
+    @classmethod
+    def from_hdulist(cls, hdul: Any, hdu: int | str | tuple[str, int] | None = None) -> Exposure:
+        """An Exposure from an open ``astropy.io.fits.HDUList``, read as `read_fits` reads a file.
+
+        Raises
+        ------
+        FitsFormatError
+            As `read_fits` (several images and no ``hdu``, no image, bad cards ...).
+        """
+        from compstore.objects import _astropy
+
+        return _astropy.exposure_from_hdulist(hdul, hdu)
+
+    def to_ccddata(
+        self,
+        *,
+        uncertainty: str = "variance",
+        mask_planes: Sequence[str] | None = None,
+        unit: Any = None,
+    ) -> Any:
+        """This Exposure as a new ``astropy.nddata.CCDData`` (arrays copied).
+
+        Parameters
+        ----------
+        uncertainty : {"variance", "std", "ivar"}
+            The uncertainty class: ``VarianceUncertainty`` (exact), ``StdDevUncertainty``
+            (its square root) or ``InverseVariance``. None when the variance is all
+            zero ("unknown").
+        mask_planes : sequence of str, optional
+            The planes that mask a pixel (CCDData masks are bool: True is bad). By
+            default every plane but ``DETECTED`` (a detection is no defect).
+        unit : str or astropy.units.Unit, optional
+            Defaults to the metadata's ``BUNIT``.
+
+        Returns
+        -------
+        astropy.nddata.CCDData
+            Its ``wcs`` maps array indices (the parent-pixel Wcs moved by ``xy0``,
+            which goes to ``meta`` as ``LTV1/LTV2``); ``meta`` is the metadata; the
+            psf is ``psf.compute_image()``. Calib, visit info, background, band and
+            detector have no CCDData counterpart and are left out.
+
+        Raises
+        ------
+        AstropyConversionError
+            If there is no unit (none given, no ``BUNIT``), ``uncertainty`` is not a
+            choice, or ``mask_planes`` names an unknown plane.
+        """
+        from compstore.objects import _astropy
+
+        return _astropy.exposure_to_ccddata(
+            self, uncertainty=uncertainty, mask_planes=mask_planes, unit=unit
+        )
 
     def __repr__(self) -> str:
         parts = [f"bbox={self.bbox!r}"]

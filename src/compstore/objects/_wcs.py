@@ -36,13 +36,10 @@ from numpy.typing import ArrayLike
 
 from compstore.errors import ObjectError
 from ._frozen import Immutable
+from ._wcsapi import _INVERSE_MAXITER, _INVERSE_TOLERANCE, WcsApiMixin
 
 __all__ = ["Wcs"]
 
-# Tolerance (pixels) of the iterative inversion of SIP distortion in sky_to_pixel.
-# astropy's default of 1e-4 pixel is far too loose for exact round trips.
-_INVERSE_TOLERANCE = 1e-11
-_INVERSE_MAXITER = 100
 
 _SIP_KEY = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
 _AXIS_KEY = re.compile(r"^(CRPIX|CRVAL|CDELT)(\d+)$")
@@ -285,7 +282,7 @@ def _wcs_from_cards(cards: Mapping[str, Any]) -> WCS:
     return wcs
 
 
-class Wcs(Immutable):
+class Wcs(Immutable, WcsApiMixin):
     """An immutable world coordinate system mapping parent pixels to the sky.
 
     Parameters
@@ -310,6 +307,12 @@ class Wcs(Immutable):
     Pixel coordinates are 0-based with pixel centres at integers (astropy
     ``origin=0``). Equality and hash are by value: two Wcs are equal exactly when
     their :meth:`to_dict` forms are.
+
+    A Wcs implements astropy's shared WCS interface (APE 14, low and high level):
+    ``pixel_to_world(x, y)`` returns a `~astropy.coordinates.SkyCoord` (plus a
+    `~astropy.coordinates.SpectralCoord` and so on for further axes),
+    ``world_to_pixel(skycoord)`` takes one, and ``pixel_to_world_values`` /
+    ``world_to_pixel_values`` work in plain numbers; see ``objects/_wcsapi.py``.
     """
 
     __slots__ = ("_wcs", "_cards", "_lookups", "_hash", "__weakref__")
@@ -462,6 +465,14 @@ class Wcs(Immutable):
         """A deep copy of the underlying ``astropy.wcs.WCS`` (changing it changes nothing here)."""
         return copy.deepcopy(self._astropy())
 
+    def to_astropy(self) -> WCS:
+        """This Wcs as a new ``astropy.wcs.WCS`` (the way back of ``put``-ing one).
+
+        The copy is the caller's: changing it changes nothing here. It maps the same
+        0-based parent pixels, exactly (``Wcs(wcs.to_astropy()) == wcs``).
+        """
+        return self.astropy
+
     @property
     def has_distortion(self) -> bool:
         """Whether the WCS includes SIP, lookup-table (or other non-linear) distortion."""
@@ -486,34 +497,11 @@ class Wcs(Immutable):
             pixels[:, 1] = ya.ravel()
         return xa, ya, pixels
 
-    def pixel_to_world(self, x: ArrayLike, y: ArrayLike) -> tuple[Any, ...]:
-        """World coordinates of every world axis (in each CUNIT) at parent pixels ``x, y``.
-
-        For a WCS with more pixel axes than the image's two (a plane of a cube),
-        the further pixel coordinates are 0: the plane that was read.
-
-        Returns
-        -------
-        tuple of float or numpy.ndarray
-            One entry per world axis, in the order of :attr:`world_axis_types`.
-
-        Raises
-        ------
-        ObjectError
-            If astropy cannot transform the coordinates.
-        """
-        xa, _, pixels = self._pixels(x, y)
-        try:
-            world = self._astropy().all_pix2world(pixels, 0)
-        except Exception as exc:
-            raise ObjectError(f"pixel_to_world failed: {exc}") from exc
-        return tuple(_unwrap(world[:, i].reshape(xa.shape)) for i in range(world.shape[1]))
-
     def _require_celestial(self) -> None:
         if not self._astropy().has_celestial:
             raise ObjectError(
                 f"this Wcs has no celestial axes ({', '.join(self.world_axis_types)}); "
-                "use pixel_to_world"
+                "use pixel_to_world_values"
             )
 
     # -- transforms -----------------------------------------------------------------
