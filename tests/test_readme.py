@@ -12,7 +12,7 @@ from compstore.demo import run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
+BLOCKS = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
 
 
 def _run_blocks() -> None:
@@ -60,8 +60,8 @@ def test_readme_figures_are_the_demos_and_examples_run_after_it(tmp_path, monkey
     figures = _demo_figures("\n".join(lines).splitlines())  # the stats come as one block
     assert len(figures) == 10, lines
     expected = [
-        f"({figures['jointcal added']} MiB added on\ndisk beside {figures['sfm logical']} MiB "
-        "of single-frame data)",
+        (f"({figures['jointcal added']} MiB added on\ndisk beside {figures['sfm logical']} MiB "
+         "of single-frame data)"),
         f"({figures['detection added']} MiB beside {figures['coadd logical']} MiB of coadds)",
         f"holds {figures['total logical']} MiB of datasets in {figures['total stored']} MiB",
     ]

@@ -32,9 +32,9 @@ __all__ = [
     "add_global_options",
     "after_command",
     "configure_logging",
+    "error_message",
     "exit_status_for",
     "progress_enabled",
-    "error_message",
     "restore_logging",
 ]
 

@@ -487,8 +487,12 @@ def execute(
                 else:
                     runnable.append(quantum)
             _log.info("task %s: %d unit(s) to run", taskdef.label, len(runnable))
-            bar = {"enabled": progress and bool(runnable), "desc": f"run {taskdef.label}",
-                   "unit": "unit", "total": len(runnable)}
+            bar: dict[str, Any] = {
+                "enabled": progress and bool(runnable),
+                "desc": f"run {taskdef.label}",
+                "unit": "unit",
+                "total": len(runnable),
+            }
             if worker_pipeline is None:
                 results = [
                     run_quantum(butler, graph.tasks[q.task_label], q)
