@@ -154,3 +154,13 @@ def test_to_json_kinds():
         to_json({"image": np.zeros((4, 4))})
     with pytest.raises(EncodingError, match="cannot print a object"):
         to_json(object())
+
+
+def test_demo_json_is_the_stage_figures(tmp_path, capsys):
+    argv = ["demo", "--repo", str(tmp_path / "demo"), "--visits", "1", "--detectors", "2",
+            "--size", "256"]
+    status, figures = _json(capsys, argv)
+    assert status == 0
+    assert [f["stage"] for f in figures] == ["sfm", "jointcal", "coadd", "detection"]
+    assert figures[0]["datasets"] == 4 and figures[0]["added_bytes"] > 0
+    assert set(figures[0]) == {"stage", "datasets", "logical_bytes", "added_bytes", "seconds"}
