@@ -133,7 +133,7 @@ def test_cli_verify_exit_status_and_json(filled, capsys):
     # the Calib is shared by calexp and src: the problem names the first dataset found
     calib = _components(filled, "src", visit=1, detector=1)["calib"]
     filled.blobs.delete(calib)
-    assert main(["verify", *repo, "--json"]) == 1
+    assert main(["verify", *repo, "--json"]) == 4  # damage found
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] is False
     assert [(p["digest"], p["problem"]) for p in out["problems"]] == [(calib, MISSING)]
@@ -143,7 +143,7 @@ def test_cli_verify_exit_status_and_json(filled, capsys):
 def test_cli_verify_python_is_the_butler_call(filled, capsys):
     assert main(["verify", "--repo", str(filled.root), "--deep", "--python"]) == 0
     code = capsys.readouterr().out
-    assert "report = butler.verify(deep=True)" in code and "exit_status" in code
+    assert "report = butler.verify(deep=True, progress=True)" in code and "sys.exit(4)" in code
 
 
 # -- hand-made manifests: whatever a damaged repository holds, verify reports, never raises --

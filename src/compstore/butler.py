@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import uuid
@@ -43,6 +44,10 @@ from .storage_classes import (
     get_storage_class,
 )
 from .verify import VerifyReport, verify_repository
+
+# The library logs, never configures logging (the CLI's -v/-q do). Per-call logs
+# (put, get) are DEBUG and guarded by isEnabledFor, so they cost a get nothing measurable.
+_log = logging.getLogger(__name__)
 
 __all__ = ["Butler", "DatasetName", "PutResult", "RepositoryStats", "parse_dataset_name"]
 
@@ -217,6 +222,7 @@ class Butler:
         self._ref_memo: dict[tuple[Any, ...], DatasetRef] = {}
         self._ref_memo_version: int | None = None
         self._names: dict[str, DatasetName] = {}
+        _log.info("opened repository %s (run=%r, collections=%r)", self.root, run, self.collections)
 
     # -- creation -------------------------------------------------------------
     @classmethod
@@ -352,6 +358,10 @@ class Butler:
                         [uuid.UUID(str(i)) for i in provenance.get("inputs", ())],
                     )
                 refs.append(ref)
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("put %d dataset(s) into run %r: %s", len(refs), run,
+                       ", ".join(f"{r.dataset_type} {dict(r.data_id)}" for r in refs[:5])
+                       + (", ..." if len(refs) > 5 else ""))
         return refs
 
     def _require_run(self) -> str:
@@ -567,6 +577,9 @@ class Butler:
             If a component is damaged: the blob store's message (digest, what
             is wrong) and the dataset.
         """
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("get %s%s %s from run %r", ref.dataset_type,
+                       f".{component}" if component else "", dict(ref.data_id), ref.run)
         try:
             return self._io.read(ref.manifest, parameters, component)
         except CorruptBlobError as exc:
@@ -976,7 +989,7 @@ class Butler:
             stored_bytes=stored,
         )
 
-    def verify(self, *, deep: bool = False) -> VerifyReport:
+    def verify(self, *, deep: bool = False, progress: bool = False) -> VerifyReport:
         """Check that every dataset's components are stored (and, with ``deep``, intact).
 
         Walks every dataset's manifests; ``deep`` also re-reads and re-hashes
@@ -989,8 +1002,12 @@ class Butler:
             ``report.ok`` is True if nothing is wrong; ``report.problems`` lists
             each missing, corrupt or unreadable component and dangling
             reference, with a dataset that needs it.
+
+        ``progress`` shows a progress bar (tqdm, on stderr, only on a terminal).
         """
-        return verify_repository(self.registry, self._io, self.blobs, self._all_refs(), deep=deep)
+        return verify_repository(
+            self.registry, self._io, self.blobs, self._all_refs(), deep=deep, progress=progress
+        )
 
     def logical_bytes(
         self, collections: Sequence[str] | None = None, dataset_types: Sequence[str] | None = None

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ._progress import progress_bar
 from .cas import BlobStore
 from .cas._encoding import parse_json
 from .errors import BlobNotFoundError, CompstoreError, CorruptBlobError
@@ -157,6 +158,7 @@ def verify_repository(
     refs: Iterable[DatasetRef],
     *,
     deep: bool = False,
+    progress: bool = False,
 ) -> VerifyReport:
     """Check that the datasets ``refs`` have their components in ``blobs`` (``deep``: intact).
 
@@ -171,6 +173,8 @@ def verify_repository(
     deep
         Re-read every component and re-hash it, instead of only asking the
         store whether it holds it. Reads every byte of the repository.
+    progress
+        Show a progress bar over the datasets (tqdm, on stderr, only on a terminal).
 
     Returns
     -------
@@ -180,7 +184,7 @@ def verify_repository(
     """
     walk = _Walk(registry, io, blobs, deep)
     refs = list(refs)
-    for ref in refs:
+    for ref in progress_bar(refs, enabled=progress, desc="verify", unit="dataset"):
         walk.dataset(ref)
     walk.duplicates()
     arrays = {d for kind, d in walk.checked if kind == "array"}

@@ -90,13 +90,13 @@ def test_ingest_hdu_option_and_clean_refusal(filled, tmp_path, capsys):
 
 def test_errors_are_one_line_without_traceback(filled, capsys):
     repo = ["--repo", str(filled)]
-    assert main(["get", *repo, "calexp", "visit=1", "detector=7"]) == 1
+    assert main(["get", *repo, "calexp", "visit=1", "detector=7"]) == 3  # not found
     err = capsys.readouterr().err
     assert err.startswith("compstore get: error: no calexp dataset") and "Traceback" not in err
     assert main(["query", *repo, "calexp", "--where", "visit = = 1"]) == 1
     err = capsys.readouterr().err
     assert "column 9" in err and "^" in err
-    assert main(["get", "--repo", str(filled) + "-missing", "calexp"]) == 1
+    assert main(["get", "--repo", str(filled) + "-missing", "calexp"]) == 3  # not found
     assert "no compstore repository" in capsys.readouterr().err
 
 

@@ -69,15 +69,18 @@ def test_run_python_is_exactly_the_api_calls(repo):
         "2",
     )
     assert python_for(argv) == (
+        "import sys\n"
         "from compstore import Butler\n"
         "from compstore.pipeline import Pipeline, execute\n"
         f"butler = Butler({str(repo)!r}, collections=['sfm'], run='out')\n"
         f"pipeline = Pipeline.from_file({str(repo.parent / 'pipeline.yaml')!r})\n"
         "pipeline.add_config_override('recal', 'factor', 1.5)\n"
         "pipeline.add_config_override('recal', 'fail_detector', 7)\n"
-        "report = execute(pipeline, butler, where='visit = 1', jobs=2)\n"
+        "report = execute(pipeline, butler, where='visit = 1', jobs=2, progress=True)\n"
         "print(report)\n"
         "exit_status = report.exit_status\n"
+        "if exit_status:\n"
+        "    sys.exit(exit_status)\n"
     )
 
 
@@ -167,7 +170,7 @@ def test_provenance_command(repo, capsys):
 
 def test_collection_commands(repo, capsys):
     r = ["--repo", str(repo)]
-    assert main(["collection-chain", *r, "all", "out,sfm"]) == 1  # 'out' does not exist yet
+    assert main(["collection-chain", *r, "all", "out,sfm"]) == 3  # 'out' does not exist yet: not found
     capsys.readouterr()
     assert (
         main(["tag", *r, "picked", "calexp", "--where", "detector = 1", "--collections", "sfm"])

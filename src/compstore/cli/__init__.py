@@ -12,10 +12,14 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .. import __version__
 from ..errors import CompstoreError
+from . import _options
 from ._commands import COMMANDS, parse_data_id
+from ._help import DESCRIPTION, EPILOG, epilog_for
+from ._json import to_json
 
-__all__ = ["COMMANDS_DOCUMENTED", "build_parser", "main", "parse_data_id", "python_for"]
+__all__ = ["COMMANDS_DOCUMENTED", "build_parser", "main", "parse_data_id", "python_for", "to_json"]
 
 #: Commands whose CLI/Python pairs docs/cli-and-python.md must show.
 COMMANDS_DOCUMENTED = tuple(c.name for c in COMMANDS)
@@ -38,13 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the equivalent Python instead of running it",
     )
+    _options.add_global_options(common)
+    # Global options go before the command (with their defaults) or after it.
     parser = argparse.ArgumentParser(
-        prog="compstore",
-        description="A caching, content-addressed store for astronomical composite datasets.",
+        prog="compstore", description=DESCRIPTION, epilog=EPILOG, parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"compstore {__version__}")
+    after = _options.after_command(common)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
-        p = sub.add_parser(command.name, help=command.help, description=command.help, parents=[common])
+        p = sub.add_parser(command.name, help=command.help, description=command.help, parents=[after],
+                           epilog=epilog_for(command.name),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         command.configure(p)
         p.set_defaults(_command=command)
     return parser
@@ -57,8 +67,16 @@ def python_for(argv: Sequence[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``compstore`` with ``argv``; return the exit status."""
+    """Run ``compstore`` with ``argv``; return the exit status.
+
+    The status says what kind of outcome it was (`compstore.cli._options`):
+    0 success, 1 a compstore error, 2 usage, 3 not found, 4 damage found by
+    ``verify``, 130 interrupted. A command's Python ends with ``sys.exit(N)``
+    when its result calls for a non-zero status, so the printed Python exits
+    the same way.
+    """
     parser = build_parser()
+    _enable_completion(parser)
     args = parser.parse_args(argv)
     try:
         code = args._command.code(args)
@@ -68,17 +86,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(code)
         return 0
     namespace: dict[str, object] = {"__name__": "__compstore_cli__"}
+    _options.configure_logging(args.verbose, args.quiet)
     try:
         exec(compile(code, f"<compstore {args.command}>", "exec"), namespace)
-    except CompstoreError as err:
-        print(f"compstore {args.command}: error: {err}", file=sys.stderr)
-        return 1
+    except SystemExit as stop:  # the command's own `sys.exit(status)`
+        if stop.code is None or isinstance(stop.code, int):
+            return stop.code or _options.EXIT_OK
+        return _options.EXIT_ERROR
+    except (CompstoreError, OSError) as err:
+        print(_options.error_message(args.command, err), file=sys.stderr)
+        return _options.exit_status_for(err)
     except KeyboardInterrupt:
         print(f"compstore {args.command}: interrupted", file=sys.stderr)
-        return 130
-    # A command's code may set ``exit_status`` (e.g. `run` when a unit failed).
-    status = namespace.get("exit_status", 0)
-    return status if isinstance(status, int) else 1
+        return _options.EXIT_INTERRUPTED
+    finally:
+        _options.restore_logging()
+    return _options.EXIT_OK
+
+
+def _enable_completion(parser: argparse.ArgumentParser) -> None:
+    """Tab completion through argcomplete, if installed (a no-op unless a shell asks)."""
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,6 +11,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from ._options import EXIT_DAMAGE, progress_enabled
+
 __all__ = ["COMMANDS", "Command"]
 
 
@@ -32,6 +34,23 @@ class Command:
         self.code = code
 
 
+def _imports(args: argparse.Namespace, *lines: str) -> str:
+    """The import lines of a command's Python (``to_json`` too with ``--json``)."""
+    extra = ("from compstore.cli import to_json",) if getattr(args, "json", False) else ()
+    return "".join(f"{line}\n" for line in (*lines, *extra))
+
+
+def _show(args: argparse.Namespace, value: str, text: str | None = None) -> str:
+    """The Python that prints a command's result: ``to_json(value)`` with ``--json``.
+
+    Every command that prints a result uses this, so ``--json`` (a global option)
+    works on it; ``text`` is the plain printing code (default ``print(value)``).
+    """
+    if getattr(args, "json", False):
+        return f"print(to_json({value}))\n"
+    return text if text is not None else f"print({value})\n"
+
+
 def _butler_line(
     args: argparse.Namespace, run: str | None = None, collections: list[str] | None = None
 ) -> str:
@@ -48,9 +67,9 @@ def _create_args(p: argparse.ArgumentParser) -> None:
 def _create_code(args: argparse.Namespace) -> str:
     exist = ", exist_ok=True" if args.exist_ok else ""
     return (
-        "from compstore import Butler\n"
-        f"butler = Butler.create({args.repo!r}{exist})\n"
-        "print(f'created repository {butler.root}')\n"
+        _imports(args, "from compstore import Butler")
+        + f"butler = Butler.create({args.repo!r}{exist})\n"
+        + _show(args, "{'root': str(butler.root)}", "print(f'created repository {butler.root}')\n")
     )
 
 
@@ -64,10 +83,10 @@ def _register_args(p: argparse.ArgumentParser) -> None:
 def _register_code(args: argparse.Namespace) -> str:
     dims = tuple(d.strip() for d in args.dimensions.split(",") if d.strip())
     return (
-        "from compstore import Butler\n"
-        f"{_butler_line(args)}\n"
+        _imports(args, "from compstore import Butler")
+        + f"{_butler_line(args)}\n"
         f"dataset_type = butler.register_dataset_type({args.name!r}, {dims!r}, {args.storage_class!r})\n"
-        "print(dataset_type)\n"
+        + _show(args, "dataset_type")
     )
 
 
@@ -81,11 +100,11 @@ def _aggregate_args(p: argparse.ArgumentParser) -> None:
 
 def _aggregate_code(args: argparse.Namespace) -> str:
     return (
-        "from compstore import Butler\n"
-        f"{_butler_line(args)}\n"
+        _imports(args, "from compstore import Butler")
+        + f"{_butler_line(args)}\n"
         f"definition = butler.register_aggregate({args.name!r}, {args.member!r}, "
         f"over={tuple(args.over)!r})\n"
-        "print(definition.describe())\n"
+        + _show(args, "definition", "print(definition.describe())\n")
     )
 
 
@@ -98,10 +117,10 @@ def _join_args(p: argparse.ArgumentParser) -> None:
 
 def _join_code(args: argparse.Namespace) -> str:
     return (
-        "from compstore import Butler\n"
-        f"{_butler_line(args)}\n"
+        _imports(args, "from compstore import Butler")
+        + f"{_butler_line(args)}\n"
         f"definition = butler.register_join({args.name!r}, {args.members!r}, on={args.on!r})\n"
-        "print(definition.describe())\n"
+        + _show(args, "definition", "print(definition.describe())\n")
     )
 
 
@@ -117,7 +136,6 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hdu", action="append", default=[], metavar="HDU",
                    help="image HDU to read from each file: an index, EXTNAME or EXTNAME,EXTVER "
                         "(repeat for several; a file with several images needs it)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _hdu_value(text: str) -> int | str | tuple[str, int]:
@@ -136,13 +154,11 @@ def _ingest_code(args: argparse.Namespace) -> str:
     hdus = [_hdu_value(item) for item in args.hdu]
     hdu = "" if not hdus else f", hdu={hdus[0] if len(hdus) == 1 else hdus!r}"
     return (
-        "from compstore import Butler\n"
-        "from compstore.fitsio import ingest_fits\n"
-        f"{_butler_line(args, args.run)}\n"
+        _imports(args, "from compstore import Butler", "from compstore.fitsio import ingest_fits")
+        + f"{_butler_line(args, args.run)}\n"
         f"refs = ingest_fits(butler, {args.files!r}, {args.dataset_type!r}, {data_id!r},\n"
-        f"                   header_keys={header_keys!r}{hdu}, progress={not args.no_progress!r})\n"
-        "for ref in refs:\n"
-        "    print(ref)\n"
+        f"                   header_keys={header_keys!r}{hdu}, progress={progress_enabled(args)!r})\n"
+        + _show(args, "refs", "for ref in refs:\n    print(ref)\n")
     )
 
 
@@ -158,18 +174,17 @@ def _get_code(args: argparse.Namespace) -> str:
     data_id = parse_data_id(",".join(args.data_id))
     if args.output:
         return (
-            "from compstore import Butler\n"
-            "from compstore.fitsio import export_fits\n"
-            f"{_butler_line(args)}\n"
+            _imports(args, "from compstore import Butler", "from compstore.fitsio import export_fits")
+            + f"{_butler_line(args)}\n"
             f"path = export_fits(butler, {args.name!r}, {data_id!r}, {args.output!r}"
             f"{_collections_arg(args)})\n"
-            "print(f'wrote {path}')\n"
+            + _show(args, "{'path': str(path)}", "print(f'wrote {path}')\n")
         )
     return (
-        "from compstore import Butler\n"
-        f"{_butler_line(args)}\n"
+        _imports(args, "from compstore import Butler")
+        + f"{_butler_line(args)}\n"
         f"obj = butler.get({args.name!r}, {data_id!r}{_collections_arg(args)})\n"
-        "print(obj)\n"
+        + _show(args, "obj")
     )
 
 
@@ -190,33 +205,31 @@ def _query_args(p: argparse.ArgumentParser) -> None:
 def _query_code(args: argparse.Namespace) -> str:
     where = f", where={args.where!r}" if args.where else ""
     return (
-        "from compstore import Butler\n"
-        f"{_butler_line(args)}\n"
+        _imports(args, "from compstore import Butler")
+        + f"{_butler_line(args)}\n"
         f"refs = butler.query_datasets({args.dataset_type!r}{where}{_collections_arg(args)})\n"
-        "for ref in refs:\n"
-        "    print(ref.run, dict(ref.data_id), ref.id)\n"
-        "print(f'{len(refs)} datasets')\n"
+        + _show(args, "refs", "for ref in refs:\n    print(ref.run, dict(ref.data_id), ref.id)\n"
+                "print(f'{len(refs)} datasets')\n")
     )
 
 
 # -- stats ----------------------------------------------------------------------
 def _stats_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    pass  # --json is a global option
 
 
 def _stats_code(args: argparse.Namespace) -> str:
     return _report_code(args, "stats", "stats()")
 
 
-def _report_code(args: argparse.Namespace, name: str, call: str, after: str = "") -> str:
-    """The Python of a command that prints one report (with ``--json``, its ``as_dict()``)."""
-    show = f"json.dumps({name}.as_dict(), indent=2)" if args.json else name
+def _report_code(args: argparse.Namespace, name: str, call: str, after: str = "",
+                 imports: tuple[str, ...] = ()) -> str:
+    """The Python of a command that prints one report (with ``--json``, as JSON)."""
     return (
-        ("import json\n" if args.json else "")
-        + "from compstore import Butler\n"
-        f"{_butler_line(args)}\n"
+        _imports(args, *imports, "from compstore import Butler")
+        + f"{_butler_line(args)}\n"
         f"{name} = butler.{call}\n"
-        f"print({show})\n"
+        + _show(args, name)
         + after
     )
 
@@ -225,12 +238,14 @@ def _report_code(args: argparse.Namespace, name: str, call: str, after: str = ""
 def _verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deep", action="store_true",
                    help="re-read and re-hash every component (reads every byte of the repository)")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _verify_code(args: argparse.Namespace) -> str:
-    call = f"verify({'deep=True' if args.deep else ''})"
-    return _report_code(args, "report", call, after="exit_status = 0 if report.ok else 1\n")
+    options = ["deep=True"] if args.deep else []
+    options += ["progress=True"] if progress_enabled(args) else []
+    # Exit status 4 (EXIT_DAMAGE), in the printed Python as in the command.
+    after = f"if not report.ok:\n    sys.exit({EXIT_DAMAGE})  # damage found\n"
+    return _report_code(args, "report", f"verify({', '.join(options)})", after, ("import sys",))
 
 
 # -- demo -------------------------------------------------------------------------
@@ -241,10 +256,11 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 
 def _demo_code(args: argparse.Namespace) -> str:
-    return (
-        "from compstore.demo import run_demo\n"
-        f"run_demo({args.repo!r}, visits={args.visits}, detectors={args.detectors}, size={args.size})\n"
-    )
+    call = f"run_demo({args.repo!r}, visits={args.visits}, detectors={args.detectors}, size={args.size}"
+    if args.json:  # the figures alone, as JSON
+        return (_imports(args, "from compstore.demo import run_demo")
+                + f"figures = {call}, out=lambda line: None)\n" + _show(args, "figures"))
+    return "from compstore.demo import run_demo\n" f"{call})\n"
 
 
 # -- helpers ----------------------------------------------------------------------

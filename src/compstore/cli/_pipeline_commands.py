@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from ._commands import Command, _butler_line, _csv, parse_data_id
+from ._commands import Command, _butler_line, _csv, _imports, _show, parse_data_id
+from ._options import progress_enabled
 
 __all__ = ["PIPELINE_COMMANDS", "parse_config_override"]
 
@@ -120,8 +121,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 def _run_code(args: argparse.Namespace) -> str:
     overrides = [parse_config_override(text) for text in args.config]
     lines = [
-        "from compstore import Butler",
-        "from compstore.pipeline import Pipeline, execute",
+        _imports(args, "import sys", "from compstore import Butler",
+                 "from compstore.pipeline import Pipeline, execute").rstrip("\n"),
         _butler_line(args, run=args.output, collections=args.input),
         f"pipeline = Pipeline.from_file({args.pipeline!r})",
     ]
@@ -134,10 +135,15 @@ def _run_code(args: argparse.Namespace) -> str:
         options += ", skip_existing=False"
     if args.dry_run:
         options += ", dry_run=True"
+    if progress_enabled(args):
+        options += ", progress=True"
     lines += [
         f"report = execute(pipeline, butler, where={args.where!r}, jobs={args.jobs!r}{options})",
-        "print(report)",
+        _show(args, "report").rstrip("\n"),
+        # The printed Python exits as the command does: 1 if a unit failed.
         "exit_status = report.exit_status",
+        "if exit_status:",
+        "    sys.exit(exit_status)",
     ]
     return "\n".join(lines) + "\n"
 
@@ -156,12 +162,17 @@ def _provenance_args(p: argparse.ArgumentParser) -> None:
 def _provenance_code(args: argparse.Namespace) -> str:
     data_id = parse_data_id(",".join(args.data_id))
     collections = f", collections={args.collections!r}" if args.collections else ""
-    return (
-        "from compstore import Butler\n"
-        f"{_butler_line(args)}\n"
+    find = (
+        _imports(args, "from compstore import Butler")
+        + f"{_butler_line(args)}\n"
         f"ref = butler.find_dataset({args.name!r}, {data_id!r}{collections})\n"
         "provenance = butler.provenance(ref)\n"
-        "print(ref)\n"
+    )
+    if args.json:
+        return find + _show(args, "{'dataset': ref, 'provenance': provenance}")
+    return (
+        find
+        + "print(ref)\n"
         "if provenance is None:\n"
         "    print('no provenance recorded: not written by a pipeline task')\n"
         "else:\n"
@@ -183,10 +194,10 @@ def _chain_args(p: argparse.ArgumentParser) -> None:
 def _chain_code(args: argparse.Namespace) -> str:
     summary = f"{args.name} -> {', '.join(args.children)}"
     return (
-        "from compstore import Butler\n"
-        f"{_butler_line(args)}\n"
+        _imports(args, "from compstore import Butler")
+        + f"{_butler_line(args)}\n"
         f"butler.collection_chain({args.name!r}, {args.children!r})\n"
-        f"print({summary!r})\n"
+        + _show(args, repr({"name": args.name, "children": args.children}), f"print({summary!r})\n")
     )
 
 
@@ -203,12 +214,13 @@ def _tag_code(args: argparse.Namespace) -> str:
     where = f", where={args.where!r}" if args.where else ""
     collections = f", collections={args.collections!r}" if args.collections else ""
     return (
-        "from compstore import Butler\n"
-        f"{_butler_line(args)}\n"
+        _imports(args, "from compstore import Butler")
+        + f"{_butler_line(args)}\n"
         f"refs = butler.query_datasets({args.dataset_type!r}{where}{collections})\n"
         f"tagged = {args.tagged!r}\n"
         "butler.tag(tagged, refs)\n"
-        "print(f'tagged {len(refs)} datasets into {tagged}')\n"
+        + _show(args, "{'tagged': tagged, 'datasets': refs}",
+                "print(f'tagged {len(refs)} datasets into {tagged}')\n")
     )
 
 
@@ -219,10 +231,11 @@ def _query_collections_args(p: argparse.ArgumentParser) -> None:
 def _query_collections_code(args: argparse.Namespace) -> str:
     pattern = repr(args.pattern) if args.pattern is not None else ""
     return (
-        "from compstore import Butler\n"
-        f"{_butler_line(args)}\n"
-        f"for name, collection_type in butler.query_collections({pattern}):\n"
-        "    print(f'{collection_type:8} {name}')\n"
+        _imports(args, "from compstore import Butler")
+        + f"{_butler_line(args)}\n"
+        f"collections = butler.query_collections({pattern})\n"
+        + _show(args, "[{'name': name, 'type': kind} for name, kind in collections]",
+                "for name, collection_type in collections:\n    print(f'{collection_type:8} {name}')\n")
     )
 
 

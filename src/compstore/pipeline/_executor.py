@@ -15,6 +15,7 @@ the parent's open connections.
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
 import sys
@@ -26,6 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._progress import progress_bar
 from ..errors import MissingDatasetTypeError, PipelineError, StorageClassTypeError, TaskError
 from ..registry import DataId
 from ..storage_classes import get_storage_class
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
     from ..butler import Butler
 
 __all__ = ["ExecutionReport", "QuantumResult", "execute", "run_quantum"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -382,6 +386,7 @@ def execute(
     *,
     skip_existing: bool = True,
     dry_run: bool = False,
+    progress: bool = False,
 ) -> ExecutionReport:
     """Run ``pipeline`` on the datasets ``where`` selects; write outputs into the Butler's run.
 
@@ -405,6 +410,8 @@ def execute(
         up where a failed run stopped).
     dry_run : `bool`, optional
         Build the graph and report what would run; write nothing.
+    progress : `bool`, optional
+        Show a progress bar per task (tqdm, on stderr, only when it is a terminal).
 
     Returns
     -------
@@ -479,8 +486,18 @@ def execute(
                     )
                 else:
                     runnable.append(quantum)
+            _log.info("task %s: %d unit(s) to run", taskdef.label, len(runnable))
+            bar: dict[str, Any] = {
+                "enabled": progress and bool(runnable),
+                "desc": f"run {taskdef.label}",
+                "unit": "unit",
+                "total": len(runnable),
+            }
             if worker_pipeline is None:
-                results = [run_quantum(butler, graph.tasks[q.task_label], q) for q in runnable]
+                results = [
+                    run_quantum(butler, graph.tasks[q.task_label], q)
+                    for q in progress_bar(runnable, **bar)
+                ]
             else:
                 if pool is None and runnable:
                     pool = ProcessPoolExecutor(
@@ -490,8 +507,10 @@ def execute(
                         initializer=die_with_parent,
                         initargs=(os.getpid(),),
                     )
-                results = _run_in_pool(pool, butler, graph, worker_pipeline, runnable)
+                results = _run_in_pool(pool, butler, graph, worker_pipeline, runnable, bar)
             for quantum, result in zip(runnable, results, strict=True):
+                _log.info("%s %s %s in %.2f s", result.status, result.task_label,
+                          dict(result.data_id), result.seconds)
                 if result.status == "succeeded":
                     report.succeeded.append(result)
                 else:
@@ -510,6 +529,7 @@ def _run_in_pool(
     graph: QuantumGraph,
     pipeline_dict: dict[str, Any] | None,
     quanta: list[Quantum],
+    bar: dict[str, Any],
 ) -> list[QuantumResult]:
     if not quanta:
         return []
@@ -525,7 +545,7 @@ def _run_in_pool(
         for i, q in enumerate(quanta)
     }
     results: list[QuantumResult | None] = [None] * len(quanta)
-    for future in as_completed(futures):
+    for future in progress_bar(as_completed(futures), **bar):
         i = futures[future]
         try:
             results[i] = QuantumResult.from_dict(future.result())
