@@ -27,6 +27,7 @@ from .errors import (
     InvalidNameError,
     MissingDatasetTypeError,
     ReadOnlyRepositoryError,
+    RepositoryError,
     UnknownComponentError,
 )
 from .registry import (
@@ -159,12 +160,15 @@ def _human(n: int) -> str:
 
 
 class Butler:
-    """Read and write datasets of one repository.
+    """Read and write datasets of one repository, or of several in order.
 
     Parameters
     ----------
     root
-        The repository folder (see `Butler.create`).
+        The repository folder (see `Butler.create`), or a list of folders:
+        ``Butler(["catalogs", "archive"])`` reads each in order and writes to
+        the first (a `compstore._chain.ChainedButler`; ``docs/concepts.md``,
+        "Several repositories").
     run
         The RUN collection that `put` writes into (created if missing).
     collections
@@ -183,17 +187,32 @@ class Butler:
     ------
     RepositoryNotFoundError
         If ``root`` holds no repository.
+    RepositoryError
+        If ``root`` is an empty list, or names a folder twice.
     """
+
+    def __new__(cls, root: Any = "store", *args: Any, **kwargs: Any) -> Butler:
+        # A list of several roots opens a chain; its logic lives in _chain.py,
+        # so a Butler of one repository runs exactly the code it always did.
+        if cls is Butler and isinstance(root, (list, tuple)) and len(root) != 1:
+            from ._chain import ChainedButler
+
+            return super().__new__(ChainedButler)
+        return super().__new__(cls)
 
     def __init__(
         self,
-        root: str | os.PathLike[str] = "store",
+        root: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = "store",
         *,
         run: str | None = None,
         collections: str | Sequence[str] | None = None,
         cache_bytes: int | None = None,
         fsync: bool = True,
     ) -> None:
+        if not isinstance(root, (str, os.PathLike)):
+            from ._chain import check_roots
+
+            (root,) = check_roots(root)  # a list of one root
         self._repo = Repository.open(root, fsync=fsync)
         self.root = self._repo.root
         self.registry: Registry = self._repo.registry
@@ -233,7 +252,16 @@ class Butler:
         ------
         RepositoryExistsError
             If ``root`` holds a repository (and ``exist_ok`` is false) or other files.
+        RepositoryError
+            If ``root`` is a list: repositories are created one at a time (and
+            then opened together with ``Butler([first, second])``).
         """
+        if not isinstance(root, (str, os.PathLike)):
+            raise RepositoryError(
+                f"Butler.create makes one repository, not {type(root).__name__} "
+                f"{root!r:.200}: create each with Butler.create(root), then read them in "
+                "order with Butler([first, second, ...]) (writes go to the first)"
+            )
         Repository.create(root, exist_ok=exist_ok)
         return cls(root)
 

@@ -25,8 +25,10 @@ __all__ = ["COMMANDS_DOCUMENTED", "build_parser", "main", "parse_data_id", "pyth
 COMMANDS_DOCUMENTED = tuple(c.name for c in COMMANDS)
 
 
-def _default_repo() -> str:
-    return os.environ.get("COMPSTORE_REPO", "store")
+def _default_repo() -> list[str]:
+    # $COMPSTORE_REPO may list several repositories, searched in order: "catalogs:archive"
+    value = os.environ.get("COMPSTORE_REPO", "")
+    return [part for part in value.split(":") if part] or ["store"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--repo",
-        default=_default_repo(),
-        help="repository folder (default: $COMPSTORE_REPO or ./store)",
+        action="append",
+        default=None,
+        help="repository folder; give it several times to read several repositories in "
+        "order, writing to the first (default: $COMPSTORE_REPO, ':'-separated, or ./store)",
     )
     common.add_argument(
         "--python",
@@ -60,9 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    args = parser.parse_args(None if argv is None else list(argv))
+    # One root prints as Butler('store'); several as Butler(['catalogs', 'archive']).
+    roots = args.repo if args.repo else _default_repo()
+    args.repo = roots[0] if len(roots) == 1 else roots
+    return args
+
+
 def python_for(argv: Sequence[str]) -> str:
     """Return the Python that ``compstore ARGV`` runs."""
-    args = build_parser().parse_args(list(argv))
+    args = _parse(build_parser(), argv)
     return args._command.code(args)
 
 
@@ -77,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     _enable_completion(parser)
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     try:
         code = args._command.code(args)
     except argparse.ArgumentTypeError as err:

@@ -1,0 +1,663 @@
+"""Reading several repositories in order: the Butler that ``Butler([first, second, ...])`` opens.
+
+A chain of repositories reads as one, with writes going to the first:
+
+* datasets: a lookup (`find_dataset`, `get`, `exists`) asks each repository
+  in order, with the same collections; the first repository that has the
+  dataset type and data ID wins. `query_datasets` is the union of every
+  repository's answer, in repository order, where a data ID found in an
+  earlier repository hides the same dataset type and data ID in later ones.
+* components: content-addressed, so a manifest, array or document is read
+  from the first repository that holds its digest, whichever repository the
+  dataset came from (a catalog from a catalogs-only subset, the Wcs it shares
+  with its calexp from the archive). References to other datasets (a coadd's
+  inputs) are resolved by UUID in each repository in order.
+* identity: one identity cache, keyed by digest, serves the whole chain, so
+  ``cat.wcs is exp.wcs`` holds whichever repositories they came from.
+* writes go to the first repository, which stays self-contained: a put that
+  needs a component held only by a later repository (an object read through
+  the chain and put back, whose digest the cache knows) copies that
+  component into the first repository, components before manifests, before
+  the registry row is committed. A component that refers to another dataset
+  is stored as a reference only when the first repository holds that
+  dataset; otherwise its value is stored. So the first repository always
+  verifies clean on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._defined import read_defined
+from .butler import DEFAULT_CACHE_BYTES, Butler, DatasetName, parse_dataset_name
+from .cache import ObjectCache, shared_cache
+from .cas import ArrayInfo, BlobStore
+from .cas._store import RegionLike
+from .errors import (
+    BlobNotFoundError,
+    CompstoreError,
+    DatasetNotFoundError,
+    DefinitionError,
+    MissingCollectionError,
+    MissingDatasetTypeError,
+    RepositoryError,
+)
+from .registry import DatasetRef, DatasetType, DatasetTypeDefinition
+from .storage_classes import CompositeStorageClass, ObjectIO, WriteReport, get_storage_class
+from .storage_classes._io import _Write
+from .verify import VerifyReport
+
+__all__ = ["ChainedBlobStore", "ChainedButler", "check_roots"]
+
+# What one repository of the chain answers when it does not have a dataset:
+# the next repository is asked.
+_NOT_HERE = (DatasetNotFoundError, MissingDatasetTypeError, MissingCollectionError)
+
+
+def check_roots(roots: Sequence[Any]) -> list[str | os.PathLike[str]]:
+    """Check a list of repository roots given to ``Butler``.
+
+    Raises
+    ------
+    RepositoryError
+        If the list is empty, holds something other than a path, or names one
+        folder twice.
+    """
+    if not roots:
+        raise RepositoryError(
+            "Butler was given an empty list of repositories: give one root, or several in "
+            "the order to search them, e.g. Butler(['catalogs', 'archive'])"
+        )
+    seen: dict[Path, Any] = {}
+    for root in roots:
+        if not isinstance(root, (str, os.PathLike)):
+            raise RepositoryError(
+                f"a repository root is a folder path (str or os.PathLike), not "
+                f"{type(root).__name__} ({str(root)[:100]!r})"
+            )
+        resolved = Path(root).resolve()
+        if resolved in seen:
+            raise RepositoryError(
+                f"repository {str(root)!r} is given twice in {[str(r) for r in roots]}; "
+                "give each repository once, in the order to search them"
+            )
+        seen[resolved] = root
+    return list(roots)
+
+
+class ChainedBlobStore(BlobStore):
+    """Blob stores read in order, written to the first.
+
+    Reads (`get_array`, `get_document`, `array_info`) answer from the first
+    store that holds the digest. Everything else concerns the first store,
+    where writes go: `has_array` and `has_document` say whether the *first*
+    store holds a digest (so a writer stores what the first store lacks),
+    and `stored_bytes`, the iterators, `delete` and `sync` are the first
+    store's.
+
+    Parameters
+    ----------
+    stores
+        The stores, first (the one written) first.
+    """
+
+    def __init__(self, stores: Sequence[BlobStore]) -> None:
+        if not stores:
+            raise RepositoryError("a chain of blob stores needs at least one store")
+        self.stores = tuple(stores)
+        self.first = self.stores[0]
+
+    def holder(self, digest: str, *, array: bool) -> BlobStore:
+        """The first store that holds ``digest``.
+
+        Raises
+        ------
+        BlobNotFoundError
+            If none does (the message names how many stores were searched).
+        """
+        for store in self.stores:
+            if (store.has_array(digest) if array else store.has_document(digest)):
+                return store
+        kind = "array component" if array else "document"
+        raise BlobNotFoundError(
+            f"no {kind} {digest} in any of the {len(self.stores)} repositories searched"
+        )
+
+    # -- reads: the first store that holds the digest ---------------------------
+    def get_array(self, digest: str, region: RegionLike = None) -> np.ndarray:
+        for store in self.stores[:-1]:
+            try:
+                return store.get_array(digest, region)
+            except BlobNotFoundError:
+                continue
+        try:
+            return self.stores[-1].get_array(digest, region)
+        except BlobNotFoundError:
+            raise BlobNotFoundError(
+                f"no array component {digest} in any of the {len(self.stores)} "
+                "repositories searched"
+            ) from None
+
+    def get_document(self, digest: str) -> bytes:
+        for store in self.stores[:-1]:
+            try:
+                return store.get_document(digest)
+            except BlobNotFoundError:
+                continue
+        try:
+            return self.stores[-1].get_document(digest)
+        except BlobNotFoundError:
+            raise BlobNotFoundError(
+                f"no document {digest} in any of the {len(self.stores)} repositories searched"
+            ) from None
+
+    def array_info(self, digest: str) -> ArrayInfo:
+        return self.holder(digest, array=True).array_info(digest)
+
+    # -- the first store: writes and what concerns them --------------------------
+    def put_array(self, array: np.ndarray, digest: str | None = None) -> str:
+        return self.first.put_array(array, digest)
+
+    def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
+        return self.first.put_new_array(array)
+
+    def has_array(self, digest: str) -> bool:
+        return self.first.has_array(digest)
+
+    def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
+        return self.first.put_document(data, digest)
+
+    def has_document(self, digest: str) -> bool:
+        return self.first.has_document(digest)
+
+    def stored_bytes(self, digest: str) -> int:
+        return self.first.stored_bytes(digest)
+
+    def iter_arrays(self) -> Iterator[str]:
+        return self.first.iter_arrays()
+
+    def iter_documents(self) -> Iterator[str]:
+        return self.first.iter_documents()
+
+    def delete(self, digest: str) -> None:
+        self.first.delete(digest)
+
+    def sync(self) -> None:
+        self.first.sync()
+
+    def check_files(self, digest: str) -> None:
+        self.first.check_files(digest)
+
+    def verify(self, digest: str) -> None:
+        self.first.verify(digest)
+
+    def component_path(self, digest: str) -> str:
+        return self.first.component_path(digest)
+
+    def get_document_unchecked(self, digest: str) -> bytes:
+        return self.first.get_document_unchecked(digest)
+
+
+class _ChainIO(ObjectIO):
+    """`ObjectIO` over a `ChainedBlobStore` that keeps the first repository self-contained.
+
+    The identity cache knows the digest of every object read through the
+    chain, and `ObjectIO` reuses a known digest without writing it: right
+    within one repository, wrong when the component is in a later one. Here a
+    known document or composite that the first store lacks is copied into it
+    (a composite with its whole closure: leaves, then manifests, deepest
+    first) during the walk, so before the put's own manifests and row.
+    """
+
+    blobs: ChainedBlobStore
+
+    def __init__(
+        self,
+        blobs: ChainedBlobStore,
+        cache: ObjectCache,
+        resolve_dataset: Callable[[str], str],
+        find_dataset: Callable[[str, Mapping[str, Any]], tuple[str, str] | None],
+        in_first: Callable[[str], bool],
+    ) -> None:
+        super().__init__(blobs, cache, resolve_dataset, find_dataset)
+        self._in_first = in_first
+
+    def _write_document(self, obj: Any, sc: Any, report: WriteReport) -> str:
+        digest = self.cache.known_digest(obj)
+        if digest is None or self.blobs.has_document(digest):
+            return super()._write_document(obj, sc, report)
+        self._copy_document(digest, report)  # exact bytes: no re-encoding, no hashing
+        return digest
+
+    def _write_composite(self, obj: Any, sc: CompositeStorageClass, w: _Write) -> Any:
+        digest = self.cache.known_digest(obj)
+        if digest is None:
+            return super()._write_composite(obj, sc, w)
+        closure = self._closure(digest)
+        if closure is not None:
+            if self.blobs.has_document(digest):
+                # Its closure is there too: a manifest is written after all it names.
+                w.report.components_reused += 1
+            else:
+                self._copy_closure(*closure, w.report)
+            return digest
+        # Its closure refers to datasets the first repository lacks: write the
+        # object afresh, so that references resolvable there stay references and
+        # the others become stored values.
+        parts = sc.disassemble(obj)
+        components: dict[str, Any] = {}
+        for name, (sc_name, value) in parts.components.items():
+            if value is not None:
+                components[name] = self._write_entry(value, get_storage_class(sc_name), w)
+        return self._write_manifest(sc.name, components, dict(parts.attributes), w)
+
+    def _copy_document(self, digest: str, report: WriteReport) -> None:
+        self.blobs.put_document(self.blobs.get_document(digest), digest=digest)
+        report.documents_written += 1
+        report.written.append(digest)
+
+    def _closure(self, digest: str) -> tuple[list[str], list[str], list[str]] | None:
+        """The manifests, arrays and documents manifest ``digest`` needs (manifests parents first).
+
+        None if the closure refers to a dataset the first repository does not
+        hold: reusing the manifest there would leave a dangling reference,
+        even when the first store holds the manifest itself (a subset carrying
+        a coadd without its inputs).
+        """
+        manifests: list[str] = []
+        arrays: dict[str, None] = {}
+        documents: dict[str, None] = {}
+        stack, seen = [digest], {digest}
+        while stack:
+            manifest = stack.pop()
+            manifests.append(manifest)
+            for entry in self.manifest(manifest)["components"].values():
+                if "array" in entry:
+                    arrays[entry["array"]] = None
+                elif "document" in entry:
+                    documents[entry["document"]] = None
+                elif "manifest" in entry:
+                    if entry["manifest"] not in seen:
+                        seen.add(entry["manifest"])
+                        stack.append(entry["manifest"])
+                elif "dataset" in entry and not self._in_first(str(entry["dataset"])):
+                    return None
+        return manifests, list(arrays), list(documents)
+
+    def _copy_closure(
+        self, manifests: list[str], arrays: list[str], documents: list[str], report: WriteReport
+    ) -> None:
+        """Copy what of a closure the first store lacks: leaves, then manifests, children first."""
+        first = self.blobs.first
+        for array in arrays:
+            if first.has_array(array):
+                report.components_reused += 1
+            else:
+                first.put_array(self.blobs.get_array(array), digest=array)
+                report.arrays_written += 1
+                report.written.append(array)
+        for document in documents:
+            if first.has_document(document):
+                report.components_reused += 1
+            else:
+                self._copy_document(document, report)
+        # A parent is walked before its children: reversed, children come first.
+        for manifest in reversed(manifests):
+            if first.has_document(manifest):
+                report.components_reused += 1
+            else:
+                self._copy_document(manifest, report)
+
+
+class ChainedButler(Butler):
+    """A Butler over several repositories, read in order and written to the first.
+
+    Opened by ``Butler([first, second, ...], run=..., collections=...)``;
+    the module docstring (and ``docs/concepts.md``, "Several repositories")
+    give the rules. ``root``, ``registry`` and ``blobs`` are the first
+    repository's; ``roots`` lists all of them in search order.
+
+    `verify`, `stats`, `remove` and the registration methods act on the first
+    repository alone (the one this Butler changes); open a later repository
+    with ``Butler(root)`` to work on it.
+
+    Raises
+    ------
+    RepositoryError
+        If ``root`` is empty, holds a non-path, or names a folder twice.
+    RepositoryNotFoundError
+        If a root holds no repository.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = "store",
+        *,
+        run: str | None = None,
+        collections: str | Sequence[str] | None = None,
+        cache_bytes: int | None = None,
+        fsync: bool = True,
+    ) -> None:
+        roots = check_roots([root] if isinstance(root, (str, os.PathLike)) else list(root))
+        super().__init__(
+            roots[0], run=run, collections=collections, cache_bytes=cache_bytes, fsync=fsync
+        )
+        # Plain Butlers, one per repository, answer the lookups of each; they
+        # never read objects (the chain's cache and stores do).
+        self._members = [Butler(r, collections=self.collections, fsync=fsync) for r in roots]
+        self.roots: tuple[Path, ...] = tuple(m.root for m in self._members)
+        self._path_memo: dict[tuple[int, tuple[str, ...]], tuple[int | None, Any]] = {}
+        # A cache of the chain, not the first repository's: a plain Butler of the
+        # first repository must never take a digest known here (maybe held only by
+        # a later repository) for one its own store holds.
+        key = "chain:" + "\n".join(str(m.root.resolve()) for m in self._members)
+        self.cache = shared_cache(
+            key, cache_bytes if cache_bytes is not None else DEFAULT_CACHE_BYTES
+        )
+        self._io = _ChainIO(
+            ChainedBlobStore([self.blobs, *(m.blobs for m in self._members[1:])]),
+            self.cache,
+            resolve_dataset=self._resolve_dataset,
+            find_dataset=self._find_reference_target,
+            in_first=self._in_first,
+        )
+
+    def __repr__(self) -> str:
+        roots = [str(r) for r in self.roots]
+        return f"Butler({roots!r}, run={self.run!r}, collections={self.collections!r})"
+
+    # -- lookups: each repository in order ----------------------------------------
+    def find_dataset(
+        self,
+        name: str,
+        data_id: Mapping[str, Any] | None = None,
+        *,
+        collections: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> DatasetRef:
+        """Return the ref `get` would read: from the first repository that has one.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If no repository has it (the message names each repository and
+            what it lacks).
+        MissingDatasetTypeError
+            If no repository has the dataset type.
+        AmbiguousDatasetError, DataIdError
+            As `Butler.find_dataset`, from the first repository that has the type.
+        """
+        return self._locate(name, data_id, collections, kwargs)[1]
+
+    def _locate(
+        self,
+        text: str,
+        data_id: Mapping[str, Any] | None,
+        collections: str | Sequence[str] | None,
+        kwargs: Mapping[str, Any],
+    ) -> tuple[DatasetName, DatasetRef]:
+        failures: list[CompstoreError] = []
+        for member, search in zip(self._members, self._paths_for(text, collections), strict=True):
+            try:
+                if isinstance(search, CompstoreError):
+                    raise search
+                name = member._checked_name(text)
+                return name, member.find_dataset(text, data_id, collections=search, **kwargs)
+            except _NOT_HERE as exc:
+                failures.append(exc)
+        raise self._nowhere(f"{text} {dict({**(data_id or {}), **kwargs})}", failures)
+
+    def _paths_for(
+        self, text: str, collections: str | Sequence[str] | None
+    ) -> list[list[str] | None | MissingCollectionError]:
+        """`_paths`, unless ``text`` names a stage: then each repository looks in that stage alone."""
+        if parse_dataset_name(text).stage is not None:
+            return [None] * len(self._members)  # the stage overrides collections
+        return self._paths(collections)
+
+    def _paths(
+        self, collections: str | Sequence[str] | None
+    ) -> list[list[str] | None | MissingCollectionError]:
+        """Each repository's search path: the collections of ``collections`` it has, in order.
+
+        Repositories hold different collections (a subset may lack a run the
+        archive has), so each searches those it has; one that has none of
+        them is skipped (its entry is the error to report). None searches
+        every RUN collection of each. Remembered per repository while its
+        registry is unchanged.
+
+        Raises
+        ------
+        MissingCollectionError
+            If no repository has any of the collections.
+        """
+        if collections is None:
+            collections = self.collections
+        if collections is None:
+            return [None] * len(self._members)
+        wanted = (collections,) if isinstance(collections, str) else tuple(collections)
+        paths: list[list[str] | None | MissingCollectionError] = []
+        for i, member in enumerate(self._members):
+            version = member.registry.data_version()
+            memo = self._path_memo.get((i, wanted))
+            if memo is not None and version is not None and memo[0] == version:
+                paths.append(memo[1])
+                continue
+            have = []
+            for name in wanted:
+                try:
+                    member.registry.collection_type(name)
+                except MissingCollectionError:
+                    continue
+                have.append(name)
+            path = have or MissingCollectionError(
+                f"none of the collections {list(wanted)} exists in {member.root}"
+            )
+            if len(self._path_memo) > 10_000:
+                self._path_memo.clear()
+            self._path_memo[(i, wanted)] = (version, path)
+            paths.append(path)
+        if all(isinstance(p, MissingCollectionError) for p in paths):
+            raise MissingCollectionError(
+                f"none of the collections {list(wanted)} exists in any of the repositories "
+                f"{[str(r) for r in self.roots]}; `compstore query-collections` lists each "
+                "repository's"
+            )
+        return paths
+
+    def _nowhere(self, what: str, failures: Sequence[CompstoreError]) -> CompstoreError:
+        """The error for ``what`` found in no repository, naming each and its answer."""
+        listing = "; ".join(f"{root}: {exc}" for root, exc in zip(self.roots, failures))
+        message = (
+            f"{what} is in none of the {len(self.roots)} repositories searched, in order "
+            f"({listing})"
+        )
+        if all(isinstance(exc, MissingDatasetTypeError) for exc in failures):
+            return MissingDatasetTypeError(message)
+        if not any(isinstance(exc, DatasetNotFoundError) for exc in failures):
+            # where the dataset type exists, the collection does not
+            return MissingCollectionError(message)
+        return DatasetNotFoundError(message)
+
+    def get(
+        self,
+        name_or_ref: str | DatasetRef,
+        data_id: Mapping[str, Any] | None = None,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        collections: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Read a dataset, or a component, from the first repository that has it.
+
+        Its components are read from whichever repository holds them; see
+        `Butler.get`.
+
+        Raises
+        ------
+        As `Butler.get` and `find_dataset`.
+        """
+        if isinstance(name_or_ref, DatasetRef):
+            return super().get(
+                name_or_ref, data_id, parameters=parameters, collections=collections, **kwargs
+            )
+        try:
+            name, ref = self._locate(name_or_ref, data_id, collections, kwargs)
+        except MissingDatasetTypeError:
+            parsed = parse_dataset_name(name_or_ref)
+            definition = self._definition(parsed.dataset_type)
+            if definition is None:
+                raise
+            given = {**(data_id or {}), **kwargs}
+            return read_defined(self, definition, parsed, given, parameters, collections)
+        return self._read(ref, parameters, name.component)
+
+    def _definition(self, name: str) -> DatasetTypeDefinition | None:
+        """The definition of ``name`` in the first repository that has one, if it can be read here.
+
+        Raises
+        ------
+        DefinitionError
+            If it is an aggregate: its members are looked up in the first
+            repository's registry only, which would miss those of later ones.
+        """
+        for member in self._members:
+            definition = member.registry.get_definition(name)
+            if definition is not None:
+                if definition.kind != "join":
+                    raise DefinitionError(
+                        f"{name!r} is an aggregate ({definition.describe()}); reading "
+                        "aggregates through several repositories is not supported yet, "
+                        "as its members could be missed: open the repository that holds "
+                        "them with Butler(root)"
+                    )
+                return definition
+        return None
+
+    def query_datasets(
+        self,
+        dataset_type: str,
+        where: str | None = None,
+        *,
+        collections: str | Sequence[str] | None = None,
+        bind: Mapping[str, Any] | None = None,
+    ) -> list[DatasetRef]:
+        """Return matching refs of every repository; an earlier repository's data ID wins.
+
+        Each repository is queried in order with the same ``where`` and
+        collections; a dataset whose dataset type and data ID an earlier
+        repository answered already is left out. Refs come in repository
+        order, each repository's in its own order (by data ID, then run).
+
+        Raises
+        ------
+        MissingDatasetTypeError
+            If no repository has the dataset type.
+        MissingCollectionError
+            If no repository has the collections.
+        QuerySyntaxError, QueryError
+            As `Butler.query_datasets`.
+        """
+        refs: list[DatasetRef] = []
+        claimed: set[tuple[str, Any]] = set()
+        failures: list[CompstoreError] = []
+        paths = self._paths_for(dataset_type, collections)
+        for member, search in zip(self._members, paths, strict=True):
+            try:
+                if isinstance(search, CompstoreError):
+                    raise search
+                found = member.query_datasets(dataset_type, where, collections=search, bind=bind)
+            except _NOT_HERE as exc:
+                failures.append(exc)
+                continue
+            mine = [ref for ref in found if (ref.dataset_type, ref.data_id) not in claimed]
+            claimed.update((ref.dataset_type, ref.data_id) for ref in mine)
+            refs.extend(mine)
+        if len(failures) == len(self._members):
+            raise self._nowhere(f"dataset type {dataset_type!r}", failures)
+        return refs
+
+    def _resolve_dataset(self, dataset_id: str) -> str:
+        key = uuid.UUID(dataset_id)
+        for member in self._members:
+            ref = member.registry.get_dataset(key)
+            if ref is not None:
+                return ref.manifest
+        raise DatasetNotFoundError(
+            f"a manifest refers to dataset {dataset_id}, which is in none of the repositories "
+            f"{[str(r) for r in self.roots]} (removed, or left out of a subset?); its referrer "
+            "cannot be read whole: read its other components, or add the repository that "
+            "holds the dataset to the chain"
+        )
+
+    def _in_first(self, dataset_id: str) -> bool:
+        try:
+            return self.registry.get_dataset(uuid.UUID(dataset_id)) is not None
+        except ValueError:
+            return False
+
+    def provenance(self, ref: DatasetRef) -> dict[str, Any] | None:
+        """Return how ``ref`` was made, from the repository that holds it (or None)."""
+        for member in self._members:
+            found = member.provenance(ref)
+            if found is not None:
+                return found
+        return None
+
+    def query_collections(self, pattern: str | None = None) -> list[tuple[str, str]]:
+        """Return ``(name, type)`` of collections of every repository (the first's type wins)."""
+        found: dict[str, str] = {}
+        for member in self._members:
+            for name, ctype in member.query_collections(pattern):
+                found.setdefault(name, ctype)
+        return sorted(found.items())
+
+    # -- writes: the first repository ----------------------------------------------
+    def _put_type(self, name: str) -> DatasetType:
+        """The dataset type a put goes to; registered in the first repository if only later ones have it."""
+        try:
+            return super()._put_type(name)
+        except MissingDatasetTypeError:
+            for member in self._members[1:]:
+                try:
+                    dtype = member.registry.get_dataset_type(name)
+                except MissingDatasetTypeError:
+                    continue
+                return self.register_dataset_type(name, dtype.dimensions, dtype.storage_class)
+            raise
+
+    def remove(self, refs: DatasetRef | Iterable[DatasetRef], *args: Any, **kwargs: Any) -> list[DatasetRef]:
+        """Remove datasets of the first repository (see `Butler.remove`).
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If a ref is not in the first repository (a later one is never
+            changed through a chain); nothing is removed.
+        As `Butler.remove` otherwise.
+        """
+        wanted = [refs] if isinstance(refs, DatasetRef) else list(refs)
+        for ref in wanted:
+            if self.registry.get_dataset(ref.id) is None:
+                raise DatasetNotFoundError(
+                    f"dataset {ref.dataset_type} {dict(ref.data_id)} in run {ref.run!r} "
+                    f"(id {ref.id}) is not in {self.root}, the first repository, which is the "
+                    "only one a Butler over several repositories changes: remove it with "
+                    "Butler(root) of the repository that holds it"
+                )
+        result: list[DatasetRef] = super().remove(wanted, *args, **kwargs)
+        return result
+
+    def verify(self, *, deep: bool = False) -> VerifyReport:
+        """Check the first repository on its own (see `Butler.verify`).
+
+        It must verify clean without the later repositories: nothing in it
+        may need a component or dataset only they hold.
+        """
+        return self._members[0].verify(deep=deep)
