@@ -269,13 +269,15 @@ def _collections(source: Butler, dest: Butler, refs: Sequence[DatasetRef]) -> li
     return sorted(carried | set(kept))
 
 
-def _insert(source: Butler, dest: Butler, refs: Sequence[DatasetRef]) -> tuple[list[DatasetRef], int, list[str]]:
+def _insert(
+    source: Butler, dest: Butler, refs: Sequence[DatasetRef], dataset_types: Iterable[str]
+) -> tuple[list[DatasetRef], int, list[str]]:
     """Write the registry rows of ``refs`` into ``dest`` in one transaction."""
     src, dst = source.registry, dest.registry
     out: list[DatasetRef] = []
     added = 0
     with dst.transaction(durable=dest.blobs.fsync):
-        types = {ref.dataset_type for ref in refs}
+        types = {ref.dataset_type for ref in refs} | set(dataset_types)
         for name in sorted(types):
             _register_type(dest, src.get_dataset_type(name))
         for definition in src.definitions():
@@ -313,14 +315,22 @@ def _insert(source: Butler, dest: Butler, refs: Sequence[DatasetRef]) -> tuple[l
 
 # -- the engine ----------------------------------------------------------------------
 def copy_datasets(
-    source: Butler, dest: Butler, refs: Iterable[DatasetRef], *, progress: bool = False
+    source: Butler,
+    dest: Butler,
+    refs: Iterable[DatasetRef],
+    *,
+    dataset_types: Iterable[str] = (),
+    progress: bool = False,
 ) -> TransferReport:
     """Copy the datasets ``refs`` of ``source`` into ``dest`` as stored, keeping their UUIDs.
 
     Components the destination has are skipped; the rest of the closure is
     copied byte for byte, then synced; then every registry row is written in
     one transaction (all or nothing). A dataset ``dest`` has already (same
-    UUID and manifest) is kept, not copied again.
+    UUID and manifest) is kept, not copied again. The dataset types of
+    ``refs``, and those named in ``dataset_types`` (even with no dataset
+    chosen), are registered in ``dest``; so are the defined dataset types
+    (aggregates, joins) whose members all are.
 
     References to other datasets (a coadd's inputs) are **carried as
     references**: the target dataset is not copied. If it is absent from
@@ -366,7 +376,7 @@ def copy_datasets(
             written += 1
             nbytes += n
     dst.sync()  # every component durable before any row names it
-    out, added, collections = _insert(source, dest, chosen)
+    out, added, collections = _insert(source, dest, chosen, dataset_types)
     return TransferReport(
         refs=tuple(out),
         datasets=added,
@@ -383,12 +393,15 @@ def _chosen(
     dataset_types: str | Sequence[str],
     where: str | None,
     collections: str | Sequence[str] | None,
-) -> list[DatasetRef]:
+) -> tuple[list[DatasetRef], list[str]]:
+    """The refs chosen, and the dataset type names (a ``TYPE:STAGE`` name's type)."""
+    from .butler import parse_dataset_name
+
     names = [dataset_types] if isinstance(dataset_types, str) else list(dataset_types)
     refs: list[DatasetRef] = []
     for name in names:
         refs.extend(source.query_datasets(name, where, collections=collections))
-    return refs
+    return refs, [parse_dataset_name(n).dataset_type for n in names]
 
 
 def subset(
@@ -411,10 +424,10 @@ def subset(
     """
     from .butler import Butler
 
-    refs = _chosen(source, dataset_types, where, collections)  # bad input: before creating
+    refs, names = _chosen(source, dataset_types, where, collections)  # bad input: before creating
     Butler.create(dest)
     target = Butler(dest, fsync=source.blobs.fsync)
-    return target, copy_datasets(source, target, refs, progress=progress)
+    return target, copy_datasets(source, target, refs, dataset_types=names, progress=progress)
 
 
 def transfer(
@@ -432,5 +445,5 @@ def transfer(
     ------
     As `copy_datasets`.
     """
-    refs = _chosen(source, dataset_types, where, collections)
-    return copy_datasets(source, dest, refs, progress=progress)
+    refs, names = _chosen(source, dataset_types, where, collections)
+    return copy_datasets(source, dest, refs, dataset_types=names, progress=progress)
