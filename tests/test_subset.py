@@ -19,13 +19,14 @@ from compstore.testing.sky import make_catalog, make_exposure
 from compstore.transfer import closure
 
 CATALOG_TYPES = ["src", "deepCoadd_meas", "deepCoadd_forced_src", "deepCoadd_ref"]
+DEMO_LINES: list[str] = []  # what run_demo printed in the module's fixture
 
 
 @pytest.fixture(scope="module")
 def source_template(tmp_path_factory):
     """The demo repository (2 visits x 2 detectors of 256²), plus a TAGGED and two CHAINED collections."""
     root = tmp_path_factory.mktemp("subset") / "demo"
-    run_demo(root, visits=2, detectors=2, size=256, out=lambda line: None)
+    run_demo(root, visits=2, detectors=2, size=256, out=DEMO_LINES.append)
     butler = Butler(root)
     best = butler.query_datasets("src", where="visit = 1", collections=["sfm"])
     butler.register_collection("best", "TAGGED")
@@ -262,3 +263,16 @@ def test_closure_invariants(source, tmp_path_factory, types):
     for problem in report.problems:
         assert "dangling reference" in str(problem)
         assert str(problem).split("dangling reference: ")[1][:36] not in ids
+
+
+def test_demo_ends_with_a_catalogs_only_subset(source_template):
+    dest = source_template.parent / "demo-catalogs"
+    cats = Butler(dest)
+    assert sorted(t.name for t in cats.registry.dataset_types()) == sorted(CATALOG_TYPES)
+    tail = DEMO_LINES[-3:]
+    assert tail[0].startswith(f"catalogs-only subset {dest.resolve()} (")
+    assert tail[0].endswith(f"{cats.registry.count_datasets()} datasets")
+    assert tail[1] == f"subset size on disk:          {blob_bytes(dest) / 1024**2:.2f} MiB, pixel bytes 0"
+    assert tail[2].startswith("full repository size on disk: ")
+    assert blob_bytes(dest) * 5 < blob_bytes(source_template)
+    assert cats.verify(deep=True).ok
