@@ -284,8 +284,9 @@ def _insert(
             if set(definition.members) <= types:
                 dst.register_definition(definition)
         groups: dict[tuple[str, str, tuple[str, ...]], list[DatasetRef]] = {}
+        empty = dst.count_datasets() == 0  # a new subset: no row to look up per dataset
         for ref in refs:
-            if _present(dest, ref):
+            if not empty and _present(dest, ref):
                 out.append(ref)
                 continue
             key = (ref.dataset_type, ref.run, tuple(sorted(ref.data_id)))
