@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._progress import progress_bar
@@ -68,6 +68,9 @@ class TransferReport:
         `BlobStore.stored_bytes`: its files' or pack members' bytes).
     closure_bytes
         Stored bytes of the whole closure in the source.
+    collections
+        The collections the copied datasets are in, in the destination: their
+        RUN collections and the TAGGED and CHAINED ones carried.
     """
 
     refs: tuple[DatasetRef, ...] = ()
@@ -76,7 +79,7 @@ class TransferReport:
     components_written: int = 0
     bytes_written: int = 0
     closure_bytes: int = 0
-    collections: tuple[str, ...] = field(default=())
+    collections: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return (
