@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._defined import read_defined, register_aggregate, register_join
 from ._repository import Repository
@@ -45,6 +45,9 @@ from .storage_classes import (
     get_storage_class,
 )
 from .verify import VerifyReport, verify_repository
+
+if TYPE_CHECKING:
+    from .transfer import TransferReport
 
 # The library logs, never configures logging (the CLI's -v/-q do). Per-call logs
 # (put, get) are DEBUG and guarded by isEnabledFor, so they cost a get nothing measurable.
@@ -1066,6 +1069,70 @@ class Butler:
                 per_manifest[ref.manifest] = total
             logical += per_manifest[ref.manifest]
         return logical, len(refs)
+
+    # -- subsets and transfers (compstore.transfer) -----------------------------
+    def subset(
+        self,
+        dest: str | os.PathLike[str],
+        dataset_types: str | Sequence[str] = ("src",),
+        where: str | None = None,
+        collections: str | Sequence[str] | None = None,
+        progress: bool = False,
+    ) -> Butler:
+        """Make a new repository at ``dest`` holding the chosen datasets and what they need.
+
+        The datasets of ``dataset_types`` matching ``where`` in ``collections``
+        (this Butler's collections if None) keep their UUIDs, runs, provenance
+        and dataset types; the TAGGED and CHAINED collections that hold them
+        are carried (a chain with only its carried children). Their closure is
+        copied as stored (no decoding, no re-hashing): every manifest, array
+        and document they name (a catalog's Wcs and Calib) and nothing else,
+        so a catalogs-only subset holds no pixels. References to other
+        datasets (a coadd's inputs) are carried as references: reading them in
+        the subset raises `DatasetNotFoundError` naming the missing dataset.
+        See `compstore.transfer`.
+
+        Returns
+        -------
+        Butler
+            A Butler on the new repository.
+
+        Raises
+        ------
+        RepositoryExistsError
+            If ``dest`` exists and is not an empty folder.
+        MissingDatasetTypeError, QueryError
+            If a dataset type or ``where`` is bad (nothing is created).
+        """
+        from .transfer import subset
+
+        return subset(self, dest, dataset_types, where, collections, progress=progress)[0]
+
+    def transfer_from(
+        self, other: Butler, refs: Iterable[DatasetRef], *, progress: bool = False
+    ) -> TransferReport:
+        """Copy the datasets ``refs`` of ``other`` into this repository, as stored.
+
+        Components this repository has are skipped (a second transfer of the
+        same datasets writes no bytes); UUIDs and provenance are kept; the
+        registry rows are written in one transaction after the bytes (all or
+        nothing). See `compstore.transfer.copy_datasets`.
+
+        Returns
+        -------
+        TransferReport
+            The refs, and the datasets, components and bytes written.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If a ref is not a dataset of ``other``.
+        ConflictingDatasetError
+            If this repository holds a UUID or a data ID of ``refs`` for another dataset.
+        """
+        from .transfer import copy_datasets
+
+        return copy_datasets(other, self, refs, progress=progress)
 
     def _all_refs(self, collections: Sequence[str] | None = None) -> list[DatasetRef]:
         refs: list[DatasetRef] = []

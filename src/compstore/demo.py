@@ -91,7 +91,29 @@ def run_demo(
             f"{ratio:>12.1%} {f.seconds:>7.2f}s")
     out("")
     out(str(Butler(root).stats()))
+    _show_subset(root, out)
     return figures
+
+
+def _show_subset(root: Path, out: Callable[[str], None]) -> None:
+    """Use case 8: a catalogs-only subset beside the repository (made once, reused after)."""
+    full = Butler(root)
+    dest = root.parent / f"{root.name}-catalogs"
+    types = [t.name for t in full.registry.dataset_types() if t.storage_class == "SourceCatalog"]
+    if not (dest / "compstore.json").exists():
+        full.subset(dest, dataset_types=types)
+    cats = Butler(dest)
+    exposures = [
+        r for t in full.registry.dataset_types() if t.storage_class == "Exposure"
+        for r in full.query_datasets(t.name)
+    ]
+    pixels = {d for r in exposures for k, d in full._io.iter_components(r.manifest) if k == "array"}
+    pixel_bytes = sum(cats.blobs.stored_bytes(d) for d in set(cats.blobs.iter_arrays()) & pixels)
+    out("")
+    out(f"catalogs-only subset {dest.resolve()} ({', '.join(types)}): "
+        f"{cats.registry.count_datasets()} datasets")
+    out(f"subset size on disk:          {_mib(blob_bytes(dest))}, pixel bytes {pixel_bytes}")
+    out(f"full repository size on disk: {_mib(blob_bytes(root))}")
 
 
 def _mib(n: int) -> str:

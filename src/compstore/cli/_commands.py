@@ -305,3 +305,7 @@ COMMANDS: list[Command] = [
 from ._pipeline_commands import PIPELINE_COMMANDS  # noqa: E402
 
 COMMANDS.extend(PIPELINE_COMMANDS)
+
+from ._transfer_commands import TRANSFER_COMMANDS  # noqa: E402
+
+COMMANDS.extend(TRANSFER_COMMANDS)

@@ -46,6 +46,8 @@ EXAMPLES: dict[str, str] = {
     "collection-chain": "compstore collection-chain latest jointcal,sfm",
     "tag": 'compstore tag best calexp --where "visit = 1" --collections sfm',
     "query-collections": "compstore query-collections 'u/*' --json",
+    "subset": "compstore subset catalogs --dataset-type src --where \"visit = 1\"",
+    "transfer": "compstore transfer --repo catalogs --from store --dataset-type src --json",
 }
 
 
