@@ -289,3 +289,6 @@ COMMANDS: list[Command] = [
 from ._pipeline_commands import PIPELINE_COMMANDS  # noqa: E402
 
 COMMANDS.extend(PIPELINE_COMMANDS)
+from ._gc_commands import GC_COMMANDS  # noqa: E402
+
+COMMANDS.extend(GC_COMMANDS)
