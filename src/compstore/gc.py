@@ -36,7 +36,7 @@ from typing import Any
 from compstore._progress import progress_bar
 from compstore.cache import ObjectCache
 from compstore.cas import LocalBlobStore, parse_json
-from compstore.cas._gclock import sweep_guard, writer_guard
+from compstore.cas._gclock import read_generation, sweep_guard, writer_guard
 from compstore.cas._sweep import REPACK_BELOW, sweep_store
 from compstore.errors import BlobStoreError, CompstoreError, CorruptBlobError
 from compstore.registry import Registry
@@ -116,8 +116,13 @@ def remember_generation(blobs: LocalBlobStore, cache: ObjectCache) -> None:
     the cache loads afterwards was stored after that sweep.
     """
     if cache not in _seen:
-        with writer_guard(str(blobs.root)) as generation:
-            _seen.setdefault(cache, generation)
+        try:
+            with writer_guard(str(blobs.root)) as generation:
+                _seen.setdefault(cache, generation)
+        except OSError:
+            # A repository this process may not write (read-only files): no put
+            # will run here, and what the generation file says is enough to read.
+            _seen.setdefault(cache, read_generation(str(blobs.root)))
 
 
 @contextlib.contextmanager
