@@ -30,6 +30,7 @@ SCRIPTS: dict[str, tuple[list[str], str | None]] = {
     "bench_registry.py": (["--size", "small"], None),
     "bench_cache.py": (["--size", "small"], None),
     "bench_packs.py": (["--size", "tiny", "--no-write"], None),
+    "bench_gc.py": (["--size", "tiny"], None),
     "bench_put_get.py": (["--size", "tiny", "--no-write"], None),
     "bench_scaling.py": (["--size", "tiny", "--no-write"], None),
     "bench_vs_daf_butler.py": (["--size", "tiny", "--no-write"], "lsst.daf.butler"),

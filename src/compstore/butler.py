@@ -18,6 +18,7 @@ from .objects._astropy import from_astropy
 from .errors import (
     CompstoreError,
     CollectionError,
+    CollectionTypeError,
     ConflictingDatasetError,
     CorruptBlobError,
     DataIdError,
@@ -44,6 +45,7 @@ from .storage_classes import (
     WriteReport,
     get_storage_class,
 )
+from .gc import GcReport, collect_garbage, put_guard, remember_generation
 from .verify import VerifyReport, verify_repository
 
 if TYPE_CHECKING:
@@ -229,6 +231,7 @@ class Butler:
             resolve_dataset=self._resolve_dataset,
             find_dataset=self._find_reference_target,
         )
+        remember_generation(self.blobs, self.cache)  # before anything is cached (see gc.py)
         self.run = run
         if run is not None:
             self._check_writeable()
@@ -372,6 +375,18 @@ class Butler:
                     f"(dataset {existing.id}); put into another run or remove it first"
                 )
             prepared.append((obj, dtype, full_id))
+        # The gc lock, shared, from the first existence check to the commit: no sweep
+        # deletes a component this put reuses or wrote before its row names it.
+        with put_guard(self.blobs, self.cache):
+            return self._commit_many(run, prepared, provenance, report)
+
+    def _commit_many(
+        self,
+        run: str,
+        prepared: list[tuple[Any, DatasetType, DataId]],
+        provenance: Mapping[str, Any] | None,
+        report: WriteReport,
+    ) -> list[DatasetRef]:
         manifests = [self._io.write(obj, dtype.storage_class, report) for obj, dtype, _ in prepared]
         # Durability order: components and manifests reach the disk, then the rows.
         self.blobs.sync()
@@ -478,6 +493,17 @@ class Butler:
         """
         run = self._require_run()
         report = report if report is not None else WriteReport()
+        # The gc lock, shared, for the whole stream (see put_many): a gc waits for it.
+        with put_guard(self.blobs, self.cache):
+            return self._put_stream(run, items, skip_same, report)
+
+    def _put_stream(
+        self,
+        run: str,
+        items: Iterable[tuple[Any, str, Mapping[str, Any]]],
+        skip_same: bool,
+        report: WriteReport,
+    ) -> list[DatasetRef]:
         pending: list[tuple[DatasetType, DataId, str, DatasetRef | None]] = []
         seen: set[tuple[str, DataId]] = set()
         for obj, dataset_type, data_id in items:
@@ -870,7 +896,11 @@ class Butler:
         return True
 
     def remove(
-        self, refs: DatasetRef | Iterable[DatasetRef], *, referrers: bool = False
+        self,
+        refs: DatasetRef | Iterable[DatasetRef],
+        *,
+        referrers: bool = False,
+        dry_run: bool = False,
     ) -> list[DatasetRef]:
         """Remove datasets from the registry; refuse if other datasets refer to them.
 
@@ -884,9 +914,8 @@ class Butler:
         The check reads the manifest of every dataset in the repository while
         holding the registry's write lock (no dataset that refers to these can
         be put meanwhile): a remove costs a walk of all manifests. Components
-        stay on disk: other datasets may share them, and compstore has no
-        garbage collector yet. `verify` counts the components no dataset needs
-        any more (``report.unreferenced``).
+        stay on disk (other datasets may share them) until `gc` deletes those
+        no dataset needs any more; `verify` counts them (``report.unreferenced``).
 
         Parameters
         ----------
@@ -894,11 +923,14 @@ class Butler:
             The datasets to remove.
         referrers
             Also remove every dataset that refers to one being removed.
+        dry_run
+            Only tell what would be removed (refusing as a remove would).
 
         Returns
         -------
         list of DatasetRef
-            The datasets removed: ``refs`` and, with ``referrers``, theirs.
+            The datasets removed (or, dry, that would be): ``refs`` and, with
+            ``referrers``, theirs.
 
         Raises
         ------
@@ -908,40 +940,132 @@ class Butler:
         ReadOnlyRepositoryError
             If the repository is open read-only.
         """
-        self._check_writeable()
+        if not dry_run:
+            self._check_writeable()
         wanted = [refs] if isinstance(refs, DatasetRef) else list(refs)
         with self.registry.transaction(durable=self.blobs.fsync):
-            removing = {ref.id: ref for ref in wanted}
-            referred_by = self._references()
-            extra: dict[uuid.UUID, DatasetRef] = {}
-            frontier = set(removing)
-            while frontier:  # referrers of referrers: all would be unreadable
-                found = {
-                    ref.id: ref
-                    for target in frontier
-                    for ref in referred_by.get(target, ())
-                    if ref.id not in removing and ref.id not in extra
-                }
-                extra.update(found)
-                frontier = set(found)
-            if extra and not referrers:
-                listing = "; ".join(
-                    f"{r.dataset_type} {dict(r.data_id)} in run {r.run!r}"
-                    for r in sorted(extra.values(), key=lambda r: (r.dataset_type, str(r.id)))
-                )
-                names = ", ".join(
-                    f"{r.dataset_type} {dict(r.data_id)} in run {r.run!r}" for r in wanted
-                )
-                raise DatasetInUseError(
-                    f"cannot remove {names}: {len(extra)} other dataset(s) refer to its "
-                    "components (directly or through one another) and would become "
-                    f"unreadable: {listing}; remove them too "
-                    "with remove(refs, referrers=True), or remove them first",
-                    list(extra.values()),
-                )
-            removed = [*removing.values(), *extra.values()]
-            self.registry.remove_datasets(removed)
+            removed = self._removal(wanted, referrers)
+            if not dry_run:
+                self.registry.remove_datasets(removed)
         return removed
+
+    def remove_run(
+        self, name: str, *, referrers: bool = False, dry_run: bool = False
+    ) -> list[DatasetRef]:
+        """Remove RUN collection ``name`` and all its datasets, in one transaction.
+
+        Refused, as `remove` is, if datasets in other runs refer to the run's
+        datasets, unless ``referrers`` (then those are removed too). A CHAINED
+        collection that contains the run loses it and keeps its other
+        children (as ``butler remove-runs`` of daf_butler does); TAGGED
+        collections lose the run's datasets. Components stay until `gc`.
+
+        Parameters
+        ----------
+        name
+            The RUN collection.
+        referrers
+            Also remove the datasets of other runs that refer to this run's.
+        dry_run
+            Only tell what would be removed; change nothing.
+
+        Returns
+        -------
+        list of DatasetRef
+            The datasets removed (or, dry, that would be).
+
+        Raises
+        ------
+        MissingCollectionError
+            If ``name`` does not exist.
+        CollectionTypeError
+            If ``name`` is not a RUN collection.
+        DatasetInUseError
+            If other datasets refer to the run's and ``referrers`` is false;
+            nothing is removed.
+        ReadOnlyRepositoryError
+            If the repository is open read-only.
+        """
+        if not dry_run:
+            self._check_writeable()
+        if self.registry.collection_type(name) is not CollectionType.RUN:
+            raise CollectionTypeError(
+                f"collection {name!r} is {self.registry.collection_type(name).name}, not RUN: "
+                "remove_run removes RUN collections only"
+            )
+        with self.registry.transaction(durable=self.blobs.fsync):
+            wanted = self._all_refs([name])
+            removed = self._removal(wanted, referrers)
+            if not dry_run:
+                self.registry.remove_datasets(removed)
+                self.registry.remove_run(name)
+        if not dry_run and self.run == name:
+            self.run = None  # puts into it would fail on a missing collection
+        return removed
+
+    def gc(self, dry_run: bool = False, progress: bool = False) -> GcReport:
+        """Delete the components, manifests and pack members no dataset needs.
+
+        Marks what every registered dataset's manifests need, then sweeps the
+        blob store under the gc lock (puts in flight finish first, new ones
+        wait for the sweep), rewrites packs mostly dead (`compstore.gc.REPACK_BELOW`)
+        and removes writers' leftovers. Safe beside concurrent puts and against
+        being killed at any point (``docs/format.md``, "Garbage collection").
+
+        Parameters
+        ----------
+        dry_run
+            Only report what would be deleted.
+        progress
+            Draw progress bars on stderr.
+
+        Returns
+        -------
+        GcReport
+            Components and bytes freed, packs rewritten, leftovers removed.
+
+        Raises
+        ------
+        CorruptBlobError
+            If a registered dataset's manifest cannot be read: nothing is deleted.
+        ReadOnlyRepositoryError
+            If the repository is open read-only (and not ``dry_run``).
+        """
+        if not dry_run:
+            self._check_writeable()
+        return collect_garbage(self.registry, self.blobs, dry_run=dry_run, progress=progress)
+
+    def _removal(self, wanted: list[DatasetRef], referrers: bool) -> list[DatasetRef]:
+        """``wanted`` and, if ``referrers``, the datasets referring to them (registry lock held)."""
+        removing = {ref.id: ref for ref in wanted}
+        referred_by = self._references()
+        extra: dict[uuid.UUID, DatasetRef] = {}
+        frontier = set(removing)
+        while frontier:  # referrers of referrers: all would be unreadable
+            found = {
+                ref.id: ref
+                for target in frontier
+                for ref in referred_by.get(target, ())
+                if ref.id not in removing and ref.id not in extra
+            }
+            extra.update(found)
+            frontier = set(found)
+        if extra and not referrers:
+            listing = "; ".join(
+                f"{r.dataset_type} {dict(r.data_id)} in run {r.run!r}"
+                for r in sorted(extra.values(), key=lambda r: (r.dataset_type, str(r.id)))
+            )
+            names = ", ".join(
+                f"{r.dataset_type} {dict(r.data_id)} in run {r.run!r}" for r in wanted
+            )
+            raise DatasetInUseError(
+                f"cannot remove {names}: {len(extra)} other dataset(s) refer to its "
+                "components (directly or through one another) and would become "
+                f"unreadable: {listing}; remove them too "
+                "with remove(refs, referrers=True), or remove them first",
+                list(extra.values()),
+            )
+        return [*removing.values(), *extra.values()]
 
     def _references(self) -> dict[uuid.UUID, list[DatasetRef]]:
         """For each dataset some manifest refers to, the datasets whose manifests do."""

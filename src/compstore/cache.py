@@ -583,6 +583,18 @@ class ObjectCache:
                 return None
             return ref.digest
 
+    def forget_digests(self) -> None:
+        """Forget every object -> digest record of the reverse map.
+
+        Garbage collection calls this (through the Butler's next put) after a
+        sweep: a remembered digest proved its component was stored when the
+        object was read or written, and the sweep may have deleted it since.
+        The next put of such an object hashes it again and writes what is
+        missing. Cached objects stay cached (digest -> object is unaffected).
+        """
+        with self._lock:
+            self._by_id = {}
+
     # -- management -------------------------------------------------------------
     @property
     def max_bytes(self) -> int:

@@ -748,14 +748,17 @@ class LocalBlobStore(BlobStore):
             return None
         if isinstance(found, _Pending):  # (a document has one member)
             return found.members[0][1], (found.members[1][1] if len(found.members) > 1 else None)
-        path = self._pack_path(found.pack)
         try:
-            if kind == KIND_DOCUMENT:
-                return pread_members(path, [(found.data_offset, found.data_size)])[0], None
-            assert found.meta_offset is not None and found.meta_size is not None
-            meta, data = pread_members(
-                path, [(found.meta_offset, found.meta_size), (found.data_offset, found.data_size)]
-            )
+            try:
+                return self._pread_member(found, kind)
+            except FileNotFoundError:
+                # gc rewrote the pack (a repack) since this place was looked up: the
+                # index names the new one. Asked again once, uncached.
+                again = self._packed(digest, kind)
+                if again is None or isinstance(again, _Pending) or again == found:
+                    raise
+                found = again
+                return self._pread_member(found, kind)
         except FileNotFoundError:
             raise CorruptBlobError(
                 f"component {digest} is indexed in pack {found.pack}, which is missing; "
@@ -765,6 +768,15 @@ class LocalBlobStore(BlobStore):
             raise CorruptBlobError(f"component {digest}: {exc}") from exc
         except OSError as exc:
             raise BlobStoreError(f"cannot read component {digest}: {exc}") from exc
+
+    def _pread_member(self, found: PackedMember, kind: str) -> tuple[bytes, bytes | None]:
+        path = self._pack_path(found.pack)
+        if kind == KIND_DOCUMENT:
+            return pread_members(path, [(found.data_offset, found.data_size)])[0], None
+        assert found.meta_offset is not None and found.meta_size is not None
+        meta, data = pread_members(
+            path, [(found.meta_offset, found.meta_size), (found.data_offset, found.data_size)]
+        )
         return meta, (data if found.key is not None else None)
 
     def _packed_meta(self, digest: str, raw: bytes) -> ArrayMeta:

@@ -309,3 +309,7 @@ COMMANDS.extend(PIPELINE_COMMANDS)
 from ._transfer_commands import TRANSFER_COMMANDS  # noqa: E402
 
 COMMANDS.extend(TRANSFER_COMMANDS)
+
+from ._gc_commands import GC_COMMANDS  # noqa: E402
+
+COMMANDS.extend(GC_COMMANDS)

@@ -1058,6 +1058,64 @@ class Registry:
                     ],
                 )
 
+    def remove_run(self, name: str) -> list[str]:
+        """Remove the empty RUN collection ``name``, and take it out of every chain.
+
+        The caller removes the run's datasets first (`compstore.Butler.remove_run`
+        does both in one transaction). A chain that contained the run keeps its
+        other children, in order.
+
+        Returns
+        -------
+        chains : `list` of `str`
+            The CHAINED collections the run was taken out of, sorted.
+
+        Raises
+        ------
+        MissingCollectionError
+            If ``name`` does not exist.
+        CollectionTypeError
+            If ``name`` is not a RUN collection.
+        CollectionError
+            If the run still holds datasets.
+        """
+        with self._write() as conn:
+            run_id, run_type = self._collection(conn, name)
+            if run_type is not CollectionType.RUN:
+                raise CollectionTypeError(
+                    f"collection {name!r} is {run_type.name}, not RUN: remove_run removes "
+                    "RUN collections only"
+                )
+            t = self._t
+            left = conn.execute(
+                sa.select(sa.func.count()).select_from(t["dataset"]).where(t["dataset"].c.run_id == run_id)
+            ).scalar_one()
+            if left:
+                raise CollectionError(
+                    f"RUN collection {name!r} still holds {left} dataset(s); remove them first"
+                )
+            chain = t["collection_chain"]
+            parents = sorted(
+                set(conn.execute(sa.select(chain.c.parent_id).where(chain.c.child_id == run_id)).scalars())
+            )
+            chains = []
+            for parent_id in parents:
+                kept = [c for c in self._children(conn, parent_id) if c != run_id]
+                conn.execute(sa.delete(chain).where(chain.c.parent_id == parent_id))
+                if kept:
+                    conn.execute(
+                        chain.insert(),
+                        [{"parent_id": parent_id, "position": i, "child_id": c} for i, c in enumerate(kept)],
+                    )
+                chains.append(self._collection_name(conn, parent_id))
+            conn.execute(sa.delete(t["collection"]).where(t["collection"].c.id == run_id))
+            self._bump_catalog(conn)
+            with self._lock:  # this process's caches; others see the catalog version change
+                self._collections.pop(name, None)
+                self._collection_names.pop(run_id, None)
+                self._fast_paths.clear()
+        return sorted(chains)
+
     def _path_to(self, conn: sa.Connection, start: int, target: int) -> list[int] | None:
         """Return a chain path of collection IDs from ``start`` to ``target``, if any."""
         stack: list[tuple[int, list[int]]] = [(start, [start])]
@@ -1900,6 +1958,25 @@ class Registry:
             self._refresh(conn)
             table = self._t["dataset"]
             return set(conn.execute(sa.select(table.c.manifest).distinct()).scalars())
+
+    def compact(self) -> None:
+        """Give back the space of deleted rows (SQLite: VACUUM if pages are free, WAL truncated).
+
+        Garbage collection calls it after removals; another database does its own.
+        Best effort: a registry busy beyond the timeout is left as it is.
+        """
+        if not is_sqlite(self._url) or not self._url.database:
+            return
+        conn = sqlite3.connect(self._url.database, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout = 60000")
+            if conn.execute("PRAGMA freelist_count").fetchone()[0]:
+                conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:
+            pass  # busy: the space comes back at a later gc
+        finally:
+            conn.close()
 
     def count_datasets(self, dataset_type: str | None = None) -> int:
         """Return how many datasets there are (of one type, if given).
