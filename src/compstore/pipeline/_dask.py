@@ -101,12 +101,12 @@ def _client(distributed: ModuleType, jobs: int, scheduler: str | None) -> tuple[
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,  # no fixed port: other runs may hold :8787
+            dashboard_address=":0",  # any free port: other runs may hold :8787
             silence_logs=logging.ERROR,
         )
         return cluster, distributed.Client(cluster)
     try:
-        return None, distributed.Client(scheduler, timeout="20s")
+        return None, distributed.Client(scheduler)  # dask config: distributed.comm.timeouts.connect
     except (OSError, TimeoutError, ValueError) as exc:
         raise PipelineError(
             f"cannot reach the Dask scheduler at {scheduler!r}: {exc}; start one with "
