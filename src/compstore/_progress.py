@@ -7,10 +7,11 @@ stderr and stays silent when stderr is not a terminal, so pipes and logs stay cl
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
-__all__ = ["progress_bar"]
+__all__ = ["progress_bar", "progress_counter"]
 
 T = TypeVar("T")
 
@@ -49,3 +50,21 @@ def progress_bar(
     from tqdm import tqdm
 
     yield from tqdm(items, desc=desc, unit=unit, total=total, file=sys.stderr)
+
+
+@contextmanager
+def progress_counter(
+    total: int, *, enabled: bool, desc: str, unit: str = "it"
+) -> Iterator[Callable[[int], None]]:
+    """A bar for work that finishes out of order: yields ``advance(n)`` to call as items end.
+
+    Same rules as `progress_bar` (stderr, only when ``enabled`` and a terminal);
+    when no bar is drawn, ``advance`` does nothing.
+    """
+    if not enabled or not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=desc, unit=unit, file=sys.stderr) as bar:
+        yield bar.update

@@ -88,3 +88,29 @@ class SlowRecalibrate(Recalibrate):
                 pass
         time.sleep(self.config["delay"])
         return super().run(calexp)
+
+
+class SlowOne(Recalibrate):
+    """Recalibrate that sleeps ``delay`` seconds on one (``slow_visit``, ``slow_detector``) only.
+
+    Records its process id in ``pid_dir`` (if set), to show which processes ran units.
+    """
+
+    config_defaults = {
+        **Recalibrate.config_defaults,
+        "slow_visit": -1,
+        "slow_detector": -1,
+        "delay": 0.0,
+        "pid_dir": "",
+    }
+
+    def run(self, calexp: Exposure, data_id: DataId) -> dict[str, Any]:  # type: ignore[override]
+        import os
+        import time
+
+        if self.config["pid_dir"]:
+            with open(os.path.join(self.config["pid_dir"], str(os.getpid())), "w"):
+                pass
+        if (data_id["visit"], data_id["detector"]) == (self.config["slow_visit"], self.config["slow_detector"]):
+            time.sleep(self.config["delay"])
+        return super().run(calexp)

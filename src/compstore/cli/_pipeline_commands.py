@@ -105,7 +105,28 @@ def _run_args(p: argparse.ArgumentParser) -> None:
         metavar="LABEL:KEY=VALUE",
         help="override a task's config (repeatable; VALUE is a YAML scalar)",
     )
-    p.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1: serial)")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes (default 1: serial); with --executor dask and no --scheduler, "
+        "the workers of the local Dask cluster",
+    )
+    p.add_argument(
+        "--executor",
+        choices=["process", "dask"],
+        default="process",
+        help="process: this process or a local process pool (default); dask: a Dask cluster "
+        "(needs the distributed package)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDR",
+        help="with --executor dask: a running Dask scheduler, e.g. tcp://host:8786 "
+        "(default: start a local cluster of --jobs workers)",
+    )
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -135,6 +156,10 @@ def _run_code(args: argparse.Namespace) -> str:
         options += ", skip_existing=False"
     if args.dry_run:
         options += ", dry_run=True"
+    if args.executor != "process":
+        options += f", executor={args.executor!r}"
+    if args.scheduler is not None:
+        options += f", scheduler={args.scheduler!r}"
     if progress_enabled(args):
         options += ", progress=True"
     lines += [

@@ -1,4 +1,4 @@
-"""Executors: run a pipeline's units of work through a Butler, serially or in a process pool.
+"""Executors: run a pipeline's units of work through a Butler, serially, in a process pool or on Dask.
 
 For each unit: read its inputs through the Butler, call `Task.run`, check the
 outputs against the task's declarations, then write them all with one
@@ -6,24 +6,21 @@ outputs against the task's declarations, then write them all with one
 visible together or not at all. A failing unit is reported (task label, data
 ID, traceback); the others go on; units that read its outputs are skipped.
 
-Worker processes receive plain data only (the repository path, collections,
-run, the pipeline as a dict, each unit as a dict of str/int) and open their
-own Butler: nothing is pickled but builtins, and a worker never depends on
-the parent's open connections.
+This module runs units one after another in this process; in parallel,
+``_pool.py`` (a local process pool) and ``_dask.py`` (a Dask cluster) run
+each unit as soon as its inputs exist. Their workers receive plain data only
+(the repository path, collections, run, the pipeline as a dict, each unit as
+a dict of str/int; see ``_workers.py``) and open their own Butler: nothing is
+pickled but builtins, and a worker never depends on the parent's open
+connections.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import multiprocessing
-import os
-import sys
 import time
 import traceback
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +28,7 @@ from .._progress import progress_bar
 from ..errors import MissingDatasetTypeError, PipelineError, StorageClassTypeError, TaskError
 from ..registry import DataId
 from ..storage_classes import get_storage_class
-from ._graph import QuantumGraph, build_graph, quantum_from_dict, quantum_to_dict
-from ._parent import die_with_parent
+from ._graph import QuantumGraph, build_graph
 from ._pipeline import Pipeline
 from ._registry import class_path
 from ._task import PredictedRef, Quantum, Task
@@ -63,6 +59,9 @@ class QuantumResult:
         UUIDs of the datasets written.
     seconds : `float`
         Wall time of the unit.
+    started : `float`
+        When the unit began, in seconds since the epoch (`time.time` of the
+        process that ran it); 0 for a unit that did not run.
     """
 
     task_label: str
@@ -72,6 +71,7 @@ class QuantumResult:
     traceback: str = ""
     output_ids: tuple[str, ...] = ()
     seconds: float = 0.0
+    started: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain data (crosses process boundaries)."""
@@ -83,6 +83,7 @@ class QuantumResult:
             "traceback": self.traceback,
             "output_ids": list(self.output_ids),
             "seconds": self.seconds,
+            "started": self.started,
         }
 
     @classmethod
@@ -96,6 +97,7 @@ class QuantumResult:
             d["traceback"],
             tuple(d["output_ids"]),
             d["seconds"],
+            d.get("started", 0.0),
         )
 
     def __str__(self) -> str:
@@ -279,7 +281,7 @@ def run_quantum(butler: Butler, task: Task, quantum: Quantum) -> QuantumResult:
     -------
     result : `QuantumResult`
     """
-    start = time.perf_counter()
+    started, start = time.time(), time.perf_counter()
     try:
         if butler.run is None:
             raise PipelineError("run_quantum needs a Butler with run= (the output run)")
@@ -303,6 +305,7 @@ def run_quantum(butler: Butler, task: Task, quantum: Quantum) -> QuantumResult:
             traceback.format_exc(),
             (),
             time.perf_counter() - start,
+            started,
         )
     return QuantumResult(
         quantum.task_label,
@@ -312,52 +315,8 @@ def run_quantum(butler: Butler, task: Task, quantum: Quantum) -> QuantumResult:
         "",
         tuple(str(r.id) for r in refs),
         time.perf_counter() - start,
+        started,
     )
-
-
-# -- worker processes ------------------------------------------------------------------
-_WORKER_CACHE: dict[str, Any] = {}
-
-
-def _worker_run(payload: dict[str, Any]) -> dict[str, Any]:
-    # Runs in a spawned process: rebuild everything from plain data, once per process.
-    from ..butler import Butler
-
-    key = json.dumps([payload["root"], payload["collections"], payload["run"], payload["pipeline"]])
-    if _WORKER_CACHE.get("key") != key:
-        _WORKER_CACHE.clear()
-        _WORKER_CACHE["key"] = key
-        _WORKER_CACHE["butler"] = Butler(
-            payload["root"], collections=payload["collections"], run=payload["run"]
-        )
-        _WORKER_CACHE["pipeline"] = Pipeline.from_dict(payload["pipeline"], source="worker")
-        _WORKER_CACHE["tasks"] = {}
-    tasks: dict[str, Task] = _WORKER_CACHE["tasks"]
-    label = payload["quantum"]["task_label"]
-    if label not in tasks:
-        tasks[label] = _WORKER_CACHE["pipeline"].make_task(label)
-    quantum = quantum_from_dict(payload["quantum"])
-    return run_quantum(_WORKER_CACHE["butler"], tasks[label], quantum).to_dict()
-
-
-def _worker_pipeline_dict(pipeline: Pipeline) -> dict[str, Any]:
-    # Workers import task classes by module path, so names registered only in
-    # this process (register_task) still resolve there.
-    tasks = {}
-    for taskdef in pipeline:
-        cls = taskdef.task_class
-        if "<locals>" in cls.__qualname__:
-            raise PipelineError(
-                f"task {taskdef.label!r} ({cls.__qualname__}) is defined inside a function, so "
-                "worker processes cannot import it; define it at module level or use jobs=1"
-            )
-        if cls.__module__ == "__main__" and not getattr(sys.modules["__main__"], "__file__", None):
-            raise PipelineError(
-                f"task {taskdef.label!r} ({cls.__qualname__}) is defined in an interactive session, "
-                "so worker processes cannot import it; move it to a module or use jobs=1"
-            )
-        tasks[taskdef.label] = {"class": class_path(cls), "config": dict(taskdef.config)}
-    return {"tasks": tasks}
 
 
 # -- the whole pipeline --------------------------------------------------------------------
@@ -378,6 +337,10 @@ def _outputs_of(graph: QuantumGraph, quantum: Quantum) -> list[tuple[str, DataId
     return [(task.outputs[n].dataset_type, d) for n, ids in quantum.outputs.items() for d in ids]
 
 
+EXECUTORS = ("process", "dask")
+"""The values of ``execute(..., executor=)``."""
+
+
 def execute(
     pipeline: Pipeline,
     butler: Butler,
@@ -386,6 +349,8 @@ def execute(
     *,
     skip_existing: bool = True,
     dry_run: bool = False,
+    executor: str = "process",
+    scheduler: str | None = None,
     progress: bool = False,
 ) -> ExecutionReport:
     """Run ``pipeline`` on the datasets ``where`` selects; write outputs into the Butler's run.
@@ -402,16 +367,29 @@ def execute(
     where : `str`, optional
         A data query, e.g. ``"visit = 1 AND detector IN (1, 2)"`` (see `build_graph`).
     jobs : `int`, optional
-        1 runs the units one after another in this process; more runs the
-        units of each task in that many worker processes (task by task, in
-        pipeline order).
+        With the ``"process"`` executor, 1 runs the units one after another
+        in this process and more runs them in that many worker processes;
+        with ``"dask"`` and no ``scheduler``, the number of workers of the
+        `distributed.LocalCluster` started for the run. In parallel, each
+        unit starts as soon as the units writing its inputs have finished.
     skip_existing : `bool`, optional
         Skip units whose outputs all exist in the output run (a re-run picks
         up where a failed run stopped).
     dry_run : `bool`, optional
-        Build the graph and report what would run; write nothing.
+        Build the graph and report what would run; write nothing (and start
+        no worker).
+    executor : `str`, optional
+        ``"process"`` (this process, or a local process pool) or ``"dask"``
+        (a Dask cluster; needs the ``distributed`` package). Units are sent
+        to workers as plain data: see ``docs/pipelines.md``.
+    scheduler : `str`, optional
+        With ``executor="dask"``, the address of a running Dask scheduler,
+        e.g. ``"tcp://host:8786"``; its workers must see the repository at
+        the same path. Without it, a local cluster of ``jobs`` worker
+        processes is started and shut down afterwards.
     progress : `bool`, optional
-        Show a progress bar per task (tqdm, on stderr, only when it is a terminal).
+        Show a progress bar (tqdm, on stderr, only when it is a terminal):
+        one per task when serial, one for all units in parallel.
 
     Returns
     -------
@@ -422,8 +400,10 @@ def execute(
     Raises
     ------
     PipelineError
-        If the Butler has no run or collections, ``jobs`` < 1, or (with
-        ``jobs`` > 1) a task class cannot be imported by worker processes.
+        If the Butler has no run or collections, ``jobs`` < 1, ``executor``
+        is unknown, ``scheduler`` is given without ``executor="dask"``,
+        ``distributed`` is not installed or the scheduler cannot be reached,
+        or (in parallel) a task class cannot be imported by worker processes.
     PipelineDefinitionError
         If the tasks do not fit together or disagree with the registry.
     QueryError
@@ -432,140 +412,130 @@ def execute(
         If an output dataset type is registered with other dimensions or
         storage class.
     """
-    if not isinstance(jobs, int) or jobs < 1:
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise PipelineError(f"jobs must be a positive integer, got {jobs!r}")
+    if executor not in EXECUTORS:
+        raise PipelineError(
+            f"unknown executor {executor!r}; use one of: {', '.join(map(repr, EXECUTORS))}"
+        )
+    if scheduler is not None and executor != "dask":
+        raise PipelineError(
+            f"scheduler={scheduler!r} is a Dask scheduler address: pass executor='dask' with it "
+            "(CLI: --executor dask --scheduler ADDR)"
+        )
+    if executor == "dask" and not dry_run:
+        from ._dask import import_distributed
+
+        import_distributed()  # before any work: a missing package is a clear error
     graph = build_graph(pipeline, butler, where)
     report = ExecutionReport(graph, dry_run=dry_run)
-    worker_pipeline = _worker_pipeline_dict(pipeline) if jobs > 1 and not dry_run else None
+    parallel = not dry_run and (jobs > 1 or executor == "dask")
+    worker_pipeline = _worker_pipeline(pipeline) if parallel else None
     if not dry_run:
         for task in graph.tasks.values():
             for spec in task.outputs.values():
                 butler.register_dataset_type(spec.dataset_type, spec.dimensions, spec.storage_class)
     existing = _existing_outputs(butler, graph) if skip_existing else set()
+    if worker_pipeline is not None:
+        _execute_parallel(
+            report, butler, existing, worker_pipeline, jobs, executor, scheduler, progress
+        )
+        return report
     # Outputs of units that failed or were blocked: readers of these are skipped.
     broken: dict[tuple[str, DataId], QuantumResult] = {}
-    pool = None
-    try:
-        for taskdef in pipeline:
-            start = time.perf_counter()
-            runnable: list[Quantum] = []
-            for quantum in graph.for_task(taskdef.label):
-                blocker = next(
-                    (
-                        broken[(ref.dataset_type, ref.data_id)]
-                        for refs in quantum.inputs.values()
-                        for ref in refs
-                        if isinstance(ref, PredictedRef)
-                        and (ref.dataset_type, ref.data_id) in broken
-                    ),
-                    None,
+    for taskdef in pipeline:
+        start = time.perf_counter()
+        quanta = list(graph.for_task(taskdef.label))
+        _log.info("task %s: %d unit(s) to run", taskdef.label, len(quanta))
+        bar = progress and not dry_run and bool(quanta)
+        for quantum in progress_bar(quanta, enabled=bar, desc=f"run {taskdef.label}", unit="unit"):
+            blocker = next(
+                (
+                    broken[(ref.dataset_type, ref.data_id)]
+                    for refs in quantum.inputs.values()
+                    for ref in refs
+                    if isinstance(ref, PredictedRef) and (ref.dataset_type, ref.data_id) in broken
+                ),
+                None,
+            )
+            outputs = _outputs_of(graph, quantum)
+            if blocker is not None:
+                result = QuantumResult(
+                    quantum.task_label,
+                    quantum.data_id,
+                    "skipped",
+                    f"an input comes from {blocker.task_label} {blocker.data_id!r}, which "
+                    f"{'failed' if blocker.status == 'failed' else 'was skipped'}",
                 )
-                outputs = _outputs_of(graph, quantum)
-                if blocker is not None:
-                    result = QuantumResult(
+                report.skipped.append(result)
+                broken.update((o, result) for o in outputs)
+            elif skip_existing and outputs and all(o in existing for o in outputs):
+                report.skipped.append(
+                    QuantumResult(
                         quantum.task_label,
                         quantum.data_id,
                         "skipped",
-                        f"an input comes from {blocker.task_label} {blocker.data_id!r}, which "
-                        f"{'failed' if blocker.status == 'failed' else 'was skipped'}",
+                        f"outputs exist in run {graph.output_run!r}",
                     )
-                    report.skipped.append(result)
-                    broken.update((o, result) for o in outputs)
-                elif skip_existing and outputs and all(o in existing for o in outputs):
-                    report.skipped.append(
-                        QuantumResult(
-                            quantum.task_label,
-                            quantum.data_id,
-                            "skipped",
-                            f"outputs exist in run {graph.output_run!r}",
-                        )
-                    )
-                elif dry_run:
-                    report.pending.append(
-                        QuantumResult(quantum.task_label, quantum.data_id, "pending")
-                    )
-                else:
-                    runnable.append(quantum)
-            _log.info("task %s: %d unit(s) to run", taskdef.label, len(runnable))
-            bar: dict[str, Any] = {
-                "enabled": progress and bool(runnable),
-                "desc": f"run {taskdef.label}",
-                "unit": "unit",
-                "total": len(runnable),
-            }
-            if worker_pipeline is None:
-                results = [
-                    run_quantum(butler, graph.tasks[q.task_label], q)
-                    for q in progress_bar(runnable, **bar)
-                ]
+                )
+            elif dry_run:
+                report.pending.append(QuantumResult(quantum.task_label, quantum.data_id, "pending"))
             else:
-                if pool is None and runnable:
-                    pool = ProcessPoolExecutor(
-                        max_workers=jobs,
-                        mp_context=multiprocessing.get_context("spawn"),
-                        # Killed with this process: no worker goes on writing queued units.
-                        initializer=die_with_parent,
-                        initargs=(os.getpid(),),
-                    )
-                results = _run_in_pool(pool, butler, graph, worker_pipeline, runnable, bar)
-            for quantum, result in zip(runnable, results, strict=True):
+                result = run_quantum(butler, graph.tasks[quantum.task_label], quantum)
                 _log.info("%s %s %s in %.2f s", result.status, result.task_label,
                           dict(result.data_id), result.seconds)
                 if result.status == "succeeded":
                     report.succeeded.append(result)
                 else:
                     report.failed.append(result)
-                    broken.update((o, result) for o in _outputs_of(graph, quantum))
-            report.task_seconds[taskdef.label] = time.perf_counter() - start
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+                    broken.update((o, result) for o in outputs)
+        report.task_seconds[taskdef.label] = time.perf_counter() - start
     return report
 
 
-def _run_in_pool(
-    pool: ProcessPoolExecutor | None,
+def _worker_pipeline(pipeline: Pipeline) -> dict[str, Any]:
+    from ._workers import worker_pipeline_dict  # _workers imports this module
+
+    return worker_pipeline_dict(pipeline)
+
+
+def _execute_parallel(
+    report: ExecutionReport,
     butler: Butler,
-    graph: QuantumGraph,
-    pipeline_dict: dict[str, Any] | None,
-    quanta: list[Quantum],
-    bar: dict[str, Any],
-) -> list[QuantumResult]:
-    if not quanta:
-        return []
-    assert pool is not None and pipeline_dict is not None
-    base = {
-        "root": str(butler.root),
-        "collections": list(graph.input_collections),
-        "run": graph.output_run,
-        "pipeline": pipeline_dict,
-    }
-    futures = {
-        pool.submit(_worker_run, {**base, "quantum": quantum_to_dict(q)}): i
-        for i, q in enumerate(quanta)
-    }
-    results: list[QuantumResult | None] = [None] * len(quanta)
-    for future in progress_bar(as_completed(futures), **bar):
-        i = futures[future]
-        try:
-            results[i] = QuantumResult.from_dict(future.result())
-        except BrokenProcessPool as exc:
-            # A worker died (killed, out of memory): its unit failed, without a Python traceback.
-            results[i] = QuantumResult(
-                quanta[i].task_label,
-                quanta[i].data_id,
-                "failed",
-                f"worker process died: {exc} (if workers die at start-up: with jobs > 1 the "
-                "main script is re-imported by each worker, so guard its top level with "
-                "`if __name__ == '__main__':`)",
-                "",
-            )
-        except Exception as exc:  # e.g. a worker could not import the task class
-            results[i] = QuantumResult(
-                quanta[i].task_label,
-                quanta[i].data_id,
-                "failed",
-                f"{type(exc).__name__}: {exc}",
-                "".join(traceback.format_exception(exc)),
-            )
-    return [r for r in results if r is not None]
+    existing: set[tuple[str, DataId]],
+    worker_pipeline: dict[str, Any],
+    jobs: int,
+    executor: str,
+    scheduler: str | None,
+    progress: bool,
+) -> None:
+    from ._workers import base_payload, make_plan
+
+    graph = report.graph
+    plan = make_plan(graph, existing)
+    base = base_payload(butler, graph, worker_pipeline)
+    if executor == "dask":
+        from ._dask import run_on_dask
+
+        results = run_on_dask(graph, plan, base, jobs, scheduler, progress=progress)
+    else:
+        from ._pool import run_in_pool
+
+        results = run_in_pool(graph, plan, base, jobs, progress=progress)
+    spans: dict[str, list[float]] = {}
+    for result in results:  # graph order, like the serial executor's lists
+        _log.info("%s %s %s in %.2f s", result.status, result.task_label,
+                  dict(result.data_id), result.seconds)
+        {"succeeded": report.succeeded, "failed": report.failed}.get(
+            result.status, report.skipped
+        ).append(result)
+        if result.started:
+            first, last = spans.setdefault(result.task_label, [result.started, result.started])
+            spans[result.task_label] = [
+                min(first, result.started), max(last, result.started + result.seconds)
+            ]
+    # Tasks overlap without a barrier: a task's wall time runs from its first unit's
+    # start to its last unit's end.
+    for taskdef in graph.pipeline:
+        first, last = spans.get(taskdef.label, [0.0, 0.0])
+        report.task_seconds[taskdef.label] = last - first
