@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._defined import read_defined, register_aggregate, register_join
 from ._repository import Repository
@@ -42,6 +42,9 @@ from .storage_classes import (
     get_storage_class,
 )
 from .verify import VerifyReport, verify_repository
+
+if TYPE_CHECKING:
+    from .zarr_view import DatasetZarrStore
 
 __all__ = ["Butler", "DatasetName", "PutResult", "RepositoryStats", "parse_dataset_name"]
 
@@ -949,6 +952,34 @@ class Butler:
                 f"its array components are: {', '.join(arrays) or 'none'}"
             )
         return self.blobs.root / self.blobs.component_path(entry["array"])
+
+    def zarr_store(
+        self,
+        name: str,
+        data_id: Mapping[str, Any] | None = None,
+        *,
+        collections: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> DatasetZarrStore:
+        """A read-only zarr v3 store presenting one dataset as a zarr group.
+
+        Same lookup as `get` (any dataset, component or defined type):
+        ``xarray.open_zarr(butler.zarr_store("calexp", visit=1, detector=2))``.
+        Array components are child arrays holding the values `get` returns;
+        small components are group attributes (layout: ``compstore.zarr_view``).
+
+        Raises
+        ------
+        DatasetNotFoundError, MissingDatasetTypeError, UnknownComponentError, CorruptBlobError
+            As `get`.
+        EncodingError
+            If a column or component name cannot name a zarr node.
+        """
+        from .zarr_view import DatasetZarrStore
+        from .zarr_view._dataset import dataset_view
+
+        view, description = dataset_view(self, name, data_id, collections, kwargs)
+        return DatasetZarrStore(view, description=description)
 
     def stats(self) -> RepositoryStats:
         """Count datasets and components, and the bytes deduplication saves."""
