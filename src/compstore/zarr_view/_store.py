@@ -84,24 +84,39 @@ class DatasetZarrStore(Store):
         CompstoreError
             If the component a chunk comes from cannot be read (damage: `CorruptBlobError`).
         """
+        if not self._is_open:
+            await self._open()
+        if self._view.is_chunk(key):
+            # Loading a component reads and decodes it: off the event loop.
+            return await asyncio.to_thread(self.get_sync, key, prototype=prototype,
+                                           byte_range=byte_range)
+        return self.get_sync(key, prototype=prototype, byte_range=byte_range)
+
+    def get_sync(
+        self,
+        key: str,
+        *,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        """As `get`, on the calling thread (zarr's ``SupportsGetSync``).
+
+        Raises
+        ------
+        TypeError, CompstoreError
+            As `get`.
+        """
         if byte_range is not None and not isinstance(
             byte_range, (RangeByteRequest, OffsetByteRequest, SuffixByteRequest)
         ):
             raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
-        if not self._is_open:
-            await self._open()
-        prototype = prototype or default_buffer_prototype()
-        if self._view.is_chunk(key):
-            # Loading a component reads and decodes it: off the event loop.
-            data = await asyncio.to_thread(self._view.get, key)
-        else:
-            data = self._view.get(key)
+        data = self._view.get(key)
         if data is None:
             return None
         view = memoryview(data)
         if byte_range is not None:
             view = view[_slice(byte_range, len(view))]
-        return prototype.buffer.from_bytes(view)  # type: ignore[arg-type]
+        return (prototype or default_buffer_prototype()).buffer.from_bytes(view)  # type: ignore[arg-type]
 
     async def get_partial_values(
         self,
