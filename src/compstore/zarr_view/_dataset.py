@@ -36,7 +36,7 @@ from astropy.units import Quantity
 
 from .. import objects
 from ..errors import MissingDatasetTypeError
-from ._view import ZarrView
+from ._view import ZarrView, check_node_name
 
 if TYPE_CHECKING:
     from ..butler import Butler
@@ -175,6 +175,7 @@ def _plan_catalog(
     view.add_group("", group)
     encoded = []
     for index, column in enumerate(described):
+        check_node_name(column["name"])
         entry = table_manifest["components"].get(f"col:{index}", {})
         if column.get("encoding") or column.get("masked") or "dtype" not in entry:
             encoded.append(column["name"])
@@ -265,6 +266,7 @@ def _add_pixel_coordinates(view: ZarrView, path: str, xy0: Any, shape: tuple[int
 
 
 def _add_column(view: ZarrView, path: str, name: str, column: Any) -> None:
+    check_node_name(name)
     attributes: dict[str, Any] = {}
     if isinstance(column, Time):
         values = np.asarray(column.mjd, dtype=np.float64)
@@ -276,7 +278,7 @@ def _add_column(view: ZarrView, path: str, name: str, column: Any) -> None:
         info = column.info
         attributes.update(unit=None if info.unit is None else str(info.unit),
                           description=info.description or None)
-        values = np.ma.getdata(column)
+        values = np.asarray(np.ma.getdata(column))  # a plain array: Column decodes bytes
     mask = np.ma.getmaskarray(column) if isinstance(column, MaskedColumn) else None
     if values.dtype.kind == "S":
         # Bytes as text, one character per byte (latin-1 undoes exactly).

@@ -49,6 +49,22 @@ def _check_name(path: str) -> None:
             )
 
 
+def check_node_name(name: str) -> None:
+    """Refuse a column or component name that cannot be one zarr node's name.
+
+    Raises
+    ------
+    EncodingError
+        If ``name`` holds ``/`` or is otherwise refused by the path check.
+    """
+    if "/" in name:
+        raise EncodingError(
+            f"{name!r} cannot name a zarr node: it holds '/', which zarr reads as a subgroup; "
+            "rename the column or component to read it through zarr"
+        )
+    _check_name(name)
+
+
 def json_safe(value: Any) -> Any:
     """``value`` as plain JSON (numpy scalars and arrays to numbers and lists).
 
