@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import uuid
@@ -14,6 +15,7 @@ from ._defined import read_defined, register_aggregate, register_join
 from ._repository import Repository
 from .cache import ObjectCache, shared_cache
 from .errors import (
+    BlobStoreError,
     CompstoreError,
     CollectionError,
     ConflictingDatasetError,
@@ -934,12 +936,18 @@ class Butler:
 
         ``name`` is ``TYPE.COMPONENT`` (``calexp.image``); stock
         ``zarr.open_array(path)`` reads it. A small array kept in a pack
-        (format 2) is first written out as that folder, from the pack's bytes.
+        (format 2) is first written out as that folder, from the pack's bytes;
+        in a repository that cannot be written (read-only format, files or
+        mount), it is written under a per-user cache folder instead
+        (``compstore.zarr_view._paths``), never into the repository.
 
         Raises
         ------
         UnknownComponentError
             If the component is not stored as an array.
+        BlobStoreError
+            If the array is packed, the repository read-only and the cache
+            folder not writable either.
         """
         parsed = parse_dataset_name(name)
         ref = self.find_dataset(name, data_id, **kwargs)
@@ -951,7 +959,21 @@ class Butler:
                 f"{name!r} is not an array component of {parsed.dataset_type}; "
                 f"its array components are: {', '.join(arrays) or 'none'}"
             )
-        return self.blobs.root / self.blobs.component_path(entry["array"])
+        digest = entry["array"]
+        if hasattr(self.blobs, "packed_array_files"):
+            from .zarr_view._paths import outside_folder
+
+            if self._repo.read_only:
+                return outside_folder(self.blobs, digest)
+            try:
+                return self.blobs.root / self.blobs.component_path(digest)
+            except (OSError, BlobStoreError) as exc:
+                cause = exc if isinstance(exc, OSError) else exc.__cause__
+                if getattr(cause, "errno", None) not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                # Read-only files or mount: written outside the repository instead.
+                return outside_folder(self.blobs, digest)
+        return self.blobs.root / self.blobs.component_path(digest)
 
     def zarr_store(
         self,
