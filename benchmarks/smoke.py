@@ -34,6 +34,7 @@ SCRIPTS: dict[str, tuple[list[str], str | None]] = {
     "bench_scaling.py": (["--size", "tiny", "--no-write"], None),
     "bench_vs_daf_butler.py": (["--size", "tiny", "--no-write"], "lsst.daf.butler"),
     "bench_defined.py": (["--size", "tiny", "--no-write", "--repeat", "1"], "pyarrow"),
+    "bench_zarr_view.py": (["--size", "tiny", "--no-write", "--repeat", "1"], "xarray"),
     "profile_misses.py": (["--size", "tiny", "--tree-lines", "5", "--flat-lines", "3"], "pyinstrument"),
 }
 
