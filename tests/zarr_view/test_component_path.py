@@ -68,3 +68,14 @@ def test_a_damaged_pack_is_refused_not_written_out(read_only):
     with pytest.raises(CorruptBlobError):
         for name in ("image", "variance"):
             reader.component_path(f"calexp.{name}", **CALEXP)
+
+
+def test_cli_zarr_path_prints_a_folder_stock_zarr_opens(read_only, capsys):
+    from compstore.cli import main
+
+    reader, exposure = read_only
+    status = main(["zarr-path", "--repo", str(reader.root), "calexp.image", "visit=1", "detector=0",
+                   "--collections", "sfm"])
+    assert status == 0
+    path = capsys.readouterr().out.strip().splitlines()[-1]
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[:], exposure.image)
