@@ -268,6 +268,7 @@ def _add_pixel_coordinates(view: ZarrView, path: str, xy0: Any, shape: tuple[int
 def _add_column(view: ZarrView, path: str, name: str, column: Any) -> None:
     check_node_name(name)
     attributes: dict[str, Any] = {}
+    values: np.ndarray[Any, Any]
     if isinstance(column, Time):
         values = np.asarray(column.mjd, dtype=np.float64)
         attributes.update(time_format="mjd", time_scale=column.scale)
@@ -282,9 +283,8 @@ def _add_column(view: ZarrView, path: str, name: str, column: Any) -> None:
     mask = np.ma.getmaskarray(column) if isinstance(column, MaskedColumn) else None
     if values.dtype.kind == "S":
         # Bytes as text, one character per byte (latin-1 undoes exactly).
-        values = np.array([v.decode("latin-1") for v in values.reshape(-1)], dtype=object).reshape(
-            values.shape
-        )
+        text = [bytes(v).decode("latin-1") for v in values.reshape(-1)]
+        values = np.array(text, dtype=object).reshape(values.shape)
     elif values.dtype.kind == "U":
         values = values.astype(object)
     dims = _column_dimensions(name, values.ndim)

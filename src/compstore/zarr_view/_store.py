@@ -138,7 +138,7 @@ class DatasetZarrStore(Store):
         FileNotFoundError
             If there is no such key.
         """
-        data = self._view._documents.get(key)
+        data: bytes | memoryview | None = self._view._documents.get(key)
         if data is None:
             data = await asyncio.to_thread(self._view.get, key) if self._view.is_chunk(key) else None
         if data is None:

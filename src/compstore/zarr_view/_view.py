@@ -166,7 +166,7 @@ class _ArrayNode:
             padded[tuple(slice(0, n) for n in part.shape)] = part
             part = padded
         # Whole rows of a C-ordered array are one run of memory: served without a copy.
-        return memoryview(part.reshape(-1).view(np.uint8))
+        return memoryview(part.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
 
     def metadata(self, attributes: Mapping[str, Any], dimensions: Sequence[str]) -> dict[str, Any]:
         name, fill = _data_type(self.dtype)
