@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -16,6 +17,7 @@ from ._repository import Repository
 from .cache import ObjectCache, shared_cache
 from .objects._astropy import from_astropy
 from .errors import (
+    BlobStoreError,
     CompstoreError,
     CollectionError,
     CollectionTypeError,
@@ -50,6 +52,7 @@ from .verify import VerifyReport, verify_repository
 
 if TYPE_CHECKING:
     from .transfer import TransferReport
+    from .zarr_view import DatasetZarrStore
 
 # The library logs, never configures logging (the CLI's -v/-q do). Per-call logs
 # (put, get) are DEBUG and guarded by isEnabledFor, so they cost a get nothing measurable.
@@ -1107,12 +1110,18 @@ class Butler:
 
         ``name`` is ``TYPE.COMPONENT`` (``calexp.image``); stock
         ``zarr.open_array(path)`` reads it. A small array kept in a pack
-        (format 2) is first written out as that folder, from the pack's bytes.
+        (format 2) is first written out as that folder, from the pack's bytes;
+        in a repository that cannot be written (read-only format, files or
+        mount), it is written under a per-user cache folder instead
+        (``compstore.zarr_view._paths``), never into the repository.
 
         Raises
         ------
         UnknownComponentError
             If the component is not stored as an array.
+        BlobStoreError
+            If the array is packed, the repository read-only and the cache
+            folder not writable either.
         """
         parsed = parse_dataset_name(name)
         ref = self.find_dataset(name, data_id, **kwargs)
@@ -1124,7 +1133,49 @@ class Butler:
                 f"{name!r} is not an array component of {parsed.dataset_type}; "
                 f"its array components are: {', '.join(arrays) or 'none'}"
             )
-        return self.blobs.root / self.blobs.component_path(entry["array"])
+        digest = entry["array"]
+        if hasattr(self.blobs, "packed_array_files"):
+            from .zarr_view._paths import outside_folder
+
+            if self._repo.read_only:
+                return outside_folder(self.blobs, digest)
+            try:
+                return self.blobs.root / self.blobs.component_path(digest)
+            except (OSError, BlobStoreError) as exc:
+                cause = exc if isinstance(exc, OSError) else exc.__cause__
+                if getattr(cause, "errno", None) not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                # Read-only files or mount: written outside the repository instead.
+                return outside_folder(self.blobs, digest)
+        return self.blobs.root / self.blobs.component_path(digest)
+
+    def zarr_store(
+        self,
+        name: str,
+        data_id: Mapping[str, Any] | None = None,
+        *,
+        collections: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> DatasetZarrStore:
+        """A read-only zarr v3 store presenting one dataset as a zarr group.
+
+        Same lookup as `get` (any dataset, component or defined type):
+        ``xarray.open_zarr(butler.zarr_store("calexp", visit=1, detector=2))``.
+        Array components are child arrays holding the values `get` returns;
+        small components are group attributes (layout: ``compstore.zarr_view``).
+
+        Raises
+        ------
+        DatasetNotFoundError, MissingDatasetTypeError, UnknownComponentError, CorruptBlobError
+            As `get`.
+        EncodingError
+            If a column or component name cannot name a zarr node.
+        """
+        from .zarr_view import DatasetZarrStore
+        from .zarr_view._dataset import dataset_view
+
+        view, description = dataset_view(self, name, data_id, collections, kwargs)
+        return DatasetZarrStore(view, description=description)
 
     def stats(self) -> RepositoryStats:
         """Count datasets and components, and the bytes deduplication saves."""

@@ -836,6 +836,29 @@ class LocalBlobStore(BlobStore):
                     fsync_dir(os.path.dirname(self._array_path(digest)))
         return path
 
+    def packed_array_files(self, digest: str) -> dict[str, bytes] | None:
+        """The files of a packed array's zarr folder, checked; None if it is not packed.
+
+        ``{"zarr.json": ..., "<chunk key>": ...}``: what `component_path` writes
+        out, for a caller that cannot write into the repository (it is read-only)
+        and writes the folder elsewhere. The array is decoded and checked against
+        its digest first, so damage surfaces here rather than as wrong pixels.
+
+        Raises
+        ------
+        CorruptBlobError
+            If the pack's bytes fail their digest (or the pack is missing).
+        """
+        found = self._packed(digest, KIND_ARRAY) if self._index is not None else None
+        if found is None:
+            return None
+        meta, data = self._packed_files(digest, KIND_ARRAY) or (b"", None)
+        self.get_array(digest)
+        files = {"zarr.json": meta}
+        if found.key is not None and data is not None:
+            files[found.key] = data
+        return files
+
     def _pack_path(self, pack: str) -> str:
         check_digest(pack)  # a name read from the index: checked before it becomes a path
         return f"{self._packs_dir}/{pack[:2]}/{pack}.zip"

@@ -195,6 +195,23 @@ def _export_args(p: argparse.ArgumentParser) -> None:
             action.required = True
 
 
+# -- zarr-path ------------------------------------------------------------------
+def _zarr_path_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="TYPE.COMPONENT of an array component, e.g. calexp.image")
+    p.add_argument("data_id", nargs="*", metavar="KEY=VALUE", help="data ID, e.g. visit=1 detector=2")
+    p.add_argument("--collections", type=_csv, default=None, help="comma-separated collections to search")
+
+
+def _zarr_path_code(args: argparse.Namespace) -> str:
+    data_id = parse_data_id(",".join(args.data_id))
+    return (
+        _imports(args, "from compstore import Butler")
+        + f"{_butler_line(args)}\n"
+        f"path = butler.component_path({args.name!r}, {data_id!r}{_collections_arg(args)})\n"
+        + _show(args, "str(path)")
+    )
+
+
 # -- query ----------------------------------------------------------------------
 def _query_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset_type", help="dataset type, optionally :STAGE")
@@ -294,6 +311,8 @@ COMMANDS: list[Command] = [
     Command("ingest", "put FITS files as datasets", _ingest_args, _ingest_code),
     Command("get", "read a dataset (print it, or write it to FITS with -o)", _get_args, _get_code),
     Command("export", "write a dataset to a FITS file", _export_args, _get_code),
+    Command("zarr-path", "print the folder of an array component that stock zarr opens",
+            _zarr_path_args, _zarr_path_code),
     Command("query", "list datasets matching a where expression", _query_args, _query_code),
     Command("stats", "datasets, unique components, logical vs stored bytes", _stats_args, _stats_code),
     Command("verify", "check that every dataset's components are stored (--deep: and intact)",

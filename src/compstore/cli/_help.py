@@ -47,6 +47,7 @@ EXAMPLES: dict[str, str] = {
     "tag": 'compstore tag best calexp --where "visit = 1" --collections sfm',
     "query-collections": "compstore query-collections 'u/*' --json",
     "subset": "compstore subset catalogs --dataset-type src --where \"visit = 1\"",
+    "zarr-path": "compstore zarr-path calexp.image visit=1 detector=12",
     "remove": "compstore remove calexp --where \"visit = 1\" --collections sfm --dry-run",
     "gc": "compstore gc --dry-run --json",
     "transfer": "compstore transfer --repo catalogs --from store --dataset-type src --json",
