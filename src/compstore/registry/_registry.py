@@ -375,7 +375,7 @@ class Registry:
                 watcher = sqlite3.connect(self._url.database, check_same_thread=False)
                 self._watcher = watcher
             try:
-                version = int(watcher.execute("PRAGMA data_version").fetchone()[0])
+                version = int(watcher.execute("PRAGMA data_version").fetchone()[0])  # type: ignore[index]
                 row = None
                 if version != self._version_seen:
                     # Read after data_version: the catalog seen is at least as new as the

@@ -82,17 +82,14 @@ class PostgresServer:
         self._running = False
 
     # -- running as a non-root user ----------------------------------------------
-    def _as_user(self) -> dict[str, object]:
-        """subprocess arguments that drop root (PostgreSQL refuses to run as root)."""
-        if os.geteuid() != 0:
-            return {}
-        return {"user": "nobody", "group": "nogroup" if _has_group("nogroup") else "nobody"}
-
     def _run(self, exe: str, *args: str) -> None:
         assert self._bin is not None
+        # PostgreSQL refuses to run as root: drop to `nobody` then.
+        root = os.geteuid() == 0
         done = subprocess.run(
             [str(self._bin / exe), *args], capture_output=True, text=True, cwd="/",
-            **self._as_user(),  # type: ignore[arg-type]
+            user="nobody" if root else None,
+            group=("nogroup" if _has_group("nogroup") else "nobody") if root else None,
         )
         if done.returncode:
             raise RuntimeError(f"{exe} {' '.join(args)} failed: {done.stderr or done.stdout}")
