@@ -107,6 +107,18 @@ class PostgresServer:
             # The server's user must reach the binaries and own its folder.
             os.chmod(self.folder, 0o755)
             shutil.chown(self.folder, "nobody")
+            if not _world_reachable(self._bin):
+                # A venv under a folder only root may enter (a CI clone in /root):
+                # the server runs a copy of the installation inside its own folder.
+                # Two levels up: the wheel's binaries find their libraries at
+                # $ORIGIN/../../../pgserver.libs, a sibling of the package.
+                top = self._bin.parent.parent
+                copy = self.folder / "install"
+                shutil.copytree(top, copy / top.name, symlinks=True)
+                libs = top.parent / "pgserver.libs"
+                if libs.is_dir():
+                    shutil.copytree(libs, copy / libs.name, symlinks=True)
+                self._bin = copy / top.name / self._bin.parent.name / self._bin.name
         self._run("initdb", "-D", str(data), "-U", self.user, "--auth=trust",
                   "--encoding=UTF8", "--no-sync")
         self.port = _free_port()
@@ -148,6 +160,13 @@ class PostgresServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _world_reachable(folder: Path) -> bool:
+    """Whether any user may enter ``folder`` and every folder above it."""
+    import stat
+
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in [folder, *folder.parents])
 
 
 def _has_group(name: str) -> bool:
