@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS: dict[str, tuple[list[str], str | None]] = {
     "bench_cas_layout.py": (["--size", "256", "--repeat", "1"], None),
     "bench_registry.py": (["--size", "small"], None),
+    "bench_registry_pg.py": (["--size", "tiny"], "psycopg"),
     "bench_cache.py": (["--size", "small"], None),
     "bench_packs.py": (["--size", "tiny", "--no-write"], None),
     "bench_gc.py": (["--size", "tiny"], None),

@@ -49,3 +49,31 @@ def sky():
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server of the test session's own, on loopback (compstore.testing.postgres).
+
+    Skipped where no PostgreSQL is installed, except in CI (``$CI``), where that fails:
+    ``.ci/run`` installs one (the ``pgserver`` wheel of the ``test`` extra).
+    """
+    import os
+
+    from compstore.testing.postgres import PostgresServer, find_postgres_bin
+
+    if find_postgres_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("no PostgreSQL installed: pip install pgserver")
+        pytest.skip("no PostgreSQL installed (pip install pgserver)")
+    # A folder of its own (not tmp_path_factory's, which only root may enter): the
+    # server runs as `nobody` when the tests run as root.
+    server = PostgresServer(durable=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The URL of a new, empty PostgreSQL database on the session's server."""
+    return postgres_server.new_database()

@@ -214,6 +214,7 @@ def test_reput_from_store_costs_no_hashing(butler, sky, repo):
     assert result.report.documents_written == 2  # the new Calib and the new manifest
 
 
+@pytest.mark.sqlite_only  # reads SQLite's synchronous pragma
 @pytest.mark.parametrize("fsync, level", [(True, 2), (False, 1)])
 def test_a_put_commits_its_rows_as_durably_as_its_components(repo, sky, monkeypatch, fsync, level):
     # fsync=False writes components without fsync: its registry commits skip the WAL
@@ -231,3 +232,16 @@ def test_a_put_commits_its_rows_as_durably_as_its_components(repo, sky, monkeypa
     exposure, _ = sky(visit=1)
     butler.put(exposure, "calexp", visit=1, detector=0)
     assert seen == [level]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def repo(request, tmp_path):
+    """A new, empty repository: registry in SQLite, and in PostgreSQL (issue 16)."""
+    root = tmp_path / "repo"
+    if request.param == "postgresql":
+        if request.node.get_closest_marker("sqlite_only"):
+            pytest.skip("SQLite-only: tests the SQLite registry file itself")
+        Butler.create(root, registry=request.getfixturevalue("postgres_url"))
+    else:
+        Butler.create(root)
+    return root

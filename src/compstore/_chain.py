@@ -37,6 +37,7 @@ import numpy as np
 from ._defined import read_defined
 from .butler import DEFAULT_CACHE_BYTES, Butler, DatasetName, parse_dataset_name
 from .cache import ObjectCache, shared_cache
+from .gc import remember_generation
 from .cas import ArrayInfo, BlobStore
 from .cas._store import RegionLike
 from .errors import (
@@ -360,6 +361,9 @@ class ChainedButler(Butler):
         self.cache = shared_cache(
             key, cache_bytes if cache_bytes is not None else DEFAULT_CACHE_BYTES
         )
+        # The gc generation of the first repository, for this cache too, before it
+        # caches anything: else the first put would forget every digest it knows.
+        remember_generation(self.blobs, self.cache)
         self._io = _ChainIO(
             ChainedBlobStore([self.blobs, *(m.blobs for m in self._members[1:])]),
             self.cache,
@@ -654,10 +658,10 @@ class ChainedButler(Butler):
         result: list[DatasetRef] = super().remove(wanted, *args, **kwargs)
         return result
 
-    def verify(self, *, deep: bool = False) -> VerifyReport:
+    def verify(self, *, deep: bool = False, progress: bool = False) -> VerifyReport:
         """Check the first repository on its own (see `Butler.verify`).
 
         It must verify clean without the later repositories: nothing in it
         may need a component or dataset only they hold.
         """
-        return self._members[0].verify(deep=deep)
+        return self._members[0].verify(deep=deep, progress=progress)

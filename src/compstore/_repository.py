@@ -26,12 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from .cas import LocalBlobStore, parse_json
+from .cas._pack_pg import PgPackIndex
 from .errors import (
+    RepositoryError,
     RepositoryExistsError,
     RepositoryFormatError,
     RepositoryNotFoundError,
 )
 from .registry import Registry
+from .registry._engine import make_url
+from .registry._postgres import conninfo
 
 __all__ = ["CONFIG_NAME", "FORMAT_NAME", "FORMAT_VERSION", "Repository"]
 
@@ -40,10 +44,15 @@ FORMAT_NAME = "compstore"
 #: (major, minor): a reader refuses another major version and opens a newer
 #: minor version read-only.
 FORMAT_VERSION = (2, 0)
+#: The version a repository whose registry is a PostgreSQL database is written
+#: with: 2.1 adds the registry URL in the config and the pack index in that
+#: database (docs/format.md); an older reader opens it read-only and finds no
+#: registry.sqlite3, rather than silently reading an empty one.
+FORMAT_VERSION_SHARED = (2, 1)
 #: The newest minor version this compstore knows of each major version it opens.
 #: Format 2 adds packs of small components (docs/format.md, "Packs"); a format 1
 #: repository is written without them, so that older readers still read it.
-KNOWN_MINORS = {1: 0, 2: 0}
+KNOWN_MINORS = {1: 0, 2: 1}
 _REGISTRY_NAME = "registry.sqlite3"
 _MAX_CONFIG_BYTES = 1 << 16
 _VERSION = re.compile(r"[0-9]{1,6}\.[0-9]{1,6}")
@@ -53,8 +62,8 @@ _registries: weakref.WeakValueDictionary[str, Registry] = weakref.WeakValueDicti
 _registries_lock = threading.Lock()
 
 
-def _shared_registry(path: Path) -> Registry:
-    key = str(path.resolve())
+def _shared_registry(path: Path | str) -> Registry:
+    key = str(path.resolve()) if isinstance(path, Path) else path
     with _registries_lock:
         registry = _registries.get(key)
         if registry is None:
@@ -62,6 +71,39 @@ def _shared_registry(path: Path) -> Registry:
             _registries[key] = registry
         return registry
 _BLOBS_NAME = "blobs"
+_pack_indexes: weakref.WeakValueDictionary[str, PgPackIndex] = weakref.WeakValueDictionary()
+
+
+def _shared_pack_index(url: str) -> PgPackIndex:
+    """One pack index (one connection) per PostgreSQL registry per process."""
+    with _registries_lock:
+        index = _pack_indexes.get(url)
+        if index is None:
+            index = _pack_indexes[url] = PgPackIndex(conninfo(make_url(url)))
+        return index
+
+
+@contextlib.contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    """Turn a failure to connect to the registry database into a `RepositoryError`."""
+    import psycopg  # only here: a repository on PostgreSQL needs the driver anyway
+    import sqlalchemy as sa
+
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise RepositoryError(_unreachable(url, exc.orig)) from None
+    except psycopg.OperationalError as exc:  # the pack index's own connection
+        raise RepositoryError(_unreachable(url, exc)) from None
+
+
+def _unreachable(url: str, exc: object) -> str:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (
+        f"cannot reach the registry database {url}: {reason}. Check that the server runs "
+        "and the database exists, and that the password (if one is needed) is in "
+        "$PGPASSWORD or ~/.pgpass"
+    )
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -87,6 +129,61 @@ _HALF_MADE = frozenset(
 # Files a fresh blob store holds: group metadata of the fan-out folders (and their
 # .partial files, if killed while writing one), the pack index.
 _EMPTY_STORE_FILES = ("zarr.json", "packs.sqlite3")
+
+
+# A URL where a folder is expected: `scheme://...` (a folder name never has "://"
+# in practice, and a URL made into a folder is what issue 16 saw happen).
+_URL_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_REGISTRY_SCHEMES = ("postgresql://", "postgresql+psycopg://")
+
+
+def refuse_url_root(root: str | os.PathLike[str]) -> None:
+    """Refuse a database URL given where a repository folder is expected.
+
+    Raises
+    ------
+    RepositoryError
+        If ``root`` looks like a URL (``postgresql://...``); the message says
+        how to name a registry database.
+    """
+    text = os.fspath(root)
+    if isinstance(text, str) and _URL_LIKE.match(text):
+        raise RepositoryError(
+            f"{text!r} is a URL, not a repository folder: a repository is a folder (its "
+            "blob store) and a registry database; create one with "
+            "Butler.create(FOLDER, registry='postgresql://user@host:port/db') or "
+            "`compstore --repo FOLDER create --registry postgresql://user@host:port/db`, "
+            "then open it by its folder"
+        )
+
+
+def check_registry_url(registry: str) -> str:
+    """The registry URL to record in a repository config (checked, no credentials).
+
+    Raises
+    ------
+    RepositoryError
+        If it is not a ``postgresql://`` URL or holds a password (the config would
+        hold it in clear: use ``$PGPASSWORD`` or ``~/.pgpass``).
+    """
+    if not isinstance(registry, str) or not registry.startswith(_REGISTRY_SCHEMES):
+        raise RepositoryError(
+            f"registry {str(registry)[:100]!r} is not a postgresql://user@host:port/db URL; "
+            "leave registry out for the SQLite registry inside the repository folder"
+        )
+    try:
+        url = make_url(registry)
+    except Exception as exc:  # SQLAlchemy's ArgumentError, ValueError for a bad port
+        raise RepositoryError(f"registry URL {registry!r} is malformed: {exc}") from None
+    if url.password is not None:
+        raise RepositoryError(
+            "the registry URL holds a password, which the repository config would keep in "
+            "clear: leave it out of the URL and put it in $PGPASSWORD or ~/.pgpass "
+            "(libpq's own rules; see docs/registry.md)"
+        )
+    if not url.database:
+        raise RepositoryError(f"registry URL {registry!r} names no database (…/DBNAME)")
+    return registry
 
 
 @contextlib.contextmanager
@@ -157,8 +254,14 @@ class Repository:
     read_only: bool
 
     @classmethod
-    def create(cls, root: str | os.PathLike[str], *, exist_ok: bool = False) -> Repository:
+    def create(
+        cls, root: str | os.PathLike[str], *, exist_ok: bool = False, registry: str | None = None
+    ) -> Repository:
         """Create a repository in ``root`` (a new or empty folder).
+
+        ``registry`` names a PostgreSQL database (``postgresql://user@host:port/db``,
+        empty, no password) to hold the registry and the pack index instead of
+        the SQLite files inside ``root``; the config records the URL.
 
         The config is written last, so a create killed half-way leaves a folder
         that is no repository; a later create finds it (a registry and empty
@@ -169,8 +272,15 @@ class Repository:
         ------
         RepositoryExistsError
             If ``root`` holds a repository already (and ``exist_ok`` is false),
-            holds other files, or another process is creating a repository there.
+            holds other files, or another process is creating a repository there,
+            or the registry database holds a registry already.
+        RepositoryError
+            If ``root`` is a URL, or ``registry`` is not a password-less
+            ``postgresql://`` URL.
         """
+        refuse_url_root(root)
+        if registry is not None:
+            registry = check_registry_url(registry)
         path = Path(root)
         if path.exists() and not path.is_dir():
             raise RepositoryExistsError(f"{path} exists and is not a folder")
@@ -195,12 +305,20 @@ class Repository:
                 )
             if names:
                 _clear_half_made(path)
-            Registry.create(path / _REGISTRY_NAME).close()
-            LocalBlobStore(path / _BLOBS_NAME).make_fanout()  # puts into a young repository skip mkdirs
+            version = FORMAT_VERSION if registry is None else FORMAT_VERSION_SHARED
+            if registry is None:
+                Registry.create(path / _REGISTRY_NAME).close()
+                store = LocalBlobStore(path / _BLOBS_NAME)
+            else:
+                with _reaching(registry):
+                    Registry.create(registry).close()
+                    index = _shared_pack_index(registry)  # creates its table
+                store = LocalBlobStore(path / _BLOBS_NAME, packs=True, pack_index=index)
+            store.make_fanout()  # puts into a young repository skip mkdirs
             config = {
                 "format": FORMAT_NAME,
-                "version": f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]}",
-                "registry": _REGISTRY_NAME,
+                "version": f"{version[0]}.{version[1]}",
+                "registry": registry if registry is not None else _REGISTRY_NAME,
                 "blobs": _BLOBS_NAME,
             }
             # The config is written last: a folder without it is not a repository,
@@ -219,6 +337,7 @@ class Repository:
         RepositoryFormatError
             If its config is malformed or has an unknown major version.
         """
+        refuse_url_root(root)
         path = Path(root)
         config_path = path / CONFIG_NAME
         if not config_path.is_file():
@@ -257,7 +376,19 @@ class Repository:
             )
         read_only = minor > KNOWN_MINORS[major]
         # Names in the config are fixed by the format, not followed: a config can
-        # never point compstore at another path.
-        registry = _shared_registry(path / _REGISTRY_NAME)
-        blobs = LocalBlobStore(path / _BLOBS_NAME, fsync=fsync, packs=major >= 2)
+        # never point compstore at another path. From format 2.1 the registry may
+        # be a PostgreSQL URL instead (a database, never a path).
+        url = config.get("registry")
+        index: PgPackIndex | None = None
+        if (major, minor) >= FORMAT_VERSION_SHARED and isinstance(url, str) and url != _REGISTRY_NAME:
+            try:
+                url = check_registry_url(url)
+            except RepositoryError as err:
+                raise RepositoryFormatError(f"{config_path}: {err}") from None
+            with _reaching(url):
+                registry = _shared_registry(url)
+                index = _shared_pack_index(url)
+        else:
+            registry = _shared_registry(path / _REGISTRY_NAME)
+        blobs = LocalBlobStore(path / _BLOBS_NAME, fsync=fsync, packs=major >= 2, pack_index=index)
         return cls(root=path, config=config, registry=registry, blobs=blobs, read_only=read_only)

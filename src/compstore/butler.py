@@ -254,16 +254,33 @@ class Butler:
 
     # -- creation -------------------------------------------------------------
     @classmethod
-    def create(cls, root: str | os.PathLike[str], *, exist_ok: bool = False) -> Butler:
+    def create(
+        cls, root: str | os.PathLike[str], *, exist_ok: bool = False, registry: str | None = None
+    ) -> Butler:
         """Create a new, empty repository in ``root`` and return a Butler on it.
+
+        Parameters
+        ----------
+        root : `str` or `os.PathLike`
+            The repository folder (its blob store, and its registry by default).
+        exist_ok : `bool`, optional
+            Open the repository if ``root`` holds one already.
+        registry : `str`, optional
+            A PostgreSQL database for the registry, shared by every host that
+            opens the repository: ``postgresql://user@host:port/db``, without a
+            password (libpq reads ``$PGPASSWORD`` or ``~/.pgpass``). Default: the
+            SQLite file inside ``root``. See ``docs/registry.md``.
 
         Raises
         ------
         RepositoryExistsError
-            If ``root`` holds a repository (and ``exist_ok`` is false) or other files.
+            If ``root`` holds a repository (and ``exist_ok`` is false) or other
+            files, or the database holds a registry already.
         RepositoryError
-            If ``root`` is a list: repositories are created one at a time (and
-            then opened together with ``Butler([first, second])``).
+            If ``root`` is a list (repositories are created one at a time, then
+            opened together with ``Butler([first, second])``), or a URL, or
+            ``registry`` is not a password-less ``postgresql://`` URL, or its
+            database cannot be reached.
         """
         if not isinstance(root, (str, os.PathLike)):
             raise RepositoryError(
@@ -271,7 +288,7 @@ class Butler:
                 f"{root!r:.200}: create each with Butler.create(root), then read them in "
                 "order with Butler([first, second, ...]) (writes go to the first)"
             )
-        Repository.create(root, exist_ok=exist_ok)
+        Repository.create(root, exist_ok=exist_ok, registry=registry)
         return cls(root)
 
     def __repr__(self) -> str:

@@ -45,7 +45,9 @@ __all__ = ["REPACK_BELOW", "GcReport", "collect_garbage", "put_guard", "remember
 
 # The generation each identity cache last saw: a put whose generation differs
 # makes the cache forget the digests it remembered (a sweep may have deleted them).
-_seen: weakref.WeakKeyDictionary[ObjectCache, bytes] = weakref.WeakKeyDictionary()
+# Per cache, the generation of each repository it serves (a chain of repositories
+# shares one cache: each repository's generation is its own).
+_seen: weakref.WeakKeyDictionary[ObjectCache, dict[str, bytes]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -115,14 +117,16 @@ def remember_generation(blobs: LocalBlobStore, cache: ObjectCache) -> None:
     Read under the shared lock, so a sweep in progress finishes first: what
     the cache loads afterwards was stored after that sweep.
     """
-    if cache not in _seen:
+    root = str(blobs.root)
+    seen = _seen.setdefault(cache, {})
+    if root not in seen:
         try:
-            with writer_guard(str(blobs.root)) as generation:
-                _seen.setdefault(cache, generation)
+            with writer_guard(root) as generation:
+                seen.setdefault(root, generation)
         except OSError:
             # A repository this process may not write (read-only files): no put
             # will run here, and what the generation file says is enough to read.
-            _seen.setdefault(cache, read_generation(str(blobs.root)))
+            seen.setdefault(root, read_generation(root))
 
 
 @contextlib.contextmanager
@@ -137,14 +141,16 @@ def put_guard(blobs: LocalBlobStore, cache: ObjectCache) -> Iterator[None]:
     BlobStoreError
         If the lock file cannot be opened or locked.
     """
+    root = str(blobs.root)
     with contextlib.ExitStack() as stack:
         try:
-            generation = stack.enter_context(writer_guard(str(blobs.root)))
+            generation = stack.enter_context(writer_guard(root))
         except OSError as exc:
             raise BlobStoreError(f"cannot take the gc lock of {blobs.root}: {exc}") from exc
-        if _seen.get(cache) != generation:
+        seen = _seen.setdefault(cache, {})
+        if seen.get(root) != generation:
             cache.forget_digests()
-            _seen[cache] = generation
+            seen[root] = generation
         yield
 
 

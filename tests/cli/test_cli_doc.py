@@ -28,7 +28,7 @@ def test_every_command_is_documented():
         assert f"$ compstore {name} " in text, name
 
 
-def test_doc_python_blocks_run_in_order(tmp_path, monkeypatch):
+def test_doc_python_blocks_run_in_order(tmp_path, monkeypatch, request):
     monkeypatch.chdir(tmp_path)
     for name, (visit, detector) in {"exp-1-2.fits": (1, 2), "a.fits": (2, 0), "b.fits": (2, 1)}.items():
         make_exposure(visit, detector, size=64).write_fits(tmp_path / name)
@@ -48,6 +48,10 @@ def test_doc_python_blocks_run_in_order(tmp_path, monkeypatch):
         if "run_demo" in code:
             code = code.replace("size=1024", "size=256")
         staged = None
+        if "postgresql://postgres@127.0.0.1:5432/survey" in code:
+            # `create --registry`: the doc's URL stands for the test session's own server.
+            url = request.getfixturevalue("postgres_url")
+            code = code.replace("postgresql://postgres@127.0.0.1:5432/survey", url)
         if "calexp:jointcal" in code:
             # the stage this block reads must exist: a jointcal run with one calexp
             exp = Butler("store", collections="raw").get("calexp", visit=1, detector=2)

@@ -10,10 +10,16 @@ import pytest
 from compstore.registry import CollectionType, DatasetRef, Registry
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    """An empty registry in a SQLite file."""
-    with Registry.create(tmp_path / "registry.sqlite3") as reg:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
+    """An empty registry: in a SQLite file, and in a PostgreSQL database."""
+    if request.param == "postgresql":
+        if request.node.get_closest_marker("sqlite_only"):
+            pytest.skip("SQLite-only: tests SQLite's own pragmas or files")
+        target: object = request.getfixturevalue("postgres_url")
+    else:
+        target = tmp_path / "registry.sqlite3"
+    with Registry.create(target) as reg:  # type: ignore[arg-type]
         yield reg
 
 

@@ -71,6 +71,7 @@ def test_unknown_schema_major_version(tmp_path: Path) -> None:
         Registry(path)
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_pragmas(registry: Registry) -> None:
     with registry._engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -611,6 +612,7 @@ def test_a_lookup_after_a_commit_reads_a_run_path_without_a_transaction(
         registry.find_dataset("calexp", {"visit": 2}, [5])  # type: ignore[list-item]
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("durable, level", [(True, 2), (False, 1)])
 def test_transaction_durability(registry: Registry, durable: bool, level: int) -> None:
     # SQLite's synchronous: 2 = FULL (fsync at each commit), 1 = NORMAL.

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import operator
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Union
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -169,9 +169,8 @@ def test_injection_attempts_fail_and_leave_db_intact(populated, where: str) -> N
     with pytest.raises(QueryError):
         registry.query_datasets("calexp", where)
     assert registry.count_datasets() == before
-    db = sqlite3.connect(registry._url.database)
-    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    db.close()
+    with registry._engine.connect() as conn:  # SQLite or PostgreSQL alike
+        tables = set(sa.inspect(conn).get_table_names())
     assert {"dataset", "dataset_type", "collection"} <= tables
 
 

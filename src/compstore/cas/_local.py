@@ -56,6 +56,7 @@ from compstore.cas._pack import (
     build_pack,
     pread_members,
 )
+from compstore.cas._pack_pg import PgPackIndex
 from compstore.cas._region import Region, normalize_region
 from compstore.cas._staging import SessionFolder, pack_lock, sweep_staging
 from compstore.cas._store import (
@@ -120,6 +121,9 @@ class LocalBlobStore(BlobStore):
     packs
         Write small components into packs (the module docstring). Readers of
         format 1 do not look in packs: a repository's format version decides.
+    pack_index
+        Where packed components are indexed, instead of ``packs.sqlite3``: the
+        registry database of a repository on PostgreSQL (`compstore.cas._pack_pg`).
 
     Raises
     ------
@@ -128,12 +132,19 @@ class LocalBlobStore(BlobStore):
     """
 
     def __init__(
-        self, root: str | os.PathLike[str], *, fsync: bool = True, packs: bool = False
+        self,
+        root: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        packs: bool = False,
+        pack_index: PgPackIndex | None = None,
     ) -> None:
         self._root = os.path.abspath(os.fspath(root))
         self._fsync = fsync
         self._packs_dir = os.path.join(self._root, "packs")
-        self._index: PackIndex | None = None
+        # The pack index: blobs/packs.sqlite3, or (a repository on PostgreSQL) the
+        # registry database's table, which every host sharing the repository sees.
+        self._index: PackIndex | PgPackIndex | None = pack_index if packs else None
         self._pending: dict[str, _Pending] = {}
         self._pending_bytes = 0
         self._retry_pack_at: int | None = None  # after a failed early pack write
@@ -161,7 +172,7 @@ class LocalBlobStore(BlobStore):
             self._init_layout(packs)
         except OSError as exc:
             raise BlobStoreError(f"cannot create the blob store at {self._root}: {exc}") from exc
-        if packs:
+        if packs and pack_index is None:
             index = os.path.join(self._root, "packs.sqlite3")
             try:
                 self._index = PackIndex(index, fsync=fsync)

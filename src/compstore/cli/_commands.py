@@ -62,10 +62,16 @@ def _butler_line(
 # -- create -------------------------------------------------------------------
 def _create_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exist-ok", action="store_true", help="succeed if the repository exists")
+    p.add_argument(
+        "--registry", metavar="URL", default=None,
+        help="a PostgreSQL database for the registry, postgresql://user@host:port/db "
+        "(no password: $PGPASSWORD or ~/.pgpass); default: SQLite inside the repository",
+    )
 
 
 def _create_code(args: argparse.Namespace) -> str:
     exist = ", exist_ok=True" if args.exist_ok else ""
+    exist += f", registry={args.registry!r}" if args.registry else ""
     return (
         _imports(args, "from compstore import Butler")
         + f"butler = Butler.create({args.repo!r}{exist})\n"

@@ -21,10 +21,11 @@ def make_url(target: str | os.PathLike[str] | sa.URL) -> sa.URL:
     A plain path is always a SQLite file (never parsed as a URL, so a path
     with ``:`` or ``?`` in it stays a path).
     """
-    if isinstance(target, sa.URL):
-        return target
     if isinstance(target, str) and target.startswith(_URL_PREFIXES):
-        return sa.make_url(target)
+        target = sa.make_url(target)
+    if isinstance(target, sa.URL):
+        # Plain ``postgresql:`` means psycopg 3 here (SQLAlchemy's default is psycopg2).
+        return target.set(drivername="postgresql+psycopg") if target.drivername == "postgresql" else target
     return sa.URL.create("sqlite", database=os.fspath(target))
 
 

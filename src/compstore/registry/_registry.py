@@ -42,6 +42,7 @@ from ._dimensions import (
 )
 from ._definitions import DatasetTypeDefinition, definition_table, read_definitions
 from ._engine import damaged_registry_error, is_sqlite, make_engine, make_url, set_durability
+from ._postgres import PgWatcher, bump_generation, copy_rows
 from ._schema import (
     SCHEMA_VERSION,
     add_dimension_column,
@@ -248,7 +249,7 @@ class Registry:
     """
 
     # Set lazily (read through getattr with a default), declared here for typing.
-    _watcher: sqlite3.Connection | None
+    _watcher: sqlite3.Connection | PgWatcher | None
 
     def __init__(self, target: str | os.PathLike[str] | sa.URL, *, _create: bool = False) -> None:
         self._url = make_url(target)
@@ -315,6 +316,8 @@ class Registry:
                     [{"key": "schema_version", "value": SCHEMA_VERSION},
                      {"key": _CATALOG_KEY, "value": "0"}],
                 )
+                if conn.dialect.name == "postgresql":
+                    bump_generation(conn, md.tables["registry_meta"])  # the change counter's row
                 conn.execute(
                     md.tables["dimension"].insert(),
                     [{"name": n, "value_type": t} for n, t in BUILTIN_DIMENSIONS.items()],
@@ -350,7 +353,9 @@ class Registry:
 
         Layers above use it to validate their own caches of lookups in a few
         microseconds. SQLite's ``PRAGMA data_version`` read on a connection of
-        its own; None for other databases (then nothing may be cached).
+        its own; on PostgreSQL the registry's own generation row, which every
+        writing transaction bumps (``registry/_postgres.py``); None for an
+        in-memory SQLite database (then nothing may be cached).
 
         It is also where this registry validates its own caches (dataset types,
         collections): when the number has changed since the last call, the
@@ -358,6 +363,8 @@ class Registry:
         transaction changed the catalog. So a caller that checks this number
         before using its own cache has validated both with one query.
         """
+        if self._url.get_backend_name() == "postgresql":
+            return self._pg_data_version()
         if not is_sqlite(self._url) or not self._url.database:
             return None
         with self._lock:
@@ -368,7 +375,7 @@ class Registry:
                 watcher = sqlite3.connect(self._url.database, check_same_thread=False)
                 self._watcher = watcher
             try:
-                version = int(watcher.execute("PRAGMA data_version").fetchone()[0])
+                version = int(watcher.execute("PRAGMA data_version").fetchone()[0])  # type: ignore[index]
                 row = None
                 if version != self._version_seen:
                     # Read after data_version: the catalog seen is at least as new as the
@@ -383,6 +390,18 @@ class Registry:
                 raise error from exc
             if version != self._version_seen:
                 self._check_catalog(row[0] if row is not None else None)
+                self._version_seen = version
+            return version
+
+    def _pg_data_version(self) -> int:
+        """`data_version` on PostgreSQL: the generation and catalog in one round trip."""
+        with self._lock:
+            watcher = self._watcher
+            if watcher is None:
+                watcher = self._watcher = PgWatcher(self._url)
+            version, catalog = watcher.state()  # type: ignore[union-attr]
+            if version != self._version_seen:
+                self._check_catalog(catalog)
                 self._version_seen = version
             return version
 
@@ -483,6 +502,9 @@ class Registry:
                     with conn.begin():
                         yield conn
                         self._check_not_broken()  # never commit what is left of a lost one
+                        if conn.dialect.name == "postgresql":
+                            # Last, so writers queue on the row only while committing.
+                            bump_generation(conn, self._t["registry_meta"])
                 finally:
                     self._local.conn = None
                     self._local.broken = False
@@ -2117,6 +2139,8 @@ def _bulk_inserter(
     bind processor). Elsewhere, plain SQLAlchemy executemany.
     """
     dialect = conn.dialect
+    if dialect.name == "postgresql":
+        return (lambda rows: copy_rows(conn, table.name, names, rows)), (lambda value: value)
     if dialect.name == "sqlite":
         key = tuple(names)
         if key not in plans:

@@ -3,6 +3,9 @@
 ``compstore.testing.sky`` makes sky-like exposures and catalogs;
 ``compstore.testing.blobstore`` holds ``BlobStoreTests``, the conformance suite
 every blob-store backend passes (third-party backends subclass it too);
+``compstore.testing.registry`` holds ``RegistryTests``, the registry conformance suite
+(run on SQLite and PostgreSQL); ``compstore.testing.postgres.PostgresServer`` starts a
+throw-away PostgreSQL server on loopback;
 ``compstore.testing.repository.copy_repository`` copies a filled repository
 (for fixtures that start from a template).
 """

@@ -1,0 +1,140 @@
+"""A repository whose registry is a PostgreSQL database (issue 16), on a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import psycopg
+import pytest
+
+from compstore import Butler
+from compstore.cli import main
+from compstore.errors import RepositoryError, RepositoryExistsError
+from compstore.registry import CollectionType, Registry
+
+
+@pytest.fixture
+def shared(tmp_path, postgres_url):
+    """A repository folder whose registry is a fresh PostgreSQL database."""
+    root = tmp_path / "repo"
+    Butler.create(root, registry=postgres_url)
+    return root, postgres_url
+
+
+def test_create_records_url_and_round_trips(shared):
+    root, url = shared
+    config = json.loads((root / "compstore.json").read_text())
+    assert config["registry"] == url and config["version"] == "2.1"
+    butler = Butler(root, run="sfm")
+    butler.register_dataset_type("x", ("visit",), "Array")
+    small, large = np.arange(10), np.arange(300_000, dtype="f8")  # packed / own folder
+    butler.put(small, "x", visit=1)
+    butler.put(large, "x", visit=2)
+    butler.blobs.sync()
+    reader = Butler(root, collections="sfm")
+    np.testing.assert_array_equal(reader.get("x", visit=1), small)
+    np.testing.assert_array_equal(reader.get("x", visit=2), large)
+    # Nothing shared lives in a local SQLite file: the registry and the pack index
+    # are in the database.
+    files = {p.name for p in root.rglob("*")}
+    assert "registry.sqlite3" not in files and "packs.sqlite3" not in files
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM dataset").fetchone()[0] == 2
+        assert conn.execute("SELECT count(*) FROM pack_member").fetchone()[0] >= 1
+
+
+def test_packed_component_found_by_a_fresh_process_view(shared):
+    # Another host sees the pack index through the database, not a local file.
+    root, url = shared
+    butler = Butler(root, run="sfm")
+    butler.register_dataset_type("x", ("visit",), "Array")
+    butler.put(np.arange(7), "x", visit=1)
+    butler.blobs.sync()
+    from compstore.cas import LocalBlobStore
+    from compstore.cas._pack_pg import PgPackIndex
+    from compstore.registry._postgres import conninfo
+    from compstore.registry._engine import make_url
+
+    other = LocalBlobStore(root / "blobs", packs=True, pack_index=PgPackIndex(conninfo(make_url(url))))
+    digests = list(other.iter_arrays())
+    assert digests and all(other.has_array(d) for d in digests)
+
+
+@pytest.mark.parametrize("where", ["create", "open"])
+def test_url_where_a_folder_is_expected_is_refused(postgres_url, tmp_path, where):
+    call = Butler.create if where == "create" else Butler
+    with pytest.raises(RepositoryError, match=r"registry='postgresql://") as info:
+        call(postgres_url)
+    assert "--registry" in str(info.value)
+    assert not os.path.exists("postgresql:")  # no folder named after the URL
+    with psycopg.connect(postgres_url) as conn:  # and the database stays empty
+        assert conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()[0] == 0
+
+
+def test_cli_create_with_registry_and_refusal(tmp_path, postgres_url, capsys):
+    root = str(tmp_path / "cli")
+    assert main(["create", "--repo", root, "--registry", postgres_url]) == 0
+    assert json.loads((tmp_path / "cli" / "compstore.json").read_text())["registry"] == postgres_url
+    assert main(["register-dataset-type", "--repo", root, "calexp", "visit", "Exposure"]) == 0
+    assert Registry(postgres_url).get_dataset_type("calexp").dimensions == ("visit",)
+    capsys.readouterr()
+    assert main(["create", "--repo", postgres_url]) == 1
+    err = capsys.readouterr().err
+    assert "is a URL, not a repository folder" in err and "--registry" in err
+    assert "Traceback" not in err
+
+
+def test_password_never_reaches_the_config(tmp_path, postgres_url):
+    with_password = postgres_url.replace("postgres@", "postgres:secret@")
+    with pytest.raises(RepositoryError, match=r"PGPASSWORD"):
+        Butler.create(tmp_path / "r", registry=with_password)
+    assert not (tmp_path / "r" / "compstore.json").exists()
+
+
+@pytest.mark.parametrize("bad", ["mysql://u@h/db", "sqlite:///x.db", "postgresql://u@127.0.0.1:5"])
+def test_other_urls_are_refused(tmp_path, bad):
+    with pytest.raises(RepositoryError, match="postgresql://user@host:port/db|names no database"):
+        Butler.create(tmp_path / "r", registry=bad)
+
+
+def test_unreachable_database_is_a_clean_error(tmp_path, postgres_server):
+    url = postgres_server.url("no_such_database")
+    with pytest.raises(RepositoryError, match="cannot reach the registry database"):
+        Butler.create(tmp_path / "r", registry=url)
+
+
+def test_second_repository_in_one_database_is_refused(shared, tmp_path):
+    _, url = shared
+    with pytest.raises(RepositoryExistsError, match="registry exists already"):
+        Butler.create(tmp_path / "second", registry=url)
+
+
+def test_memo_sees_another_process_commit(shared):
+    """The generation row: a commit through another connection drops the data-ID memo.
+
+    Without the bump in each writing transaction the reader would keep answering
+    from its memo (the first collection's dataset) after the chain changed.
+    """
+    root, url = shared
+    butler = Butler(root, run="a")
+    butler.register_dataset_type("x", ("visit",), "Array")
+    butler.put(np.zeros(3), "x", visit=1)
+    reader = Butler(root, collections="chain")
+    other = Registry(url)  # another registry object: its own connections, as another host
+    try:
+        other.register_run("b")
+        other.register_collection("chain", CollectionType.CHAINED)
+        other.set_chain("chain", ["a"])
+        first = reader.find_dataset("x", visit=1)
+        assert first.run == "a" and reader.find_dataset("x", visit=1) is first  # memo hit
+        before = reader.registry.data_version()
+        ref = other.insert_dataset("x", {"visit": 1}, "b", first.manifest)
+        other.set_chain("chain", ["b", "a"])
+        assert reader.registry.data_version() != before
+        assert reader.find_dataset("x", visit=1).id == ref.id
+    finally:
+        other.close()
