@@ -314,3 +314,36 @@ def test_bad_roots_are_refused(catalogs, archive, tmp_path):
 
     with pytest.raises(RepositoryNotFoundError):
         Butler([catalogs, tmp_path / "nothing"])
+
+
+def test_component_path_is_in_the_repository_that_holds_the_dataset(catalogs, archive, sky):
+    """calexp is in B only: its image folder is B's, and stock zarr reads the pixels."""
+    zarr = pytest.importorskip("zarr")
+    chain = Butler([catalogs, archive], collections=["sfm"])
+    path = chain.component_path("calexp.image", visit=1, detector=0)
+    assert str(path).startswith(str(archive))
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[:], sky(1, 0)[0].image)
+    with pytest.raises(DatasetNotFoundError):
+        chain.component_path("calexp.image", visit=9, detector=0)
+
+
+def test_subset_and_transfer_from_a_chain_copy_from_each_repository(catalogs, archive, tmp_path):
+    """A chain as the source: src from A (first wins), calexp from B; the copy verifies alone."""
+    rerun = Butler(catalogs, run="rerun", fsync=False)
+    rerun.put(Butler(archive, collections=["sfm"]).get("src", visit=1, detector=0), "src",
+              visit=1, detector=0)
+    chain = Butler([catalogs, archive], collections=["sfm"])
+    sub = chain.subset(tmp_path / "sub", dataset_types=["src", "calexp"], where="visit = 1")
+    want = {(r.dataset_type, r.id) for t in ("src", "calexp")
+            for r in chain.query_datasets(t, where="visit = 1")}
+    got = {(r.dataset_type, r.id) for t in ("src", "calexp")
+           for r in sub.query_datasets(t, collections=["sfm"])}
+    assert got == want and any(t == "calexp" for t, _ in got)
+    assert sub.verify(deep=True).ok
+    dest = Butler.create(tmp_path / "dest")
+    report = dest.transfer_from(chain, chain.query_datasets("calexp"))
+    assert report.datasets == len(DATA_IDS) and report.bytes_written > 0
+    assert dest.transfer_from(chain, chain.query_datasets("calexp")).bytes_written == 0
+    foreign = Butler(rerun.root, collections=["rerun"]).find_dataset("src", visit=1, detector=0)
+    with pytest.raises(DatasetNotFoundError, match="none of the repositories"):
+        dest.transfer_from(Butler([archive, Butler.create(tmp_path / "empty").root]), [foreign])

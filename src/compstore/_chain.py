@@ -600,6 +600,62 @@ class ChainedButler(Butler):
             "holds the dataset to the chain"
         )
 
+    def split_by_repository(self, refs: Iterable[DatasetRef]) -> list[tuple[Butler, list[DatasetRef]]]:
+        """Group ``refs`` by the first repository holding each (same UUID and manifest).
+
+        What `Butler.transfer_from` and `Butler.subset` copy from a chain: each
+        repository copies the datasets it holds, with their closure (the first
+        repository is self-contained; so is every plain repository).
+
+        Raises
+        ------
+        DatasetNotFoundError
+            If a ref is in none of the repositories.
+        """
+        groups: dict[int, list[DatasetRef]] = {}
+        for ref in refs:
+            for i, member in enumerate(self._members):
+                have = member.registry.get_dataset(ref.id)
+                if have is not None and have.manifest == ref.manifest:
+                    groups.setdefault(i, []).append(ref)
+                    break
+            else:
+                raise DatasetNotFoundError(
+                    f"{ref.dataset_type} {dict(ref.data_id)} (ID {ref.id}) is in none of the "
+                    f"repositories {[str(r) for r in self.roots]}; pass refs found through this Butler"
+                )
+        return [(self._members[i], groups[i]) for i in sorted(groups)]
+
+    def _located(
+        self,
+        name: str,
+        data_id: Mapping[str, Any] | None,
+        collections: str | Sequence[str] | None,
+        kwargs: Mapping[str, Any],
+    ) -> tuple[Butler, list[str] | None]:
+        """The repository `find_dataset` answers from, and its search path there."""
+        failures: list[CompstoreError] = []
+        for member, search in zip(self._members, self._paths_for(name, collections), strict=True):
+            try:
+                if isinstance(search, CompstoreError):
+                    raise search
+                member.find_dataset(name, data_id, collections=search, **kwargs)
+                return member, search
+            except _NOT_HERE as exc:
+                failures.append(exc)
+        raise self._nowhere(f"{name} {dict({**(data_id or {}), **kwargs})}", failures)
+
+    def component_path(
+        self, name: str, data_id: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Path:
+        """The zarr folder of an array component, in the repository that holds the dataset.
+
+        See `Butler.component_path`.
+        """
+        collections = kwargs.pop("collections", None)
+        member, search = self._located(name, data_id, collections, kwargs)
+        return member.component_path(name, data_id, collections=search, **kwargs)
+
     def _in_first(self, dataset_id: str) -> bool:
         try:
             return self.registry.get_dataset(uuid.UUID(dataset_id)) is not None

@@ -356,6 +356,15 @@ def copy_datasets(
     """
     dest._check_writeable()
     chosen = list({ref.id: ref for ref in refs}.values())
+    split = getattr(source, "split_by_repository", None)
+    if split is not None:  # a chain of repositories: each copies what it holds
+        names = list(dataset_types)
+        reports = []
+        for member, part in split(chosen):
+            known = {t.name for t in member.registry.dataset_types()}
+            reports.append(copy_datasets(member, dest, part, progress=progress,
+                                         dataset_types=[n for n in names if n in known]))
+        return _merged(reports)
     for ref in chosen:
         have = source.registry.get_dataset(ref.id)
         if have is None or have.manifest != ref.manifest:
@@ -388,6 +397,20 @@ def copy_datasets(
         components_written=written,
         bytes_written=nbytes,
         closure_bytes=total,
+        collections=tuple(collections),
+    )
+
+
+def _merged(reports: Sequence[TransferReport]) -> TransferReport:
+    """One report for copies made one source repository after another."""
+    collections = dict.fromkeys(c for r in reports for c in r.collections)
+    return TransferReport(
+        refs=tuple(ref for r in reports for ref in r.refs),
+        datasets=sum(r.datasets for r in reports),
+        components=sum(r.components for r in reports),
+        components_written=sum(r.components_written for r in reports),
+        bytes_written=sum(r.bytes_written for r in reports),
+        closure_bytes=sum(r.closure_bytes for r in reports),
         collections=tuple(collections),
     )
 
