@@ -73,3 +73,27 @@ def test_newer_minor_versions_of_both_majors_open_read_only(tmp_path):
         config.write_text(json.dumps({**json.loads(config.read_text()), "version": version}))
         with pytest.raises(ReadOnlyRepositoryError):
             Butler(root).register_dataset_type("x", ("visit",), "Wcs")
+
+
+def test_create_without_fsync_makes_the_same_repository(tmp_path, monkeypatch):
+    """fsync=False creates the same files and a Butler that does not fsync; nothing is lost in-process."""
+    import os
+
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    fast = Butler.create(tmp_path / "fast", fsync=False)
+    fast_calls = len(calls)
+    calls.clear()
+    Butler.create(tmp_path / "slow")
+    assert fast_calls < len(calls) / 10  # the config alone, not 512 folders and 256 group files
+    assert fast.blobs.fsync is False
+    listing = {p.relative_to(tmp_path / "slow") for p in (tmp_path / "slow").rglob("*")
+               if ".sqlite3" not in p.name}
+    assert {p.relative_to(tmp_path / "fast") for p in (tmp_path / "fast").rglob("*")
+            if ".sqlite3" not in p.name} == listing
+    writer = Butler(fast.root, run="r", fsync=False)
+    writer.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    exposure = make_exposure(1, 0, size=32)
+    writer.put(exposure, "calexp", visit=1, detector=0)
+    assert Butler(fast.root).verify(deep=True).ok

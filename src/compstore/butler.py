@@ -255,7 +255,12 @@ class Butler:
     # -- creation -------------------------------------------------------------
     @classmethod
     def create(
-        cls, root: str | os.PathLike[str], *, exist_ok: bool = False, registry: str | None = None
+        cls,
+        root: str | os.PathLike[str],
+        *,
+        exist_ok: bool = False,
+        registry: str | None = None,
+        fsync: bool = True,
     ) -> Butler:
         """Create a new, empty repository in ``root`` and return a Butler on it.
 
@@ -270,6 +275,11 @@ class Butler:
             opens the repository: ``postgresql://user@host:port/db``, without a
             password (libpq reads ``$PGPASSWORD`` or ``~/.pgpass``). Default: the
             SQLite file inside ``root``. See ``docs/registry.md``.
+        fsync : `bool`, optional
+            Flush what is created (and, on the returned Butler, what is written)
+            to disk file by file. ``False`` makes a create about twice as fast
+            (the 512 fan-out folders are most of its time) at the price of
+            durability across a power cut: for scratch repositories and tests.
 
         Raises
         ------
@@ -288,8 +298,8 @@ class Butler:
                 f"{root!r:.200}: create each with Butler.create(root), then read them in "
                 "order with Butler([first, second, ...]) (writes go to the first)"
             )
-        Repository.create(root, exist_ok=exist_ok, registry=registry)
-        return cls(root)
+        Repository.create(root, exist_ok=exist_ok, registry=registry, fsync=fsync)
+        return cls(root, fsync=fsync)
 
     def __repr__(self) -> str:
         return f"Butler({str(self.root)!r}, run={self.run!r}, collections={self.collections!r})"

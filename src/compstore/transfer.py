@@ -452,8 +452,7 @@ def subset(
     from .butler import Butler
 
     refs, names = _chosen(source, dataset_types, where, collections)  # bad input: before creating
-    Butler.create(dest)
-    target = Butler(dest, fsync=source.blobs.fsync)
+    target = Butler.create(dest, fsync=source.blobs.fsync)
     return target, copy_datasets(source, target, refs, dataset_types=names, progress=progress)
 
 
