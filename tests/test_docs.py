@@ -20,3 +20,13 @@ def test_doc_blocks_run(page, tmp_path, monkeypatch):
     namespace: dict = {}
     for i, code in enumerate(blocks):
         exec(compile(code, f"{page} block {i}", "exec"), namespace)
+
+
+def test_no_merge_conflict_markers_in_docs_or_code():
+    """A merge left markers in concepts.md once: the prose ran, so nothing else caught it."""
+    root = DOCS.parent
+    texts = [*root.glob("*.md"), *DOCS.glob("*.md"), *(root / "benchmarks").glob("*.md"),
+             *(root / "src").rglob("*.py"), *(root / "tests").rglob("*.py"), root / "pyproject.toml"]
+    marker = re.compile(r"^(<{7} |>{7} |={7}$)", re.M)
+    bad = [str(p.relative_to(root)) for p in texts if marker.search(p.read_text(errors="replace"))]
+    assert not bad, f"merge conflict markers in: {bad}"
