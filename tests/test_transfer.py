@@ -149,3 +149,29 @@ def test_transfer_from_a_repository_written_without_fsync(source, tmp_path):
     source.transfer_from(scratch, scratch.query_datasets("src"))
     assert len(source.get("src", visit=3, detector=0)) == len(scratch.get("src", visit=3, detector=0))
     assert source.verify(deep=True).ok
+
+
+def test_a_transfer_waits_for_a_running_gc_of_the_destination(source, tmp_path):
+    """The copy holds the destination's gc lock shared: a sweep in progress finishes first,
+    and none can start between its existence checks and its registry rows."""
+    import threading
+    import time
+
+    from compstore.cas._gclock import sweep_guard
+
+    dest = Butler.create(tmp_path / "dest")
+    done = threading.Event()
+
+    def copy() -> None:
+        dest.transfer_from(source, source.query_datasets("src"))
+        done.set()
+
+    with sweep_guard(str(dest.blobs.root), bump=False):
+        worker = threading.Thread(target=copy)
+        worker.start()
+        time.sleep(0.5)
+        assert not done.is_set()  # waiting for the sweep
+    worker.join(timeout=60)
+    assert done.is_set()
+    assert len(dest.query_datasets("src", collections=["sfm"])) == 4
+    assert dest.verify(deep=True).ok

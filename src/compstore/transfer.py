@@ -40,6 +40,7 @@ from .cas._local import _Pending
 from .cas._pack import KIND_ARRAY, KIND_DOCUMENT, PACK_MAX_BYTES, PackedMember
 from .cas._sums import SUMS_NAME
 from .errors import BlobStoreError, ConflictingDatasetError, DatasetNotFoundError
+from .gc import put_guard
 from .registry import CollectionType, DatasetRef, DatasetType
 
 if TYPE_CHECKING:
@@ -375,21 +376,24 @@ def copy_datasets(
     src, dst = source.blobs, dest.blobs
     if not isinstance(src, LocalBlobStore) or not isinstance(dst, LocalBlobStore):
         raise BlobStoreError("datasets are copied between local repositories only")
-    needed = closure(source, chosen)
-    written = nbytes = total = 0
-    # Documents first, arrays after, in digest order: each kind's reads walk its
-    # fan-out folders in order; manifests before nothing (no row names them yet).
-    order = sorted(needed.items(), key=lambda item: (item[1], item[0]))
-    for digest, kind in progress_bar(
-        order, enabled=progress, desc="copy components", unit="component", total=len(order)
-    ):
-        total += src.stored_bytes(digest)
-        n = copy_component(src, dst, digest, kind)
-        if n:
-            written += 1
-            nbytes += n
-    dst.sync()  # every component durable before any row names it
-    out, added, collections = _insert(source, dest, chosen, dataset_types)
+    # The destination's gc lock, shared, from the first existence check to the rows:
+    # no sweep deletes a component this copy skipped (the destination had it) or wrote.
+    with put_guard(dst, dest.cache):
+        needed = closure(source, chosen)
+        written = nbytes = total = 0
+        # Documents first, arrays after, in digest order: each kind's reads walk its
+        # fan-out folders in order; manifests before nothing (no row names them yet).
+        order = sorted(needed.items(), key=lambda item: (item[1], item[0]))
+        for digest, kind in progress_bar(
+            order, enabled=progress, desc="copy components", unit="component", total=len(order)
+        ):
+            total += src.stored_bytes(digest)
+            n = copy_component(src, dst, digest, kind)
+            if n:
+                written += 1
+                nbytes += n
+        dst.sync()  # every component durable before any row names it
+        out, added, collections = _insert(source, dest, chosen, dataset_types)
     return TransferReport(
         refs=tuple(out),
         datasets=added,
