@@ -138,3 +138,22 @@ def test_memo_sees_another_process_commit(shared):
         assert reader.find_dataset("x", visit=1).id == ref.id
     finally:
         other.close()
+
+
+def test_remove_and_gc_on_a_postgresql_repository(shared):
+    """gc works with the pack index in the database: it frees what remove left, keeps the rest."""
+    root, url = shared
+    butler = Butler(root, run="sfm")
+    butler.register_dataset_type("x", ("visit",), "Array")
+    kept, dropped = np.arange(10), np.arange(20, 60)  # one pack, mostly dropped: rewritten
+    big = np.arange(300_000, dtype="f8")  # its own folder
+    butler.put_many([(kept, "x", {"visit": 1}), (dropped, "x", {"visit": 2})])
+    butler.put(big, "x", visit=3)
+    butler.remove(butler.query_datasets("x", where="visit IN (2, 3)", collections="sfm"))
+    report = butler.gc()
+    assert report.components >= 2 and report.packs_rewritten == 1, report
+    assert not (root / "blobs" / "packs.sqlite3").exists()  # the index is the database's
+    reader = Butler(root, collections="sfm")
+    np.testing.assert_array_equal(reader.get("x", visit=1), kept)
+    assert reader.verify(deep=True).ok
+    assert butler.gc().components == 0  # nothing more to free

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import sys
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
@@ -199,7 +200,9 @@ def collect_garbage(
                 _compact_index(blobs)
         if not dry_run:
             registry.compact()  # rows removed since the last gc leave free pages and WAL
-    except OSError as exc:
+    except Exception as exc:
+        if not isinstance(exc, _store_errors()):
+            raise
         raise BlobStoreError(
             f"gc of {blobs.root} stopped: {exc}; what it did so far is consistent, "
             "run gc again"
@@ -217,6 +220,16 @@ def collect_garbage(
         seconds=time.perf_counter() - start,
         dry_run=dry_run,
     )
+
+
+def _store_errors() -> tuple[type[Exception], ...]:
+    """What a sweep may raise about the store or its pack index (reported as BlobStoreError).
+
+    psycopg's errors only if psycopg is loaded already (a pack index in PostgreSQL
+    imported it): ``import compstore`` does not pay for importing it.
+    """
+    psycopg = sys.modules.get("psycopg")
+    return (OSError, sqlite3.Error) + ((psycopg.Error,) if psycopg is not None else ())
 
 
 def _mark(blobs: LocalBlobStore, manifests: Iterable[str], live: set[str], progress: bool) -> None:
@@ -261,7 +274,12 @@ def _entries(blobs: LocalBlobStore, digest: str, top: str) -> Iterable[Mapping[s
 
 
 def _compact_index(blobs: LocalBlobStore) -> None:
-    """Give the space of the pack index's deleted rows back (VACUUM; the WAL truncated)."""
+    """Give the space of the pack index's deleted rows back (VACUUM; the WAL truncated).
+
+    A pack index in PostgreSQL is left to the server's autovacuum.
+    """
+    if blobs.pack_index_conninfo() is not None:
+        return
     conn = sqlite3.connect(str(blobs.root / "packs.sqlite3"), isolation_level=None)
     try:
         conn.execute("PRAGMA busy_timeout = 60000")

@@ -203,6 +203,10 @@ class LocalBlobStore(BlobStore):
         """Whether small components are written into packs."""
         return self._index is not None
 
+    def pack_index_conninfo(self) -> str | None:
+        """The PostgreSQL database holding the pack index, or None (``packs.sqlite3``, or no packs)."""
+        return self._index.conninfo if isinstance(self._index, PgPackIndex) else None
+
     # f-strings, not os.path.join: these run for every component read (the roots are
     # absolute and normalised, digests checked: nothing to join carefully).
     def _array_path(self, digest: str) -> str:

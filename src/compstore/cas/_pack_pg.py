@@ -55,6 +55,11 @@ class PgPackIndex:
         with self._lock:
             self._connection().execute(_SCHEMA)
 
+    @property
+    def conninfo(self) -> str:
+        """The libpq connection URI of the database (no password)."""
+        return self._conninfo
+
     def _connection(self) -> Any:
         if self._conn is None or self._pid != os.getpid() or self._conn.closed:
             import psycopg

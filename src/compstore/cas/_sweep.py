@@ -243,9 +243,74 @@ class _Index:
                 os.unlink(path)
         self.after_commit = []
 
+    def pack_names(self) -> set[str]:
+        """The packs some row names (after `commit`)."""
+        return {r[0] for r in self.write.execute("SELECT DISTINCT pack FROM member")}
+
     def close(self) -> None:
         self.read.close()
         self.write.close()
+
+
+class _PgIndex:
+    """`_Index` on the table ``pack_member`` of a PostgreSQL pack index (`PgPackIndex`)."""
+
+    def __init__(self, conninfo: str) -> None:
+        import psycopg
+
+        self.read: Any = psycopg.connect(conninfo)  # a transaction: one snapshot to stream
+        self.write: Any = psycopg.connect(conninfo)
+        self.deletes: list[str] = []
+        self.moves: list[tuple[Any, ...]] = []
+        self.after_commit: list[str] = []
+
+    def pending(self) -> int:
+        return len(self.deletes) + len(self.moves)
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        with self.read.cursor(name="compstore_gc_rows") as cursor:  # server-side, streamed
+            cursor.itersize = 1000
+            cursor.execute(f"SELECT {_COLUMNS} FROM pack_member ORDER BY pack")
+            yield from cursor
+
+    def commit(self) -> None:
+        if self.deletes or self.moves:
+            with self.write.transaction():
+                with self.write.cursor() as cur:
+                    cur.executemany(
+                        "DELETE FROM pack_member WHERE digest = %s", [(d,) for d in self.deletes]
+                    )
+                    cur.executemany(
+                        f"INSERT INTO pack_member ({_COLUMNS}) VALUES "
+                        "(%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (digest) DO UPDATE SET "
+                        "kind = EXCLUDED.kind, pack = EXCLUDED.pack, "
+                        "data_offset = EXCLUDED.data_offset, data_size = EXCLUDED.data_size, "
+                        "meta_offset = EXCLUDED.meta_offset, meta_size = EXCLUDED.meta_size, "
+                        "key = EXCLUDED.key",
+                        self.moves,
+                    )
+        self.deletes, self.moves = [], []
+        for path in self.after_commit:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self.after_commit = []
+
+    def pack_names(self) -> set[str]:
+        with self.write.transaction(), self.write.cursor() as cur:
+            cur.execute("SELECT DISTINCT pack FROM pack_member")
+            return {r[0] for r in cur.fetchall()}
+
+    def close(self) -> None:
+        self.read.close()
+        self.write.close()
+
+
+def _open_index(blobs: LocalBlobStore) -> _Index | _PgIndex:
+    """The sweep's view of ``blobs``'s pack index: its SQLite file, or its PostgreSQL table."""
+    conninfo = blobs.pack_index_conninfo()
+    if conninfo is not None:
+        return _PgIndex(conninfo)
+    return _Index(os.path.join(str(blobs.root), "packs.sqlite3"), blobs.fsync)
 
 
 def _sweep_packs(
@@ -257,7 +322,7 @@ def _sweep_packs(
 ) -> None:
     root = str(blobs.root)
     packs_dir = os.path.join(root, "packs")
-    index = _Index(os.path.join(root, "packs.sqlite3"), blobs.fsync)
+    index = _open_index(blobs)
     named: set[str] = set()
     try:
         rows = groupby(index.rows(), key=lambda r: r[2])
@@ -273,7 +338,7 @@ def _sweep_packs(
             index.commit()
             # Packs no row names: a writer killed between renaming and indexing,
             # or a gc killed between moving rows and deleting the old pack.
-            named = {r[0] for r in index.write.execute("SELECT DISTINCT pack FROM member")}
+            named = index.pack_names()
     finally:
         index.close()
     for group in _groups(packs_dir):
@@ -290,7 +355,7 @@ def _sweep_packs(
 
 def _sweep_pack(
     blobs: LocalBlobStore,
-    index: _Index,
+    index: _Index | _PgIndex,
     pack: str,
     members: list[tuple[Any, ...]],
     live: Collection[str],
@@ -330,7 +395,7 @@ def _nbytes(row: tuple[Any, ...]) -> int:
 
 def _repack(
     blobs: LocalBlobStore,
-    index: _Index,
+    index: _Index | _PgIndex,
     old: str,
     kept: list[tuple[Any, ...]],
     own: SessionFolder | None,
