@@ -157,3 +157,23 @@ def test_remove_and_gc_on_a_postgresql_repository(shared):
     np.testing.assert_array_equal(reader.get("x", visit=1), kept)
     assert reader.verify(deep=True).ok
     assert butler.gc().components == 0  # nothing more to free
+
+
+def test_subset_and_transfer_between_sqlite_and_postgresql(shared, tmp_path, postgres_server):
+    """Copies as stored work in both directions, packed members included, and verify clean."""
+    from compstore.testing.sky import make_catalog, make_exposure
+
+    root, _ = shared
+    writer = Butler(root, run="sfm")
+    writer.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    writer.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+    exposure = make_exposure(1, 0, size=64)
+    writer.put_many([(exposure, "calexp", {"visit": 1, "detector": 0}),
+                     (make_catalog(exposure), "src", {"visit": 1, "detector": 0})])
+    local = Butler(root).subset(tmp_path / "local", dataset_types=["src"])  # PostgreSQL -> SQLite
+    assert local.verify(deep=True).ok
+    assert Butler(local.root, collections="sfm").get("src", visit=1, detector=0).wcs == exposure.wcs
+    back = Butler.create(tmp_path / "back", registry=postgres_server.new_database())  # SQLite -> PG
+    report = back.transfer_from(local, local.query_datasets("src"))
+    assert report.datasets == 1 and back.verify(deep=True).ok
+    assert back.transfer_from(local, local.query_datasets("src")).bytes_written == 0
