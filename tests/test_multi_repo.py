@@ -347,3 +347,22 @@ def test_subset_and_transfer_from_a_chain_copy_from_each_repository(catalogs, ar
     foreign = Butler(rerun.root, collections=["rerun"]).find_dataset("src", visit=1, detector=0)
     with pytest.raises(DatasetNotFoundError, match="none of the repositories"):
         dest.transfer_from(Butler([archive, Butler.create(tmp_path / "empty").root]), [foreign])
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_pipeline_on_a_chain_reads_both_and_writes_the_first(catalogs, archive, jobs):
+    """Worker processes open the same chain: calexps from B, srcs from A, outputs into A."""
+    from compstore.pipeline import Pipeline, execute
+
+    chain = Butler([catalogs, archive], collections=["sfm"], run="jointcal", fsync=False)
+    # The sky fixture's exposures are small: a linear fit on a few sources will do.
+    pipeline = Pipeline.from_dict(
+        {"tasks": {"jointcal": {"class": "jointcal", "config": {"order": 1, "min_sources": 3}}}}
+    )
+    report = execute(pipeline, chain, jobs=jobs)
+    assert report.exit_status == 0 and not report.failed and report.succeeded, report
+    alone = Butler(catalogs, collections=["jointcal"])
+    outputs = alone.query_datasets("calexp")
+    assert len(outputs) == len(DATA_IDS)
+    assert alone.verify(deep=True).ok  # self-contained: the pixels were copied into A
+    assert _contents(archive)[2] == sorted(map(str, Butler(archive)._all_refs()))

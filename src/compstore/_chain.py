@@ -587,6 +587,41 @@ class ChainedButler(Butler):
             raise self._nowhere(f"dataset type {dataset_type!r}", failures)
         return refs
 
+    def _input_dataset_type(self, name: str) -> DatasetType:
+        """The dataset type ``name`` of the first repository that registers it."""
+        failures: list[CompstoreError] = []
+        for member in self._members:
+            try:
+                return member.registry.get_dataset_type(name)
+            except MissingDatasetTypeError as exc:
+                failures.append(exc)
+        raise self._nowhere(f"dataset type {name!r}", failures)
+
+    def _query_inputs(
+        self, dataset_type: str, where: str | None, collections: list[str]
+    ) -> list[DatasetRef]:
+        """A pipeline's inputs from every repository; an earlier repository's data ID wins.
+
+        Each repository searches the collections of ``collections`` it has
+        (first one wins per data ID, as in one repository); a data ID an
+        earlier repository answered is not taken again from a later one.
+        """
+        refs: list[DatasetRef] = []
+        claimed: set[Any] = set()
+        for member, search in zip(self._members, self._paths(collections), strict=True):
+            if isinstance(search, CompstoreError):
+                continue
+            try:
+                found = member.registry.query_datasets(
+                    dataset_type, where=where, collections=search, find_first=True
+                )
+            except MissingDatasetTypeError:
+                continue
+            mine = [ref for ref in found if ref.data_id not in claimed]
+            claimed.update(ref.data_id for ref in mine)
+            refs.extend(mine)
+        return refs
+
     def _resolve_dataset(self, dataset_id: str) -> str:
         key = uuid.UUID(dataset_id)
         for member in self._members:

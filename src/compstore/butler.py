@@ -1336,6 +1336,19 @@ class Butler:
 
         return copy_datasets(other, self, refs, progress=progress)
 
+    # -- what the pipeline's graph builder asks (a chain of repositories answers for all) --
+    def _input_dataset_type(self, name: str) -> DatasetType:
+        """The registered dataset type ``name`` (raises `MissingDatasetTypeError`)."""
+        return self.registry.get_dataset_type(name)
+
+    def _query_inputs(
+        self, dataset_type: str, where: str | None, collections: list[str]
+    ) -> list[DatasetRef]:
+        """The datasets a pipeline takes as inputs: the first in ``collections`` per data ID."""
+        return self.registry.query_datasets(
+            dataset_type, where=where, collections=collections, find_first=True
+        )
+
     def _all_refs(self, collections: Sequence[str] | None = None) -> list[DatasetRef]:
         refs: list[DatasetRef] = []
         for dtype in self.registry.dataset_types():

@@ -307,7 +307,7 @@ def _query_input(
     node: Node | None,
     collections: tuple[str, ...],
 ) -> list[DatasetRef]:
-    registered = butler.registry.get_dataset_type(spec.dataset_type)  # MissingDatasetTypeError
+    registered = butler._input_dataset_type(spec.dataset_type)  # MissingDatasetTypeError
     # The declaration may leave out dimensions a later stage added (tract on calexp).
     fits = set(registered.required_dimensions) <= set(spec.dimensions) <= set(registered.dimensions)
     if registered.storage_class != spec.storage_class or not fits:
@@ -317,9 +317,7 @@ def _query_input(
             f"{registered}"
         )
     restricted = restrict_where(node, spec.dimensions)
-    return butler.registry.query_datasets(
-        spec.dataset_type, where=restricted, collections=list(collections), find_first=True
-    )
+    return butler._query_inputs(spec.dataset_type, restricted, list(collections))
 
 
 def _check_one_per_data_id(

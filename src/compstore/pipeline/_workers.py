@@ -75,9 +75,14 @@ def worker_pipeline_dict(pipeline: Pipeline) -> dict[str, Any]:
 
 def base_payload(butler: Butler, graph: QuantumGraph, pipeline_dict: dict[str, Any]) -> dict[str, Any]:
     """Return what every unit's payload shares: repository, collections, run, pipeline."""
+    # Absolute: a Dask worker's working directory is not ours. A Butler over several
+    # repositories sends them all, in order (the worker opens the same chain).
+    roots = getattr(butler, "roots", None)
+    root: str | list[str] = (
+        [str(Path(r).resolve()) for r in roots] if roots else str(Path(butler.root).resolve())
+    )
     return {
-        # Absolute: a Dask worker's working directory is not ours.
-        "root": str(Path(butler.root).resolve()),
+        "root": root,
         "collections": list(graph.input_collections),
         "run": graph.output_run,
         "pipeline": pipeline_dict,
