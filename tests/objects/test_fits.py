@@ -577,3 +577,39 @@ def test_lookup_distortion_wcs_round_trips_in_exposure_cutout_and_catalog(tmp_pa
     cat = SourceCatalog(Table({"id": np.arange(3)}), wcs=exp.wcs)
     write_catalog(cat, tmp_path / "cat.fits")
     assert read_catalog(tmp_path / "cat.fits").wcs == exp.wcs
+
+
+def test_sequent_distortion_dq_cards_export_as_record_valued_cards(tmp_path: Path) -> None:
+    """CQDISia / DQia (Paper IV) round-trip as `DQ1 = 'NAXES: 2'` cards, never HIERARCH DQ1.NAXES."""
+    header = fits.Header()
+    header["NAXIS"], header["NAXIS1"], header["NAXIS2"] = 2, 50, 40
+    for key, value in dict(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRPIX1=25.0, CRPIX2=20.0,
+                           CRVAL1=10.0, CRVAL2=20.0, CDELT1=-1e-4, CDELT2=1e-4).items():
+        header[key] = value
+    for axis, quadratic in ((1, 1e-3), (2, 2e-3)):
+        header[f"CQDIS{axis}"] = "TPD"
+        for record in ("NAXES: 2", "AXIS.1: 1", "AXIS.2: 2", "TPD.FWD.0: 0.0",
+                       "TPD.FWD.1: 1.0", f"TPD.FWD.4: {quadratic}"):
+            header.append((f"DQ{axis}", record))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        original = WCS(header)
+    fits.PrimaryHDU(np.zeros((40, 50), np.float32), header=header).writeto(tmp_path / "dq.fits")
+    exposure = read_exposure(tmp_path / "dq.fits")
+    write_exposure(exposure, tmp_path / "out.fits")
+    pixels = np.array([[1.0, 2.0], [30.0, 10.0], [49.0, 39.0]])
+    with fits.open(tmp_path / "out.fits") as hdul:
+        image = hdul["IMAGE"].header
+        dq = [card for card in image.cards if card.keyword.startswith("DQ")]
+        assert dq and all("HIERARCH" not in str(card) for card in dq)
+        assert any(str(card).startswith("DQ1     = 'NAXES: 2") for card in image.cards)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            back = WCS(image)
+    expected = original.all_pix2world(pixels, 0)
+    plain = fits.Header([c for c in header.cards if not c.keyword.startswith(("CQDIS", "DQ"))])
+    undistorted = WCS(plain).all_pix2world(pixels, 0)
+    assert np.abs(expected - undistorted).max() > 1e-6  # the distortion is really there
+    np.testing.assert_allclose(back.all_pix2world(pixels, 0), expected, rtol=0, atol=1e-9)
+    ra, dec = exposure.wcs.pixel_to_sky(pixels[:, 0], pixels[:, 1])
+    np.testing.assert_allclose(np.column_stack([ra, dec]), expected, rtol=0, atol=1e-9)
