@@ -109,6 +109,8 @@ def test_hostile_zarr_json_is_corrupt_blob_error(store: LocalBlobStore, change) 
     for region in (None, (slice(0, 2),)):
         with pytest.raises(CorruptBlobError, match=digest):
             LocalBlobStore(store.root).get_array(digest, region)
+    with pytest.raises(CorruptBlobError, match=digest):  # plain verify's check, no re-hash
+        LocalBlobStore(store.root).check_files(digest)
 
 
 def test_a_flipped_document_byte_is_corrupt(store: LocalBlobStore, packed: LocalBlobStore) -> None:

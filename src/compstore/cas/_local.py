@@ -540,7 +540,8 @@ class LocalBlobStore(BlobStore):
         A chunk file missing from an array zarr-python wrote may be a chunk of
         fill values it left out: an array with a missing chunk file is read
         whole and checked against its digest (compstore's own arrays then
-        fail: every chunk is written).
+        fail: every chunk is written). So is an array whose ``zarr.json`` is not
+        one compstore writes (an unknown codec, a group's node type).
 
         Raises
         ------
@@ -580,8 +581,13 @@ class LocalBlobStore(BlobStore):
             raise BlobNotFoundError(f"array component {digest} vanished while checked") from None
         except OSError as exc:
             raise BlobStoreError(f"cannot check array component {digest}: {exc}") from exc
-        if meta is None or not math.prod(meta.shape):
-            return  # read by zarr-python (checked when read), or no chunk at all
+        if meta is None:
+            # Not the zarr.json compstore writes (another writer's array, or damage:
+            # an unknown codec, a group's node type): read it whole and check it.
+            self._read(digest, path, None)
+            return
+        if not math.prod(meta.shape):
+            return  # no chunk at all
         keys = [chunk_key(i, meta.separator)
                 for i in iter_chunk_indices((0,) * len(meta.shape), meta.shape, meta.chunk_shape)]  # fmt: skip
         if any(k not in names for k in keys):
