@@ -37,7 +37,8 @@ from compstore.objects import Box2I
 from compstore.testing.repository import copy_repository
 from compstore.testing.sky import make_catalog, make_exposure
 
-#: Flips per kind of file at scale 1 (536 in all when every kind is present).
+#: Flips per kind of file at scale 1 (536 in all when every kind is present; the
+#: sample repository packs every document, so "document" finds no file: 516).
 FLIPS = {
     "raw chunk": 90,
     "shard data": 50,
@@ -223,7 +224,7 @@ def test_flipped_bytes_never_read_silently_wrong(template, tmp_path, reliability
         verify_missed=counts["verify_missed"],
         **{k.replace(" ", "_").replace(".", "_"): dict(v) for k, v in sorted(by_kind.items())},
     )
-    assert counts["flips"] >= 500 * reliability_scale or counts["flips"] == len(flips)
+    assert counts["flips"] >= 500 * reliability_scale, counts  # the minimum, per scale
     assert not bad, "\n".join(bad[:30])
     assert counts["silent_wrong"] == 0 and counts["tracebacks"] == 0
     assert counts["verify_missed"] == 0
@@ -236,9 +237,9 @@ def _verify_names(root: Path, outcomes: dict[str, str]) -> bool:
     try:
         butler = Butler(root)
     except CompstoreError:
-        # The repository cannot be opened at all: that is the report (the CLI
-        # prints it, exit status non-zero).
-        return True
+        # The repository cannot be opened at all: that is the report (the CLI prints
+        # it, exit status non-zero), if the reads could not open it either.
+        return "open" in outcomes
     try:
         report = butler.verify(deep=True)
     except Exception:  # noqa: BLE001 (verify must report, not raise: counted as missed)

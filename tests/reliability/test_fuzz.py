@@ -44,7 +44,7 @@ from compstore.errors import CompstoreError
 from compstore.pipeline import Pipeline
 from compstore.storage_classes import MANIFEST_FORMAT
 
-INPUTS = 5_000
+INPUTS = 10_000
 _KINDS = ("where", "data_id", "names", "manifest", "config", "pipeline", "cli")
 
 _ATOMS: list[Any] = [
