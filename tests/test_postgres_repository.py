@@ -177,3 +177,32 @@ def test_subset_and_transfer_between_sqlite_and_postgresql(shared, tmp_path, pos
     report = back.transfer_from(local, local.query_datasets("src"))
     assert report.datasets == 1 and back.verify(deep=True).ok
     assert back.transfer_from(local, local.query_datasets("src")).bytes_written == 0
+
+
+def test_a_create_killed_before_its_config_can_be_run_again(tmp_path, postgres_url, monkeypatch):
+    """The registry records the folder creating it: the same folder may finish the job;
+    another folder, or a registry holding data, is refused."""
+    import compstore._repository as repository
+
+    real = repository._write_atomic
+
+    def killed(path, data):
+        raise KeyboardInterrupt  # the process dies before the config is written
+
+    monkeypatch.setattr(repository, "_write_atomic", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Butler.create(tmp_path / "repo", registry=postgres_url)
+    monkeypatch.setattr(repository, "_write_atomic", real)
+    assert not (tmp_path / "repo" / "compstore.json").exists()
+    with pytest.raises(RepositoryExistsError, match="created for"):
+        Butler.create(tmp_path / "other", registry=postgres_url)  # not its registry
+    butler = Butler.create(tmp_path / "repo", registry=postgres_url)  # runs again, finishes
+    writer = Butler(butler.root, run="sfm")
+    writer.register_dataset_type("x", ("visit",), "Array")
+    writer.put(np.arange(3), "x", visit=1)
+    assert Butler(butler.root).verify(deep=True).ok
+    (tmp_path / "repo" / "compstore.json").unlink()  # a repository that lost its config...
+    with pytest.raises(RepositoryExistsError):
+        Butler.create(tmp_path / "repo", registry=postgres_url)  # ...is never cleared
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT count(*) FROM dataset").fetchone()[0] == 1

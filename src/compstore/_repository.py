@@ -235,6 +235,33 @@ def _clear_half_made(path: Path) -> None:
             target.unlink()
 
 
+def _create_registry_database(url: str, path: Path) -> None:
+    """Create the registry in database ``url`` for the repository folder ``path``.
+
+    The registry records ``path`` as its creator. A registry found there that
+    this folder created, still empty, is what a create killed before writing
+    the config left: it is kept and the create goes on (the folder holds no
+    config, or `Repository.create` would not get here).
+
+    Raises
+    ------
+    RepositoryExistsError
+        If the database holds another registry, or one with data.
+    """
+    creator = str(path.resolve())
+    try:
+        Registry.create(url, creator=creator).close()
+    except RepositoryExistsError:
+        found = Registry.created_by(url)
+        if found is None or found[0] != creator or found[1]:
+            who = "no recorded folder" if found is None or found[0] is None else found[0]
+            raise RepositoryExistsError(
+                f"a registry exists already at {url} (created for {who}"
+                + (f", holding {found[1]} dataset types, collections and datasets" if found and found[1] else "")
+                + "): give each repository an empty database of its own"
+            ) from None
+
+
 def _lost_config(path: Path, evidence: str) -> RepositoryExistsError:
     return RepositoryExistsError(
         f"{path} has no {CONFIG_NAME} but holds data ({evidence}): a repository whose "
@@ -320,7 +347,7 @@ class Repository:
                 store = LocalBlobStore(path / _BLOBS_NAME, fsync=fsync)
             else:
                 with _reaching(registry):
-                    Registry.create(registry).close()
+                    _create_registry_database(registry, path)
                     index = _shared_pack_index(registry)  # creates its table
                 store = LocalBlobStore(
                     path / _BLOBS_NAME, packs=True, pack_index=index, fsync=fsync

@@ -251,7 +251,13 @@ class Registry:
     # Set lazily (read through getattr with a default), declared here for typing.
     _watcher: sqlite3.Connection | PgWatcher | None
 
-    def __init__(self, target: str | os.PathLike[str] | sa.URL, *, _create: bool = False) -> None:
+    def __init__(
+        self,
+        target: str | os.PathLike[str] | sa.URL,
+        *,
+        _create: bool = False,
+        _creator: str | None = None,
+    ) -> None:
         self._url = make_url(target)
         database = self._url.database
         file_backed = is_sqlite(self._url) and database not in (None, "", ":memory:")
@@ -276,19 +282,26 @@ class Registry:
         self._statement_cache: dict[int, tuple[sa.MetaData, _TypeInfo, Any, Any, Any]] = {}
         self._insert_plans: dict[tuple[str, ...], _InsertPlan | None] = {}
         if _create:
-            self._create_schema()
+            self._create_schema(_creator)
         else:
             self._check_schema()
 
     # -- opening and closing -----------------------------------------------------
     @classmethod
-    def create(cls, target: str | os.PathLike[str] | sa.URL) -> Registry:
+    def create(
+        cls, target: str | os.PathLike[str] | sa.URL, *, creator: str | None = None
+    ) -> Registry:
         """Create a new, empty registry and return it open.
 
         Parameters
         ----------
         target : `str`, `os.PathLike` or `sqlalchemy.URL`
             Path of the SQLite file to create, or a database URL.
+        creator : `str`, optional
+            Recorded with the schema (``registry_meta`` key ``creator``), in the
+            same transaction: the repository folder creating a registry in a
+            database, so that a create killed before its config was written
+            can be run again there (see `created_by`).
 
         Returns
         -------
@@ -300,9 +313,35 @@ class Registry:
         RepositoryExistsError
             If a registry exists already at ``target``.
         """
-        return cls(target, _create=True)
+        return cls(target, _create=True, _creator=creator)
 
-    def _create_schema(self) -> None:
+    @staticmethod
+    def created_by(target: str | sa.URL) -> tuple[str | None, int] | None:
+        """Who created the registry at database ``target``, and how many rows it names.
+
+        Returns
+        -------
+        `None` if ``target`` holds no registry; else ``(creator, rows)``: the
+        ``creator`` given to `create` (None if none was) and the number of
+        dataset types, collections and datasets it holds.
+        """
+        engine = make_engine(make_url(target))
+        try:
+            with engine.connect() as conn:
+                if not sa.inspect(conn).has_table("registry_meta"):
+                    return None
+                creator = conn.exec_driver_sql(
+                    "SELECT value FROM registry_meta WHERE key = 'creator'"
+                ).scalar()
+                rows = conn.exec_driver_sql(
+                    "SELECT (SELECT count(*) FROM dataset_type) + (SELECT count(*) FROM collection)"
+                    " + (SELECT count(*) FROM dataset)"
+                ).scalar()
+                return creator, int(rows or 0)
+        finally:
+            engine.dispose()
+
+    def _create_schema(self, creator: str | None = None) -> None:
         with self._engine.connect() as conn:
             if sa.inspect(conn).has_table("registry_meta"):
                 raise RepositoryExistsError(f"a registry exists already at {self._where()}")
@@ -314,7 +353,8 @@ class Registry:
                 conn.execute(
                     md.tables["registry_meta"].insert(),
                     [{"key": "schema_version", "value": SCHEMA_VERSION},
-                     {"key": _CATALOG_KEY, "value": "0"}],
+                     {"key": _CATALOG_KEY, "value": "0"},
+                     *([{"key": "creator", "value": creator}] if creator else [])],
                 )
                 if conn.dialect.name == "postgresql":
                     bump_generation(conn, md.tables["registry_meta"])  # the change counter's row
