@@ -39,6 +39,7 @@ SCRIPTS: dict[str, tuple[list[str], str | None]] = {
     "bench_subset.py": (["--size", "tiny", "--no-write", "--repeat", "1"], None),
     "bench_pipeline_dask.py": (["--size", "tiny"], "distributed"),
     "bench_zarr_view.py": (["--size", "tiny", "--no-write", "--repeat", "1"], "xarray"),
+    "bench_checksums.py": (["--size", "tiny", "--no-write", "--repeat", "3"], None),
     "profile_misses.py": (["--size", "tiny", "--tree-lines", "5", "--flat-lines", "3"], "pyinstrument"),
 }
 
