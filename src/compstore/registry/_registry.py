@@ -1456,33 +1456,35 @@ class Registry:
                      *(dimension_column_name(d) for d in sorted_dims)]
             execute_many, bind_id = _bulk_inserter(conn, table, names, self._insert_plans)
             type_id = info.id
+            # On PostgreSQL the rows stream into COPY as they are made, so the
+            # server inserts (and updates its indexes) while Python builds the next.
+            streamed = conn.dialect.name == "postgresql"
             for start in range(0, len(data_ids), _CHUNK):
-                rows: list[tuple[Any, ...]] = []
                 keys: list[str] = []
                 chunk_start = len(refs)
-                for offset, data_id in enumerate(data_ids[start : start + _CHUNK]):
-                    index = start + offset
-                    if data_id.keys() != dim_set:
-                        info.dataset_type.check_data_id(data_id)
-                    values = info.values(types, data_id)
-                    manifest = manifests[index]
-                    if not isinstance(manifest, str) or not manifest:
-                        raise DataIdError(f"manifest digest {manifest!r} is not a non-empty string")
-                    dataset_id = _new_uuid() if ids is None else _as_uuid(ids[index])
-                    key = info.key(values)
-                    rows.append((bind_id(dataset_id), type_id, run_id, manifest, key, *values))
-                    keys.append(key)
-                    refs.append(
-                        DatasetRef(
-                            dataset_id,
-                            dataset_type,
-                            info.data_id(values),
-                            run,
-                            manifest,
+
+                def produce(start: int = start, keys: list[str] = keys) -> Iterator[tuple[Any, ...]]:
+                    for offset, data_id in enumerate(data_ids[start : start + _CHUNK]):
+                        index = start + offset
+                        if data_id.keys() != dim_set:
+                            info.dataset_type.check_data_id(data_id)
+                        values = info.values(types, data_id)
+                        manifest = manifests[index]
+                        if not isinstance(manifest, str) or not manifest:
+                            raise DataIdError(
+                                f"manifest digest {manifest!r} is not a non-empty string"
+                            )
+                        dataset_id = _new_uuid() if ids is None else _as_uuid(ids[index])
+                        key = info.key(values)
+                        keys.append(key)
+                        refs.append(
+                            DatasetRef(dataset_id, dataset_type, info.data_id(values), run, manifest)
                         )
-                    )
+                        yield (bind_id(dataset_id), type_id, run_id, manifest, key, *values)
+
+                rows: Iterable[tuple[Any, ...]] = produce() if streamed else list(produce())
                 try:
-                    if len(rows) == 1 and conn.dialect.name == "sqlite":
+                    if isinstance(rows, list) and len(rows) == 1 and conn.dialect.name == "sqlite":
                         # One statement is atomic in SQLite: a failed INSERT leaves
                         # no row behind, so it needs no savepoint of its own.
                         execute_many(rows)
@@ -1490,6 +1492,8 @@ class Registry:
                         with _savepoint(conn, self._local):
                             execute_many(rows)
                 except sa.exc.IntegrityError:
+                    for _ in rows:  # the rest of a streamed chunk, for the explanation
+                        pass
                     raise self._conflict(
                         conn, info, run, run_id, list(zip(refs[chunk_start:], keys))
                     ) from None
@@ -2168,8 +2172,10 @@ def _bulk_inserter(
     table: sa.Table,
     names: Sequence[str],
     plans: dict[tuple[str, ...], _InsertPlan | None],
-) -> tuple[Callable[[list[tuple[Any, ...]]], object], Callable[[uuid.UUID], Any]]:
+) -> tuple[Callable[[Iterable[tuple[Any, ...]]], object], Callable[[uuid.UUID], Any]]:
     """Return ``(execute_many, bind_id)`` for inserting rows given as tuples in ``names`` order.
+
+    On PostgreSQL ``execute_many`` takes any iterable (COPY streams it); elsewhere a list.
 
     On SQLite the statement is compiled by SQLAlchemy once per column list (kept
     in ``plans``, which the caller empties when ``table`` is rebuilt) and run

@@ -140,6 +140,19 @@ class RegistryTests:
             filled.insert_datasets("calexp", [new[0], new[0]], "a", ["n1", "n1"])
         assert filled.count_datasets() == before
 
+    def test_large_bulk_insert_is_all_or_nothing(self, filled: Registry) -> None:
+        """A conflict or a bad data ID deep in a bulk insert of several chunks keeps no row."""
+        before = filled.count_datasets()
+        many = [{"visit": 100 + i // 100, "detector": i % 100} for i in range(25_000)]
+        for bad, error in (({"visit": 1, "detector": 1}, ConflictingDatasetError),
+                           ({"visit": "x", "detector": 0}, DataIdError)):  # fmt: skip
+            rows = [*many[:22_000], bad, *many[22_000:]]  # in the second chunk
+            with pytest.raises(error):
+                filled.insert_datasets("calexp", rows, "a", ["m"] * len(rows))
+            assert filled.count_datasets() == before
+        refs = filled.insert_datasets("calexp", many, "a", ["m"] * len(many))  # still usable
+        assert len(refs) == len(many) and filled.count_datasets() == before + len(many)
+
     def test_bad_data_id_refused(self, filled: Registry) -> None:
         with pytest.raises(DataIdError):
             filled.insert_dataset("calexp", {"visit": 1}, "a", "m")
