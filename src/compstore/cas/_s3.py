@@ -72,6 +72,7 @@ from compstore.errors import BlobNotFoundError, BlobStoreError, CompstoreError, 
 __all__ = ["S3BlobStore"]
 
 _META_CACHE_SIZE: Final = 4096
+_TAIL_CACHE_SIZE: Final = 1024  # shard indexes: 16 bytes per inner chunk, a few KiB each
 _DOCUMENTS: Final = "documents"
 _TO_DO: Final = "check the endpoint, bucket, prefix and credentials (AWS_* variables)"
 
@@ -117,9 +118,7 @@ class S3BlobStore(BlobStore):
             import obstore
             from obstore.store import S3Store
         except ImportError as exc:
-            raise BlobStoreError(
-                "S3BlobStore needs obstore: pip install 'compstore[s3]'"
-            ) from exc
+            raise BlobStoreError("S3BlobStore needs obstore: pip install 'compstore[s3]'") from exc
         self._obs: Any = obstore
         self._bucket = bucket
         self._prefix = prefix.strip("/")
@@ -144,10 +143,13 @@ class S3BlobStore(BlobStore):
                 client_options=client_options,  # type: ignore[arg-type]
             )
         except Exception as exc:  # obstore raises its own errors for bad settings
-            raise BlobStoreError(f"cannot open s3://{bucket}/{self._prefix}: {exc}") from exc
+            raise BlobStoreError(
+                f"cannot open s3://{bucket}/{self._prefix}: {_first_line(exc)}"
+            ) from exc
         self._lock = threading.Lock()
         self._meta: dict[str, ArrayMeta] = {}
         self._sums: dict[str, Sums | None] = {}
+        self._tails: dict[str, tuple[bytes, int]] = {}
         self._groups: set[str] = set()
 
     @property
@@ -163,10 +165,14 @@ class S3BlobStore(BlobStore):
         """The object ``key``'s bytes; None if it does not exist."""
         try:
             return bytes(self._obs.get(self._client, key).bytes())
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if "NoSuchBucket" in str(exc):
+                raise BlobStoreError(f"cannot read {what}: {_first_line(exc)}; {_TO_DO}") from exc
             return None
         except Exception as exc:
-            raise BlobStoreError(f"cannot read {what} from {self.url}: {exc}; {_TO_DO}") from exc
+            raise BlobStoreError(
+                f"cannot read {what} from {self.url}: {_first_line(exc)}; {_TO_DO}"
+            ) from exc
 
     def _head(self, key: str, what: str) -> int | None:
         """The object ``key``'s size; None if it does not exist."""
@@ -175,7 +181,9 @@ class S3BlobStore(BlobStore):
         except FileNotFoundError:
             return None
         except Exception as exc:
-            raise BlobStoreError(f"cannot look up {what} in {self.url}: {exc}; {_TO_DO}") from exc
+            raise BlobStoreError(
+                f"cannot look up {what} in {self.url}: {_first_line(exc)}; {_TO_DO}"
+            ) from exc
 
     def _put(self, key: str, data: bytes, what: str, create: bool) -> bool:
         """Write ``key``; with ``create``, only if absent. Returns False if it was there."""
@@ -186,7 +194,9 @@ class S3BlobStore(BlobStore):
         except (AlreadyExistsError, PreconditionError):
             return False
         except Exception as exc:
-            raise BlobStoreError(f"cannot write {what} to {self.url}: {exc}; {_TO_DO}") from exc
+            raise BlobStoreError(
+                f"cannot write {what} to {self.url}: {_first_line(exc)}; {_TO_DO}"
+            ) from exc
         return True
 
     def _list(self, prefix: str, what: str) -> Iterator[dict[str, Any]]:
@@ -196,7 +206,9 @@ class S3BlobStore(BlobStore):
         except FileNotFoundError:
             return
         except Exception as exc:
-            raise BlobStoreError(f"cannot list {what} in {self.url}: {exc}; {_TO_DO}") from exc
+            raise BlobStoreError(
+                f"cannot list {what} in {self.url}: {_first_line(exc)}; {_TO_DO}"
+            ) from exc
 
     def _delete(self, keys: list[str], what: str) -> None:
         try:
@@ -204,7 +216,9 @@ class S3BlobStore(BlobStore):
         except FileNotFoundError:
             pass
         except Exception as exc:
-            raise BlobStoreError(f"cannot delete {what} from {self.url}: {exc}; {_TO_DO}") from exc
+            raise BlobStoreError(
+                f"cannot delete {what} from {self.url}: {_first_line(exc)}; {_TO_DO}"
+            ) from exc
 
     @staticmethod
     def _array_key(digest: str, name: str) -> str:
@@ -277,6 +291,7 @@ class S3BlobStore(BlobStore):
         with self._lock:
             self._meta.pop(digest, None)
             self._sums.pop(digest, None)
+            self._tails.pop(digest, None)
 
     def _sums_of(self, digest: str) -> Sums | None:
         if digest in self._sums:
@@ -307,9 +322,14 @@ class S3BlobStore(BlobStore):
                 return list(self._obs.get_ranges(self._client, key, starts=starts, ends=ends))
 
         def fetch_suffix(n: int) -> tuple[bytes | memoryview, int]:
-            with self._data_file_errors(digest):
-                got = self._obs.get(self._client, key, options={"range": {"suffix": n}})
-                return got.bytes(), int(got.meta["size"])
+            # A shard's index: kept (a few KiB), so later cut-outs cost one GET, not two.
+            tail = self._tails.get(digest)
+            if tail is None or len(tail[0]) != n:
+                with self._data_file_errors(digest):
+                    got = self._obs.get(self._client, key, options={"range": {"suffix": n}})
+                    tail = (bytes(got.bytes()), int(got.meta["size"]))
+                _bounded_put(self._tails, digest, tail, _TAIL_CACHE_SIZE)
+            return tail
 
         try:
             box = read_box(meta, reg.lo, reg.hi, sums, fetch, fetch_suffix)
@@ -333,7 +353,7 @@ class S3BlobStore(BlobStore):
             raise
         except Exception as exc:
             raise BlobStoreError(
-                f"cannot read array component {digest} from {self.url}: {exc}; {_TO_DO}"
+                f"cannot read array component {digest} from {self.url}: {_first_line(exc)}; {_TO_DO}"
             ) from exc
 
     def _read_whole(self, digest: str, meta: ArrayMeta) -> np.ndarray:
@@ -438,3 +458,8 @@ class S3BlobStore(BlobStore):
 
     def sync(self) -> None:
         """Nothing to do: every PUT is durable once it returns."""
+
+
+def _first_line(exc: BaseException) -> str:
+    """What went wrong, without obstore's multi-line debug dump of the request."""
+    return str(exc).split("\n", 1)[0]

@@ -59,7 +59,9 @@ class _Counting:
         self._log = log
         self._lock = lock
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         body = self._app(environ, start_response)
         chunks = list(body)
         close = getattr(body, "close", None)
@@ -154,4 +156,3 @@ class S3Server:
         """Forget the requests counted so far."""
         with self._lock:
             self._log.clear()
-
