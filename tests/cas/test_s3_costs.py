@@ -95,3 +95,16 @@ def test_full_get_put_and_documents(s3_server, new_store) -> None:
     assert _cost(s3_server, lambda: store.put_document(b'{"a":1}'))[1][0][0] == "PUT"  # 412
     data, requests = _cost(s3_server, lambda: store.get_document(doc))
     assert data == b'{"a":1}' and [m for m, _, _ in requests] == ["GET"]
+
+
+def test_cutout_of_a_small_array_is_one_whole_checked_read(s3_server, new_store) -> None:
+    # Under 1 MiB there is no compstore.sums: the cut-out reads the array whole and checks
+    # its digest, and does not ask for the sums file either.
+    array = sample_array("<f4", (300, 300), seed=8)
+    digest = new_store().put_array(array)
+    store = new_store()
+    got, requests = _cost(s3_server, lambda: store.get_array(digest, (slice(10, 20),) * 2))
+    assert np.array_equal(got, array[10:20, 10:20])
+    assert [(m, rng) for m, rng, _ in requests] == [("GET", ""), ("GET", "")]
+    # All it has: zarr.json and the data file (compressed: small float planes compress).
+    assert requests[0][2] + requests[1][2] == store.stored_bytes(digest)

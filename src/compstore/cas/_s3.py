@@ -44,6 +44,7 @@ from compstore.cas._local import (
     _box,
     _check_hash,
     _checked_document,
+    _checked_whole,
     _corrupt_array,
     _hasher_for,
     _read_only_view,
@@ -308,7 +309,8 @@ class S3BlobStore(BlobStore):
         meta = self._meta_of(digest)
         reg = normalize_region(region, meta.shape)
         hasher = _hasher_for(meta, reg)
-        sums = None if hasher is not None else self._sums_of(digest)
+        # compstore writes no compstore.sums for what _checked_whole reads whole: no GET for it.
+        sums = None if hasher is not None or _checked_whole(meta) else self._sums_of(digest)
         # As LocalBlobStore: a whole read is checked against the digest; so is a cut-out
         # of an array without checksums (small ones: one GET of all of it is as cheap).
         if hasher is not None or sums is None:
