@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import uuid
 
 import numpy as np
@@ -120,3 +121,16 @@ def _options(store: S3BlobStore) -> dict[str, str]:
     endpoint = store._client.config["endpoint"]
     return {"endpoint": endpoint, "region": "us-east-1", "access_key_id": "testing",
             "secret_access_key": "testing"}  # fmt: skip
+
+
+def test_object_storage_doc_runs(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # docs/object-storage.md's example starts its own S3Server (tests/test_docs.py runs
+    # the pages that need nothing optional).
+    pytest.importorskip("moto")
+    monkeypatch.chdir(tmp_path)
+    page = pathlib.Path(__file__).resolve().parents[2] / "docs" / "object-storage.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
+    assert blocks
+    namespace: dict[str, object] = {}
+    for i, code in enumerate(blocks):
+        exec(compile(code, f"object-storage.md block {i}", "exec"), namespace)  # noqa: S102
