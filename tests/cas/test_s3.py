@@ -134,3 +134,13 @@ def test_object_storage_doc_runs(tmp_path, monkeypatch) -> None:  # type: ignore
     namespace: dict[str, object] = {}
     for i, code in enumerate(blocks):
         exec(compile(code, f"object-storage.md block {i}", "exec"), namespace)  # noqa: S102
+
+
+class TestS3BlobStoreCached(TestS3BlobStore):
+    """The conformance suite again, reading through a local cache folder."""
+
+    def make_store(self, tmp_path: pathlib.Path) -> BlobStore:
+        prefix = f"stores/{uuid.uuid4().hex}"
+        return S3BlobStore(
+            self.bucket, prefix, cache=tmp_path / "cache", **self.server.store_options()
+        )

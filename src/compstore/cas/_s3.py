@@ -49,7 +49,8 @@ from compstore.cas._local import (
     _hasher_for,
     _read_only_view,
 )
-from compstore.cas._rangeread import read_box
+from compstore.cas._objcache import ObjectCache
+from compstore.cas._rangeread import FetchRanges, FetchSuffix, read_box
 from compstore.cas._region import normalize_region
 from compstore.cas._store import (
     ARRAYS_GROUP,
@@ -97,6 +98,14 @@ class S3BlobStore(BlobStore):
         ``http://host:port``; plain HTTP is allowed only when given so.
     region, access_key_id, secret_access_key, session_token
         As the AWS variables of the same names.
+    cache
+        A local folder (created) keeping what is read whole: ``zarr.json``,
+        checksums, documents, arrays' data files (`compstore.cas._objcache`),
+        so reading them again, or a cut-out of a cached array, costs no
+        request. What is read from it is checked as what is fetched, and
+        fetched again if it fails. None: no cache.
+    cache_bytes
+        At most this many bytes in ``cache``; least recently used files go first.
 
     Raises
     ------
@@ -114,6 +123,8 @@ class S3BlobStore(BlobStore):
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
         session_token: str | None = None,
+        cache: str | os.PathLike[str] | None = None,
+        cache_bytes: int = 1 << 30,
     ) -> None:
         try:
             import obstore
@@ -152,6 +163,7 @@ class S3BlobStore(BlobStore):
         self._sums: dict[str, Sums | None] = {}
         self._tails: dict[str, tuple[bytes, int]] = {}
         self._groups: set[str] = set()
+        self._cache = ObjectCache(cache, cache_bytes) if cache is not None else None
 
     @property
     def url(self) -> str:
@@ -163,9 +175,13 @@ class S3BlobStore(BlobStore):
 
     # -- object access, errors mapped ------------------------------------------
     def _get(self, key: str, what: str) -> bytes | None:
-        """The object ``key``'s bytes; None if it does not exist."""
+        """The object ``key``'s bytes (from the cache if there); None if it does not exist."""
+        if self._cache is not None:
+            data = self._cache.get(key)
+            if data is not None:
+                return data
         try:
-            return bytes(self._obs.get(self._client, key).bytes())
+            data = bytes(self._obs.get(self._client, key).bytes())
         except FileNotFoundError as exc:
             if "NoSuchBucket" in str(exc):
                 raise BlobStoreError(f"cannot read {what}: {_first_line(exc)}; {_TO_DO}") from exc
@@ -174,6 +190,9 @@ class S3BlobStore(BlobStore):
             raise BlobStoreError(
                 f"cannot read {what} from {self.url}: {_first_line(exc)}; {_TO_DO}"
             ) from exc
+        if self._cache is not None:
+            self._cache.put(key, data)
+        return data
 
     def _head(self, key: str, what: str) -> int | None:
         """The object ``key``'s size; None if it does not exist."""
@@ -306,6 +325,22 @@ class S3BlobStore(BlobStore):
         return sums
 
     def get_array(self, digest: str, region: RegionLike = None) -> np.ndarray:
+        try:
+            return self._get_array(digest, region)
+        except CorruptBlobError:
+            # A damaged copy in the local cache is not a damaged component: fetch again.
+            if not self._drop_cached(digest):
+                raise
+            return self._get_array(digest, region)
+
+    def _drop_cached(self, digest: str) -> bool:
+        """Forget an array's cached objects, on disk and in memory; whether any was on disk."""
+        self._forget(digest)
+        if self._cache is None:
+            return False
+        return self._cache.drop_folder(f"{ARRAYS_GROUP}/{digest[:2]}/{digest}")
+
+    def _get_array(self, digest: str, region: RegionLike) -> np.ndarray:
         meta = self._meta_of(digest)
         reg = normalize_region(region, meta.shape)
         hasher = _hasher_for(meta, reg)
@@ -318,6 +353,21 @@ class S3BlobStore(BlobStore):
             box = whole if hasher is not None else np.array(whole[_box(reg)])
             return _read_only_view(box, reg)
         key = self._data_key(digest, meta)
+        cached = self._cache.path(key) if self._cache is not None else None
+        try:
+            if cached is not None:
+                with open(cached, "rb", buffering=0) as f:
+                    box = read_box(meta, reg.lo, reg.hi, sums, *_file_readers(f.fileno()))
+            else:
+                box = read_box(meta, reg.lo, reg.hi, sums, *self._range_readers(digest, key))
+        except _DECODE_ERRORS as exc:
+            raise _corrupt_array(digest, f"cannot be decoded: {exc}") from exc
+        except FileNotFoundError:  # evicted meanwhile (another process sharing the cache)
+            return self._get_array(digest, region)
+        return _read_only_view(box, reg)
+
+    def _range_readers(self, digest: str, key: str) -> tuple[FetchRanges, FetchSuffix]:
+        """Byte ranges of the data file ``key``, by ranged GETs."""
 
         def fetch(starts: list[int], ends: list[int]) -> list[bytes | memoryview]:
             with self._data_file_errors(digest):
@@ -333,11 +383,7 @@ class S3BlobStore(BlobStore):
                 _bounded_put(self._tails, digest, tail, _TAIL_CACHE_SIZE)
             return tail
 
-        try:
-            box = read_box(meta, reg.lo, reg.hi, sums, fetch, fetch_suffix)
-        except _DECODE_ERRORS as exc:
-            raise _corrupt_array(digest, f"cannot be decoded: {exc}") from exc
-        return _read_only_view(box, reg)
+        return fetch, fetch_suffix
 
     @contextlib.contextmanager
     def _data_file_errors(self, digest: str) -> Iterator[None]:
@@ -345,7 +391,7 @@ class S3BlobStore(BlobStore):
         try:
             yield
         except FileNotFoundError as exc:
-            self._forget(digest)
+            self._drop_cached(digest)
             if not self.has_array(digest):  # deleted since its zarr.json was read
                 raise BlobNotFoundError(
                     f"array component {digest} vanished from {self.url} while being read"
@@ -360,11 +406,16 @@ class S3BlobStore(BlobStore):
 
     def _read_whole(self, digest: str, meta: ArrayMeta) -> np.ndarray:
         """The whole array, one GET of its data file, checked against its digest."""
-        data: memoryview | None = None
+        data: bytes | memoryview | None = None
+        key = self._data_key(digest, meta)
         if math.prod(meta.shape):  # an empty array has no data file
-            with self._data_file_errors(digest):
-                # obstore's Bytes is a buffer: a view, not a copy.
-                data = memoryview(self._obs.get(self._client, self._data_key(digest, meta)).bytes())
+            data = self._cache.get(key) if self._cache is not None else None
+            if data is None:
+                with self._data_file_errors(digest):
+                    # obstore's Bytes is a buffer: a view, not a copy.
+                    data = memoryview(self._obs.get(self._client, key).bytes())
+                if self._cache is not None:
+                    self._cache.put(key, data)
         try:
             array = decode_array_data(meta, data)
         except _DECODE_ERRORS as exc:
@@ -391,7 +442,14 @@ class S3BlobStore(BlobStore):
         return digest
 
     def get_document(self, digest: str) -> bytes:
-        return _checked_document(digest, self.get_document_unchecked(digest))
+        try:
+            return _checked_document(digest, self.get_document_unchecked(digest))
+        except CorruptBlobError:
+            if self._cache is None or self._cache.path(self._document_key(digest)) is None:
+                raise
+            # A damaged copy in the local cache: fetch again.
+            self._cache.drop(self._document_key(digest))
+            return _checked_document(digest, self.get_document_unchecked(digest))
 
     def get_document_unchecked(self, digest: str) -> bytes:
         check_digest(digest)
@@ -445,13 +503,15 @@ class S3BlobStore(BlobStore):
         objects = self._array_objects(digest)
         if objects:
             found = any(o["path"].endswith("/zarr.json") for o in objects)
-            self._forget(digest)
             # zarr.json first: the array stops existing before its data goes.
             meta_key = self._array_key(digest, "zarr.json")
             self._delete([meta_key], f"array component {digest}")
             rest = [o["path"] for o in objects if o["path"] != meta_key]
             if rest:
                 self._delete(rest, f"array component {digest}")
+        self._drop_cached(digest)
+        if self._cache is not None:
+            self._cache.drop(self._document_key(digest))
         if self.has_document(digest):
             found = True
             self._delete([self._document_key(digest)], f"document {digest}")
@@ -465,3 +525,16 @@ class S3BlobStore(BlobStore):
 def _first_line(exc: BaseException) -> str:
     """What went wrong, without obstore's multi-line debug dump of the request."""
     return str(exc).split("\n", 1)[0]
+
+
+def _file_readers(fd: int) -> tuple[FetchRanges, FetchSuffix]:
+    """Byte ranges of a data file in the local cache, open as ``fd``."""
+
+    def fetch(starts: list[int], ends: list[int]) -> list[bytes | memoryview]:
+        return [os.pread(fd, end - start, start) for start, end in zip(starts, ends)]
+
+    def fetch_suffix(n: int) -> tuple[bytes | memoryview, int]:
+        size = os.fstat(fd).st_size
+        return os.pread(fd, min(n, size), max(0, size - n)), size
+
+    return fetch, fetch_suffix
