@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from compstore.cas import BlobStore, S3BlobStore, digest_array
-from compstore.errors import BlobStoreError, CorruptBlobError
+from compstore.errors import BlobNotFoundError, BlobStoreError, CorruptBlobError
 from compstore.testing.blobstore import BlobStoreTests, sample_array
 
 obstore = pytest.importorskip("obstore")
@@ -144,3 +144,19 @@ class TestS3BlobStoreCached(TestS3BlobStore):
         return S3BlobStore(
             self.bucket, prefix, cache=tmp_path / "cache", **self.server.store_options()
         )
+
+
+def test_check_files(store: S3BlobStore) -> None:
+    raw = store.put_array(sample_array("<f4", (700, 600)))
+    packed = store.put_array(sample_array("<i4", (700, 600)))
+    doc = store.put_document(b"{}")
+    for digest in (raw, packed, doc):
+        store.check_files(digest)
+    with pytest.raises(BlobNotFoundError, match="0123456789abcdef0123456789abcdef"):
+        store.check_files("0123456789abcdef0123456789abcdef")
+    obstore.put(_raw(store), f"arrays/{raw[:2]}/{raw}/c.0.0", b"cut short")
+    with pytest.raises(CorruptBlobError, match=f"{raw} has a raw data file of 9 bytes"):
+        store.check_files(raw)
+    obstore.delete(_raw(store), f"arrays/{packed[:2]}/{packed}/c.0.0")
+    with pytest.raises(CorruptBlobError, match=f"{packed} has lost its data file c.0.0"):
+        store.check_files(packed)

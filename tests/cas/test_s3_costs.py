@@ -108,3 +108,12 @@ def test_cutout_of_a_small_array_is_one_whole_checked_read(s3_server, new_store)
     assert [(m, rng) for m, rng, _ in requests] == [("GET", ""), ("GET", "")]
     # All it has: zarr.json and the data file (compressed: small float planes compress).
     assert requests[0][2] + requests[1][2] == store.stored_bytes(digest)
+
+
+def test_a_stored_big_document_is_not_uploaded_again(s3_server, new_store) -> None:
+    data = bytes(range(256)) * (8 << 10)  # 2 MiB
+    store = new_store()
+    digest, requests = _cost(s3_server, lambda: store.put_document(data))
+    assert [m for m, _, _ in requests] == ["HEAD", "PUT"]
+    assert _cost(s3_server, lambda: store.put_document(data))[1] == [("HEAD", "", 0)]
+    assert store.get_document(digest) == data

@@ -74,6 +74,7 @@ from compstore.errors import BlobNotFoundError, BlobStoreError, CompstoreError, 
 __all__ = ["S3BlobStore"]
 
 _META_CACHE_SIZE: Final = 4096
+_LOOK_FIRST_BYTES: Final = 1 << 20
 _TAIL_CACHE_SIZE: Final = 1024  # shard indexes: 16 bytes per inner chunk, a few KiB each
 _DOCUMENTS: Final = "documents"
 _TO_DO: Final = "check the endpoint, bucket, prefix and credentials (AWS_* variables)"
@@ -184,7 +185,9 @@ class S3BlobStore(BlobStore):
             data = bytes(self._obs.get(self._client, key).bytes())
         except FileNotFoundError as exc:
             if "NoSuchBucket" in str(exc):
-                raise BlobStoreError(f"cannot read {what}: {_first_line(exc)}; {_TO_DO}") from exc
+                raise BlobStoreError(
+                    f"cannot read {what} from {self.url}: {_first_line(exc)}; {_TO_DO}"
+                ) from exc
             return None
         except Exception as exc:
             raise BlobStoreError(
@@ -438,7 +441,11 @@ class S3BlobStore(BlobStore):
     # -- documents ------------------------------------------------------------
     def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
         data, digest = prepare_document(data, digest)
-        self._put(self._document_key(digest), data, f"document {digest}", create=True)
+        key = self._document_key(digest)
+        # One conditional PUT; a big document is looked up first, so that a stored one
+        # is not uploaded again only to be refused (412).
+        if len(data) < _LOOK_FIRST_BYTES or self._head(key, f"document {digest}") is None:
+            self._put(key, data, f"document {digest}", create=True)
         return digest
 
     def get_document(self, digest: str) -> bytes:
@@ -466,6 +473,29 @@ class S3BlobStore(BlobStore):
     def _array_objects(self, digest: str) -> list[dict[str, Any]]:
         prefix = f"{ARRAYS_GROUP}/{digest[:2]}/{digest}/"
         return list(self._list(prefix, f"array component {digest}"))
+
+    def check_files(self, digest: str) -> None:
+        """Check, with one LIST and no data read, that an array's data file is there.
+
+        And, for a raw array, of the size its shape says. A document is only looked up.
+        """
+        check_digest(digest)
+        sizes = {o["path"].rsplit("/", 1)[-1]: int(o["size"]) for o in self._array_objects(digest)}
+        if "zarr.json" not in sizes:
+            super().check_files(digest)  # a document, or BlobNotFoundError
+            return
+        meta = self._meta_of(digest)
+        if not math.prod(meta.shape):
+            return
+        name = chunk_key((0,) * len(meta.shape), meta.separator)
+        if name not in sizes:
+            raise _corrupt_array(digest, f"has lost its data file {name}")
+        if meta.shard is None and not meta.compressors:
+            expected = math.prod(meta.chunk_shape) * meta.dtype.itemsize
+            if sizes[name] != expected:
+                raise _corrupt_array(
+                    digest, f"has a raw data file of {sizes[name]} bytes, not {expected}"
+                )
 
     def stored_bytes(self, digest: str) -> int:
         check_digest(digest)
