@@ -37,18 +37,18 @@ from typing import Any, Final
 
 import numpy as np
 
-from compstore.cas._digest import array_bytes, array_hasher, check_digest, is_digest
-from compstore.cas._local import (
-    _DECODE_ERRORS,
-    _bounded_put,
-    _box,
-    _check_hash,
-    _checked_document,
-    _checked_whole,
-    _corrupt_array,
-    _hasher_for,
-    _read_only_view,
+from compstore.cas._checks import (
+    DECODE_ERRORS,
+    bounded_put,
+    check_hash,
+    checked_document,
+    checked_whole,
+    corrupt_array,
+    hasher_for,
+    read_only_view,
+    region_box,
 )
+from compstore.cas._digest import array_bytes, array_hasher, check_digest, is_digest
 from compstore.cas._objcache import ObjectCache
 from compstore.cas._rangeread import FetchRanges, FetchSuffix, read_box
 from compstore.cas._region import normalize_region
@@ -304,9 +304,9 @@ class S3BlobStore(BlobStore):
                 f"array component {digest} in {self.url} is not in a layout compstore "
                 f"writes ({exc}); read it with zarr-python"
             ) from exc
-        except _DECODE_ERRORS as exc:
-            raise _corrupt_array(digest, f"has a bad zarr.json: {exc}") from exc
-        _bounded_put(self._meta, digest, meta, _META_CACHE_SIZE)
+        except DECODE_ERRORS as exc:
+            raise corrupt_array(digest, f"has a bad zarr.json: {exc}") from exc
+        bounded_put(self._meta, digest, meta, _META_CACHE_SIZE)
         return meta
 
     def _forget(self, digest: str) -> None:
@@ -323,8 +323,8 @@ class S3BlobStore(BlobStore):
         try:
             sums = None if raw is None else parse_sums(raw)
         except ValueError as exc:
-            raise _corrupt_array(digest, f"has a damaged {SUMS_NAME}: {exc}") from exc
-        _bounded_put(self._sums, digest, sums, _META_CACHE_SIZE)
+            raise corrupt_array(digest, f"has a damaged {SUMS_NAME}: {exc}") from exc
+        bounded_put(self._sums, digest, sums, _META_CACHE_SIZE)
         return sums
 
     def get_array(self, digest: str, region: RegionLike = None) -> np.ndarray:
@@ -346,15 +346,15 @@ class S3BlobStore(BlobStore):
     def _get_array(self, digest: str, region: RegionLike) -> np.ndarray:
         meta = self._meta_of(digest)
         reg = normalize_region(region, meta.shape)
-        hasher = _hasher_for(meta, reg)
-        # compstore writes no compstore.sums for what _checked_whole reads whole: no GET for it.
-        sums = None if hasher is not None or _checked_whole(meta) else self._sums_of(digest)
+        hasher = hasher_for(meta, reg)
+        # compstore writes no compstore.sums for what checked_whole reads whole: no GET for it.
+        sums = None if hasher is not None or checked_whole(meta) else self._sums_of(digest)
         # As LocalBlobStore: a whole read is checked against the digest; so is a cut-out
         # of an array without checksums (small ones: one GET of all of it is as cheap).
         if hasher is not None or sums is None:
             whole = self._read_whole(digest, meta)
-            box = whole if hasher is not None else np.array(whole[_box(reg)])
-            return _read_only_view(box, reg)
+            box = whole if hasher is not None else np.array(whole[region_box(reg)])
+            return read_only_view(box, reg)
         key = self._data_key(digest, meta)
         cached = self._cache.path(key) if self._cache is not None else None
         try:
@@ -363,11 +363,11 @@ class S3BlobStore(BlobStore):
                     box = read_box(meta, reg.lo, reg.hi, sums, *_file_readers(f.fileno()))
             else:
                 box = read_box(meta, reg.lo, reg.hi, sums, *self._range_readers(digest, key))
-        except _DECODE_ERRORS as exc:
-            raise _corrupt_array(digest, f"cannot be decoded: {exc}") from exc
+        except DECODE_ERRORS as exc:
+            raise corrupt_array(digest, f"cannot be decoded: {exc}") from exc
         except FileNotFoundError:  # evicted meanwhile (another process sharing the cache)
             return self._get_array(digest, region)
-        return _read_only_view(box, reg)
+        return read_only_view(box, reg)
 
     def _range_readers(self, digest: str, key: str) -> tuple[FetchRanges, FetchSuffix]:
         """Byte ranges of the data file ``key``, by ranged GETs."""
@@ -383,7 +383,7 @@ class S3BlobStore(BlobStore):
                 with self._data_file_errors(digest):
                     got = self._obs.get(self._client, key, options={"range": {"suffix": n}})
                     tail = (bytes(got.bytes()), int(got.meta["size"]))
-                _bounded_put(self._tails, digest, tail, _TAIL_CACHE_SIZE)
+                bounded_put(self._tails, digest, tail, _TAIL_CACHE_SIZE)
             return tail
 
         return fetch, fetch_suffix
@@ -399,7 +399,7 @@ class S3BlobStore(BlobStore):
                 raise BlobNotFoundError(
                     f"array component {digest} vanished from {self.url} while being read"
                 ) from None
-            raise _corrupt_array(digest, "has lost its data file") from exc
+            raise corrupt_array(digest, "has lost its data file") from exc
         except CompstoreError:
             raise
         except Exception as exc:
@@ -421,11 +421,11 @@ class S3BlobStore(BlobStore):
                     self._cache.put(key, data)
         try:
             array = decode_array_data(meta, data)
-        except _DECODE_ERRORS as exc:
-            raise _corrupt_array(digest, f"cannot be decoded: {exc}") from exc
+        except DECODE_ERRORS as exc:
+            raise corrupt_array(digest, f"cannot be decoded: {exc}") from exc
         hasher = array_hasher(meta.dtype, meta.shape)
         hasher.update(array_bytes(array))
-        _check_hash(digest, hasher)
+        check_hash(digest, hasher)
         return array
 
     def array_info(self, digest: str) -> ArrayInfo:
@@ -450,13 +450,13 @@ class S3BlobStore(BlobStore):
 
     def get_document(self, digest: str) -> bytes:
         try:
-            return _checked_document(digest, self.get_document_unchecked(digest))
+            return checked_document(digest, self.get_document_unchecked(digest))
         except CorruptBlobError:
             if self._cache is None or self._cache.path(self._document_key(digest)) is None:
                 raise
             # A damaged copy in the local cache: fetch again.
             self._cache.drop(self._document_key(digest))
-            return _checked_document(digest, self.get_document_unchecked(digest))
+            return checked_document(digest, self.get_document_unchecked(digest))
 
     def get_document_unchecked(self, digest: str) -> bytes:
         check_digest(digest)
@@ -489,11 +489,11 @@ class S3BlobStore(BlobStore):
             return
         name = chunk_key((0,) * len(meta.shape), meta.separator)
         if name not in sizes:
-            raise _corrupt_array(digest, f"has lost its data file {name}")
+            raise corrupt_array(digest, f"has lost its data file {name}")
         if meta.shard is None and not meta.compressors:
             expected = math.prod(meta.chunk_shape) * meta.dtype.itemsize
             if sizes[name] != expected:
-                raise _corrupt_array(
+                raise corrupt_array(
                     digest, f"has a raw data file of {sizes[name]} bytes, not {expected}"
                 )
 
