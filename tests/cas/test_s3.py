@@ -160,3 +160,15 @@ def test_check_files(store: S3BlobStore) -> None:
     obstore.delete(_raw(store), f"arrays/{packed[:2]}/{packed}/c.0.0")
     with pytest.raises(CorruptBlobError, match=f"{packed} has lost its data file c.0.0"):
         store.check_files(packed)
+
+
+def test_racing_put_new_array_stores_once(store: S3BlobStore) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    array = sample_array("<f4", (600, 600), seed=4)
+    stores = [S3BlobStore(store._bucket, "blobs", **_options(store)) for _ in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda s: s.put_new_array(array), stores))
+    assert [digest for digest, _ in answers] == [digest_array(array)] * 8
+    assert sum(stored for _, stored in answers) == 1  # the one whose zarr.json was created
+    assert np.array_equal(store.get_array(digest_array(array)), array)
