@@ -77,3 +77,31 @@ def postgres_server():
 def postgres_url(postgres_server):
     """The URL of a new, empty PostgreSQL database on the session's server."""
     return postgres_server.new_database()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3-compatible server of the test session's own, on loopback (compstore.testing.s3).
+
+    Skipped where ``moto[server]`` or obstore is not installed, except in CI
+    (``$CI``), where that fails: both are in the ``test`` extra.
+    """
+    import importlib.util
+    import os
+
+    from compstore.testing.s3 import S3Server
+
+    for module, package in (("moto", "moto[server]"), ("obstore", "obstore")):
+        if importlib.util.find_spec(module) is None:
+            if os.environ.get("CI"):
+                pytest.fail(f"{package} is not installed: pip install '{package}'")
+            pytest.skip(f"{package} is not installed")
+    server = S3Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server):
+    """The name of a new, empty bucket on the session's S3 server."""
+    return s3_server.new_bucket()

@@ -13,6 +13,7 @@ def test_all() -> None:
         "InvalidRegionError",
         "LocalBlobStore",
         "MemoryBlobStore",
+        "S3BlobStore",
         "canonical_json",
         "check_array",
         "check_digest",

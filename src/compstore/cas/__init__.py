@@ -11,6 +11,7 @@ from compstore.cas._encoding import canonical_json, digest_json, parse_json
 from compstore.cas._errors import InvalidDigestError, InvalidRegionError
 from compstore.cas._local import LocalBlobStore
 from compstore.cas._memory import MemoryBlobStore
+from compstore.cas._s3 import S3BlobStore
 from compstore.cas._store import ArrayInfo, BlobStore, check_array
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "InvalidRegionError",
     "LocalBlobStore",
     "MemoryBlobStore",
+    "S3BlobStore",
     "canonical_json",
     "check_array",
     "check_digest",

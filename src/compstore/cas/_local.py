@@ -40,12 +40,23 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 
 from compstore._pool import parallel_map
 from compstore.cas._atomic import fsync_dir, fsync_file, write_atomic, write_new
+from compstore.cas._checks import (
+    DECODE_ERRORS,
+    bounded_put,
+    check_hash,
+    checked_document,
+    checked_whole,
+    corrupt_array,
+    hasher_for,
+    read_only_view,
+    region_box,
+)
 from compstore.cas._digest import array_hasher, check_digest, digest_array, digest_bytes, is_digest
 from compstore.cas._pack import (
     KIND_ARRAY,
@@ -57,7 +68,7 @@ from compstore.cas._pack import (
     pread_members,
 )
 from compstore.cas._pack_pg import PgPackIndex
-from compstore.cas._region import Region, normalize_region
+from compstore.cas._region import normalize_region
 from compstore.cas._staging import SessionFolder, pack_lock, sweep_staging
 from compstore.cas._store import (
     ARRAYS_GROUP,
@@ -68,15 +79,15 @@ from compstore.cas._store import (
     prepare_array,
     prepare_document,
 )
+from compstore.cas._sums import SUMS_NAME, Sums, parse_sums
 from compstore.cas._zarrfmt import (
     ArrayMeta,
     UnsupportedZarrError,
     chunk_key,
-    iter_chunk_indices,
     group_metadata,
+    iter_chunk_indices,
     parse_array_metadata,
 )
-from compstore.cas._sums import SUMS_MIN_BYTES, SUMS_NAME, Sums, parse_sums
 from compstore.cas._zarrio import (
     MissingChunkError,
     check_array_sums,
@@ -97,14 +108,9 @@ _META_CACHE_SIZE: Final = 4096
 _LOCATED_CACHE_SIZE: Final = 65536  # packed components' places (~200 bytes each)
 PENDING_MAX_BYTES: Final = 64 << 20
 """Small components held for the next pack beyond which a pack is written at once."""
-# What a damaged chunk or zarr.json makes numcodecs / json / numpy raise.
 # What a damaged packs.sqlite3 makes sqlite3 raise: sqlite3 decodes SQLite's error
 # message as UTF-8, so a damaged schema's bytes can raise UnicodeDecodeError.
 _SQLITE_ERRORS: Final = (sqlite3.Error, UnicodeDecodeError)
-# (ArithmeticError: a zero or absurd size in a damaged zarr.json.)
-_DECODE_ERRORS: Final = (
-    ValueError, RuntimeError, KeyError, TypeError, IndexError, ArithmeticError, MemoryError
-)
 
 
 class LocalBlobStore(BlobStore):
@@ -499,9 +505,9 @@ class LocalBlobStore(BlobStore):
             meta: ArrayMeta | None = parse_array_metadata(raw)
         except UnsupportedZarrError:
             meta = None
-        except _DECODE_ERRORS as exc:
-            raise _corrupt_array(digest, f"has a bad zarr.json: {exc}") from exc
-        _bounded_put(self._meta, digest, meta, _META_CACHE_SIZE)
+        except DECODE_ERRORS as exc:
+            raise corrupt_array(digest, f"has a bad zarr.json: {exc}") from exc
+        bounded_put(self._meta, digest, meta, _META_CACHE_SIZE)
         return meta
 
     def _sums_of(self, digest: str, path: str) -> Sums | None:
@@ -528,8 +534,8 @@ class LocalBlobStore(BlobStore):
             try:
                 sums = parse_sums(raw)
             except ValueError as exc:
-                raise _corrupt_array(digest, f"has a damaged {SUMS_NAME}: {exc}") from exc
-        _bounded_put(self._sums, digest, sums, _META_CACHE_SIZE)
+                raise corrupt_array(digest, f"has a damaged {SUMS_NAME}: {exc}") from exc
+        bounded_put(self._sums, digest, sums, _META_CACHE_SIZE)
         return sums
 
     def check_files(self, digest: str) -> None:
@@ -600,8 +606,8 @@ class LocalBlobStore(BlobStore):
                 check_chunk_file(path, meta, key)
             except FileNotFoundError:
                 raise BlobNotFoundError(f"array component {digest} vanished while checked") from None
-            except _DECODE_ERRORS as exc:
-                raise _corrupt_array(digest, f"has a damaged chunk file {key}: {exc}") from exc
+            except DECODE_ERRORS as exc:
+                raise corrupt_array(digest, f"has a damaged chunk file {key}: {exc}") from exc
             except OSError as exc:
                 raise BlobStoreError(f"cannot check array component {digest}: {exc}") from exc
 
@@ -630,9 +636,9 @@ class LocalBlobStore(BlobStore):
         try:
             check_array_sums(path, meta, sums)
         except FileNotFoundError as exc:
-            raise _corrupt_array(digest, f"has lost its data file: {exc}") from exc
-        except _DECODE_ERRORS as exc:
-            raise _corrupt_array(digest, f"does not match its {SUMS_NAME}: {exc}") from exc
+            raise corrupt_array(digest, f"has lost its data file: {exc}") from exc
+        except DECODE_ERRORS as exc:
+            raise corrupt_array(digest, f"does not match its {SUMS_NAME}: {exc}") from exc
         except OSError as exc:
             raise BlobStoreError(f"cannot read array component {digest}: {exc}") from exc
 
@@ -663,7 +669,7 @@ class LocalBlobStore(BlobStore):
                         f"array component {digest} vanished while being read"
                     ) from None
                 continue
-            _bounded_put(self._in_folder, digest, None, _META_CACHE_SIZE)
+            bounded_put(self._in_folder, digest, None, _META_CACHE_SIZE)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -676,13 +682,13 @@ class LocalBlobStore(BlobStore):
         # cut-out against the checksums of the parts it reads (docs/format.md,
         # "Checksums"), or, for a small array or one compressed chunk (decoded
         # whole anyway), as a whole read.
-        hasher = _hasher_for(meta, reg)
+        hasher = hasher_for(meta, reg)
         sums = None
         if hasher is None:
             sums = self._sums_of(digest, path)
-            if sums is None and _checked_whole(meta):
+            if sums is None and checked_whole(meta):
                 whole = self._read(digest, path, None)
-                return _read_only_view(np.array(whole[_box(reg)]), reg)
+                return read_only_view(np.array(whole[region_box(reg)]), reg)
         missing: list[str] | None = [] if hasher is not None else None
         try:
             box = read_array_dir(path, meta, reg, hasher, missing, sums)
@@ -692,14 +698,14 @@ class LocalBlobStore(BlobStore):
             # A cut-out met a missing chunk: the fill value only if the whole
             # array, read with it as the fill value, hashes to its digest.
             whole = self._read(digest, path, None)
-            return _read_only_view(np.array(whole[_box(reg)]), reg)
-        except _DECODE_ERRORS as exc:
-            raise _corrupt_array(digest, f"cannot be decoded: {exc}") from exc
+            return read_only_view(np.array(whole[region_box(reg)]), reg)
+        except DECODE_ERRORS as exc:
+            raise corrupt_array(digest, f"cannot be decoded: {exc}") from exc
         except OSError as exc:
             raise BlobStoreError(f"cannot read array component {digest}: {exc}") from exc
         if hasher is not None:
-            _check_hash(digest, hasher, missing)
-        return _read_only_view(box, reg)
+            check_hash(digest, hasher, missing)
+        return read_only_view(box, reg)
 
     @staticmethod
     def _read_with_zarr(digest: str, path: str, region: RegionLike) -> np.ndarray:
@@ -720,13 +726,13 @@ class LocalBlobStore(BlobStore):
         except CompstoreError:
             raise
         except Exception as exc:  # zarr's own errors, of many kinds: all mean "cannot read"
-            raise _corrupt_array(digest, f"cannot be read by zarr: {exc!r}") from exc
+            raise corrupt_array(digest, f"cannot be read by zarr: {exc!r}") from exc
         box = np.array(box, copy=True)  # zarr may hand out a shared buffer
         if box.shape == tuple(arr.shape):
             actual = digest_array(box)
             if actual != digest:
-                raise _corrupt_array(digest, f"is corrupt: its content hashes to {actual}")
-        return _read_only_view(box, reg)
+                raise corrupt_array(digest, f"is corrupt: its content hashes to {actual}")
+        return read_only_view(box, reg)
 
     def _packed(
         self, digest: str, kind: str | None, *, cached: bool = False
@@ -757,7 +763,7 @@ class LocalBlobStore(BlobStore):
                         f"({exc}); the repository is damaged: run `compstore verify`"
                     ) from exc
                 if member is not None:
-                    _bounded_put(self._located, digest, member, _LOCATED_CACHE_SIZE)
+                    bounded_put(self._located, digest, member, _LOCATED_CACHE_SIZE)
                 else:
                     self._located.pop(digest, None)
         return member if member is not None and kind in (None, member.kind) else None
@@ -806,9 +812,9 @@ class LocalBlobStore(BlobStore):
             return cached
         try:
             meta = parse_array_metadata(raw)
-        except (UnsupportedZarrError, *_DECODE_ERRORS) as exc:
-            raise _corrupt_array(digest, f"has a bad zarr.json: {exc}") from exc
-        _bounded_put(self._meta, digest, meta, _META_CACHE_SIZE)
+        except (UnsupportedZarrError, *DECODE_ERRORS) as exc:
+            raise corrupt_array(digest, f"has a bad zarr.json: {exc}") from exc
+        bounded_put(self._meta, digest, meta, _META_CACHE_SIZE)
         return meta
 
     def _read_packed(
@@ -818,17 +824,17 @@ class LocalBlobStore(BlobStore):
         reg = normalize_region(region, meta.shape)
         try:
             whole = decode_array_data(meta, data)
-        except _DECODE_ERRORS as exc:
-            raise _corrupt_array(digest, f"cannot be decoded: {exc}") from exc
+        except DECODE_ERRORS as exc:
+            raise corrupt_array(digest, f"cannot be decoded: {exc}") from exc
         # Packed arrays are small (< PACK_MAX_BYTES): every read, cut-outs too,
         # decodes the whole array and checks it against its digest (~40 us a MiB).
         actual = digest_array(whole)
         if actual != digest:
-            raise _corrupt_array(digest, f"is corrupt: its content hashes to {actual}")
+            raise corrupt_array(digest, f"is corrupt: its content hashes to {actual}")
         box = whole
         if whole.ndim:
             box = np.array(whole[tuple(slice(a, b) for a, b in zip(reg.lo, reg.hi))])
-        return _read_only_view(box, reg)
+        return read_only_view(box, reg)
 
     def component_path(self, digest: str) -> str:
         """As `BlobStore.component_path`; a packed array is first written out as its folder.
@@ -949,7 +955,7 @@ class LocalBlobStore(BlobStore):
     def get_document(self, digest: str) -> bytes:
         # Every document read is checked (~0.1 us a KiB): a damaged byte in a
         # manifest or a Wcs is never parsed into an answer.
-        return _checked_document(digest, self.get_document_unchecked(digest))
+        return checked_document(digest, self.get_document_unchecked(digest))
 
     def get_document_unchecked(self, digest: str) -> bytes:
         check_digest(digest)
@@ -1238,12 +1244,6 @@ class LocalBlobStore(BlobStore):
         return f"LocalBlobStore({self._root!r}, fsync={self._fsync})"
 
 
-def _bounded_put(cache: dict[str, Any], key: str, value: Any, limit: int) -> None:
-    """``cache[key] = value``, first dropping the oldest entry if ``cache`` holds ``limit``."""
-    if len(cache) >= limit:
-        cache.pop(next(iter(cache)), None)
-    cache[key] = value
-
 
 @dataclass(frozen=True)
 class _Pending:
@@ -1272,76 +1272,6 @@ def _member_of(
     meta_offset, meta_size = where[pending.members[0][0]]
     offset, size = where[pending.members[1][0]] if pending.key is not None else (0, 0)
     return PackedMember(KIND_ARRAY, pack, offset, size, meta_offset, meta_size, pending.key)
-
-
-def _corrupt_array(digest: str, what: str) -> CorruptBlobError:
-    """The error for a damaged array component: what is wrong, and what to do."""
-    return CorruptBlobError(
-        f"array component {digest} {what}; the repository is damaged: "
-        "run `compstore verify` to list what it breaks"
-    )
-
-
-def _hasher_for(meta: ArrayMeta, region: Region) -> Any:
-    """A hasher to check a read of ``region`` against the digest: None unless it is the whole array."""
-    if region.lo != (0,) * len(meta.shape) or region.hi != meta.shape:
-        return None
-    return array_hasher(meta.dtype, meta.shape)
-
-
-def _check_hash(digest: str, hasher: Any, missing: list[str] | None = None) -> None:
-    """Raise `CorruptBlobError` unless ``hasher`` (fed a whole array) gives ``digest``.
-
-    ``missing``: chunk files found missing (read as the fill value), named as the cause.
-    """
-    actual = hasher.hexdigest()
-    if actual != digest:
-        if missing:
-            raise _corrupt_array(digest, f"is missing its chunk file(s) {', '.join(missing)}")
-        raise _corrupt_array(digest, f"is corrupt: its content hashes to {actual}")
-
-
-def _checked_whole(meta: ArrayMeta) -> bool:
-    """Whether a cut-out of an array without checksums is read whole, to be checked.
-
-    Small arrays (as packed ones), and one compressed chunk, which is decoded
-    whole for any cut-out anyway.
-    """
-    nbytes = math.prod(meta.shape) * meta.dtype.itemsize
-    one_chunk = meta.shard is None and meta.chunk_shape == meta.shape
-    return nbytes < SUMS_MIN_BYTES or (one_chunk and bool(meta.compressors))
-
-
-def _box(region: Region) -> tuple[slice, ...]:
-    """The slices of ``region``'s bounding box."""
-    return tuple(slice(a, b) for a, b in zip(region.lo, region.hi))
-
-
-def _checked_document(digest: str, data: bytes) -> bytes:
-    """``data``, once it hashes to ``digest`` (~0.1 us a KiB: every document read is checked).
-
-    Raises
-    ------
-    CorruptBlobError
-        If it does not: a damaged document or manifest is never parsed.
-    """
-    actual = digest_bytes(data)
-    if actual != digest:
-        raise CorruptBlobError(
-            f"document {digest} is corrupt: its content hashes to {actual}; the repository "
-            "is damaged: run `compstore verify` to list what it breaks"
-        )
-    return data
-
-
-def _read_only_view(box: np.ndarray, region: Region) -> np.ndarray:
-    """Return a view of the part of ``box`` that ``region`` selects, which cannot be made writeable.
-
-    A view of a read-only base refuses ``flags.writeable = True``, so an array
-    shared through the identity cache cannot be changed under other holders.
-    """
-    box.flags.writeable = False
-    return box[region.local_index]
 
 
 def _fsync_path(path: str) -> None:

@@ -126,11 +126,16 @@ def write_array_data(
     return layout, [file, sums_path, path]
 
 
-def encode_array_files(array: np.ndarray, dimension_names: list[str]) -> list[tuple[str, bytes]]:
+def encode_array_files(
+    array: np.ndarray, dimension_names: list[str], with_sums: bool = False
+) -> list[tuple[str, bytes]]:
     """The files of ``array`` as a zarr v3 array, in memory: ``[(name, bytes), ...]``.
 
     ``zarr.json`` first, then the one data file (none for an empty array):
-    byte for byte what `write_array_dir` writes into its directory.
+    byte for byte what `write_array_dir` writes into its directory. With
+    ``with_sums``, its ``compstore.sums`` follows where `write_array_data`
+    would write one (packed arrays are too small to have one; objects on S3
+    are not).
 
     Raises
     ------
@@ -141,8 +146,10 @@ def encode_array_files(array: np.ndarray, dimension_names: list[str]) -> list[tu
     files = [("zarr.json", array_metadata(array.shape, layout, dimension_names))]
     if array.size:
         buffer = io.BytesIO()
-        _write_data(buffer, array, layout, None)
+        sums = _write_data(buffer, array, layout, None)
         files.append((chunk_key((0,) * array.ndim), buffer.getvalue()))
+        if with_sums and sums is not None:
+            files.append((SUMS_NAME, sums))
     return files
 
 

@@ -1,0 +1,570 @@
+"""A blob store in an S3-compatible bucket: zarr v3 arrays and documents as objects.
+
+Layout under ``s3://<bucket>/<prefix>/`` (the same names as `LocalBlobStore`'s
+folders, ``docs/object-storage.md``)::
+
+    arrays/zarr.json                          zarr v3 group: the zarr root
+    arrays/ab/zarr.json                       fan-out group, first two hex chars
+    arrays/ab/<digest>/c.0.0                  the array's one data file (none if empty)
+    arrays/ab/<digest>/compstore.sums         checksums of its parts (1 MiB and more)
+    arrays/ab/<digest>/zarr.json              written last: the array exists once it does
+    documents/ab/<digest>.json                one object per document
+
+Every object is written under its final name: an S3 PUT is atomic, so a
+half-written object is never visible, and an array is visible only once its
+``zarr.json`` is. ``zarr.json`` and documents are written with a conditional
+PUT (``If-None-Match: *``): of writers racing with the same content exactly
+one creates it, the others are told it exists. Every PUT is durable when it
+returns, so `S3BlobStore.sync` has nothing to do.
+
+Reads are checked as `LocalBlobStore`'s are: a whole array against its
+digest, a cut-out against the checksums of the parts it reads (fetched by
+ranged GETs, `compstore.cas._rangeread`), a document against its digest.
+
+Built on obstore (the Python bindings of the Rust ``object_store`` crate, the
+one zarr-python's ``ObjectStore`` uses): it has put-if-absent, coalesced
+ranged GETs and the standard ``AWS_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any, Final
+
+import numpy as np
+
+from compstore.cas._checks import (
+    DECODE_ERRORS,
+    bounded_put,
+    check_hash,
+    checked_document,
+    checked_whole,
+    corrupt_array,
+    hasher_for,
+    read_only_view,
+    region_box,
+)
+from compstore.cas._digest import array_bytes, array_hasher, check_digest, is_digest
+from compstore.cas._objcache import ObjectCache
+from compstore.cas._rangeread import FetchRanges, FetchSuffix, read_box
+from compstore.cas._region import normalize_region
+from compstore.cas._store import (
+    ARRAYS_GROUP,
+    ArrayInfo,
+    BlobStore,
+    RegionLike,
+    prepare_array,
+    prepare_document,
+)
+from compstore.cas._sums import SUMS_NAME, Sums, parse_sums
+from compstore.cas._zarrfmt import (
+    ArrayMeta,
+    UnsupportedZarrError,
+    chunk_key,
+    group_metadata,
+    parse_array_metadata,
+)
+from compstore.cas._zarrio import decode_array_data, dimension_names_for, encode_array_files
+from compstore.errors import BlobNotFoundError, BlobStoreError, CompstoreError, CorruptBlobError
+
+__all__ = ["S3BlobStore"]
+
+_META_CACHE_SIZE: Final = 4096
+_LOOK_FIRST_BYTES: Final = 1 << 20
+_TAIL_CACHE_SIZE: Final = 1024  # shard indexes: 16 bytes per inner chunk, a few KiB each
+_DOCUMENTS: Final = "documents"
+_TO_DO: Final = "check the endpoint, bucket, prefix and credentials (AWS_* variables)"
+
+
+class S3BlobStore(BlobStore):
+    """A blob store under ``prefix`` of the S3 (or S3-compatible) bucket ``bucket``.
+
+    Parameters not given are read by obstore from the standard environment
+    variables: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+    ``AWS_SESSION_TOKEN``, ``AWS_ENDPOINT_URL``, ``AWS_REGION``. Credentials
+    are kept in memory only, never written anywhere.
+
+    Parameters
+    ----------
+    bucket
+        The bucket (it must exist).
+    prefix
+        The folder inside the bucket holding this store (``""``: the bucket's root).
+    endpoint
+        The server's URL for S3-compatible stores (MinIO, Ceph, moto):
+        ``http://host:port``; plain HTTP is allowed only when given so.
+    region, access_key_id, secret_access_key, session_token
+        As the AWS variables of the same names.
+    cache
+        A local folder (created) keeping what is read whole: ``zarr.json``,
+        checksums, documents, arrays' data files (`compstore.cas._objcache`),
+        so reading them again, or a cut-out of a cached array, costs no
+        request. What is read from it is checked as what is fetched, and
+        fetched again if it fails. None: no cache.
+    cache_bytes
+        At most this many bytes in ``cache``; least recently used files go first.
+
+    Raises
+    ------
+    BlobStoreError
+        If obstore is not installed (``pip install compstore[s3]``) or refuses the settings.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint: str | None = None,
+        region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        session_token: str | None = None,
+        cache: str | os.PathLike[str] | None = None,
+        cache_bytes: int = 1 << 30,
+    ) -> None:
+        try:
+            import obstore
+            from obstore.store import S3Store
+        except ImportError as exc:
+            raise BlobStoreError("S3BlobStore needs obstore: pip install 'compstore[s3]'") from exc
+        self._obs: Any = obstore
+        self._bucket = bucket
+        self._prefix = prefix.strip("/")
+        config = {
+            key: value
+            for key, value in {
+                "endpoint": endpoint,
+                "region": region,
+                "access_key_id": access_key_id,
+                "secret_access_key": secret_access_key,
+                "session_token": session_token,
+            }.items()
+            if value is not None
+        }
+        url = endpoint or os.environ.get("AWS_ENDPOINT_URL", "")
+        client_options = {"allow_http": True} if url.startswith("http://") else None
+        try:
+            self._client: Any = S3Store(
+                bucket,
+                prefix=self._prefix or None,
+                config=config,  # type: ignore[arg-type]
+                client_options=client_options,  # type: ignore[arg-type]
+            )
+        except Exception as exc:  # obstore raises its own errors for bad settings
+            raise BlobStoreError(
+                f"cannot open s3://{bucket}/{self._prefix}: {_first_line(exc)}"
+            ) from exc
+        self._lock = threading.Lock()
+        self._meta: dict[str, ArrayMeta] = {}
+        self._sums: dict[str, Sums | None] = {}
+        self._tails: dict[str, tuple[bytes, int]] = {}
+        self._groups: set[str] = set()
+        self._cache = ObjectCache(cache, cache_bytes) if cache is not None else None
+
+    @property
+    def url(self) -> str:
+        """``s3://<bucket>/<prefix>``."""
+        return f"s3://{self._bucket}/{self._prefix}".rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"S3BlobStore({self.url!r})"
+
+    # -- object access, errors mapped ------------------------------------------
+    def _get(self, key: str, what: str) -> bytes | None:
+        """The object ``key``'s bytes (from the cache if there); None if it does not exist."""
+        if self._cache is not None:
+            data = self._cache.get(key)
+            if data is not None:
+                return data
+        try:
+            data = bytes(self._obs.get(self._client, key).bytes())
+        except FileNotFoundError as exc:
+            if "NoSuchBucket" in str(exc):
+                raise BlobStoreError(
+                    f"cannot read {what} from {self.url}: {_first_line(exc)}; {_TO_DO}"
+                ) from exc
+            return None
+        except Exception as exc:
+            raise BlobStoreError(
+                f"cannot read {what} from {self.url}: {_first_line(exc)}; {_TO_DO}"
+            ) from exc
+        if self._cache is not None:
+            self._cache.put(key, data)
+        return data
+
+    def _head(self, key: str, what: str) -> int | None:
+        """The object ``key``'s size; None if it does not exist."""
+        try:
+            return int(self._obs.head(self._client, key)["size"])
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise BlobStoreError(
+                f"cannot look up {what} in {self.url}: {_first_line(exc)}; {_TO_DO}"
+            ) from exc
+
+    def _put(self, key: str, data: bytes, what: str, create: bool) -> bool:
+        """Write ``key``; with ``create``, only if absent. Returns False if it was there."""
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        try:
+            self._obs.put(self._client, key, data, mode="create" if create else "overwrite")
+        except (AlreadyExistsError, PreconditionError):
+            return False
+        except Exception as exc:
+            raise BlobStoreError(
+                f"cannot write {what} to {self.url}: {_first_line(exc)}; {_TO_DO}"
+            ) from exc
+        return True
+
+    def _list(self, prefix: str, what: str) -> Iterator[dict[str, Any]]:
+        try:
+            for batch in self._obs.list(self._client, prefix, chunk_size=1000):
+                yield from batch
+        except FileNotFoundError:
+            return
+        except Exception as exc:
+            raise BlobStoreError(
+                f"cannot list {what} in {self.url}: {_first_line(exc)}; {_TO_DO}"
+            ) from exc
+
+    def _delete(self, keys: list[str], what: str) -> None:
+        try:
+            self._obs.delete(self._client, keys)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise BlobStoreError(
+                f"cannot delete {what} from {self.url}: {_first_line(exc)}; {_TO_DO}"
+            ) from exc
+
+    @staticmethod
+    def _array_key(digest: str, name: str) -> str:
+        return f"{ARRAYS_GROUP}/{digest[:2]}/{digest}/{name}"
+
+    def _data_key(self, digest: str, meta: ArrayMeta) -> str:
+        """The key of the array's one data file."""
+        return self._array_key(digest, chunk_key((0,) * len(meta.shape), meta.separator))
+
+    @staticmethod
+    def _document_key(digest: str) -> str:
+        return f"{_DOCUMENTS}/{digest[:2]}/{digest}.json"
+
+    # -- arrays ---------------------------------------------------------------
+    def put_array(self, array: np.ndarray, digest: str | None = None) -> str:
+        array, digest = prepare_array(array, digest)
+        if not self.has_array(digest):
+            self._write_array(array, digest)
+        return digest
+
+    def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
+        array, digest = prepare_array(array, None)
+        if self.has_array(digest):
+            return digest, False
+        return digest, self._write_array(array, digest)
+
+    def _write_array(self, array: np.ndarray, digest: str) -> bool:
+        """Write the array's objects, ``zarr.json`` last and only if absent; False if it was."""
+        what = f"array component {digest}"
+        files = encode_array_files(array, dimension_names_for(digest, array.ndim), with_sums=True)
+        self._ensure_groups(digest[:2])
+        # Data first: identical bytes for every writer of this digest, so overwriting
+        # what a racing (or crashed) writer left is harmless; zarr.json publishes.
+        for name, data in files[1:]:
+            self._put(self._array_key(digest, name), data, what, create=False)
+        name, data = files[0]
+        return self._put(self._array_key(digest, name), data, what, create=True)
+
+    def _ensure_groups(self, fanout: str) -> None:
+        """Write the root and fan-out groups' ``zarr.json`` once per store object."""
+        for group in (ARRAYS_GROUP, f"{ARRAYS_GROUP}/{fanout}"):
+            if group not in self._groups:
+                self._put(f"{group}/zarr.json", group_metadata(), f"group {group}", create=True)
+                with self._lock:
+                    self._groups.add(group)
+
+    def _meta_of(self, digest: str) -> ArrayMeta:
+        """The array's parsed ``zarr.json`` (cached: components never change)."""
+        check_digest(digest)
+        meta = self._meta.get(digest)
+        if meta is not None:
+            return meta
+        raw = self._get(self._array_key(digest, "zarr.json"), f"array component {digest}")
+        if raw is None:
+            raise BlobNotFoundError(f"no array component {digest} in the blob store {self.url}")
+        try:
+            meta = parse_array_metadata(raw)
+        except UnsupportedZarrError as exc:
+            raise CorruptBlobError(
+                f"array component {digest} in {self.url} is not in a layout compstore "
+                f"writes ({exc}); read it with zarr-python"
+            ) from exc
+        except DECODE_ERRORS as exc:
+            raise corrupt_array(digest, f"has a bad zarr.json: {exc}") from exc
+        bounded_put(self._meta, digest, meta, _META_CACHE_SIZE)
+        return meta
+
+    def _forget(self, digest: str) -> None:
+        """Drop what is cached of an array (deleted, here or by another process)."""
+        with self._lock:
+            self._meta.pop(digest, None)
+            self._sums.pop(digest, None)
+            self._tails.pop(digest, None)
+
+    def _sums_of(self, digest: str) -> Sums | None:
+        if digest in self._sums:
+            return self._sums[digest]
+        raw = self._get(self._array_key(digest, SUMS_NAME), f"array component {digest}")
+        try:
+            sums = None if raw is None else parse_sums(raw)
+        except ValueError as exc:
+            raise corrupt_array(digest, f"has a damaged {SUMS_NAME}: {exc}") from exc
+        bounded_put(self._sums, digest, sums, _META_CACHE_SIZE)
+        return sums
+
+    def get_array(self, digest: str, region: RegionLike = None) -> np.ndarray:
+        try:
+            return self._get_array(digest, region)
+        except CorruptBlobError:
+            # A damaged copy in the local cache is not a damaged component: fetch again.
+            if not self._drop_cached(digest):
+                raise
+            return self._get_array(digest, region)
+
+    def _drop_cached(self, digest: str) -> bool:
+        """Forget an array's cached objects, on disk and in memory; whether any was on disk."""
+        self._forget(digest)
+        if self._cache is None:
+            return False
+        return self._cache.drop_folder(f"{ARRAYS_GROUP}/{digest[:2]}/{digest}")
+
+    def _get_array(self, digest: str, region: RegionLike) -> np.ndarray:
+        meta = self._meta_of(digest)
+        reg = normalize_region(region, meta.shape)
+        hasher = hasher_for(meta, reg)
+        # compstore writes no compstore.sums for what checked_whole reads whole: no GET for it.
+        sums = None if hasher is not None or checked_whole(meta) else self._sums_of(digest)
+        # As LocalBlobStore: a whole read is checked against the digest; so is a cut-out
+        # of an array without checksums (small ones: one GET of all of it is as cheap).
+        if hasher is not None or sums is None:
+            whole = self._read_whole(digest, meta)
+            box = whole if hasher is not None else np.array(whole[region_box(reg)])
+            return read_only_view(box, reg)
+        key = self._data_key(digest, meta)
+        cached = self._cache.path(key) if self._cache is not None else None
+        try:
+            if cached is not None:
+                with open(cached, "rb", buffering=0) as f:
+                    box = read_box(meta, reg.lo, reg.hi, sums, *_file_readers(f.fileno()))
+            else:
+                box = read_box(meta, reg.lo, reg.hi, sums, *self._range_readers(digest, key))
+        except DECODE_ERRORS as exc:
+            raise corrupt_array(digest, f"cannot be decoded: {exc}") from exc
+        except FileNotFoundError:  # evicted meanwhile (another process sharing the cache)
+            return self._get_array(digest, region)
+        return read_only_view(box, reg)
+
+    def _range_readers(self, digest: str, key: str) -> tuple[FetchRanges, FetchSuffix]:
+        """Byte ranges of the data file ``key``, by ranged GETs."""
+
+        def fetch(starts: list[int], ends: list[int]) -> list[bytes | memoryview]:
+            with self._data_file_errors(digest):
+                return list(self._obs.get_ranges(self._client, key, starts=starts, ends=ends))
+
+        def fetch_suffix(n: int) -> tuple[bytes | memoryview, int]:
+            # A shard's index: kept (a few KiB), so later cut-outs cost one GET, not two.
+            tail = self._tails.get(digest)
+            if tail is None or len(tail[0]) != n:
+                with self._data_file_errors(digest):
+                    got = self._obs.get(self._client, key, options={"range": {"suffix": n}})
+                    tail = (bytes(got.bytes()), int(got.meta["size"]))
+                bounded_put(self._tails, digest, tail, _TAIL_CACHE_SIZE)
+            return tail
+
+        return fetch, fetch_suffix
+
+    @contextlib.contextmanager
+    def _data_file_errors(self, digest: str) -> Iterator[None]:
+        """Map the errors of reading an array's data file (it exists: zarr.json was read)."""
+        try:
+            yield
+        except FileNotFoundError as exc:
+            self._drop_cached(digest)
+            if not self.has_array(digest):  # deleted since its zarr.json was read
+                raise BlobNotFoundError(
+                    f"array component {digest} vanished from {self.url} while being read"
+                ) from None
+            raise corrupt_array(digest, "has lost its data file") from exc
+        except CompstoreError:
+            raise
+        except Exception as exc:
+            raise BlobStoreError(
+                f"cannot read array component {digest} from {self.url}: {_first_line(exc)}; {_TO_DO}"
+            ) from exc
+
+    def _read_whole(self, digest: str, meta: ArrayMeta) -> np.ndarray:
+        """The whole array, one GET of its data file, checked against its digest."""
+        data: bytes | memoryview | None = None
+        key = self._data_key(digest, meta)
+        if math.prod(meta.shape):  # an empty array has no data file
+            data = self._cache.get(key) if self._cache is not None else None
+            if data is None:
+                with self._data_file_errors(digest):
+                    # obstore's Bytes is a buffer: a view, not a copy.
+                    data = memoryview(self._obs.get(self._client, key).bytes())
+                if self._cache is not None:
+                    self._cache.put(key, data)
+        try:
+            array = decode_array_data(meta, data)
+        except DECODE_ERRORS as exc:
+            raise corrupt_array(digest, f"cannot be decoded: {exc}") from exc
+        hasher = array_hasher(meta.dtype, meta.shape)
+        hasher.update(array_bytes(array))
+        check_hash(digest, hasher)
+        return array
+
+    def array_info(self, digest: str) -> ArrayInfo:
+        meta = self._meta_of(digest)
+        return ArrayInfo(meta.shape, meta.dtype, self.stored_bytes(digest))
+
+    def has_array(self, digest: str) -> bool:
+        check_digest(digest)
+        # Always asked (a HEAD), never cached: another process may have deleted it.
+        key = self._array_key(digest, "zarr.json")
+        return self._head(key, f"array component {digest}") is not None
+
+    # -- documents ------------------------------------------------------------
+    def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
+        data, digest = prepare_document(data, digest)
+        key = self._document_key(digest)
+        # One conditional PUT; a big document is looked up first, so that a stored one
+        # is not uploaded again only to be refused (412).
+        if len(data) < _LOOK_FIRST_BYTES or self._head(key, f"document {digest}") is None:
+            self._put(key, data, f"document {digest}", create=True)
+        return digest
+
+    def get_document(self, digest: str) -> bytes:
+        try:
+            return checked_document(digest, self.get_document_unchecked(digest))
+        except CorruptBlobError:
+            if self._cache is None or self._cache.path(self._document_key(digest)) is None:
+                raise
+            # A damaged copy in the local cache: fetch again.
+            self._cache.drop(self._document_key(digest))
+            return checked_document(digest, self.get_document_unchecked(digest))
+
+    def get_document_unchecked(self, digest: str) -> bytes:
+        check_digest(digest)
+        data = self._get(self._document_key(digest), f"document {digest}")
+        if data is None:
+            raise BlobNotFoundError(f"no document {digest} in the blob store {self.url}")
+        return data
+
+    def has_document(self, digest: str) -> bool:
+        check_digest(digest)
+        return self._head(self._document_key(digest), f"document {digest}") is not None
+
+    # -- both -----------------------------------------------------------------
+    def _array_objects(self, digest: str) -> list[dict[str, Any]]:
+        prefix = f"{ARRAYS_GROUP}/{digest[:2]}/{digest}/"
+        return list(self._list(prefix, f"array component {digest}"))
+
+    def check_files(self, digest: str) -> None:
+        """Check, with one LIST and no data read, that an array's data file is there.
+
+        And, for a raw array, of the size its shape says. A document is only looked up.
+        """
+        check_digest(digest)
+        sizes = {o["path"].rsplit("/", 1)[-1]: int(o["size"]) for o in self._array_objects(digest)}
+        if "zarr.json" not in sizes:
+            super().check_files(digest)  # a document, or BlobNotFoundError
+            return
+        meta = self._meta_of(digest)
+        if not math.prod(meta.shape):
+            return
+        name = chunk_key((0,) * len(meta.shape), meta.separator)
+        if name not in sizes:
+            raise corrupt_array(digest, f"has lost its data file {name}")
+        if meta.shard is None and not meta.compressors:
+            expected = math.prod(meta.chunk_shape) * meta.dtype.itemsize
+            if sizes[name] != expected:
+                raise corrupt_array(
+                    digest, f"has a raw data file of {sizes[name]} bytes, not {expected}"
+                )
+
+    def stored_bytes(self, digest: str) -> int:
+        check_digest(digest)
+        objects = self._array_objects(digest)
+        found = any(o["path"].endswith("/zarr.json") for o in objects)
+        total = sum(int(o["size"]) for o in objects) if found else 0
+        size = self._head(self._document_key(digest), f"document {digest}")
+        if size is not None:
+            found = True
+            total += size
+        if not found:
+            raise BlobNotFoundError(f"no component {digest} in the blob store {self.url}")
+        return total
+
+    def iter_arrays(self) -> Iterator[str]:
+        found = set()
+        for o in self._list(f"{ARRAYS_GROUP}/", "array components"):
+            parts = o["path"].split("/")
+            # arrays/ab/<digest>/zarr.json; the groups' zarr.json are shorter.
+            if len(parts) == 4 and parts[3] == "zarr.json" and is_digest(parts[2]):
+                found.add(parts[2])
+        return iter(sorted(found))
+
+    def iter_documents(self) -> Iterator[str]:
+        found = set()
+        for o in self._list(f"{_DOCUMENTS}/", "documents"):
+            name = o["path"].rsplit("/", 1)[-1]
+            if name.endswith(".json") and is_digest(name[:-5]):
+                found.add(name[:-5])
+        return iter(sorted(found))
+
+    def delete(self, digest: str) -> None:
+        check_digest(digest)
+        found = False
+        objects = self._array_objects(digest)
+        if objects:
+            found = any(o["path"].endswith("/zarr.json") for o in objects)
+            # zarr.json first: the array stops existing before its data goes.
+            meta_key = self._array_key(digest, "zarr.json")
+            self._delete([meta_key], f"array component {digest}")
+            rest = [o["path"] for o in objects if o["path"] != meta_key]
+            if rest:
+                self._delete(rest, f"array component {digest}")
+        self._drop_cached(digest)
+        if self._cache is not None:
+            self._cache.drop(self._document_key(digest))
+        if self.has_document(digest):
+            found = True
+            self._delete([self._document_key(digest)], f"document {digest}")
+        if not found:
+            raise BlobNotFoundError(f"no component {digest} in the blob store {self.url}")
+
+    def sync(self) -> None:
+        """Nothing to do: every PUT is durable once it returns."""
+
+
+def _first_line(exc: BaseException) -> str:
+    """What went wrong, without obstore's multi-line debug dump of the request."""
+    return str(exc).split("\n", 1)[0]
+
+
+def _file_readers(fd: int) -> tuple[FetchRanges, FetchSuffix]:
+    """Byte ranges of a data file in the local cache, open as ``fd``."""
+
+    def fetch(starts: list[int], ends: list[int]) -> list[bytes | memoryview]:
+        return [os.pread(fd, end - start, start) for start, end in zip(starts, ends)]
+
+    def fetch_suffix(n: int) -> tuple[bytes | memoryview, int]:
+        size = os.fstat(fd).st_size
+        return os.pread(fd, min(n, size), max(0, size - n)), size
+
+    return fetch, fetch_suffix

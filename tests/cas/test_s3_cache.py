@@ -1,0 +1,119 @@
+"""S3BlobStore's local read-through cache: a second read costs no request, damage is refetched."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from compstore.cas import S3BlobStore
+from compstore.cas._objcache import ObjectCache
+from compstore.testing.blobstore import sample_array
+
+
+@pytest.fixture
+def new_store(s3_server, s3_bucket, tmp_path):
+    """A factory of fresh S3BlobStore objects (empty memory caches) sharing one cache folder."""
+
+    def make(cache_bytes: int = 1 << 30) -> S3BlobStore:
+        return S3BlobStore(
+            s3_bucket,
+            "cached",
+            cache=tmp_path / "cache",
+            cache_bytes=cache_bytes,
+            **s3_server.store_options(),
+        )
+
+    return make
+
+
+def _requests(server, call):
+    server.clear_requests()
+    result = call()
+    return result, [(r.method, r.range) for r in server.requests]
+
+
+@pytest.mark.parametrize("dtype", ["<f4", "<i4"])  # raw, and one shard of compressed chunks
+def test_second_get_costs_no_request(s3_server, new_store, dtype) -> None:
+    array = sample_array(dtype, (1024, 1024), seed=11)
+    digest = new_store().put_array(array)
+    doc = new_store().put_document(b'{"x": 1}')
+    got, first = _requests(s3_server, lambda: new_store().get_array(digest))
+    assert np.array_equal(got, array) and [m for m, _ in first] == ["GET", "GET"]
+    store = new_store()  # nothing in memory: everything comes from the folder
+    got, again = _requests(s3_server, lambda: store.get_array(digest))
+    assert np.array_equal(got, array) and again == []
+    # A cut-out of the cached data file checks the tiles it reads against compstore.sums,
+    # which whole reads never needed: fetched (and cached) by the first cut-out only.
+    region = (slice(300, 400), slice(500, 600))
+    got, cutout = _requests(s3_server, lambda: new_store().get_array(digest, region))
+    assert np.array_equal(got, array[region]) and cutout == [("GET", "")]
+    got, cutout = _requests(s3_server, lambda: new_store().get_array(digest, region[::-1]))
+    assert np.array_equal(got, array[region[::-1]]) and cutout == []
+    assert _requests(s3_server, lambda: new_store().get_document(doc))[1] == [("GET", "")]
+    data, again = _requests(s3_server, lambda: new_store().get_document(doc))
+    assert data == b'{"x": 1}' and again == []
+
+
+def _flip(path: str, at: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(at)
+        byte = f.read(1)
+        f.seek(at)
+        f.write(bytes([byte[0] ^ 0x10]))
+
+
+def test_a_damaged_cached_copy_is_fetched_again(s3_server, new_store, tmp_path) -> None:
+    array = sample_array("<f4", (1024, 1024), seed=12)
+    digest = new_store().put_array(array)
+    doc = new_store().put_document(b'{"y": 2}')
+    new_store().get_array(digest)
+    new_store().get_document(doc)
+    folder = tmp_path / "cache" / "arrays" / digest[:2] / digest
+    _flip(str(folder / "c.0.0"), 1024 * 4 * 350 + 4 * 550)  # inside the region read below
+    got, requests = _requests(
+        s3_server, lambda: new_store().get_array(digest, (slice(300, 400), slice(500, 600)))
+    )
+    assert np.array_equal(got, array[300:400, 500:600])
+    # The cached tile failed its checksum: the data was fetched from S3 again (ranged).
+    assert any(m == "GET" and rng.startswith("bytes=") for m, rng in requests)
+    new_store().get_array(digest)  # cached whole again
+    _flip(str(folder / "c.0.0"), 7)
+    got, requests = _requests(s3_server, lambda: new_store().get_array(digest))
+    assert np.array_equal(got, array) and ("GET", "") in requests  # failed its digest
+    assert _requests(s3_server, lambda: new_store().get_array(digest))[1] == []  # repaired
+    _flip(str(tmp_path / "cache" / "documents" / doc[:2] / f"{doc}.json"), 2)
+    data, requests = _requests(s3_server, lambda: new_store().get_document(doc))
+    assert data == b'{"y": 2}' and requests == [("GET", "")]
+
+
+def test_the_cache_stays_within_its_bytes(s3_server, new_store, tmp_path) -> None:
+    arrays = [sample_array("<i2", (300, 300), seed=i) for i in range(6)]
+    digests = [new_store().put_array(a) for a in arrays]
+    store = new_store(cache_bytes=600_000)
+    for digest, array in zip(digests, arrays):
+        assert np.array_equal(store.get_array(digest), array)
+    on_disk = sum(p.stat().st_size for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    assert on_disk <= 600_000 and on_disk == store._cache.nbytes  # type: ignore[union-attr]
+    # The last read is the most recently used: still cached, read without a request.
+    assert _requests(s3_server, lambda: store.get_array(digests[-1]))[1] == []
+
+
+def test_object_cache_evicts_least_recently_used(tmp_path) -> None:
+    cache = ObjectCache(tmp_path / "c", max_bytes=250)
+    cache.put("a/1", b"a" * 100)
+    time.sleep(0.01)
+    cache.put("b/1", b"b" * 100)
+    time.sleep(0.01)
+    assert cache.get("a/1") == b"a" * 100  # a is now more recent than b
+    time.sleep(0.01)
+    cache.put("c/1", b"c" * 100)
+    assert cache.get("b/1") is None
+    assert cache.get("a/1") == b"a" * 100 and cache.get("c/1") == b"c" * 100
+    assert cache.nbytes == 200
+    cache.put("big", b"x" * 251)  # bigger than the whole cache: not kept
+    assert cache.get("big") is None and not os.path.exists(tmp_path / "c" / "big")
+    # A new object counts what an earlier one left in the folder.
+    assert ObjectCache(tmp_path / "c", max_bytes=250).nbytes == 200
