@@ -35,14 +35,14 @@ EDGE = 100
 @contextmanager
 def checks_off() -> Iterator[None]:
     """The reads of this process skip their checks (for measuring only)."""
-    saved = (_local._hasher_for, _local.LocalBlobStore._sums_of, _local._checked_whole)
-    _local._hasher_for = lambda meta, region: None  # type: ignore[assignment]
+    saved = (_local.hasher_for, _local.LocalBlobStore._sums_of, _local.checked_whole)
+    _local.hasher_for = lambda meta, region: None  # type: ignore[assignment]
     _local.LocalBlobStore._sums_of = lambda self, digest, path: None  # type: ignore[assignment,method-assign]
-    _local._checked_whole = lambda meta: False  # type: ignore[assignment]
+    _local.checked_whole = lambda meta: False  # type: ignore[assignment]
     try:
         yield
     finally:
-        _local._hasher_for, _local.LocalBlobStore._sums_of, _local._checked_whole = saved  # type: ignore[method-assign]
+        _local.hasher_for, _local.LocalBlobStore._sums_of, _local.checked_whole = saved  # type: ignore[method-assign]
 
 
 def measure(root: Path, size: int, repeat: int) -> dict[str, float]:
