@@ -42,7 +42,11 @@ __all__ = ["GC_GATE", "GC_LOCK", "read_generation", "sweep_guard", "writer_guard
 GC_LOCK: Final = "gc.lock"
 GC_GATE: Final = "gc.gate"
 
-_held = threading.local()  # per-thread count of writer guards held (puts may nest)
+# Per thread: the repositories (by real path) whose lock a writer guard holds,
+# and the generation the outermost guard read. A put nested in a put of the same
+# repository takes no second lock; one of another repository (a transfer, a
+# chain writing to its first member) takes that repository's own.
+_held = threading.local()
 
 
 def _open(path: str) -> int:
@@ -66,21 +70,22 @@ def read_generation(root: str) -> bytes:
 def writer_guard(root: str) -> Iterator[bytes]:
     """Hold ``<root>/gc.lock`` shared for the block (a put in flight); yield the generation.
 
-    Reentrant within a thread: a put nested in a put does not take it again
-    (it would deadlock behind a gc waiting at the gate).
+    Reentrant within a thread for one repository: a put nested in a put of the
+    same repository (however its folder is named) does not take it again (it
+    would deadlock behind a gc waiting at the gate); a put into another
+    repository nested inside takes that repository's lock.
 
     Raises
     ------
     OSError
         If the lock files cannot be created or locked.
     """
-    depth = getattr(_held, "depth", 0)
-    if depth:
-        _held.depth = depth + 1
-        try:
-            yield getattr(_held, "generation", b"")
-        finally:
-            _held.depth -= 1
+    key = os.path.realpath(root)
+    held: dict[str, bytes] | None = getattr(_held, "roots", None)
+    if held is None:
+        held = _held.roots = {}
+    if key in held:  # the outer guard of this repository holds the lock until it exits
+        yield held[key]
         return
     gate = _open(os.path.join(root, GC_GATE))
     try:
@@ -95,11 +100,11 @@ def writer_guard(root: str) -> Iterator[bytes]:
         os.close(gate)  # past the gate: a gc waiting there waits for this put now
     try:
         generation = _generation(fd)
-        _held.depth, _held.generation = 1, generation
+        held[key] = generation
         try:
             yield generation
         finally:
-            _held.depth = 0
+            del held[key]
     finally:
         os.close(fd)  # releases the lock
 
