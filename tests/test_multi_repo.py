@@ -366,3 +366,23 @@ def test_a_pipeline_on_a_chain_reads_both_and_writes_the_first(catalogs, archive
     assert len(outputs) == len(DATA_IDS)
     assert alone.verify(deep=True).ok  # self-contained: the pixels were copied into A
     assert _contents(archive)[2] == sorted(map(str, Butler(archive)._all_refs()))
+
+
+def test_a_join_defined_in_a_later_repository_opens_as_zarr_through_the_chain(tmp_path):
+    """ChainedButler.zarr_store finds a definition the way get does: in any repository."""
+    zarr = pytest.importorskip("zarr")
+    from compstore.testing.sky import OBJECT_TABLE_MEMBERS, make_object_tables
+
+    first, later = tmp_path / "first", tmp_path / "later"
+    Butler.create(first)
+    Butler.create(later)
+    butler = Butler(later, run="coadd", fsync=False)
+    for name in OBJECT_TABLE_MEMBERS:
+        butler.register_dataset_type(name, ("tract", "patch", "band"), "SourceCatalog")
+    for name, cat in make_object_tables(9, 0, rows=50).items():
+        butler.put(cat, name, tract=9, patch=0, band="r")
+    butler.register_join("objectTable", list(OBJECT_TABLE_MEMBERS), on="id")
+    chain = Butler([first, later], collections=["coadd"])
+    expected = chain.get("objectTable", tract=9, patch=0, band="r")
+    group = zarr.open_group(chain.zarr_store("objectTable", tract=9, patch=0, band="r"), mode="r")
+    np.testing.assert_array_equal(np.asarray(group["id"][:]), np.asarray(expected["id"]))

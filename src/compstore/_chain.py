@@ -513,7 +513,9 @@ class ChainedButler(Butler):
             )
         try:
             name, ref = self._locate(name_or_ref, data_id, collections, kwargs)
-        except MissingDatasetTypeError:
+        except (MissingDatasetTypeError, MissingCollectionError):
+            # A defined type is registered in one repository and unknown to the
+            # others, whose collections may not even exist: either error may say so.
             parsed = parse_dataset_name(name_or_ref)
             definition = self._definition(parsed.dataset_type)
             if definition is None:

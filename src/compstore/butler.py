@@ -646,12 +646,19 @@ class Butler:
             # Not a dataset type: maybe a defined one (looked up only now, so plain
             # gets pay nothing for definitions).
             parsed = parse_dataset_name(name_or_ref)
-            definition = self.registry.get_definition(parsed.dataset_type)
+            definition = self._definition(parsed.dataset_type)
             if definition is None:
                 raise
             given = {**(data_id or {}), **kwargs}
             return read_defined(self, definition, parsed, given, parameters, collections)
         return self._read(ref, parameters, name.component)
+
+    def _definition(self, name: str) -> DatasetTypeDefinition | None:
+        """The definition of the defined dataset type ``name``, if there is one.
+
+        (`ChainedButler` looks in each of its repositories.)
+        """
+        return self.registry.get_definition(name)
 
     def _read(
         self, ref: DatasetRef, parameters: Mapping[str, Any] | None, component: str | None

@@ -35,7 +35,7 @@ from astropy.time import Time
 from astropy.units import Quantity
 
 from .. import objects
-from ..errors import MissingDatasetTypeError
+from ..errors import MissingCollectionError, MissingDatasetTypeError
 from ._view import ZarrView, check_node_name
 
 if TYPE_CHECKING:
@@ -67,8 +67,10 @@ def dataset_view(
     view = ZarrView()
     try:
         ref = butler.find_dataset(name, data_id, collections=collections, **kwargs)
-    except MissingDatasetTypeError:
-        if butler.registry.get_definition(parsed.dataset_type) is None:
+    except (MissingDatasetTypeError, MissingCollectionError):
+        # (through several repositories, a type defined in one of them may come
+        # back as a missing collection of another: see ChainedButler.get)
+        if butler._definition(parsed.dataset_type) is None:
             raise
         # A defined type is assembled from its members at read time: there is no
         # manifest to plan from, so the value is read now and presented from memory.
