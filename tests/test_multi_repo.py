@@ -349,6 +349,28 @@ def test_subset_and_transfer_from_a_chain_copy_from_each_repository(catalogs, ar
         dest.transfer_from(Butler([archive, Butler.create(tmp_path / "empty").root]), [foreign])
 
 
+def test_a_transfer_from_a_chain_is_all_or_nothing_across_its_repositories(
+    catalogs, archive, tmp_path, sky
+):
+    """A conflict on the second repository's part writes no row of the first's either."""
+    from compstore.errors import ConflictingDatasetError
+
+    dest = Butler.create(tmp_path / "dest")
+    clash = Butler(dest.root, run="sfm", fsync=False)
+    clash.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    clash.put(sky(9, 9)[0], "calexp", visit=2, detector=0)  # another dataset, same data ID
+    chain = Butler([catalogs, archive], collections=["sfm"])
+    refs = chain.query_datasets("src") + chain.query_datasets("calexp")
+    before = _contents(dest.root)
+    with pytest.raises(ConflictingDatasetError):
+        dest.transfer_from(chain, refs)
+    after = Butler(dest.root)
+    assert "src" not in {t.name for t in after.registry.dataset_types()} or not list(
+        after.query_datasets("src", collections=["sfm"])
+    )
+    assert sorted(map(str, after._all_refs())) == before[2]
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_pipeline_on_a_chain_reads_both_and_writes_the_first(catalogs, archive, jobs):
     """Worker processes open the same chain: calexps from B, srcs from A, outputs into A."""

@@ -357,66 +357,84 @@ def copy_datasets(
     """
     dest._check_writeable()
     chosen = list({ref.id: ref for ref in refs}.values())
+    names = list(dataset_types)
     split = getattr(source, "split_by_repository", None)
-    if split is not None:  # a chain of repositories: each copies what it holds
-        names = list(dataset_types)
-        reports = []
+    # A chain of repositories: each copies the components of what it holds, and
+    # every row of every part is written in one transaction (all or nothing).
+    parts: list[tuple[Butler, list[DatasetRef], list[str]]] = []
+    if split is None:
+        parts.append((source, chosen, names))
+    else:
         for member, part in split(chosen):
             known = {t.name for t in member.registry.dataset_types()}
-            reports.append(copy_datasets(member, dest, part, progress=progress,
-                                         dataset_types=[n for n in names if n in known]))
-        return _merged(reports)
-    for ref in chosen:
+            parts.append((member, list(part), [n for n in names if n in known]))
+    for member, part, _types in parts:
+        _check_refs(member, part)
+    dst = dest.blobs
+    if not isinstance(dst, LocalBlobStore) or not all(
+        isinstance(member.blobs, LocalBlobStore) for member, _, _ in parts
+    ):
+        raise BlobStoreError("datasets are copied between local repositories only")
+    # The destination's gc lock, shared, from the first existence check to the rows:
+    # no sweep deletes a component this copy skipped (the destination had it) or wrote.
+    with put_guard(dst, dest.cache):
+        copied = [_copy_closure(member, dst, part, progress) for member, part, _ in parts]
+        dst.sync()  # every component durable before any row names it
+        out: list[DatasetRef] = []
+        added = 0
+        collections: dict[str, None] = {}
+        with dest.registry.transaction(durable=dst.fsync):
+            for member, part, types in parts:
+                rows, n, named = _insert(member, dest, part, types)
+                out.extend(rows)
+                added += n
+                collections.update(dict.fromkeys(named))
+    return TransferReport(
+        refs=tuple(out),
+        datasets=added,
+        components=sum(c[0] for c in copied),
+        components_written=sum(c[1] for c in copied),
+        bytes_written=sum(c[2] for c in copied),
+        closure_bytes=sum(c[3] for c in copied),
+        collections=tuple(collections),
+    )
+
+
+def _check_refs(source: Butler, refs: Sequence[DatasetRef]) -> None:
+    """Refuse a ref that is not (with its manifest) a dataset of ``source``."""
+    for ref in refs:
         have = source.registry.get_dataset(ref.id)
         if have is None or have.manifest != ref.manifest:
             raise DatasetNotFoundError(
                 f"{ref.dataset_type} {dict(ref.data_id)} (ID {ref.id}) is not a dataset of "
                 f"{source.root}; pass refs found in the repository transferred from"
             )
-    src, dst = source.blobs, dest.blobs
-    if not isinstance(src, LocalBlobStore) or not isinstance(dst, LocalBlobStore):
-        raise BlobStoreError("datasets are copied between local repositories only")
-    # The destination's gc lock, shared, from the first existence check to the rows:
-    # no sweep deletes a component this copy skipped (the destination had it) or wrote.
-    with put_guard(dst, dest.cache):
-        needed = closure(source, chosen)
-        written = nbytes = total = 0
-        # Documents first, arrays after, in digest order: each kind's reads walk its
-        # fan-out folders in order; manifests before nothing (no row names them yet).
-        order = sorted(needed.items(), key=lambda item: (item[1], item[0]))
-        for digest, kind in progress_bar(
-            order, enabled=progress, desc="copy components", unit="component", total=len(order)
-        ):
-            total += src.stored_bytes(digest)
-            n = copy_component(src, dst, digest, kind)
-            if n:
-                written += 1
-                nbytes += n
-        dst.sync()  # every component durable before any row names it
-        out, added, collections = _insert(source, dest, chosen, dataset_types)
-    return TransferReport(
-        refs=tuple(out),
-        datasets=added,
-        components=len(needed),
-        components_written=written,
-        bytes_written=nbytes,
-        closure_bytes=total,
-        collections=tuple(collections),
-    )
 
 
-def _merged(reports: Sequence[TransferReport]) -> TransferReport:
-    """One report for copies made one source repository after another."""
-    collections = dict.fromkeys(c for r in reports for c in r.collections)
-    return TransferReport(
-        refs=tuple(ref for r in reports for ref in r.refs),
-        datasets=sum(r.datasets for r in reports),
-        components=sum(r.components for r in reports),
-        components_written=sum(r.components_written for r in reports),
-        bytes_written=sum(r.bytes_written for r in reports),
-        closure_bytes=sum(r.closure_bytes for r in reports),
-        collections=tuple(collections),
-    )
+def _copy_closure(
+    source: Butler, dst: LocalBlobStore, refs: Sequence[DatasetRef], progress: bool
+) -> tuple[int, int, int, int]:
+    """Copy the components ``refs`` reference that ``dst`` lacks.
+
+    Returns (components in the closure, components written, bytes written,
+    the closure's stored bytes).
+    """
+    src = source.blobs
+    assert isinstance(src, LocalBlobStore)  # checked by the caller
+    needed = closure(source, refs)
+    written = nbytes = total = 0
+    # Documents first, arrays after, in digest order: each kind's reads walk its
+    # fan-out folders in order; manifests before nothing (no row names them yet).
+    order = sorted(needed.items(), key=lambda item: (item[1], item[0]))
+    for digest, kind in progress_bar(
+        order, enabled=progress, desc="copy components", unit="component", total=len(order)
+    ):
+        total += src.stored_bytes(digest)
+        n = copy_component(src, dst, digest, kind)
+        if n:
+            written += 1
+            nbytes += n
+    return len(needed), written, nbytes, total
 
 
 def _chosen(
