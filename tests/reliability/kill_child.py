@@ -4,7 +4,8 @@ It imports compstore once, then for each line ``SCENARIO ROOT K ACKS`` read on
 stdin forks a child that runs the scenario and SIGKILLs itself just before
 its K-th write step (K = 0: no kill; the child records how many steps there
 were). Write steps are the calls that change the disk: ``open`` for writing,
-``os.mkdir``, ``os.rename``, ``os.replace``, ``os.unlink``, ``os.fsync``. A
+``os.mkdir``, ``os.rename``, ``os.replace``, ``os.unlink``, ``os.fsync``; for
+``verify``, which writes nothing, every ``open`` and ``os.open`` is a step. A
 dataset is acknowledged (a line in ACKS) once its put returned. The parent
 answers each line with the child's wait status.
 """
@@ -26,7 +27,7 @@ _lock = threading.Lock()
 _steps = [0]
 
 
-def _arm(kill_at: int) -> None:
+def _arm(kill_at: int, *, reads: bool = False) -> None:
     def wrap(fn, is_write=lambda *a, **k: True):  # type: ignore[no-untyped-def]
         def step(*args, **kwargs):  # type: ignore[no-untyped-def]
             if is_write(*args, **kwargs):
@@ -38,11 +39,11 @@ def _arm(kill_at: int) -> None:
 
         return step
 
-    for name in ("mkdir", "rename", "replace", "unlink", "fsync"):
+    for name in ("mkdir", "rename", "replace", "unlink", "fsync", *(("open",) if reads else ())):
         setattr(os, name, wrap(getattr(os, name)))
     builtins.open = wrap(
         builtins.open,
-        lambda file, mode="r", *a, **k: any(c in mode for c in "wxa+"),
+        (lambda *a, **k: True) if reads else (lambda file, mode="r", *a, **k: any(c in mode for c in "wxa+")),
     )
 
 
@@ -85,7 +86,7 @@ def main() -> None:
         pid = os.fork()
         if pid == 0:
             try:
-                _arm(int(kill_at))
+                _arm(int(kill_at), reads=scenario == "verify")
                 _run(scenario, root, acks)
                 _ack(acks, steps=_steps[0])
                 os._exit(0)

@@ -1,6 +1,7 @@
 """kill -9 at every write step of a put, of the first put into a new repository, of a pipeline run, of verify.
 
-(``verify`` writes nothing: it has no step to kill at, and its count is 0.)
+(``verify`` writes nothing: it is killed at its file opens instead, and the
+repository it leaves must be byte for byte the one it was given.)
 
 After each kill: the repository opens, `verify` finds no problem (unreferenced
 components are not problems), every acknowledged dataset reads back equal,
@@ -10,7 +11,9 @@ are missing would be a `verify` problem).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -38,6 +41,19 @@ def _template(tmp: Path, scenario: str) -> Path | None:
         return root
     exposures = {(1, d): make_exposure(1, d, size=64, seed=7) for d in range(2)}
     return make_calexp_repository(root, exposures)
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """Every file of ``root`` (but SQLite's -wal/-shm, which any reader may make) and its hash."""
+    out = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if name.endswith(("-wal", "-shm")):
+                continue
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
+    return out
 
 
 def _check(root: Path, acks: list[dict[str, int]], scenario: str) -> tuple[bool, int, int]:
@@ -70,19 +86,22 @@ def test_kill_at_every_write_step(tmp_path: Path, reliability_scale: int, reliab
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     assert zygote.stdin is not None and zygote.stdout is not None
-    kills = lost = half = failed_open = 0
+    kills = lost = half = failed_open = changed = 0
     per_scenario = {}
     try:
         for scenario in ("put", "first", "pipeline", "verify"):
             template = _template(tmp_path, scenario)
             trial = 0
 
+            pristine: dict[str, str] = {}
+
             def run(kill_at: int) -> tuple[int, list[dict[str, int]], Path]:
-                nonlocal trial
+                nonlocal trial, pristine
                 trial += 1
                 root = tmp_path / f"{scenario}-{trial}"
                 if template is not None:
                     copy_repository(template, root)
+                    pristine = _snapshot(root) if scenario == "verify" else {}
                 acks_file = tmp_path / f"{scenario}-{trial}.acks"
                 acks_file.touch()
                 zygote.stdin.write(f"{scenario} {root} {kill_at} {acks_file}\n")  # type: ignore[union-attr]
@@ -93,6 +112,8 @@ def test_kill_at_every_write_step(tmp_path: Path, reliability_scale: int, reliab
 
             status, lines, root = run(0)
             assert status == 0 and "steps" in lines[-1], lines
+            if scenario == "verify":
+                changed += _snapshot(root) != pristine  # and when it ran to the end
             steps = lines[-1]["steps"]
             per_scenario[scenario] = steps
             # Every step of a put; creating a repository makes ~1,500 (the fan-out folders):
@@ -104,6 +125,8 @@ def test_kill_at_every_write_step(tmp_path: Path, reliability_scale: int, reliab
                 status, lines, root = run(k)
                 assert status == signal.SIGKILL, f"{scenario} step {k}: status {status}"
                 kills += 1
+                if scenario == "verify":
+                    changed += _snapshot(root) != pristine  # verify must write nothing
                 opened, l, h = _check(root, [x for x in lines if "run" in x], scenario)
                 failed_open += not opened
                 lost += l
@@ -113,6 +136,6 @@ def test_kill_at_every_write_step(tmp_path: Path, reliability_scale: int, reliab
         zygote.stdin.close()
         zygote.wait(timeout=60)
     reliability_counts("kill", kills=kills, lost=lost, half_visible=half, failed_open=failed_open,
-                       **{f"steps_{k}": v for k, v in per_scenario.items()})
-    assert (lost, half, failed_open) == (0, 0, 0)
-    assert kills > 0
+                       verify_changed=changed, **{f"steps_{k}": v for k, v in per_scenario.items()})
+    assert (lost, half, failed_open, changed) == (0, 0, 0, 0)
+    assert kills > 0 and per_scenario["verify"] > 0
