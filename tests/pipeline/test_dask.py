@@ -258,3 +258,27 @@ def test_cli_run_on_a_dask_scheduler(calexp_repo, cluster, tmp_path, capsys):
     assert main(["run", "--repo", str(calexp_repo), "-p", str(path), "-i", "sfm", "-o", "cli",
                  "--scheduler", "tcp://127.0.0.1:9"]) == 1
     assert "pass executor='dask' with it" in capsys.readouterr().err
+
+
+def test_a_local_cluster_is_closed_when_its_client_cannot_start():
+    """If Client() fails, the LocalCluster just started is closed, not left running."""
+    import types
+
+    from compstore.pipeline._dask import _client
+
+    closed = []
+
+    class Cluster:
+        def __init__(self, **kwargs):
+            pass
+
+        def close(self):
+            closed.append(True)
+
+    def client(_cluster):
+        raise OSError("no port")
+
+    fake = types.SimpleNamespace(LocalCluster=Cluster, Client=client)
+    with pytest.raises(OSError, match="no port"):
+        _client(fake, 1, None)  # type: ignore[arg-type]
+    assert closed == [True]

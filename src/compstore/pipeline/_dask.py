@@ -105,7 +105,11 @@ def _client(distributed: ModuleType, jobs: int, scheduler: str | None) -> tuple[
             dashboard_address=":0",  # any free port: other runs may hold :8787
             silence_logs=logging.ERROR,
         )
-        return cluster, distributed.Client(cluster)
+        try:
+            return cluster, distributed.Client(cluster)
+        except BaseException:
+            cluster.close()  # its worker processes would outlive the failed run
+            raise
     try:
         return None, distributed.Client(scheduler)  # dask config: distributed.comm.timeouts.connect
     except (OSError, TimeoutError, ValueError) as exc:
