@@ -40,6 +40,7 @@ from .cache import ObjectCache, shared_cache
 from .gc import remember_generation
 from .cas import ArrayInfo, BlobStore
 from .cas._store import RegionLike
+from ._s3repo import is_s3_url
 from .errors import (
     BlobNotFoundError,
     CompstoreError,
@@ -75,14 +76,16 @@ def check_roots(roots: Sequence[Any]) -> list[str | os.PathLike[str]]:
             "Butler was given an empty list of repositories: give one root, or several in "
             "the order to search them, e.g. Butler(['catalogs', 'archive'])"
         )
-    seen: dict[Path, Any] = {}
+    seen: dict[Path | str, Any] = {}
     for root in roots:
         if not isinstance(root, (str, os.PathLike)):
             raise RepositoryError(
-                f"a repository root is a folder path (str or os.PathLike), not "
-                f"{type(root).__name__} ({str(root)[:100]!r})"
+                f"a repository root is a folder path (str or os.PathLike) or an s3:// URL, "
+                f"not {type(root).__name__} ({str(root)[:100]!r})"
             )
-        resolved = Path(root).resolve()
+        resolved: Path | str = (
+            str(root).rstrip("/") if is_s3_url(root) else Path(root).resolve()
+        )
         if resolved in seen:
             raise RepositoryError(
                 f"repository {str(root)!r} is given twice in {[str(r) for r in roots]}; "
@@ -344,20 +347,27 @@ class ChainedButler(Butler):
         collections: str | Sequence[str] | None = None,
         cache_bytes: int | None = None,
         fsync: bool = True,
+        local_cache: str | os.PathLike[str] | None = None,
+        local_cache_bytes: int | None = None,
     ) -> None:
         roots = check_roots([root] if isinstance(root, (str, os.PathLike)) else list(root))
         super().__init__(
-            roots[0], run=run, collections=collections, cache_bytes=cache_bytes, fsync=fsync
+            roots[0], run=run, collections=collections, cache_bytes=cache_bytes, fsync=fsync,
+            local_cache=local_cache, local_cache_bytes=local_cache_bytes,
         )
         # Plain Butlers, one per repository, answer the lookups of each; they
         # never read objects (the chain's cache and stores do).
-        self._members = [Butler(r, collections=self.collections, fsync=fsync) for r in roots]
-        self.roots: tuple[Path, ...] = tuple(m.root for m in self._members)
+        self._members = [
+            Butler(r, collections=self.collections, fsync=fsync, local_cache=local_cache,
+                   local_cache_bytes=local_cache_bytes)
+            for r in roots
+        ]
+        self.roots: tuple[Path | str, ...] = tuple(m.root for m in self._members)
         self._path_memo: dict[tuple[int, tuple[str, ...]], tuple[int | None, Any]] = {}
         # A cache of the chain, not the first repository's: a plain Butler of the
         # first repository must never take a digest known here (maybe held only by
         # a later repository) for one its own store holds.
-        key = "chain:" + "\n".join(str(m.root.resolve()) for m in self._members)
+        key = "chain:" + "\n".join(m._repo.location for m in self._members)
         self.cache = shared_cache(
             key, cache_bytes if cache_bytes is not None else DEFAULT_CACHE_BYTES
         )

@@ -25,9 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cas import LocalBlobStore, parse_json
+from . import _s3repo
+from ._s3repo import S3Location, is_s3_url
+from .cas import LocalBlobStore, S3BlobStore, parse_json
 from .cas._pack_pg import PgPackIndex
 from .errors import (
+    BlobStoreError,
     RepositoryError,
     RepositoryExistsError,
     RepositoryFormatError,
@@ -49,10 +52,14 @@ FORMAT_VERSION = (2, 0)
 #: database (docs/format.md); an older reader opens it read-only and finds no
 #: registry.sqlite3, rather than silently reading an empty one.
 FORMAT_VERSION_SHARED = (2, 1)
+#: The version of a repository on object storage (``s3://``, docs/object-storage.md):
+#: 2.2 adds the config in a bucket, a registry named by URL or by absolute path,
+#: and a blob store of objects without packs.
+FORMAT_VERSION_S3 = (2, 2)
 #: The newest minor version this compstore knows of each major version it opens.
 #: Format 2 adds packs of small components (docs/format.md, "Packs"); a format 1
 #: repository is written without them, so that older readers still read it.
-KNOWN_MINORS = {1: 0, 2: 1}
+KNOWN_MINORS = {1: 0, 2: 2}
 _REGISTRY_NAME = "registry.sqlite3"
 _MAX_CONFIG_BYTES = 1 << 16
 _VERSION = re.compile(r"[0-9]{1,6}\.[0-9]{1,6}")
@@ -147,10 +154,10 @@ def refuse_url_root(root: str | os.PathLike[str]) -> None:
         how to name a registry database.
     """
     text = os.fspath(root)
-    if isinstance(text, str) and _URL_LIKE.match(text):
+    if isinstance(text, str) and _URL_LIKE.match(text) and not is_s3_url(text):
         raise RepositoryError(
             f"{text!r} is a URL, not a repository folder: a repository is a folder (its "
-            "blob store) and a registry database; create one with "
+            "blob store) or an s3://bucket/prefix, and a registry database; create one with "
             "Butler.create(FOLDER, registry='postgresql://user@host:port/db') or "
             "`compstore --repo FOLDER create --registry postgresql://user@host:port/db`, "
             "then open it by its folder"
@@ -272,13 +279,20 @@ def _lost_config(path: Path, evidence: str) -> RepositoryExistsError:
 
 @dataclass
 class Repository:
-    """The open parts of one repository folder."""
+    """The open parts of one repository: a folder, or a prefix of a bucket (``s3://``)."""
 
-    root: Path
+    root: Path | str
     config: dict[str, Any]
     registry: Registry
-    blobs: LocalBlobStore
+    blobs: LocalBlobStore | S3BlobStore
     read_only: bool
+    #: Where it is, canonical: the resolved folder, or ``s3://bucket/prefix``.
+    location: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.location:
+            root = self.root
+            self.location = str(root.resolve()) if isinstance(root, Path) else root
 
     @classmethod
     def create(
@@ -288,8 +302,10 @@ class Repository:
         exist_ok: bool = False,
         registry: str | None = None,
         fsync: bool = True,
+        local_cache: str | os.PathLike[str] | None = None,
+        local_cache_bytes: int | None = None,
     ) -> Repository:
-        """Create a repository in ``root`` (a new or empty folder).
+        """Create a repository in ``root`` (a new or empty folder, or ``s3://bucket/prefix``).
 
         ``fsync=False`` skips flushing the 512 fan-out folders and their group
         files to disk one by one (most of a create's time); the config, written
@@ -311,9 +327,15 @@ class Repository:
             holds other files, or another process is creating a repository there,
             or the registry database holds a registry already.
         RepositoryError
-            If ``root`` is a URL, or ``registry`` is not a password-less
-            ``postgresql://`` URL.
+            If ``root`` is a URL other than ``s3://``, or ``registry`` is not a
+            password-less ``postgresql://`` URL (or, for ``s3://``, a SQLite
+            file path).
         """
+        if is_s3_url(root):
+            return cls._create_s3(
+                str(root), registry, exist_ok=exist_ok, local_cache=local_cache,
+                local_cache_bytes=local_cache_bytes,
+            )
         refuse_url_root(root)
         if registry is not None:
             registry = check_registry_url(registry)
@@ -365,8 +387,19 @@ class Repository:
         return cls.open(path)
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str], *, fsync: bool = True) -> Repository:
-        """Open the repository in ``root``.
+    def open(
+        cls,
+        root: str | os.PathLike[str],
+        *,
+        fsync: bool = True,
+        local_cache: str | os.PathLike[str] | None = None,
+        local_cache_bytes: int | None = None,
+    ) -> Repository:
+        """Open the repository in ``root`` (a folder, or ``s3://bucket/prefix``).
+
+        ``local_cache`` (a folder) and ``local_cache_bytes`` bound the local
+        read-through cache of a repository on object storage; a folder
+        repository has no use for one.
 
         Raises
         ------
@@ -375,6 +408,8 @@ class Repository:
         RepositoryFormatError
             If its config is malformed or has an unknown major version.
         """
+        if is_s3_url(root):
+            return cls._open_s3(str(root), local_cache, local_cache_bytes)
         refuse_url_root(root)
         path = Path(root)
         config_path = path / CONFIG_NAME
@@ -389,29 +424,7 @@ class Repository:
                 raw = f.read(_MAX_CONFIG_BYTES + 1)
         except OSError as err:
             raise RepositoryFormatError(f"cannot read {config_path}: {err.strerror}") from None
-        try:
-            if len(raw) > _MAX_CONFIG_BYTES:
-                raise ValueError(f"it is over {_MAX_CONFIG_BYTES:,} bytes")
-            config = parse_json(raw)  # bounded nesting (ValueError)
-            if not isinstance(config, dict):
-                raise TypeError(f"it holds a JSON {type(config).__name__}, not an object")
-            version = config["version"]
-            if not isinstance(version, str) or not _VERSION.fullmatch(version):
-                raise ValueError(f"version {str(version)[:50]!r} is not MAJOR.MINOR")
-            major, minor = (int(p) for p in version.split("."))
-            if config["format"] != FORMAT_NAME:
-                raise ValueError(f"format is {str(config['format'])[:50]!r}")
-        except (ValueError, KeyError, TypeError) as err:
-            raise RepositoryFormatError(
-                f"{config_path} is not a valid compstore config: {err}; restore it "
-                "(docs/format.md shows one)"
-            ) from None
-        if major not in KNOWN_MINORS:
-            raise RepositoryFormatError(
-                f"{path} has format version {major}.{minor}; this compstore reads versions "
-                f"{', '.join(f'{m}.x' for m in KNOWN_MINORS)} only: use a compstore "
-                "release that supports it"
-            )
+        config, major, minor = _parse_config(raw, str(config_path))
         read_only = minor > KNOWN_MINORS[major]
         # Names in the config are fixed by the format, not followed: a config can
         # never point compstore at another path. From format 2.1 the registry may
@@ -430,3 +443,127 @@ class Repository:
             registry = _shared_registry(path / _REGISTRY_NAME)
         blobs = LocalBlobStore(path / _BLOBS_NAME, fsync=fsync, packs=major >= 2, pack_index=index)
         return cls(root=path, config=config, registry=registry, blobs=blobs, read_only=read_only)
+
+    # -- on object storage ------------------------------------------------------------
+    @classmethod
+    def _create_s3(
+        cls,
+        root: str,
+        registry: str | os.PathLike[str] | None,
+        *,
+        exist_ok: bool,
+        local_cache: str | os.PathLike[str] | None,
+        local_cache_bytes: int | None,
+    ) -> Repository:
+        """`create` for ``s3://bucket/prefix`` (see `compstore._s3repo`)."""
+        loc = S3Location(root)
+        target = _s3repo.registry_target(registry, loc.url)
+        top = _s3repo.open_top(loc)
+        try:
+            if top.read_object(CONFIG_NAME) is not None:
+                if exist_ok:
+                    return cls._open_s3(loc.url, local_cache, local_cache_bytes)
+                raise RepositoryExistsError(
+                    f"{loc.url} holds a compstore repository already; open it with "
+                    f"Butler({loc.url!r}) or choose another prefix"
+                )
+            if not top.is_empty():
+                # (a create killed before its config writes nothing in the bucket)
+                raise RepositoryExistsError(
+                    f"{loc.url} is not empty: a repository is created under a new or "
+                    "empty prefix"
+                )
+        except BlobStoreError as exc:
+            raise RepositoryError(str(exc)) from None
+        with _reaching(target) if target.startswith("postgresql") else contextlib.nullcontext():
+            _s3repo.create_registry(target, loc.url)
+        version = FORMAT_VERSION_S3
+        config = {
+            "format": FORMAT_NAME,
+            "version": f"{version[0]}.{version[1]}",
+            "registry": target,
+            "blobs": _BLOBS_NAME,
+        }
+        # Written last, and only if absent: two creates racing, one wins.
+        try:
+            created = top.create_object(CONFIG_NAME, _s3repo.config_bytes(config))
+        except BlobStoreError as exc:
+            raise RepositoryError(str(exc)) from None
+        if not created:
+            raise RepositoryExistsError(f"another process created a repository at {loc.url} first")
+        return cls._open_s3(loc.url, local_cache, local_cache_bytes)
+
+    @classmethod
+    def _open_s3(
+        cls, root: str, local_cache: str | os.PathLike[str] | None, local_cache_bytes: int | None
+    ) -> Repository:
+        """`open` for ``s3://bucket/prefix``."""
+        loc = S3Location(root)
+        top = _s3repo.open_top(loc)
+        try:
+            raw = _s3repo.read_config(loc, top.read_object(CONFIG_NAME))
+        except BlobStoreError as exc:
+            raise RepositoryError(str(exc)) from None
+        where = f"{loc.url}/{CONFIG_NAME}"
+        config, major, minor = _parse_config(raw, where)
+        target = config.get("registry")
+        if (major, minor) < FORMAT_VERSION_S3 or not isinstance(target, str):
+            raise RepositoryFormatError(
+                f"{where} is not the config of a repository on object storage (version "
+                f"{major}.{minor}, registry {str(target)[:100]!r})"
+            )
+        try:
+            checked = _s3repo.registry_target(target, loc.url)
+        except RepositoryError as err:
+            raise RepositoryFormatError(f"{where}: {err}") from None
+        if checked != target:  # a relative path: the config was not written by create
+            raise RepositoryFormatError(f"{where}: registry {target!r} is not an absolute path")
+        pg = target.startswith("postgresql")
+        with _reaching(target) if pg else contextlib.nullcontext():
+            with _registries_lock:
+                known = target in _registries
+            if not known:  # once per process: the registry was made for this repository
+                if not pg and not os.path.isfile(target):
+                    raise RepositoryFormatError(
+                        f"the registry of {loc.url}, {target}, does not exist on this host: "
+                        "open the repository where its SQLite registry is, or restore it"
+                    )
+                _s3repo.check_registry_owner(target, loc.url)
+            registry = _shared_registry(target)
+        blobs = _s3repo.open_store(loc, local_cache=local_cache, local_cache_bytes=local_cache_bytes)
+        return cls(root=loc.url, config=config, registry=registry, blobs=blobs,
+                   read_only=minor > KNOWN_MINORS[major], location=loc.url)
+
+
+def _parse_config(raw: bytes, where: str) -> tuple[dict[str, Any], int, int]:
+    """The config in ``raw`` (read from ``where``), and its major and minor version.
+
+    Raises
+    ------
+    RepositoryFormatError
+        If it is malformed, or of a major version this compstore does not read.
+    """
+    try:
+        if len(raw) > _MAX_CONFIG_BYTES:
+            raise ValueError(f"it is over {_MAX_CONFIG_BYTES:,} bytes")
+        config = parse_json(raw)  # bounded nesting (ValueError)
+        if not isinstance(config, dict):
+            raise TypeError(f"it holds a JSON {type(config).__name__}, not an object")
+        version = config["version"]
+        if not isinstance(version, str) or not _VERSION.fullmatch(version):
+            raise ValueError(f"version {str(version)[:50]!r} is not MAJOR.MINOR")
+        major, minor = (int(p) for p in version.split("."))
+        if config["format"] != FORMAT_NAME:
+            raise ValueError(f"format is {str(config['format'])[:50]!r}")
+    except (ValueError, KeyError, TypeError) as err:
+        raise RepositoryFormatError(
+            f"{where} is not a valid compstore config: {err}; restore it "
+            "(docs/format.md shows one)"
+        ) from None
+    if major not in KNOWN_MINORS:
+        raise RepositoryFormatError(
+            f"{where} has format version {major}.{minor}; this compstore reads versions "
+            f"{', '.join(f'{m}.x' for m in KNOWN_MINORS)} only: use a compstore "
+            "release that supports it"
+        )
+    return config, major, minor

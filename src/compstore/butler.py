@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ._defined import read_defined, register_aggregate, register_join
 from ._repository import Repository
 from .cache import ObjectCache, shared_cache
+from .cas import LocalBlobStore
 from .objects._astropy import from_astropy
 from .errors import (
     BlobStoreError,
@@ -173,10 +174,11 @@ class Butler:
     Parameters
     ----------
     root
-        The repository folder (see `Butler.create`), or a list of folders:
-        ``Butler(["catalogs", "archive"])`` reads each in order and writes to
-        the first (a `compstore._chain.ChainedButler`; ``docs/concepts.md``,
-        "Several repositories").
+        The repository folder (see `Butler.create`), a repository on object
+        storage (``s3://bucket/prefix``, ``docs/object-storage.md``), or a list
+        of them: ``Butler(["catalogs", "archive"])`` reads each in order and
+        writes to the first (a `compstore._chain.ChainedButler`;
+        ``docs/concepts.md``, "Several repositories").
     run
         The RUN collection that `put` writes into (created if missing).
     collections
@@ -190,6 +192,15 @@ class Butler:
         registry row are on the disk (switch off only for scratch repositories
         and benchmarks: then a power cut may lose the last puts, in part or
         whole).
+    local_cache
+        For a repository on object storage: a local folder keeping what is
+        read (``"~/.cache/compstore"``), so a second get of a component costs
+        no request. Bounded by ``local_cache_bytes`` (default 1 GiB), least
+        recently used first; safe for several processes; what is read from it
+        is checked against its digest. None (default): no local cache. A
+        folder repository ignores both.
+    local_cache_bytes
+        The most bytes the local cache holds.
 
     Raises
     ------
@@ -216,17 +227,22 @@ class Butler:
         collections: str | Sequence[str] | None = None,
         cache_bytes: int | None = None,
         fsync: bool = True,
+        local_cache: str | os.PathLike[str] | None = None,
+        local_cache_bytes: int | None = None,
     ) -> None:
         if not isinstance(root, (str, os.PathLike)):
             from ._chain import check_roots
 
             (root,) = check_roots(root)  # a list of one root
-        self._repo = Repository.open(root, fsync=fsync)
+        self._repo = Repository.open(
+            root, fsync=fsync, local_cache=local_cache, local_cache_bytes=local_cache_bytes
+        )
+        self._local_cache = (local_cache, local_cache_bytes)  # pipeline workers open the same
         self.root = self._repo.root
         self.registry: Registry = self._repo.registry
         self.blobs = self._repo.blobs
         self.cache: ObjectCache = shared_cache(
-            str(self.root.resolve()), cache_bytes if cache_bytes is not None else DEFAULT_CACHE_BYTES
+            self._repo.location, cache_bytes if cache_bytes is not None else DEFAULT_CACHE_BYTES
         )
         self._io = ObjectIO(
             self.blobs,
@@ -261,25 +277,33 @@ class Butler:
         exist_ok: bool = False,
         registry: str | None = None,
         fsync: bool = True,
+        local_cache: str | os.PathLike[str] | None = None,
+        local_cache_bytes: int | None = None,
     ) -> Butler:
         """Create a new, empty repository in ``root`` and return a Butler on it.
 
         Parameters
         ----------
         root : `str` or `os.PathLike`
-            The repository folder (its blob store, and its registry by default).
+            The repository folder (its blob store, and its registry by default),
+            or ``s3://bucket/prefix`` on object storage (a new or empty prefix;
+            ``registry`` is then required: ``docs/object-storage.md``).
         exist_ok : `bool`, optional
             Open the repository if ``root`` holds one already.
         registry : `str`, optional
             A PostgreSQL database for the registry, shared by every host that
             opens the repository: ``postgresql://user@host:port/db``, without a
             password (libpq reads ``$PGPASSWORD`` or ``~/.pgpass``). Default: the
-            SQLite file inside ``root``. See ``docs/registry.md``.
+            SQLite file inside ``root``. See ``docs/registry.md``. For a
+            repository on object storage, a PostgreSQL URL or the path of a new
+            SQLite file on a local disk (``/data/registry.sqlite3``, one user).
         fsync : `bool`, optional
             Flush what is created (and, on the returned Butler, what is written)
             to disk file by file. ``False`` makes a create about twice as fast
             (the 512 fan-out folders are most of its time) at the price of
             durability across a power cut: for scratch repositories and tests.
+        local_cache, local_cache_bytes
+            As for `Butler` (object storage only).
 
         Raises
         ------
@@ -298,8 +322,9 @@ class Butler:
                 f"{root!r:.200}: create each with Butler.create(root), then read them in "
                 "order with Butler([first, second, ...]) (writes go to the first)"
             )
-        Repository.create(root, exist_ok=exist_ok, registry=registry, fsync=fsync)
-        return cls(root, fsync=fsync)
+        Repository.create(root, exist_ok=exist_ok, registry=registry, fsync=fsync,
+                          local_cache=local_cache, local_cache_bytes=local_cache_bytes)
+        return cls(root, fsync=fsync, local_cache=local_cache, local_cache_bytes=local_cache_bytes)
 
     def __repr__(self) -> str:
         return f"Butler({str(self.root)!r}, run={self.run!r}, collections={self.collections!r})"
@@ -1155,7 +1180,8 @@ class Butler:
             If the component is not stored as an array.
         BlobStoreError
             If the array is packed, the repository read-only and the cache
-            folder not writable either.
+            folder not writable either; or the repository is on object
+            storage (the message gives the array's URL).
         """
         parsed = parse_dataset_name(name)
         ref = self.find_dataset(name, data_id, **kwargs)
@@ -1168,6 +1194,12 @@ class Butler:
                 f"its array components are: {', '.join(arrays) or 'none'}"
             )
         digest = entry["array"]
+        if not isinstance(self.blobs, LocalBlobStore):
+            raise BlobStoreError(
+                f"{name} is the zarr array {self.blobs.url}/arrays/{digest[:2]}/{digest} on "
+                "object storage, not a local folder: open it there with zarr (an "
+                f"ObjectStore), or as a group with butler.zarr_store({parsed.dataset_type!r}, ...)"
+            )
         if hasattr(self.blobs, "packed_array_files"):
             from .zarr_view._paths import outside_folder
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from compstore._progress import progress_bar
 from compstore.cache import ObjectCache
-from compstore.cas import LocalBlobStore, parse_json
+from compstore.cas import BlobStore, LocalBlobStore, parse_json
 from compstore.cas._gclock import read_generation, sweep_guard, writer_guard
 from compstore.cas._sweep import REPACK_BELOW, sweep_store
 from compstore.errors import BlobStoreError, CompstoreError, CorruptBlobError
@@ -112,12 +112,15 @@ class GcReport:
         )
 
 
-def remember_generation(blobs: LocalBlobStore, cache: ObjectCache) -> None:
+def remember_generation(blobs: BlobStore, cache: ObjectCache) -> None:
     """Record the gc generation for ``cache`` before it caches anything (a Butler opening).
 
     Read under the shared lock, so a sweep in progress finishes first: what
-    the cache loads afterwards was stored after that sweep.
+    the cache loads afterwards was stored after that sweep. (A blob store
+    that is not a folder has no gc, and nothing to record.)
     """
+    if not isinstance(blobs, LocalBlobStore):
+        return
     root = str(blobs.root)
     seen = _seen.setdefault(cache, {})
     if root not in seen:
@@ -131,8 +134,10 @@ def remember_generation(blobs: LocalBlobStore, cache: ObjectCache) -> None:
 
 
 @contextlib.contextmanager
-def put_guard(blobs: LocalBlobStore, cache: ObjectCache) -> Iterator[None]:
+def put_guard(blobs: BlobStore, cache: ObjectCache) -> Iterator[None]:
     """Hold the gc lock shared for a put (existence checks through registry commit).
+
+    (A blob store that is not a folder has no gc: nothing to hold.)
 
     If a sweep ran since ``cache`` last looked, the digests it remembers are
     forgotten first, so that the put checks (and writes again) what it needs.
@@ -142,6 +147,9 @@ def put_guard(blobs: LocalBlobStore, cache: ObjectCache) -> Iterator[None]:
     BlobStoreError
         If the lock file cannot be opened or locked.
     """
+    if not isinstance(blobs, LocalBlobStore):
+        yield
+        return
     root = str(blobs.root)
     with contextlib.ExitStack() as stack:
         try:
@@ -156,7 +164,7 @@ def put_guard(blobs: LocalBlobStore, cache: ObjectCache) -> Iterator[None]:
 
 
 def collect_garbage(
-    registry: Registry, blobs: LocalBlobStore, *, dry_run: bool = False, progress: bool = False
+    registry: Registry, blobs: BlobStore, *, dry_run: bool = False, progress: bool = False
 ) -> GcReport:
     """Delete what no registered dataset needs (see the module docstring).
 
@@ -185,6 +193,11 @@ def collect_garbage(
     BlobStoreError
         If the blob store cannot be listed or changed.
     """
+    if not isinstance(blobs, LocalBlobStore):
+        raise BlobStoreError(
+            f"gc runs on a repository folder only; {blobs!r} is not one (on object storage, "
+            "unreferenced objects are left in place: docs/object-storage.md)"
+        )
     start = time.perf_counter()
     live: set[str] = set()
     manifests = registry.manifests()

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._progress import progress_bar
-from .cas import LocalBlobStore
+from .cas import BlobStore, LocalBlobStore
 from .cas._local import _Pending
 from .cas._pack import KIND_ARRAY, KIND_DOCUMENT, PACK_MAX_BYTES, PackedMember
 from .cas._sums import SUMS_NAME
@@ -145,6 +145,31 @@ def _folder(
         written.append(tmp)  # directories after the files they hold (sync's order)
     # With fsync, sync() fsyncs these files and the folder, then publishes it.
     dst._commit_array(digest, tmp, written)
+
+
+def copy_through(src: BlobStore, dst: BlobStore, digest: str, kind: str) -> int:
+    """Copy component ``digest`` through the blob-store contract; its stored bytes (0 if present).
+
+    For stores that are not both folders (object storage on either side): the
+    component is read (checked against its digest) and put again, encoded by
+    ``dst`` (its digest given, not recomputed).
+
+    Raises
+    ------
+    BlobNotFoundError, CorruptBlobError
+        If ``src`` lacks it, or holds it damaged.
+    BlobStoreError
+        If it cannot be read or written.
+    """
+    if kind == KIND_DOCUMENT:
+        if dst.has_document(digest):
+            return 0
+        dst.put_document(src.get_document(digest), digest)
+    else:
+        if dst.has_array(digest):
+            return 0
+        dst.put_array(src.get_array(digest), digest)
+    return dst.stored_bytes(digest)
 
 
 def copy_component(src: LocalBlobStore, dst: LocalBlobStore, digest: str, kind: str) -> int:
@@ -371,10 +396,6 @@ def copy_datasets(
     for member, part, _types in parts:
         _check_refs(member, part)
     dst = dest.blobs
-    if not isinstance(dst, LocalBlobStore) or not all(
-        isinstance(member.blobs, LocalBlobStore) for member, _, _ in parts
-    ):
-        raise BlobStoreError("datasets are copied between local repositories only")
     # The destination's gc lock, shared, from the first existence check to the rows:
     # no sweep deletes a component this copy skipped (the destination had it) or wrote.
     with put_guard(dst, dest.cache):
@@ -412,7 +433,7 @@ def _check_refs(source: Butler, refs: Sequence[DatasetRef]) -> None:
 
 
 def _copy_closure(
-    source: Butler, dst: LocalBlobStore, refs: Sequence[DatasetRef], progress: bool
+    source: Butler, dst: BlobStore, refs: Sequence[DatasetRef], progress: bool
 ) -> tuple[int, int, int, int]:
     """Copy the components ``refs`` reference that ``dst`` lacks.
 
@@ -420,7 +441,6 @@ def _copy_closure(
     the closure's stored bytes).
     """
     src = source.blobs
-    assert isinstance(src, LocalBlobStore)  # checked by the caller
     needed = closure(source, refs)
     written = nbytes = total = 0
     # Documents first, arrays after, in digest order: each kind's reads walk its
@@ -430,7 +450,10 @@ def _copy_closure(
         order, enabled=progress, desc="copy components", unit="component", total=len(order)
     ):
         total += src.stored_bytes(digest)
-        n = copy_component(src, dst, digest, kind)
+        if isinstance(src, LocalBlobStore) and isinstance(dst, LocalBlobStore):
+            n = copy_component(src, dst, digest, kind)
+        else:
+            n = copy_through(src, dst, digest, kind)
         if n:
             written += 1
             nbytes += n

@@ -174,6 +174,45 @@ class S3BlobStore(BlobStore):
     def __repr__(self) -> str:
         return f"S3BlobStore({self.url!r})"
 
+    #: Every PUT is durable when it returns (what `LocalBlobStore.fsync` chooses).
+    fsync: Final = True
+
+    # -- objects beside the layout (a repository's config) -----------------------
+    def read_object(self, key: str) -> bytes | None:
+        """The bytes of the object ``key`` under the prefix (not cached); None if absent.
+
+        For objects of fixed names beside the store's own (a repository's
+        config); never a name from user input.
+
+        Raises
+        ------
+        BlobStoreError
+            If the bucket cannot be read.
+        """
+        return self._fetch(key, key)
+
+    def create_object(self, key: str, data: bytes) -> bool:
+        """Write the object ``key`` under the prefix only if it is absent; False if it was there.
+
+        Raises
+        ------
+        BlobStoreError
+            If the bucket cannot be written.
+        """
+        return self._put(key, data, key, create=True)
+
+    def is_empty(self) -> bool:
+        """Whether no object exists under the prefix.
+
+        Raises
+        ------
+        BlobStoreError
+            If the bucket cannot be listed.
+        """
+        for _ in self._list("", "objects"):
+            return False
+        return True
+
     # -- object access, errors mapped ------------------------------------------
     def _get(self, key: str, what: str) -> bytes | None:
         """The object ``key``'s bytes (from the cache if there); None if it does not exist."""
@@ -181,8 +220,15 @@ class S3BlobStore(BlobStore):
             data = self._cache.get(key)
             if data is not None:
                 return data
+        data = self._fetch(key, what)
+        if data is not None and self._cache is not None:
+            self._cache.put(key, data)
+        return data
+
+    def _fetch(self, key: str, what: str) -> bytes | None:
+        """GET the object ``key``; None if it does not exist (the bucket does)."""
         try:
-            data = bytes(self._obs.get(self._client, key).bytes())
+            return bytes(self._obs.get(self._client, key).bytes())
         except FileNotFoundError as exc:
             if "NoSuchBucket" in str(exc):
                 raise BlobStoreError(
@@ -193,9 +239,6 @@ class S3BlobStore(BlobStore):
             raise BlobStoreError(
                 f"cannot read {what} from {self.url}: {_first_line(exc)}; {_TO_DO}"
             ) from exc
-        if self._cache is not None:
-            self._cache.put(key, data)
-        return data
 
     def _head(self, key: str, what: str) -> int | None:
         """The object ``key``'s size; None if it does not exist."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -27,8 +28,9 @@ COMMANDS_DOCUMENTED = tuple(c.name for c in COMMANDS)
 
 def _default_repo() -> list[str]:
     # $COMPSTORE_REPO may list several repositories, searched in order: "catalogs:archive"
+    # (a ':' that starts "://" is part of a URL: "s3://bucket/survey:archive")
     value = os.environ.get("COMPSTORE_REPO", "")
-    return [part for part in value.split(":") if part] or ["store"]
+    return [part for part in re.split(r":(?!//)", value) if part] or ["store"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--repo",
         action="append",
         default=None,
-        help="repository folder; give it several times to read several repositories in "
+        help="repository folder or s3://bucket/prefix; give it several times to read several repositories in "
         "order, writing to the first (default: $COMPSTORE_REPO, ':'-separated, or ./store)",
     )
     common.add_argument(

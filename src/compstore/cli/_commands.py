@@ -8,6 +8,7 @@ through ``repr``, so it is always a literal, never code.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +57,24 @@ def _butler_line(
 ) -> str:
     options = f", collections={collections!r}" if collections else ""
     options += f", run={run!r}" if run else ""
-    return f"butler = Butler({args.repo!r}{options})"
+    return f"butler = Butler({args.repo!r}{options}{local_cache_option(args.repo)})"
+
+
+def local_cache_option(repo: str | list[str]) -> str:
+    """``, local_cache=...`` for a repository on object storage (the CLI's default cache).
+
+    The folder is ``$COMPSTORE_LOCAL_CACHE``, else ``~/.cache/compstore``; its
+    bound ``$COMPSTORE_LOCAL_CACHE_BYTES``, else the default (1 GiB). A folder
+    repository needs none.
+    """
+    roots = [repo] if isinstance(repo, str) else repo
+    if not any(str(r).startswith("s3://") for r in roots):
+        return ""
+    option = f", local_cache={os.environ.get('COMPSTORE_LOCAL_CACHE') or '~/.cache/compstore'!r}"
+    size = os.environ.get("COMPSTORE_LOCAL_CACHE_BYTES", "")
+    if size.isdigit():
+        option += f", local_cache_bytes={int(size)}"
+    return option
 
 
 # -- create -------------------------------------------------------------------
@@ -65,7 +83,8 @@ def _create_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--registry", metavar="URL", default=None,
         help="a PostgreSQL database for the registry, postgresql://user@host:port/db "
-        "(no password: $PGPASSWORD or ~/.pgpass); default: SQLite inside the repository",
+        "(no password: $PGPASSWORD or ~/.pgpass); default: SQLite inside the repository. "
+        "For --repo s3://bucket/prefix, required: a PostgreSQL URL or a SQLite file path",
     )
 
 

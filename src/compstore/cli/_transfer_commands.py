@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._commands import Command, _butler_line, _csv, _imports, _show
+from ._commands import Command, _butler_line, _csv, _imports, _show, local_cache_option
 from ._options import progress_enabled
 
 __all__ = ["TRANSFER_COMMANDS"]
@@ -56,7 +56,7 @@ def _transfer_code(args: argparse.Namespace) -> str:
     return (
         _imports(args, "from compstore import Butler")
         + f"{_butler_line(args)}\n"
-        f"source = Butler({args.source!r})\n"
+        f"source = Butler({args.source!r}{local_cache_option(args.source)})\n"
         f"refs = [ref for name in {args.dataset_types!r}\n"
         f"        for ref in source.query_datasets(name{where}{collections})]\n"
         f"report = butler.transfer_from(source, refs{progress})\n"

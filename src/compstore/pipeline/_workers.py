@@ -77,15 +77,20 @@ def base_payload(butler: Butler, graph: QuantumGraph, pipeline_dict: dict[str, A
     """Return what every unit's payload shares: repository, collections, run, pipeline."""
     # Absolute: a Dask worker's working directory is not ours. A Butler over several
     # repositories sends them all, in order (the worker opens the same chain).
-    roots = getattr(butler, "roots", None)
+    # (A repository on object storage is its s3:// URL, and its workers cache what
+    # they read where this Butler does.)
+    members = getattr(butler, "_members", None)
     root: str | list[str] = (
-        [str(Path(r).resolve()) for r in roots] if roots else str(Path(butler.root).resolve())
+        [m._repo.location for m in members] if members else butler._repo.location
     )
+    local_cache, local_cache_bytes = butler._local_cache
     return {
         "root": root,
         "collections": list(graph.input_collections),
         "run": graph.output_run,
         "pipeline": pipeline_dict,
+        "local_cache": None if local_cache is None else str(Path(local_cache).expanduser().resolve()),
+        "local_cache_bytes": local_cache_bytes,
     }
 
 
@@ -98,12 +103,14 @@ def worker_run(payload: dict[str, Any], cache: dict[str, Any]) -> dict[str, Any]
     """
     from ..butler import Butler  # a lower layer must not import the Butler at module level
 
-    key = json.dumps([payload["root"], payload["collections"], payload["run"], payload["pipeline"]])
+    key = json.dumps([payload["root"], payload["collections"], payload["run"], payload["pipeline"],
+                      payload.get("local_cache")])
     if cache.get("key") != key:
         cache.clear()
         cache["key"] = key
         cache["butler"] = Butler(
-            payload["root"], collections=payload["collections"], run=payload["run"]
+            payload["root"], collections=payload["collections"], run=payload["run"],
+            local_cache=payload.get("local_cache"), local_cache_bytes=payload.get("local_cache_bytes"),
         )
         cache["pipeline"] = Pipeline.from_dict(payload["pipeline"], source="worker")
         cache["tasks"] = {}

@@ -146,6 +146,19 @@ class S3Server:
             "secret_access_key": "testing",
         }
 
+    def environment(self) -> dict[str, str]:
+        """The standard ``AWS_*`` variables that point a client at this server.
+
+        How a repository on object storage (``s3://``) finds its endpoint and
+        credentials: set them in ``os.environ`` (``monkeypatch.setenv`` in a test).
+        """
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+
     @property
     def requests(self) -> list[S3Request]:
         """Every request answered so far, oldest first (a copy)."""

@@ -1,0 +1,292 @@
+"""Repositories on object storage: ``Butler.create("s3://bucket/prefix", registry=...)`` (issue 17).
+
+Against a real S3-compatible server on loopback (moto's, started by the
+``s3_server`` fixture); the endpoint and credentials reach compstore through
+the standard ``AWS_*`` variables, as they would on a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from compstore import Butler
+from compstore.errors import (
+    BlobStoreError,
+    RepositoryError,
+    RepositoryExistsError,
+    RepositoryFormatError,
+    RepositoryNotFoundError,
+)
+
+DATA_IDS = [(1, 0), (1, 1), (2, 0)]
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """The server's endpoint and credentials in the ``AWS_*`` variables (nowhere else)."""
+    for key, value in s3_server.environment().items():
+        monkeypatch.setenv(key, value)
+    return s3_server
+
+
+@pytest.fixture
+def s3_url(s3_env, s3_bucket):
+    return f"s3://{s3_bucket}/survey/main"
+
+
+@pytest.fixture
+def filled(s3_url, tmp_path, sky):
+    """An S3 repository (SQLite registry on the local disk) with calexp and src per data ID."""
+    Butler.create(s3_url, registry=str(tmp_path / "registry.sqlite3"))
+    butler = Butler(s3_url, run="sfm")
+    butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    butler.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+    for visit, detector in DATA_IDS:
+        exposure, catalog = sky(visit, detector)
+        butler.put(exposure, "calexp", visit=visit, detector=detector)
+        butler.put(catalog, "src", visit=visit, detector=detector)
+    return s3_url
+
+
+def test_put_and_get_round_trip_and_share_wcs_and_calib(filled, sky):
+    butler = Butler(filled, collections=["sfm"])
+    exposure, catalog = sky(1, 1)
+    got = butler.get("calexp", visit=1, detector=1)
+    np.testing.assert_array_equal(got.image, exposure.image)
+    np.testing.assert_array_equal(got.mask, exposure.mask)
+    assert got.wcs == exposure.wcs and got.calib == exposure.calib
+    cat = butler.get("src", visit=1, detector=1)
+    assert len(cat) == len(catalog)
+    assert cat.wcs is got.wcs and cat.calib is got.calib  # the identity cache, as locally
+    assert butler.get("calexp.wcs", visit=1, detector=1) is got.wcs
+
+
+def test_the_repository_is_objects_under_its_prefix_and_a_config(filled, s3_env):
+    from compstore.cas import S3BlobStore
+
+    top = S3BlobStore(filled.split("/")[2], "survey/main")
+    config = json.loads(top.read_object("compstore.json"))
+    assert config["format"] == "compstore" and config["version"] == "2.2"
+    assert config["registry"].endswith("registry.sqlite3") and config["blobs"] == "blobs"
+    text = json.dumps(config)
+    assert "testing" not in text and "127.0.0.1" not in text  # no credentials, no endpoint
+    assert not top.is_empty()
+
+
+def test_verify_and_stats(filled):
+    butler = Butler(filled)
+    report = butler.verify(deep=True)
+    assert report.ok, report
+    stats = butler.stats()
+    assert stats.datasets == 2 * len(DATA_IDS) and stats.dedup_ratio > 1.0
+
+
+def test_cut_out_reads_a_region(filled, sky):
+    from compstore import Box2I
+
+    butler = Butler(filled, collections=["sfm"])
+    exposure, _ = sky(2, 0)
+    box = Box2I((exposure.bbox.min[0] + 10, exposure.bbox.min[1] + 20), (30, 40))
+    cut = butler.get("calexp", visit=2, detector=0, parameters={"bbox": box})
+    np.testing.assert_array_equal(cut.image, exposure.image[20:60, 10:40])
+
+
+def test_a_second_get_with_the_local_cache_costs_no_request(filled, s3_env, tmp_path):
+    cache = tmp_path / "cache"
+    first = Butler(filled, collections=["sfm"], local_cache=cache, local_cache_bytes=1 << 28)
+    first.cache.clear()  # (the writer's objects are in this process's identity cache)
+    want = first.get("calexp", visit=1, detector=0)
+    first.cache.clear()  # the identity cache: the next get reads the store again
+    s3_env.clear_requests()
+    again = first.get("calexp", visit=1, detector=0)
+    assert s3_env.requests == []
+    np.testing.assert_array_equal(again.image, want.image)
+    assert sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) <= 1 << 28
+
+
+def test_without_a_local_cache_a_second_get_asks_the_server(filled, s3_env):
+    butler = Butler(filled, collections=["sfm"])
+    butler.get("calexp", visit=1, detector=0)
+    butler.cache.clear()
+    s3_env.clear_requests()
+    butler.get("calexp", visit=1, detector=0)
+    assert s3_env.requests  # (the in-memory metadata caches still save some)
+
+
+def test_a_postgresql_registry(s3_url, postgres_url, sky):
+    Butler.create(s3_url, registry=postgres_url)
+    butler = Butler(s3_url, run="sfm")
+    butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    exposure, _ = sky(1, 0)
+    butler.put(exposure, "calexp", visit=1, detector=0)
+    again = Butler(s3_url, collections=["sfm"])
+    np.testing.assert_array_equal(again.get("calexp", visit=1, detector=0).image, exposure.image)
+    assert again.verify().ok
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_pipeline_runs_on_an_s3_repository(filled, jobs):
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent / "pipeline"))
+    from pipeline_test_tasks import Recalibrate
+
+    from compstore.pipeline import Pipeline, execute
+
+    butler = Butler(filled, collections=["sfm"], run="recal")
+    report = execute(Pipeline().add_task("recal", Recalibrate, {"factor": 2.0}), butler, jobs=jobs)
+    assert report.exit_status == 0 and len(report.succeeded) == len(DATA_IDS), report
+    reader = Butler(filled, collections=["recal", "sfm"])
+    for visit, detector in DATA_IDS:
+        before = Butler(filled, collections=["sfm"]).get("calexp", visit=visit, detector=detector)
+        after = reader.get("calexp", visit=visit, detector=detector)
+        assert after.calib.calibration == pytest.approx(2 * before.calib.calibration)
+
+
+def test_cli_create_query_and_verify(s3_url, tmp_path, s3_env):
+    registry = tmp_path / "cli-registry.sqlite3"
+    env = {**__import__("os").environ, "COMPSTORE_LOCAL_CACHE": str(tmp_path / "clicache")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "compstore", *args], capture_output=True,
+                              text=True, env=env, timeout=120)
+
+    made = cli("--repo", s3_url, "create", "--registry", str(registry))
+    assert made.returncode == 0, made.stderr
+    assert s3_url in made.stdout
+    shown = cli("--repo", s3_url, "--python", "stats")
+    assert f"Butler({s3_url!r}, local_cache=" in shown.stdout
+    stats = cli("--repo", s3_url, "--json", "stats")
+    assert stats.returncode == 0 and json.loads(stats.stdout)["datasets"] == 0, stats.stderr
+    assert cli("--repo", s3_url, "verify").returncode == 0
+    again = cli("--repo", s3_url, "create", "--registry", str(registry))
+    assert again.returncode != 0 and "already" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_compstore_repo_may_list_s3_urls_and_folders(monkeypatch):
+    from compstore.cli import _default_repo
+
+    monkeypatch.setenv("COMPSTORE_REPO", "s3://bucket-a/survey:archive:s3://bucket-b")
+    assert _default_repo() == ["s3://bucket-a/survey", "archive", "s3://bucket-b"]
+
+
+# -- what is refused, and how -------------------------------------------------------
+def test_create_needs_a_registry_outside_the_bucket(s3_url):
+    with pytest.raises(RepositoryError, match="registry="):
+        Butler.create(s3_url)
+    with pytest.raises(RepositoryError, match="neither"):
+        Butler.create(s3_url, registry="registry.txt")
+
+
+def test_create_twice_is_refused_unless_exist_ok(filled, tmp_path):
+    with pytest.raises(RepositoryExistsError, match="already"):
+        Butler.create(filled, registry=str(tmp_path / "other.sqlite3"))
+    assert Butler.create(filled, registry=str(tmp_path / "registry.sqlite3"), exist_ok=True)
+
+
+def test_a_prefix_holding_other_objects_is_refused(s3_env, s3_bucket, tmp_path):
+    from compstore.cas import S3BlobStore
+
+    S3BlobStore(s3_bucket, "data").create_object("someone-elses.txt", b"hello")
+    with pytest.raises(RepositoryExistsError, match="not empty"):
+        Butler.create(f"s3://{s3_bucket}/data", registry=str(tmp_path / "r.sqlite3"))
+
+
+def test_a_registry_of_another_repository_is_refused(filled, s3_env, s3_bucket, tmp_path):
+    with pytest.raises(RepositoryExistsError, match="created for"):
+        Butler.create(f"s3://{s3_bucket}/second", registry=str(tmp_path / "registry.sqlite3"))
+
+
+def test_a_config_pointing_at_another_registry_is_refused(filled, s3_env, s3_bucket, tmp_path):
+    """An edited config cannot send a reader to another repository's registry."""
+    from compstore.cas import S3BlobStore
+
+    Butler.create(f"s3://{s3_bucket}/other", registry=str(tmp_path / "other.sqlite3"))
+    top = S3BlobStore(s3_bucket, "survey/main")
+    config = json.loads(top.read_object("compstore.json"))
+    config["registry"] = str(tmp_path / "other.sqlite3")
+    top._put("compstore.json", json.dumps(config).encode(), "config", create=False)
+    from compstore import _repository
+
+    _repository._registries.clear()  # a new process
+    with pytest.raises(RepositoryFormatError, match="was created for"):
+        Butler(filled)
+
+
+def test_a_missing_registry_file_is_named(filled, tmp_path):
+    from compstore import _repository
+
+    _repository._registries.clear()
+    (tmp_path / "registry.sqlite3").rename(tmp_path / "moved.sqlite3")
+    with pytest.raises(RepositoryFormatError, match="does not exist on this host"):
+        Butler(filled)
+    assert not (tmp_path / "registry.sqlite3").exists()  # opening made no empty file
+
+
+def test_no_repository_at_a_prefix(s3_env, s3_bucket):
+    with pytest.raises(RepositoryNotFoundError, match="no compstore repository"):
+        Butler(f"s3://{s3_bucket}/nothing-here")
+
+
+@pytest.mark.parametrize("url", ["s3://Bad_Bucket/x", "s3://ok-bucket/../up", "s3://ok-bucket/a//b",
+                                 "s3://ok-bucket/a b"])
+def test_bad_urls_are_refused(url):
+    with pytest.raises(RepositoryError):
+        Butler(url)
+
+
+def test_a_missing_bucket_is_a_clear_error(s3_env, tmp_path):
+    with pytest.raises(RepositoryError, match="cannot read"):
+        Butler.create("s3://no-such-bucket-here/x", registry=str(tmp_path / "r.sqlite3"))
+
+
+def test_gc_is_refused_on_object_storage(filled):
+    with pytest.raises(BlobStoreError, match="gc runs on a repository folder only"):
+        Butler(filled).gc()
+
+
+def test_component_path_names_the_arrays_url(filled):
+    with pytest.raises(BlobStoreError, match=r"s3://.*/blobs/arrays/"):
+        Butler(filled, collections=["sfm"]).component_path("calexp.image", visit=1, detector=0)
+
+
+def test_zarr_store_opens_a_dataset_on_object_storage(filled, sky):
+    zarr = pytest.importorskip("zarr")
+    butler = Butler(filled, collections=["sfm"])
+    group = zarr.open_group(butler.zarr_store("calexp", visit=1, detector=0), mode="r")
+    np.testing.assert_array_equal(group["image"][:], sky(1, 0)[0].image)
+
+
+def test_a_catalogs_only_subset_of_an_s3_archive_to_a_local_folder(filled, tmp_path, sky):
+    """Use case 8 with the archive on object storage: the catalogs and their closure, no pixels."""
+    archive = Butler(filled, collections=["sfm"])
+    sub = archive.subset(tmp_path / "catalogs", dataset_types=["src"])
+    assert sub.verify(deep=True).ok
+    local = Butler(sub.root, collections=["sfm"])
+    got = {r.id for r in local.query_datasets("src")}
+    assert got == {r.id for r in archive.query_datasets("src")}  # UUIDs kept
+    cat = local.get("src", visit=1, detector=1)
+    assert len(cat) == len(sky(1, 1)[1]) and cat.wcs == sky(1, 1)[0].wcs
+    assert local.stats().arrays < archive.stats().arrays  # the pixels stayed behind
+    # Read both in order: catalogs locally, calexps from the bucket, one Wcs object.
+    chain = Butler([sub.root, filled], collections=["sfm"])
+    assert chain.get("src", visit=1, detector=1).wcs is chain.get("calexp", visit=1, detector=1).wcs
+
+
+def test_transfer_from_a_folder_into_an_s3_repository(filled, tmp_path, sky):
+    folder = Butler.create(tmp_path / "local")
+    writer = Butler(folder.root, run="deep")
+    writer.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    exposure, _ = sky(3, 0)
+    writer.put(exposure, "calexp", visit=3, detector=0)
+    dest = Butler(filled)
+    report = dest.transfer_from(writer, writer.query_datasets("calexp", collections=["deep"]))
+    assert report.datasets == 1 and report.components_written > 0
+    again = dest.transfer_from(writer, writer.query_datasets("calexp", collections=["deep"]))
+    assert again.bytes_written == 0
+    got = Butler(filled, collections=["deep"]).get("calexp", visit=3, detector=0)
+    np.testing.assert_array_equal(got.image, exposure.image)
+    assert Butler(filled).verify(deep=True).ok
