@@ -40,6 +40,7 @@ SCRIPTS: dict[str, tuple[list[str], str | None]] = {
     "bench_pipeline_dask.py": (["--size", "tiny"], "distributed"),
     "bench_zarr_view.py": (["--size", "tiny", "--no-write", "--repeat", "1"], "xarray"),
     "bench_checksums.py": (["--size", "tiny", "--no-write", "--repeat", "3"], None),
+    "bench_s3.py": (["--size", "tiny", "--no-write", "--repeat", "1"], "moto"),
     "profile_misses.py": (["--size", "tiny", "--tree-lines", "5", "--flat-lines", "3"], "pyinstrument"),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # cli-and-python.md has its own test (it needs FITS files to ingest).
-PAGES = ["concepts.md", "pipelines.md", "../README.md"]
+PAGES = ["concepts.md", "pipelines.md", "object-storage.md", "../README.md"]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -18,8 +19,13 @@ def test_doc_blocks_run(page, tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.S)
     assert blocks, f"{page} has no python blocks"
     namespace: dict = {}
-    for i, code in enumerate(blocks):
-        exec(compile(code, f"{page} block {i}", "exec"), namespace)
+    saved = dict(os.environ)  # (object-storage.md sets the AWS_* variables of its server)
+    try:
+        for i, code in enumerate(blocks):
+            exec(compile(code, f"{page} block {i}", "exec"), namespace)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_no_merge_conflict_markers_in_docs_or_code():

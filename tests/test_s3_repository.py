@@ -290,3 +290,23 @@ def test_transfer_from_a_folder_into_an_s3_repository(filled, tmp_path, sky):
     got = Butler(filled, collections=["deep"]).get("calexp", visit=3, detector=0)
     np.testing.assert_array_equal(got.image, exposure.image)
     assert Butler(filled).verify(deep=True).ok
+
+
+def test_a_get_fetches_its_components_ahead_and_keeps_nothing_after(filled, s3_env, sky):
+    """The manifest's components are fetched at once (in parallel) and all taken by the read."""
+    butler = Butler(filled, collections=["sfm"])
+    butler.cache.clear()
+    taken = []
+    original = butler.blobs._take_ahead
+
+    def spy(key):
+        got = original(key)
+        taken.append((key, got is not None))
+        return got
+
+    butler.blobs._take_ahead = spy
+    exposure = butler.get("calexp", visit=1, detector=0)
+    np.testing.assert_array_equal(exposure.image, sky(1, 0)[0].image)
+    hits = [key for key, hit in taken if hit]
+    assert any(k.startswith("documents/") for k in hits) and any(k.startswith("arrays/") for k in hits)
+    assert butler.blobs._ahead == {}  # every fetched object was read (and checked)

@@ -52,6 +52,14 @@ def test_doc_python_blocks_run_in_order(tmp_path, monkeypatch, request):
             # `create --registry`: the doc's URL stands for the test session's own server.
             url = request.getfixturevalue("postgres_url")
             code = code.replace("postgresql://postgres@127.0.0.1:5432/survey", url)
+        if "s3://my-bucket" in code and "s3" not in namespace:
+            # A repository on object storage: the session's S3 server stands for AWS.
+            server = request.getfixturevalue("s3_server")
+            for key, value in server.environment().items():
+                monkeypatch.setenv(key, value)
+            monkeypatch.setenv("HOME", str(tmp_path))  # the CLI's default cache: ~/.cache
+            server.new_bucket("my-bucket")
+            namespace["s3"] = server
         if "calexp:jointcal" in code:
             # the stage this block reads must exist: a jointcal run with one calexp
             exp = Butler("store", collections="raw").get("calexp", visit=1, detector=2)

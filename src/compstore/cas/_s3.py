@@ -32,7 +32,8 @@ import contextlib
 import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 import numpy as np
@@ -76,6 +77,8 @@ __all__ = ["S3BlobStore"]
 _META_CACHE_SIZE: Final = 4096
 _LOOK_FIRST_BYTES: Final = 1 << 20
 _TAIL_CACHE_SIZE: Final = 1024  # shard indexes: 16 bytes per inner chunk, a few KiB each
+_AHEAD_BYTES: Final = 1 << 30  # what prefetch holds for the reads that follow, at most
+_AHEAD_WORKERS: Final = 16  # concurrent GETs of one prefetch
 _DOCUMENTS: Final = "documents"
 _TO_DO: Final = "check the endpoint, bucket, prefix and credentials (AWS_* variables)"
 
@@ -164,6 +167,8 @@ class S3BlobStore(BlobStore):
         self._sums: dict[str, Sums | None] = {}
         self._tails: dict[str, tuple[bytes, int]] = {}
         self._groups: set[str] = set()
+        self._ahead: dict[str, memoryview] = {}  # key -> bytes fetched by prefetch, read once
+        self._ahead_bytes = 0
         self._cache = ObjectCache(cache, cache_bytes) if cache is not None else None
 
     @property
@@ -214,8 +219,81 @@ class S3BlobStore(BlobStore):
         return True
 
     # -- object access, errors mapped ------------------------------------------
+    # -- reading ahead ----------------------------------------------------------
+    def prefetch(self, documents: Iterable[str] = (), arrays: Iterable[str] = ()) -> None:
+        """Fetch these components concurrently, for the reads that follow.
+
+        A read of an exposure meets ten or so components: one after the other,
+        each is a round trip to the server. Given them at once (the manifest
+        names them), this issues the GETs in parallel -- ``zarr.json`` of
+        arrays not yet known first, then documents and whole data files -- and
+        keeps the bytes (up to 1 GiB, until the next prefetch) for
+        `get_document`/`get_array` to take, which check them as they check
+        what they fetch. What is in the local cache is not fetched. Best
+        effort: a failed GET is left for the read itself to meet and report.
+        """
+        with self._lock:  # what an earlier read did not take is not kept
+            self._ahead.clear()
+            self._ahead_bytes = 0
+        local = self._cache
+
+        def cached(key: str) -> bool:
+            return local is not None and local.path(key) is not None
+
+        first = [self._document_key(d) for d in documents if is_digest(d)]
+        arrays = [a for a in arrays if is_digest(a)]
+        unknown = [a for a in arrays if a not in self._meta]
+        first += [self._array_key(a, "zarr.json") for a in unknown]
+        self._fetch_ahead([k for k in first if not cached(k)])
+        data = []
+        for digest in arrays:
+            try:
+                meta = self._meta_of(digest)
+            except CompstoreError:
+                continue  # the read reports it
+            if math.prod(meta.shape):
+                data.append(self._data_key(digest, meta))
+        self._fetch_ahead([k for k in data if not cached(k)])
+
+    def _fetch_ahead(self, keys: list[str]) -> None:
+        keys = [k for k in dict.fromkeys(keys) if k not in self._ahead]
+        if not keys:
+            return
+
+        def one(key: str) -> tuple[str, memoryview | None]:
+            try:  # obstore's Bytes is a buffer: a view, not a copy
+                return key, memoryview(self._obs.get(self._client, key).bytes())
+            except Exception:  # noqa: BLE001 - the read that follows meets and reports it
+                return key, None
+
+        if len(keys) == 1:
+            got = [one(keys[0])]
+        else:
+            with ThreadPoolExecutor(min(_AHEAD_WORKERS, len(keys))) as pool:
+                got = list(pool.map(one, keys))
+        with self._lock:
+            for key, data in got:
+                if data is not None and self._ahead_bytes + len(data) <= _AHEAD_BYTES:
+                    self._ahead[key] = data
+                    self._ahead_bytes += len(data)
+
+    def _take_ahead(self, key: str) -> memoryview | None:
+        """The bytes prefetch fetched for ``key``, handed over once; None if none."""
+        if not self._ahead:
+            return None
+        with self._lock:
+            data = self._ahead.pop(key, None)
+            if data is not None:
+                self._ahead_bytes -= len(data)
+        return data
+
     def _get(self, key: str, what: str) -> bytes | None:
         """The object ``key``'s bytes (from the cache if there); None if it does not exist."""
+        ahead = self._take_ahead(key)
+        if ahead is not None:
+            if self._cache is not None:
+                self._cache.put(key, ahead)
+            return bytes(ahead)
         if self._cache is not None:
             data = self._cache.get(key)
             if data is not None:
@@ -456,6 +534,10 @@ class S3BlobStore(BlobStore):
         key = self._data_key(digest, meta)
         if math.prod(meta.shape):  # an empty array has no data file
             data = self._cache.get(key) if self._cache is not None else None
+            if data is None:
+                data = self._take_ahead(key)
+                if data is not None and self._cache is not None:
+                    self._cache.put(key, data)
             if data is None:
                 with self._data_file_errors(digest):
                     # obstore's Bytes is a buffer: a view, not a copy.

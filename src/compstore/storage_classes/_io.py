@@ -555,7 +555,10 @@ class ObjectIO:
                 )
             params = sc.check_parameters(parameters)
             if params or not sc.cacheable:
+                self._prefetch(manifest, arrays=not params)
                 return _assembling(digest, lambda: sc.assemble(reader, params))
+            if digest not in self.cache:
+                self._prefetch(manifest, arrays=True)
             return self.cache.get_or_load(
                 digest, lambda: _assembling(digest, lambda: sc.assemble(reader, {})),
                 size_of=sc.size_of,
@@ -570,6 +573,28 @@ class ObjectIO:
                 "the repository may be damaged: run `compstore verify`"
             )
         return reader.get("value", parameters)
+
+    def _prefetch(self, manifest: Mapping[str, Any], *, arrays: bool) -> None:
+        """Let a store that reads ahead (object storage) fetch the manifest's components at once.
+
+        Those the identity cache holds are left out; so are arrays when
+        ``arrays`` is false (a cut-out reads only part of each).
+        """
+        prefetch = getattr(self.blobs, "prefetch", None)
+        if prefetch is None:
+            return
+        documents, wanted = [], []
+        for entry in manifest["components"].values():
+            if not isinstance(entry, Mapping):
+                continue  # (the read reports it)
+            if "document" in entry and entry["document"] not in self.cache:
+                documents.append(entry["document"])
+            elif "manifest" in entry and "manifest:" + str(entry["manifest"]) not in self.cache:
+                documents.append(entry["manifest"])
+            elif arrays and "array" in entry and entry["array"] not in self.cache:
+                wanted.append(entry["array"])
+        if documents or wanted:
+            prefetch(documents, wanted)
 
     def read_entry(
         self,

@@ -130,9 +130,9 @@ class S3Server:
             raise RuntimeError("the S3 server is not running: call start() first")
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def new_bucket(self) -> str:
-        """Create a new, empty bucket and return its name."""
-        name = f"compstore-test-{next(self._names)}"
+    def new_bucket(self, name: str | None = None) -> str:
+        """Create a new, empty bucket (named ``name``, else a new name) and return its name."""
+        name = name or f"compstore-test-{next(self._names)}"
         with urlopen(Request(f"{self.endpoint}/{name}", method="PUT")) as response:
             response.read()
         return name
