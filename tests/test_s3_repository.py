@@ -305,7 +305,10 @@ def test_a_get_fetches_its_components_ahead_and_keeps_nothing_after(filled, s3_e
         return got
 
     butler.blobs._take_ahead = spy
+    s3_env.clear_requests()
     exposure = butler.get("calexp", visit=1, detector=0)
+    paths = [r.path for r in s3_env.requests if r.method == "GET"]
+    assert len(paths) == len(set(paths))  # nothing fetched twice (nested reads included)
     np.testing.assert_array_equal(exposure.image, sky(1, 0)[0].image)
     hits = [key for key, hit in taken if hit]
     assert any(k.startswith("documents/") for k in hits) and any(k.startswith("arrays/") for k in hits)

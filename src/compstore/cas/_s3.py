@@ -77,7 +77,7 @@ __all__ = ["S3BlobStore"]
 _META_CACHE_SIZE: Final = 4096
 _LOOK_FIRST_BYTES: Final = 1 << 20
 _TAIL_CACHE_SIZE: Final = 1024  # shard indexes: 16 bytes per inner chunk, a few KiB each
-_AHEAD_BYTES: Final = 1 << 30  # what prefetch holds for the reads that follow, at most
+_AHEAD_BYTES: Final = 512 << 20  # what prefetch holds for the reads that follow, at most
 _AHEAD_WORKERS: Final = 16  # concurrent GETs of one prefetch
 _DOCUMENTS: Final = "documents"
 _TO_DO: Final = "check the endpoint, bucket, prefix and credentials (AWS_* variables)"
@@ -227,14 +227,11 @@ class S3BlobStore(BlobStore):
         each is a round trip to the server. Given them at once (the manifest
         names them), this issues the GETs in parallel -- ``zarr.json`` of
         arrays not yet known first, then documents and whole data files -- and
-        keeps the bytes (up to 1 GiB, until the next prefetch) for
-        `get_document`/`get_array` to take, which check them as they check
-        what they fetch. What is in the local cache is not fetched. Best
+        keeps the bytes for `get_document`/`get_array` to take (once), which
+        check them as they check what they fetch; at most 512 MiB are held,
+        the oldest dropped first (what a failed read left is not kept long). What is in the local cache is not fetched. Best
         effort: a failed GET is left for the read itself to meet and report.
         """
-        with self._lock:  # what an earlier read did not take is not kept
-            self._ahead.clear()
-            self._ahead_bytes = 0
         local = self._cache
 
         def cached(key: str) -> bool:
@@ -273,9 +270,12 @@ class S3BlobStore(BlobStore):
                 got = list(pool.map(one, keys))
         with self._lock:
             for key, data in got:
-                if data is not None and self._ahead_bytes + len(data) <= _AHEAD_BYTES:
-                    self._ahead[key] = data
-                    self._ahead_bytes += len(data)
+                if data is None or len(data) > _AHEAD_BYTES:
+                    continue
+                self._ahead[key] = data
+                self._ahead_bytes += len(data)
+                while self._ahead_bytes > _AHEAD_BYTES:  # the oldest go first
+                    self._ahead_bytes -= len(self._ahead.pop(next(iter(self._ahead))))
 
     def _take_ahead(self, key: str) -> memoryview | None:
         """The bytes prefetch fetched for ``key``, handed over once; None if none."""
