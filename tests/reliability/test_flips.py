@@ -29,12 +29,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-import xxhash
 
 from compstore import Butler
 from compstore.errors import CompstoreError
 from compstore.objects import Box2I
-from compstore.testing.repository import copy_repository
+from compstore.testing.repository import copy_repository, fingerprint
 from compstore.testing.sky import make_catalog, make_exposure
 
 #: Flips per kind of file at scale 1 (536 in all when every kind is present; the
@@ -50,34 +49,6 @@ FLIPS = {
     "packs.sqlite3": 56,
 }
 DATA_IDS = [(1, 0), (2, 1)]
-
-
-def _fingerprint(obj: Any) -> str:
-    """A digest of everything a read returned (arrays by dtype, shape and bytes)."""
-    h = xxhash.xxh3_128()
-
-    def feed(value: Any) -> None:
-        if isinstance(value, np.ndarray):
-            h.update(repr((value.dtype.str, value.shape)).encode())
-            h.update(np.ascontiguousarray(value).tobytes())
-        elif hasattr(value, "to_dict"):
-            h.update(repr(value.to_dict()).encode())
-        else:
-            h.update(repr(value).encode())
-
-    if hasattr(obj, "masked_image"):  # an Exposure
-        for value in (obj.image, obj.mask.array, obj.variance, obj.xy0, obj.wcs, obj.calib,
-                      obj.psf, obj.visit_info, obj.background, sorted(obj.metadata.items()),
-                      obj.band, obj.detector):  # fmt: skip
-            feed(value)
-    else:  # a SourceCatalog
-        table = obj.table
-        for name in obj.columns:
-            feed(np.asarray(table[name]))
-            feed(str(table[name].unit))
-        feed(obj.wcs)
-        feed(obj.calib)
-    return h.hexdigest()
 
 
 def _reads(root: Path) -> dict[str, Any]:
@@ -101,7 +72,7 @@ def _reads(root: Path) -> dict[str, Any]:
                 try:
                     obj = butler.get(what.split()[0], visit=visit, detector=detector,
                                      parameters=parameters)  # fmt: skip
-                    out[key] = _fingerprint(obj)
+                    out[key] = fingerprint(obj)
                 except CompstoreError as exc:
                     out[key] = ("error", str(exc))
                 except Exception as exc:  # noqa: BLE001
