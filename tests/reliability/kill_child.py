@@ -27,6 +27,22 @@ _lock = threading.Lock()
 _steps = [0]
 
 
+def _arm_s3(kill_at: int) -> None:
+    """Steps of a put into a repository on object storage: each PUT (obstore.put)."""
+    import obstore
+
+    put = obstore.put
+
+    def step(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with _lock:
+            _steps[0] += 1
+            if _steps[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return put(*args, **kwargs)
+
+    obstore.put = step
+
+
 def _arm(kill_at: int, *, reads: bool = False) -> None:
     def wrap(fn, is_write=lambda *a, **k: True):  # type: ignore[no-untyped-def]
         def step(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -74,6 +90,11 @@ def _run(scenario: str, root: str, acks: str) -> None:
         report = execute(Pipeline().add_task("recal", Recalibrate, {"factor": 2.0}), butler)
         for result in report.succeeded:
             _ack(acks, run="recal", visit=result.data_id["visit"], detector=result.data_id["detector"])
+    elif scenario == "s3":  # two puts into a repository on object storage (root: its URL)
+        butler = Butler(root, run="r")
+        for detector in (1, 2):
+            butler.put(make_exposure(1, detector, size=64, seed=7), "calexp", visit=1, detector=detector)
+            _ack(acks, run="r", visit=1, detector=detector)
     elif scenario == "verify":
         Butler(root).verify(deep=True)
     else:
@@ -86,7 +107,10 @@ def main() -> None:
         pid = os.fork()
         if pid == 0:
             try:
-                _arm(int(kill_at), reads=scenario == "verify")
+                if scenario == "s3":
+                    _arm_s3(int(kill_at))
+                else:
+                    _arm(int(kill_at), reads=scenario == "verify")
                 _run(scenario, root, acks)
                 _ack(acks, steps=_steps[0])
                 os._exit(0)

@@ -139,3 +139,74 @@ def test_kill_at_every_write_step(tmp_path: Path, reliability_scale: int, reliab
                        verify_changed=changed, **{f"steps_{k}": v for k, v in per_scenario.items()})
     assert (lost, half, failed_open, changed) == (0, 0, 0, 0)
     assert kills > 0 and per_scenario["verify"] > 0
+
+
+def test_kill_at_every_put_to_object_storage(s3_server, tmp_path: Path, reliability_scale: int,
+                                             reliability_counts) -> None:  # fmt: skip
+    """A writer killed at each PUT of two puts into an s3:// repository: nothing lost or half-visible.
+
+    Each trial is a new repository (prefix) holding one dataset; the child puts
+    two more and is killed before its K-th PUT. After it, the repository
+    opens, ``verify(deep=True)`` finds no problem, and every acknowledged put
+    reads back.
+    """
+    env = {**os.environ, **s3_server.environment()}
+    os.environ.update(s3_server.environment())  # (restored below) for this process's reads
+    zygote = subprocess.Popen(
+        [sys.executable, str(HERE / "kill_child.py")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )
+    assert zygote.stdin is not None and zygote.stdout is not None
+    bucket = s3_server.new_bucket()
+    kills = lost = half = failed_open = 0
+    trial = 0
+
+    def run(kill_at: int) -> tuple[int, list[dict[str, int]], str]:
+        nonlocal trial
+        trial += 1
+        url = f"s3://{bucket}/kill-{trial}"
+        Butler.create(url, registry=str(tmp_path / f"registry-{trial}.sqlite3"))
+        first = Butler(url, run="r")
+        first.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+        first.put(make_exposure(1, 0, size=64, seed=7), "calexp", visit=1, detector=0)
+        acks_file = tmp_path / f"s3-{trial}.acks"
+        acks_file.touch()
+        zygote.stdin.write(f"s3 {url} {kill_at} {acks_file}\n")  # type: ignore[union-attr]
+        zygote.stdin.flush()  # type: ignore[union-attr]
+        status = int(zygote.stdout.readline())  # type: ignore[union-attr]
+        return status, [json.loads(x) for x in acks_file.read_text().splitlines()], url
+
+    saved = dict(os.environ)
+    try:
+        status, lines, _ = run(0)
+        assert status == 0 and "steps" in lines[-1], lines
+        steps = lines[-1]["steps"]
+        for k in range(1, steps + 1):
+            for _ in range(reliability_scale):
+                status, lines, url = run(k)
+                assert status == signal.SIGKILL, f"s3 step {k}: status {status}"
+                kills += 1
+                try:
+                    butler = Butler(url)
+                except Exception:  # noqa: BLE001 - counted
+                    failed_open += 1
+                    continue
+                half += len(butler.verify(deep=True).problems)
+                for ack in [x for x in lines if "run" in x] + [{"run": "r", "visit": 1, "detector": 0}]:
+                    try:
+                        got = butler.get("calexp", visit=ack["visit"], detector=ack["detector"],
+                                         collections=ack["run"])
+                    except Exception:  # noqa: BLE001 - counted
+                        lost += 1
+                        continue
+                    want = make_exposure(1, ack["detector"], size=64, seed=7)
+                    lost += not np.array_equal(got.image, want.image)
+    finally:
+        zygote.stdin.close()
+        zygote.wait(timeout=60)
+        os.environ.clear()
+        os.environ.update(saved)
+    reliability_counts("s3 kill", kills=kills, lost=lost, half_visible=half,
+                       failed_open=failed_open, steps=steps)
+    assert (lost, half, failed_open) == (0, 0, 0)
+    assert kills >= steps > 0
