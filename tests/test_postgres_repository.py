@@ -206,3 +206,25 @@ def test_a_create_killed_before_its_config_can_be_run_again(tmp_path, postgres_u
         Butler.create(tmp_path / "repo", registry=postgres_url)  # ...is never cleared
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute("SELECT count(*) FROM dataset").fetchone()[0] == 1
+
+
+def test_a_copied_folder_is_refused_and_the_original_keeps_its_data(shared, tmp_path):
+    """cp -r of a PostgreSQL-backed folder shares the database: writing through it would
+    break the original (a gc in the copy repacked the original's pack index away)."""
+    import shutil
+
+    from compstore.testing.repository import copy_repository
+
+    root, url = shared
+    butler = Butler(root, run="sfm")
+    butler.register_dataset_type("x", ("visit",), "Array")
+    butler.put(np.arange(10), "x", visit=1)
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        copy_repository(root, tmp_path / "copy-by-helper")
+    shutil.copytree(root, tmp_path / "copy")
+    with pytest.raises(RepositoryError, match="is a copy of that repository folder"):
+        Butler(tmp_path / "copy")  # (in the process that has the original open, too)
+    np.testing.assert_array_equal(Butler(root, collections="sfm").get("x", visit=1), np.arange(10))
+    # The same folder by another name (a symbolic link) is the repository itself.
+    (tmp_path / "link").symlink_to(root)
+    assert Butler(tmp_path / "link", collections="sfm").get("x", visit=1)[3] == 3

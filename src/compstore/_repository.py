@@ -78,6 +78,8 @@ def _shared_registry(path: Path | str) -> Registry:
             _registries[key] = registry
         return registry
 _BLOBS_NAME = "blobs"
+# (registry URL, folder) pairs checked by _refuse_a_copy in this process.
+_owned: set[tuple[str, str]] = set()
 _pack_indexes: weakref.WeakValueDictionary[str, PgPackIndex] = weakref.WeakValueDictionary()
 
 
@@ -269,6 +271,43 @@ def _create_registry_database(url: str, path: Path) -> None:
             ) from None
 
 
+def _refuse_a_copy(path: Path, url: str) -> None:
+    """Refuse a copy of a repository folder whose registry is in PostgreSQL.
+
+    The registry records the folder that created it. A copy of that folder
+    names the same database, and writing through it (a put, a gc) would change
+    the original's registry and pack index without its files: the original
+    would lose data. When the recorded folder exists on this host and is
+    another repository folder, this one is a copy (or that one is): refused.
+    When it does not exist here (another host's mount, a folder moved away),
+    nothing can be told: opened.
+
+    Raises
+    ------
+    RepositoryError
+        If ``path`` is not the folder the registry was created for, and that
+        folder holds a repository on this host.
+    """
+    found = Registry.created_by(url)
+    creator = found[0] if found else None
+    if creator is None or creator == str(path.resolve()):
+        return
+    other = Path(creator)
+    try:
+        if other.samefile(path):  # the same folder by another name (a link, a mount)
+            return
+    except OSError:
+        return  # not on this host: cannot tell
+    if (other / CONFIG_NAME).is_file():
+        raise RepositoryError(
+            f"{path} and {creator} both name the registry database {url}, which was created "
+            f"for {creator}: {path} is a copy of that repository folder (or it of this one). "
+            "A copy shares the database, and writing through it would break the original. "
+            f"Open {creator}; to copy a repository, use `compstore subset` or "
+            "`Butler.transfer_from` into a new one"
+        )
+
+
 def _lost_config(path: Path, evidence: str) -> RepositoryExistsError:
     return RepositoryExistsError(
         f"{path} has no {CONFIG_NAME} but holds data ({evidence}): a repository whose "
@@ -437,6 +476,10 @@ class Repository:
             except RepositoryError as err:
                 raise RepositoryFormatError(f"{config_path}: {err}") from None
             with _reaching(url):
+                folder = (url, str(path.resolve()))
+                if folder not in _owned:  # once per process and folder: the registry's own?
+                    _refuse_a_copy(path, url)
+                    _owned.add(folder)
                 registry = _shared_registry(url)
                 index = _shared_pack_index(url)
         else:

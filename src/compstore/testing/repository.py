@@ -53,8 +53,16 @@ def copy_repository(source: str | os.PathLike[str], target: str | os.PathLike[st
     ------
     FileExistsError
         If ``target`` exists.
+    ValueError
+        If ``source``'s registry is a PostgreSQL database (not in the folder).
     """
     source, target = Path(source), Path(target)
+    config = source / "compstore.json"
+    if config.is_file() and '"postgresql' in config.read_text():
+        raise ValueError(
+            f"{source} keeps its registry in PostgreSQL: a copy of the folder would share "
+            "the database (and be refused on open); copy datasets with subset/transfer_from"
+        )
     for database in (source / "registry.sqlite3", source / "blobs" / "packs.sqlite3"):
         _checkpoint(database)
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
