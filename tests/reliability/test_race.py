@@ -38,21 +38,18 @@ def physical_copies(blobs: Path) -> Counter[str]:
     return copies
 
 
-def test_writers_and_readers_race(tmp_path: Path, reliability_scale: int, reliability_counts) -> None:
-    root = tmp_path / "repo"
-    butler = Butler.create(root)
-    butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
-    puts = 12 * reliability_scale
+def _race(root: str, tmp_path: Path, puts: int, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """Run the writers and readers on ``root``; return (acks, reads, corrupt, errors)."""
     go, stop = tmp_path / "go", tmp_path / "stop"
     child = [sys.executable, str(HERE / "race_child.py")]
     writers = [
-        subprocess.Popen([*child, "writer", str(root), str(w), str(puts), str(go)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([*child, "writer", root, str(w), str(puts), str(go)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for w in range(WRITERS)
     ]
     readers = [
-        subprocess.Popen([*child, "reader", str(root), str(r), "0", str(stop)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([*child, "reader", root, str(r), "0", str(stop)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for r in range(READERS)
     ]
     for proc in writers:  # all have made their exposures: start them together
@@ -71,18 +68,31 @@ def test_writers_and_readers_race(tmp_path: Path, reliability_scale: int, reliab
         counts = json.loads(out.splitlines()[-1])
         reads, corrupt, errors = reads + counts["reads"], corrupt + counts["corrupt"], errors + counts["errors"]
         assert counts["errors"] == 0, err
+    return acks, reads, corrupt, errors
 
+
+def _read_back(reader: Butler, acks: list[dict[str, int]]) -> None:
+    """A sample of the acknowledged puts, read back whole in this process."""
     sys.path.insert(0, str(HERE))
     try:
         import race_child
     finally:
         sys.path.remove(str(HERE))
-    assert len(acks) == WRITERS * puts
-    reader = Butler(root)
-    for ack in acks[:: max(1, len(acks) // 48)]:  # a sample read back whole, in this process
+    for ack in acks[:: max(1, len(acks) // 48)]:
         got = reader.get("calexp", visit=ack["visit"], detector=ack["detector"], collections=ack["run"])
         want = race_child.exposure(ack["detector"])
         assert np.array_equal(got.image, want.image) and got.wcs == want.wcs
+
+
+def test_writers_and_readers_race(tmp_path: Path, reliability_scale: int, reliability_counts) -> None:
+    root = tmp_path / "repo"
+    butler = Butler.create(root)
+    butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    puts = 12 * reliability_scale
+    acks, reads, corrupt, errors = _race(str(root), tmp_path, puts)
+    assert len(acks) == WRITERS * puts
+    reader = Butler(root)
+    _read_back(reader, acks)
     report = reader.verify()
     assert report.ok and report.datasets == len(acks) and report.unreferenced == 0
     copies = physical_copies(root / "blobs")
@@ -95,3 +105,29 @@ def test_writers_and_readers_race(tmp_path: Path, reliability_scale: int, reliab
         staging_left=len(leftovers),
     )
     assert (corrupt, errors, extra, leftovers) == (0, 0, 0, [])
+
+
+def test_writers_and_readers_race_on_object_storage(
+    s3_server, s3_bucket, postgres_url, tmp_path: Path, monkeypatch, reliability_scale: int,
+    reliability_counts,
+) -> None:
+    """The same race on an s3:// repository whose registry is PostgreSQL (as on a cluster).
+
+    Objects are named by their digests, so a component has one object however
+    many writers race (each array's zarr.json is a conditional PUT).
+    """
+    for key, value in s3_server.environment().items():
+        monkeypatch.setenv(key, value)
+    url = f"s3://{s3_bucket}/race"
+    butler = Butler.create(url, registry=postgres_url)
+    butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    puts = 6 * reliability_scale
+    acks, reads, corrupt, errors = _race(url, tmp_path, puts, env=dict(os.environ))
+    assert len(acks) == WRITERS * puts
+    reader = Butler(url)
+    _read_back(reader, acks)
+    report = reader.verify()
+    reliability_counts("s3 race", puts=len(acks), reads=reads, corrupt=corrupt, errors=errors,
+                       verify_problems=len(report.problems))
+    assert report.ok and report.datasets == len(acks)
+    assert (corrupt, errors) == (0, 0)
