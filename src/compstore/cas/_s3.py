@@ -237,20 +237,27 @@ class S3BlobStore(BlobStore):
         def cached(key: str) -> bool:
             return local is not None and local.path(key) is not None
 
-        first = [self._document_key(d) for d in documents if is_digest(d)]
         arrays = [a for a in arrays if is_digest(a)]
+
+        def data_keys(digests: list[str]) -> list[str]:
+            keys = []
+            for digest in digests:
+                try:
+                    meta = self._meta_of(digest)
+                except CompstoreError:
+                    continue  # the read reports it
+                if math.prod(meta.shape):
+                    keys.append(self._data_key(digest, meta))
+            return keys
+
+        # One round: documents, the zarr.json of arrays not known yet, and the data
+        # files of those known; a second only for the data files of the others.
         unknown = [a for a in arrays if a not in self._meta]
+        first = [self._document_key(d) for d in documents if is_digest(d)]
         first += [self._array_key(a, "zarr.json") for a in unknown]
+        first += data_keys([a for a in arrays if a in self._meta])
         self._fetch_ahead([k for k in first if not cached(k)])
-        data = []
-        for digest in arrays:
-            try:
-                meta = self._meta_of(digest)
-            except CompstoreError:
-                continue  # the read reports it
-            if math.prod(meta.shape):
-                data.append(self._data_key(digest, meta))
-        self._fetch_ahead([k for k in data if not cached(k)])
+        self._fetch_ahead([k for k in data_keys(unknown) if not cached(k)])
 
     def _fetch_ahead(self, keys: list[str]) -> None:
         keys = [k for k in dict.fromkeys(keys) if k not in self._ahead]

@@ -210,6 +210,10 @@ def decode_array_data(meta: ArrayMeta, data: bytes | memoryview | None) -> np.nd
     data = memoryview(data)
     if meta.shard is None:
         chunk = decode_chunk(data, meta.compressors, meta.chunk_shape, meta.dtype)
+        if not meta.compressors and chunk.shape == meta.shape and chunk.flags.aligned:
+            # Raw bytes of exactly the array: a view of them (they are this array's
+            # alone: read whole for it), no copy.
+            return chunk
         out[...] = chunk[tuple(slice(0, n) for n in meta.shape)]
         return out
     shard = meta.shard
