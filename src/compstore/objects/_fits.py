@@ -78,6 +78,16 @@ _WCS_KEY = re.compile(
     # ``DP1 = 'NAXES: 2'`` read as keyword ``DP1.NAXES``.
     r"(CPDIS|CQDIS|D2IMDIS)\d+|(DP|DQ|D2IM)\d+(\..+)?)$"
 )
+# An alternate WCS (key letter A-Z, FITS WCS paper I): the primary WCS's keywords with
+# the letter appended. Kept in an Exposure's metadata with CRPIXja in parent pixels (as
+# the Wcs's CRPIX), written on the image planes beside the primary WCS with CRPIXja
+# moved to the array's pixels, so a cut-out keeps them right.
+_ALT_WCS_KEY = re.compile(
+    r"^(WCSAXES|CTYPE\d+|CRVAL\d+|CRPIX\d+|CDELT\d+|CROTA\d+|CUNIT\d+|CRDER\d+|CSYER\d+|"
+    r"CNAME\d+|(PC|CD|PV|PS)\d+_\d+|WCSNAME|LONPOLE|LATPOLE|RADESYS|EQUINOX|MJDREF[IF]?|"
+    r"DATEREF|RESTFRQ|RESTWAV|SPECSYS|SSYSOBS|VELOSYS|ZSOURCE)[A-Z]$"
+)
+_ALT_CRPIX = re.compile(r"^CRPIX([12])[A-Z]$")
 # A record-valued keyword card (FITS WCS paper IV): ``DP1 = 'AXIS.1: 1'`` is the card
 # astropy calls ``DP1.AXIS.1``; written as HIERARCH it would mean nothing to wcslib.
 _RECORD_KEY = re.compile(r"^((?:DP|DQ|D2IM)\d+)\.([A-Z0-9_.]+)$")
@@ -371,8 +381,27 @@ def _write_atomic(hdul: fits.HDUList, path: str | os.PathLike[str]) -> None:
     os.replace(partial, target)
 
 
-def _metadata_cards(metadata: Mapping[str, Any]) -> Iterator[fits.Card]:
+def _alt_crpix_moved(metadata: Mapping[str, Any], dx: int, dy: int) -> dict[str, Any]:
+    """``metadata`` with the reference pixel of every alternate WCS moved by ``(dx, dy)``."""
+    out = dict(metadata)
     for key, value in metadata.items():
+        axis = _ALT_CRPIX.match(key)
+        if axis and isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = float(value) + (dx if axis[1] == "1" else dy)
+    return out
+
+
+def _alt_wcs_cards(metadata: Mapping[str, Any], xy0: tuple[int, int]) -> list[fits.Card]:
+    """The alternate WCSes of ``metadata`` as an image plane's cards (CRPIXja in its pixels)."""
+    moved = _alt_crpix_moved(metadata, -xy0[0], -xy0[1])
+    return [_card(key, value) for key, value in moved.items() if _ALT_WCS_KEY.match(key)]
+
+
+def _metadata_cards(metadata: Mapping[str, Any]) -> Iterator[fits.Card]:
+    """The primary header's cards of ``metadata`` (alternate WCSes go on the planes)."""
+    for key, value in metadata.items():
+        if _ALT_WCS_KEY.match(key):
+            continue
         if key.startswith(_NS + " ") or key.upper() == _NS or _STRUCTURAL.match(key.upper()):
             raise FitsFormatError(
                 f"metadata key {key!r} is reserved in FITS headers; rename it before writing"
@@ -435,6 +464,7 @@ def write_exposure(exposure: Exposure, path: str | os.PathLike[str]) -> None:
 
     xy0 = exposure.xy0
     wcs_cards = _ltv_cards(xy0) if exposure.wcs is None else _wcs_cards(exposure.wcs, xy0)
+    wcs_cards += _alt_wcs_cards(exposure.metadata, xy0)
 
     def plane(data: np.ndarray, name: str, extra: Iterable[fits.Card] = ()) -> fits.ImageHDU:
         hdu = fits.ImageHDU(data=np.ascontiguousarray(data), name=name)
@@ -633,8 +663,11 @@ def _read_layout(hdul: fits.HDUList, path: str) -> Exposure:
     detector = primary.get(f"{_NS} DETECTOR")
     if ours:
         metadata = _metadata_from([primary], skip_wcs=False)
+        alternates = {k: v for k, v in _metadata_from([image_hdu.header], skip_wcs=True).items()
+                      if _ALT_WCS_KEY.match(k)}  # fmt: skip
+        metadata.update(_alt_crpix_moved(alternates, *xy0))
     else:
-        metadata = _metadata_from([primary, image_hdu.header], skip_wcs=True)
+        metadata = _alt_crpix_moved(_metadata_from([primary, image_hdu.header], skip_wcs=True), *xy0)
     return Exposure(
         image,
         mask,
@@ -770,7 +803,7 @@ def _read_plain(hdul: fits.HDUList, path: str, which: HduSpec | None = None) -> 
         np.zeros(image.shape, dtype=image.dtype),
         xy0=xy0,
         wcs=_wcs_from_header(header, xy0, path, extname, hdul),
-        metadata=_metadata_from(headers, skip_wcs=True),
+        metadata=_alt_crpix_moved(_metadata_from(headers, skip_wcs=True), *xy0),
     )
 
 
