@@ -14,6 +14,7 @@ the endpoint and dummy keys a client needs.
 from __future__ import annotations
 
 import itertools
+import uuid
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -132,7 +133,8 @@ class S3Server:
 
     def new_bucket(self, name: str | None = None) -> str:
         """Create a new, empty bucket (named ``name``, else a new name) and return its name."""
-        name = name or f"compstore-test-{next(self._names)}"
+        # (moto keeps buckets per process, not per server: names are unique per process)
+        name = name or f"compstore-test-{next(self._names)}-{uuid.uuid4().hex[:8]}"
         with urlopen(Request(f"{self.endpoint}/{name}", method="PUT")) as response:
             response.read()
         return name
