@@ -313,3 +313,26 @@ def test_a_get_fetches_its_components_ahead_and_keeps_nothing_after(filled, s3_e
     hits = [key for key, hit in taken if hit]
     assert any(k.startswith("documents/") for k in hits) and any(k.startswith("arrays/") for k in hits)
     assert butler.blobs._ahead == {}  # every fetched object was read (and checked)
+
+
+def test_verify_checks_the_bucket_not_the_local_cache(filled, s3_env, tmp_path):
+    """Damage in the bucket is found even when every object was read into the local cache."""
+    import obstore
+    from obstore.store import S3Store
+
+    cache = tmp_path / "cache"
+    butler = Butler(filled, collections=["sfm"], local_cache=cache)
+    butler.cache.clear()
+    for visit, detector in DATA_IDS:  # every exposure's objects now cached locally
+        butler.get("calexp", visit=visit, detector=detector)
+    bucket = S3Store(filled.split("/")[2], prefix="survey/main",
+                     config=s3_env.store_options(), client_options={"allow_http": True})
+    data = [o["path"] for batch in obstore.list(bucket) for o in batch
+            if o["path"].endswith("/c.0.0") and o["size"] > 100_000]
+    assert data
+    for key in data:
+        raw = bytearray(obstore.get(bucket, key).bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        obstore.put(bucket, key, bytes(raw))
+    report = Butler(filled, local_cache=cache).verify(deep=True)
+    assert not report.ok and report.problems

@@ -102,18 +102,70 @@ def test_the_cache_stays_within_its_bytes(s3_server, new_store, tmp_path) -> Non
 
 
 def test_object_cache_evicts_least_recently_used(tmp_path) -> None:
+    A, B, C, BIG = (f"documents/0{i}/{i}123456789abcdef0123456789abcdef.json" for i in range(4))
     cache = ObjectCache(tmp_path / "c", max_bytes=250)
-    cache.put("a/1", b"a" * 100)
+    cache.put(A, b"a" * 100)
     time.sleep(0.01)
-    cache.put("b/1", b"b" * 100)
+    cache.put(B, b"b" * 100)
     time.sleep(0.01)
-    assert cache.get("a/1") == b"a" * 100  # a is now more recent than b
+    assert cache.get(A) == b"a" * 100  # a is now more recent than b
     time.sleep(0.01)
-    cache.put("c/1", b"c" * 100)
-    assert cache.get("b/1") is None
-    assert cache.get("a/1") == b"a" * 100 and cache.get("c/1") == b"c" * 100
+    cache.put(C, b"c" * 100)
+    assert cache.get(B) is None
+    assert cache.get(A) == b"a" * 100 and cache.get(C) == b"c" * 100
     assert cache.nbytes == 200
-    cache.put("big", b"x" * 251)  # bigger than the whole cache: not kept
-    assert cache.get("big") is None and not os.path.exists(tmp_path / "c" / "big")
+    cache.put(BIG, b"x" * 251)  # bigger than the whole cache: not kept
+    assert cache.get(BIG) is None and not os.path.exists(tmp_path / "c" / BIG)
     # A new object counts what an earlier one left in the folder.
     assert ObjectCache(tmp_path / "c", max_bytes=250).nbytes == 200
+
+
+D = "0123456789abcdef0123456789abcdef"  # a digest
+
+
+def test_files_that_are_not_cached_objects_are_never_counted_or_evicted(tmp_path) -> None:
+    """A cache folder may hold a user's files (a mistake, a shared folder): they are not ours."""
+    folder = tmp_path / "cache"
+    (folder / "data").mkdir(parents=True)
+    (folder / "thesis.tex").write_bytes(b"x" * 1000)
+    (folder / "data" / "obs.fits").write_bytes(b"y" * 1000)
+    cache = ObjectCache(folder, max_bytes=300)
+    assert cache.nbytes == 0
+    cache.put(f"arrays/01/{D}/c.0.0", b"z" * 200)
+    cache.put(f"documents/01/{D}.json", b"w" * 200)  # over the bound: the oldest goes
+    assert (folder / "thesis.tex").exists() and (folder / "data" / "obs.fits").exists()
+    assert cache.nbytes <= 300
+
+
+def test_stale_temporaries_are_removed_when_a_cache_opens(tmp_path) -> None:
+    folder = tmp_path / "cache"
+    old = folder / f"documents/01/{D}.json.123-abc-1.partial"
+    new = folder / f"documents/01/{D}.json.124-abc-1.partial"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"half")
+    new.write_bytes(b"half")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    ObjectCache(folder, max_bytes=1 << 20)
+    assert not old.exists() and new.exists()  # a live writer's is left alone
+
+
+def test_a_file_where_the_cache_folder_should_be_is_a_clear_error(tmp_path) -> None:
+    from compstore.errors import BlobStoreError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(BlobStoreError, match="local cache folder"):
+        ObjectCache(tmp_path / "file", max_bytes=1 << 20)
+
+
+def test_a_cache_it_may_not_touch_still_serves(tmp_path, monkeypatch) -> None:
+    """utime refused (another user's file, a read-only mount): a hit, not a traceback."""
+    cache = ObjectCache(tmp_path / "cache", max_bytes=1 << 20)
+    cache.put(f"documents/01/{D}.json", b"{}")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "utime", refuse)
+    assert cache.get(f"documents/01/{D}.json") == b"{}"
+    monkeypatch.setattr(os, "unlink", refuse)
+    cache.drop(f"documents/01/{D}.json")  # cannot remove it: forgotten, no error

@@ -18,12 +18,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
+import time
 from pathlib import Path
 
 from compstore.cas._atomic import write_atomic
+from compstore.errors import BlobStoreError
 
 __all__ = ["ObjectCache"]
+
+# The names of cached objects: an array's files and a document (32 hex digits a digest).
+_KEY = re.compile(
+    r"arrays/[0-9a-f]{2}/[0-9a-f]{32,64}/(zarr\.json|compstore\.sums|c(/0)*|c(\.0)*)"
+    r"|documents/[0-9a-f]{2}/[0-9a-f]{32,64}\.json"
+)
+_STALE_SECONDS = 3600
 
 
 class ObjectCache:
@@ -35,13 +45,34 @@ class ObjectCache:
 
     def __init__(self, folder: str | os.PathLike[str], max_bytes: int) -> None:
         self._root = Path(folder).expanduser()
-        self._root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BlobStoreError(
+                f"cannot use {self._root} as a local cache folder: {exc.strerror or exc}; "
+                "give another folder"
+            ) from None
         self._max = max_bytes
         self._lock = threading.Lock()
         self._sizes: dict[str, int] = {}
-        for path in self._root.rglob("*"):
-            if path.is_file() and not path.name.endswith(".partial"):
-                self._sizes[path.relative_to(self._root).as_posix()] = path.stat().st_size
+        now = time.time()
+        # Only files named as keys are the cache's: anything else in the folder is
+        # left alone (never counted, never evicted). Temporaries of writers that
+        # died are removed once they are an hour old.
+        for folder_, _, names in os.walk(self._root):
+            for name in names:
+                path = os.path.join(folder_, name)
+                key = os.path.relpath(path, self._root).replace(os.sep, "/")
+                try:
+                    if name.endswith(".partial"):
+                        if _KEY.fullmatch(key[: key.rindex(".", 0, -len(".partial"))]) and (
+                            now - os.stat(path).st_mtime > _STALE_SECONDS
+                        ):
+                            os.unlink(path)
+                    elif _KEY.fullmatch(key):
+                        self._sizes[key] = os.stat(path).st_size
+                except (OSError, ValueError):  # gone meanwhile (another process evicted it)
+                    continue
         self._total = sum(self._sizes.values())
 
     @property
@@ -63,6 +94,8 @@ class ObjectCache:
             with self._lock:
                 self._forget(key)
             return None
+        except OSError:  # not ours to touch (another user's, a read-only mount): still there
+            return path if os.path.isfile(path) else None
         return path
 
     def get(self, key: str) -> bytes | None:
@@ -73,7 +106,7 @@ class ObjectCache:
         try:
             with open(path, "rb") as f:
                 return f.read()
-        except FileNotFoundError:  # evicted by another process meanwhile
+        except OSError:  # evicted by another process meanwhile, or unreadable: a miss
             return None
 
     def put(self, key: str, data: bytes | memoryview) -> None:
@@ -97,7 +130,7 @@ class ObjectCache:
 
     def drop(self, key: str) -> None:
         """Remove ``key`` if it is cached (its copy failed a check)."""
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(os.path.join(self._root, key))
         with self._lock:
             self._forget(key)
@@ -107,7 +140,7 @@ class ObjectCache:
         folder = os.path.join(self._root, prefix)
         try:
             names = os.listdir(folder)
-        except FileNotFoundError:
+        except OSError:
             return False
         for name in names:
             self.drop(f"{prefix}/{name}")
@@ -122,12 +155,12 @@ class ObjectCache:
         def mtime(key: str) -> float:
             try:
                 return os.stat(os.path.join(self._root, key)).st_mtime
-            except FileNotFoundError:
+            except OSError:
                 return 0.0
 
         for key in sorted(self._sizes, key=mtime):
             if self._total <= self._max:
                 break
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(os.path.join(self._root, key))
             self._forget(key)

@@ -169,6 +169,7 @@ class S3BlobStore(BlobStore):
         self._groups: set[str] = set()
         self._ahead: dict[str, memoryview] = {}  # key -> bytes fetched by prefetch, read once
         self._ahead_bytes = 0
+        self._direct = threading.local()  # .on: read from the server only (verify)
         self._cache = ObjectCache(cache, cache_bytes) if cache is not None else None
 
     @property
@@ -181,6 +182,19 @@ class S3BlobStore(BlobStore):
 
     #: Every PUT is durable when it returns (what `LocalBlobStore.fsync` chooses).
     fsync: Final = True
+
+    def verify(self, digest: str) -> None:
+        """As `BlobStore.verify`, reading from the server: never the local cache or memory.
+
+        (A copy kept locally is checked by every read anyway; ``verify`` is
+        for the bucket's own objects.)
+        """
+        self._forget(digest)  # the zarr.json, sums and shard index held in memory
+        self._direct.on = True
+        try:
+            super().verify(digest)
+        finally:
+            self._direct.on = False
 
     # -- objects beside the layout (a repository's config) -----------------------
     def read_object(self, key: str) -> bytes | None:
@@ -296,6 +310,8 @@ class S3BlobStore(BlobStore):
 
     def _get(self, key: str, what: str) -> bytes | None:
         """The object ``key``'s bytes (from the cache if there); None if it does not exist."""
+        if getattr(self._direct, "on", False):
+            return self._fetch(key, what)
         ahead = self._take_ahead(key)
         if ahead is not None:
             if self._cache is not None:
@@ -485,17 +501,19 @@ class S3BlobStore(BlobStore):
             return read_only_view(box, reg)
         key = self._data_key(digest, meta)
         cached = self._cache.path(key) if self._cache is not None else None
+        part: np.ndarray | None = None
         try:
             if cached is not None:
-                with open(cached, "rb", buffering=0) as f:
-                    box = read_box(meta, reg.lo, reg.hi, sums, *_file_readers(f.fileno()))
-            else:
-                box = read_box(meta, reg.lo, reg.hi, sums, *self._range_readers(digest, key))
+                try:
+                    with open(cached, "rb", buffering=0) as f:
+                        part = read_box(meta, reg.lo, reg.hi, sums, *_file_readers(f.fileno()))
+                except OSError:  # evicted meanwhile (another process), or unreadable: fetch
+                    part = None
+            if part is None:
+                part = read_box(meta, reg.lo, reg.hi, sums, *self._range_readers(digest, key))
         except DECODE_ERRORS as exc:
             raise corrupt_array(digest, f"cannot be decoded: {exc}") from exc
-        except FileNotFoundError:  # evicted meanwhile (another process sharing the cache)
-            return self._get_array(digest, region)
-        return read_only_view(box, reg)
+        return read_only_view(part, reg)
 
     def _range_readers(self, digest: str, key: str) -> tuple[FetchRanges, FetchSuffix]:
         """Byte ranges of the data file ``key``, by ranged GETs."""
@@ -540,8 +558,9 @@ class S3BlobStore(BlobStore):
         data: bytes | memoryview | None = None
         key = self._data_key(digest, meta)
         if math.prod(meta.shape):  # an empty array has no data file
-            data = self._cache.get(key) if self._cache is not None else None
-            if data is None:
+            direct = getattr(self._direct, "on", False)
+            data = self._cache.get(key) if self._cache is not None and not direct else None
+            if data is None and not direct:
                 data = self._take_ahead(key)
                 if data is not None and self._cache is not None:
                     self._cache.put(key, data)
@@ -549,7 +568,7 @@ class S3BlobStore(BlobStore):
                 with self._data_file_errors(digest):
                     # obstore's Bytes is a buffer: a view, not a copy.
                     data = memoryview(self._obs.get(self._client, key).bytes())
-                if self._cache is not None:
+                if self._cache is not None and not direct:
                     self._cache.put(key, data)
         try:
             array = decode_array_data(meta, data)
