@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._atomic import write_atomic
 from .cas import LocalBlobStore, parse_json
 from .cas._pack_pg import PgPackIndex
 from .errors import (
@@ -104,20 +105,6 @@ def _unreachable(url: str, exc: object) -> str:
         "and the database exists, and that the password (if one is needed) is in "
         "$PGPASSWORD or ~/.pgpass"
     )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # What a create killed before writing its config may leave (besides README.md
@@ -361,7 +348,16 @@ class Repository:
             }
             # The config is written last: a folder without it is not a repository,
             # so a create that died half-way is never mistaken for one.
-            _write_atomic(path / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
+            # A fixed temporary name: _HALF_MADE knows it, so a create killed while
+            # writing it can be run again.
+            config_path = path / CONFIG_NAME
+            write_atomic(
+                config_path,
+                (json.dumps(config, indent=2) + "\n").encode(),
+                fsync=True,
+                sync_dir=True,
+                partial=str(config_path) + ".partial",
+            )
         return cls.open(path)
 
     @classmethod
