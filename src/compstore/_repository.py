@@ -1,12 +1,12 @@
 """A repository folder: its config file, its registry and its blob store.
 
-Layout (``docs/format.md`` is the specification)::
+Layout (``docs/spec/format.md`` is the specification)::
 
     <root>/
       compstore.json        config: format name and version
       registry.sqlite3      the registry (SQLite)
       blobs/                the blob store (zarr v3 arrays + JSON documents; from
-                            format 2, small components in packs: docs/format.md)
+                            format 2, small components in packs: docs/spec/format.md)
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ FORMAT_NAME = "compstore"
 FORMAT_VERSION = (2, 0)
 #: The version a repository whose registry is a PostgreSQL database is written
 #: with: 2.1 adds the registry URL in the config and the pack index in that
-#: database (docs/format.md); an older reader opens it read-only and finds no
+#: database (docs/spec/format.md); an older reader opens it read-only and finds no
 #: registry.sqlite3, rather than silently reading an empty one.
 FORMAT_VERSION_SHARED = (2, 1)
 #: The newest minor version this compstore knows of each major version it opens.
-#: Format 2 adds packs of small components (docs/format.md, "Packs"); a format 1
+#: Format 2 adds packs of small components (docs/spec/format.md, "Packs"); a format 1
 #: repository is written without them, so that older readers still read it.
 KNOWN_MINORS = {1: 0, 2: 1}
 _REGISTRY_NAME = "registry.sqlite3"
@@ -253,7 +253,7 @@ def _lost_config(path: Path, evidence: str) -> RepositoryExistsError:
     return RepositoryExistsError(
         f"{path} has no {CONFIG_NAME} but holds data ({evidence}): a repository whose "
         f"config was lost, not one a create left half-made. Restore {CONFIG_NAME} (see "
-        "docs/format.md) instead of creating a repository here"
+        "docs/spec/format.md) instead of creating a repository here"
     )
 
 
@@ -400,7 +400,7 @@ class Repository:
         except (ValueError, KeyError, TypeError) as err:
             raise RepositoryFormatError(
                 f"{config_path} is not a valid compstore config: {err}; restore it "
-                "(docs/format.md shows one)"
+                "(docs/spec/format.md shows one)"
             ) from None
         if major not in KNOWN_MINORS:
             raise RepositoryFormatError(
