@@ -2,7 +2,7 @@
 
 Run ``python benchmarks/bench_cas_layout.py [--size 4096] [--repeat 5]``; it
 prints Markdown tables (medians of ``--repeat`` runs, page cache warm) that
-``docs/format.md`` ("Array layout") quotes. Sections:
+``docs/design/array-layout.md`` quotes. Sections:
 
 1. codecs on a sky-like float32 image and an int32 bit mask (ratio, speed);
 2. 2-D chunk edge: whole read vs a 100x100 cutout;
@@ -313,7 +313,7 @@ def bench_documents_and_exposure(tmp: str, n: int) -> None:
 
 
 def bench_layout_decisions(n: int, tmp: str) -> None:
-    """The choices docs/format.md states, measured on synthetic exposures of compstore's sky."""
+    """The choices docs/spec/format.md ("Array layout") states, measured on synthetic exposures of compstore's sky."""
     from compstore.testing.sky import make_exposure
 
     print(f"\n### 7. Layout decisions on synthetic exposures ({n}x{n}; 3 detectors read in turn)\n")

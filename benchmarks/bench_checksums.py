@@ -1,6 +1,6 @@
 """What checking every read costs (issue 12): gets with checks on against the same gets with them off.
 
-Reads check what they read (``docs/format.md``, "Checksums"): a whole array is
+Reads check what they read (``docs/spec/format.md``, "Checksums"): a whole array is
 hashed as it is read and compared with its digest; a cut-out checks the
 ``compstore.sums`` tiles it touches. Here one process reads the same
 exposures both ways, alternating, with the identity cache emptied before each

@@ -184,15 +184,15 @@ def test_a_create_killed_before_its_config_can_be_run_again(tmp_path, postgres_u
     another folder, or a registry holding data, is refused."""
     import compstore._repository as repository
 
-    real = repository._write_atomic
+    real = repository.write_atomic
 
-    def killed(path, data):
+    def killed(path, data, **kwargs):
         raise KeyboardInterrupt  # the process dies before the config is written
 
-    monkeypatch.setattr(repository, "_write_atomic", killed)
+    monkeypatch.setattr(repository, "write_atomic", killed)
     with pytest.raises(KeyboardInterrupt):
         Butler.create(tmp_path / "repo", registry=postgres_url)
-    monkeypatch.setattr(repository, "_write_atomic", real)
+    monkeypatch.setattr(repository, "write_atomic", real)
     assert not (tmp_path / "repo" / "compstore.json").exists()
     with pytest.raises(RepositoryExistsError, match="created for"):
         Butler.create(tmp_path / "other", registry=postgres_url)  # not its registry

@@ -1,12 +1,12 @@
 """A repository folder: its config file, its registry and its blob store.
 
-Layout (``docs/format.md`` is the specification)::
+Layout (``docs/spec/format.md`` is the specification)::
 
     <root>/
       compstore.json        config: format name and version
       registry.sqlite3      the registry (SQLite)
       blobs/                the blob store (zarr v3 arrays + JSON documents; from
-                            format 2, small components in packs: docs/format.md)
+                            format 2, small components in packs: docs/spec/format.md)
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _s3repo
+from ._atomic import write_atomic
 from ._s3repo import S3Location, is_s3_url
 from .cas import LocalBlobStore, S3BlobStore, parse_json
 from .cas._pack_pg import PgPackIndex
@@ -49,7 +50,7 @@ FORMAT_NAME = "compstore"
 FORMAT_VERSION = (2, 0)
 #: The version a repository whose registry is a PostgreSQL database is written
 #: with: 2.1 adds the registry URL in the config and the pack index in that
-#: database (docs/format.md); an older reader opens it read-only and finds no
+#: database (docs/spec/format.md); an older reader opens it read-only and finds no
 #: registry.sqlite3, rather than silently reading an empty one.
 FORMAT_VERSION_SHARED = (2, 1)
 #: The version of a repository on object storage (``s3://``, docs/object-storage.md):
@@ -57,7 +58,7 @@ FORMAT_VERSION_SHARED = (2, 1)
 #: and a blob store of objects without packs.
 FORMAT_VERSION_S3 = (2, 2)
 #: The newest minor version this compstore knows of each major version it opens.
-#: Format 2 adds packs of small components (docs/format.md, "Packs"); a format 1
+#: Format 2 adds packs of small components (docs/spec/format.md, "Packs"); a format 1
 #: repository is written without them, so that older readers still read it.
 KNOWN_MINORS = {1: 0, 2: 2}
 _REGISTRY_NAME = "registry.sqlite3"
@@ -113,20 +114,6 @@ def _unreachable(url: str, exc: object) -> str:
         "and the database exists, and that the password (if one is needed) is in "
         "$PGPASSWORD or ~/.pgpass"
     )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(partial, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # What a create killed before writing its config may leave (besides README.md
@@ -312,7 +299,7 @@ def _lost_config(path: Path, evidence: str) -> RepositoryExistsError:
     return RepositoryExistsError(
         f"{path} has no {CONFIG_NAME} but holds data ({evidence}): a repository whose "
         f"config was lost, not one a create left half-made. Restore {CONFIG_NAME} (see "
-        "docs/format.md) instead of creating a repository here"
+        "docs/spec/format.md) instead of creating a repository here"
     )
 
 
@@ -422,7 +409,16 @@ class Repository:
             }
             # The config is written last: a folder without it is not a repository,
             # so a create that died half-way is never mistaken for one.
-            _write_atomic(path / CONFIG_NAME, (json.dumps(config, indent=2) + "\n").encode())
+            # A fixed temporary name: _HALF_MADE knows it, so a create killed while
+            # writing it can be run again.
+            config_path = path / CONFIG_NAME
+            write_atomic(
+                config_path,
+                (json.dumps(config, indent=2) + "\n").encode(),
+                fsync=True,
+                sync_dir=True,
+                partial=str(config_path) + ".partial",
+            )
         return cls.open(path)
 
     @classmethod
@@ -601,7 +597,7 @@ def _parse_config(raw: bytes, where: str) -> tuple[dict[str, Any], int, int]:
     except (ValueError, KeyError, TypeError) as err:
         raise RepositoryFormatError(
             f"{where} is not a valid compstore config: {err}; restore it "
-            "(docs/format.md shows one)"
+            "(docs/spec/format.md shows one)"
         ) from None
     if major not in KNOWN_MINORS:
         raise RepositoryFormatError(

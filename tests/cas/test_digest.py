@@ -28,7 +28,7 @@ arrays = hnp.arrays(dtype=DTYPES, shape=hnp.array_shapes(min_dims=0, max_dims=4,
 
 
 def test_format_pinned() -> None:
-    # These exact values are part of the on-disk format (docs/format.md, "Digests").
+    # These exact values are part of the on-disk format (docs/spec/format.md, "Digests").
     assert digest_bytes(b"") == xxhash.xxh3_128_hexdigest(b"compstore:bytes:1\x00")
     a = np.array([[1, 2, 3]], dtype="<i4")
     expected = xxhash.xxh3_128_hexdigest(

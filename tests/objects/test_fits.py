@@ -28,7 +28,7 @@ from compstore.objects import (
     VisitInfo,
     Wcs,
 )
-from compstore.objects._fits import read_catalog, read_exposure, write_catalog, write_exposure
+from compstore.fits import read_catalog, read_exposure, write_catalog, write_exposure
 from compstore.testing.sky import make_catalog, make_exposure, make_wcs
 
 _HYPOTHESIS = settings(

@@ -189,13 +189,13 @@ def test_fits_methods_delegate_to_fits_module(monkeypatch, exposure, tmp_path):
     import types
 
     calls = []
-    fake = types.ModuleType("compstore.objects._fits")
+    fake = types.ModuleType("compstore.fits._exposure")
     fake.read_exposure = lambda path, hdu=None: calls.append(("read", path)) or exposure
     fake.write_exposure = lambda exp, path: calls.append(("write", exp, path))
-    import compstore.objects
+    import compstore.fits
 
-    monkeypatch.setitem(sys.modules, "compstore.objects._fits", fake)
-    monkeypatch.setattr(compstore.objects, "_fits", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "compstore.fits._exposure", fake)
+    monkeypatch.setattr(compstore.fits, "_exposure", fake, raising=False)
     path = tmp_path / "x.fits"
     exposure.write_fits(path)
     assert Exposure.read_fits(path) is exposure

@@ -105,7 +105,7 @@ def _shifted(wcs: Wcs, dx: int, dy: int) -> Wcs:
     """``wcs`` for pixels moved by ``(dx, dy)``: CRPIX and lookup tables move with them."""
     if dx == 0 and dy == 0:
         return wcs
-    from ._fits import _shift_lookups
+    from compstore.fits._wcs import _shift_lookups
 
     doc = wcs.to_dict()
     cards = dict(doc["header"])
@@ -203,7 +203,8 @@ def exposure_from_ccddata(ccd: CCDData) -> Exposure:
         If a part of ``ccd`` cannot be kept (an uncertainty of another shape or type,
         a non-scalar meta value, data that is not a 2-D real image ...).
     """
-    from ._fits import _pixel_values, _xy0_from_header
+    from compstore.fits._hdus import _pixel_values
+    from compstore.fits._wcs import _xy0_from_header
     from ._psf import ImagePsf
 
     data = np.asarray(ccd.data)
@@ -257,7 +258,7 @@ def exposure_to_ccddata(
     """
     from astropy.nddata import CCDData, InverseVariance, StdDevUncertainty, VarianceUncertainty
 
-    from ._fits import _ltv_cards
+    from compstore.fits._wcs import _ltv_cards
 
     if uncertainty not in _UNCERTAINTY_KINDS:
         raise AstropyConversionError(
@@ -321,7 +322,8 @@ def exposure_from_hdulist(hdul: fits.HDUList, hdu: Any = None, name: str = "HDUL
     FitsFormatError
         As `Exposure.read_fits`; ``name`` stands for the path in messages.
     """
-    from ._fits import _hdu_of, _read_errors, _read_layout, _read_plain
+    from compstore.fits._exposure import _read_layout, _read_plain
+    from compstore.fits._hdus import _hdu_of, _read_errors
 
     with _read_errors(name, "an Exposure"):
         if hdu is None and _hdu_of(hdul, "IMAGE") is not None:

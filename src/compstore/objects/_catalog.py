@@ -359,23 +359,25 @@ class SourceCatalog(Immutable):
             ra[m.rows], dec[m.rows] = m.wcs.pixel_to_sky(xs[m.rows], ys[m.rows])
         return ra, dec
 
-    # -- FITS (implemented in _fits.py) ---------------------------------------------
+    # -- FITS (implemented in compstore.fits) ---------------------------------------------
     @classmethod
     def read_fits(cls, path: str | Path) -> SourceCatalog:
-        """Read a SourceCatalog from a FITS file (see ``compstore.objects._fits``).
+        """Read a SourceCatalog from a FITS file (see ``compstore.fits._catalog``).
 
         Raises
         ------
         FitsFormatError
             If the file cannot be read as a catalog.
         """
-        from compstore.objects import _fits
+        # Imported here: compstore.fits sits above the object model.
+        from compstore.fits import _catalog as _fits
 
         return _fits.read_catalog(path)
 
     def write_fits(self, path: str | Path) -> None:
-        """Write this catalog to a FITS file (see ``compstore.objects._fits``)."""
-        from compstore.objects import _fits
+        """Write this catalog to a FITS file (see ``compstore.fits._catalog``)."""
+        # Imported here: compstore.fits sits above the object model.
+        from compstore.fits import _catalog as _fits
 
         _fits.write_catalog(self, path)
 

@@ -477,10 +477,10 @@ class Exposure(Immutable):
     def __getitem__(self, bbox: Box2I) -> Exposure:
         return self.subset(bbox)
 
-    # -- FITS (implemented in _fits.py) ---------------------------------------------
+    # -- FITS (implemented in compstore.fits) ---------------------------------------------
     @classmethod
     def read_fits(cls, path: str | Path, hdu: int | str | tuple[str, int] | None = None) -> Exposure:
-        """Read an Exposure from a FITS file (see ``compstore.objects._fits``).
+        """Read an Exposure from a FITS file (see ``compstore.fits._exposure``).
 
         ``hdu`` picks the image HDU of a multi-extension file (index, EXTNAME or
         ``(EXTNAME, EXTVER)``).
@@ -490,13 +490,15 @@ class Exposure(Immutable):
         FitsFormatError
             If the file cannot be read as an Exposure.
         """
-        from compstore.objects import _fits
+        # Imported here: compstore.fits sits above the object model.
+        from compstore.fits import _exposure as _fits
 
         return _fits.read_exposure(path, hdu)
 
     def write_fits(self, path: str | Path) -> None:
-        """Write this Exposure to a FITS file (see ``compstore.objects._fits``)."""
-        from compstore.objects import _fits
+        """Write this Exposure to a FITS file (see ``compstore.fits._exposure``)."""
+        # Imported here: compstore.fits sits above the object model.
+        from compstore.fits import _exposure as _fits
 
         _fits.write_exposure(self, path)
 
