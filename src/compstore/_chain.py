@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ._defined import read_defined
-from .butler import DEFAULT_CACHE_BYTES, Butler, DatasetName, parse_dataset_name
+from .butler import DEFAULT_CACHE_BYTES, Butler, DatasetName, _RegistryResolver, parse_dataset_name
 from .cache import ObjectCache, shared_cache
 from .gc import remember_generation
 from .cas import ArrayInfo, BlobStore
@@ -50,8 +50,9 @@ from .errors import (
     RepositoryError,
 )
 from .registry import DatasetRef, DatasetType, DatasetTypeDefinition
-from .storage_classes import CompositeStorageClass, ObjectIO, WriteReport, get_storage_class
-from .storage_classes._io import _Write
+from .datastore import DatasetResolver, ObjectIO, WriteReport
+from .datastore._write import _Write
+from .storage_classes import CompositeStorageClass, get_storage_class
 from .verify import VerifyReport
 
 __all__ = ["ChainedBlobStore", "ChainedButler", "check_roots"]
@@ -222,11 +223,10 @@ class _ChainIO(ObjectIO):
         self,
         blobs: ChainedBlobStore,
         cache: ObjectCache,
-        resolve_dataset: Callable[[str], str],
-        find_dataset: Callable[[str, Mapping[str, Any]], tuple[str, str] | None],
+        resolver: DatasetResolver,
         in_first: Callable[[str], bool],
     ) -> None:
-        super().__init__(blobs, cache, resolve_dataset, find_dataset)
+        super().__init__(blobs, cache, resolver)
         self._in_first = in_first
 
     def _write_document(self, obj: Any, sc: Any, report: WriteReport) -> str:
@@ -367,8 +367,7 @@ class ChainedButler(Butler):
         self._io = _ChainIO(
             ChainedBlobStore([self.blobs, *(m.blobs for m in self._members[1:])]),
             self.cache,
-            resolve_dataset=self._resolve_dataset,
-            find_dataset=self._find_reference_target,
+            _RegistryResolver(self),
             in_first=self._in_first,
         )
 

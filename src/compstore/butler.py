@@ -41,12 +41,8 @@ from .registry import (
     DatasetTypeDefinition,
     Registry,
 )
-from .storage_classes import (
-    CompositeStorageClass,
-    ObjectIO,
-    WriteReport,
-    get_storage_class,
-)
+from .datastore import ObjectIO, WriteReport
+from .storage_classes import CompositeStorageClass, get_storage_class
 from .gc import GcReport, collect_garbage, put_guard, remember_generation
 from .verify import VerifyReport, verify_repository
 
@@ -57,6 +53,23 @@ if TYPE_CHECKING:
 # The library logs, never configures logging (the CLI's -v/-q do). Per-call logs
 # (put, get) are DEBUG and guarded by isEnabledFor, so they cost a get nothing measurable.
 _log = logging.getLogger(__name__)
+
+
+class _RegistryResolver:
+    """The `compstore.datastore.DatasetResolver` of a Butler: its registry, through it."""
+
+    __slots__ = ("_butler",)
+
+    def __init__(self, butler: Butler) -> None:
+        self._butler = butler
+
+    def manifest_of(self, dataset_id: str) -> str:
+        return self._butler._resolve_dataset(dataset_id)
+
+    def find_target(
+        self, dataset_type: str, data_id: Mapping[str, Any]
+    ) -> tuple[str, str] | None:
+        return self._butler._find_reference_target(dataset_type, data_id)
 
 __all__ = ["Butler", "DatasetName", "PutResult", "RepositoryStats", "parse_dataset_name"]
 
@@ -228,12 +241,7 @@ class Butler:
         self.cache: ObjectCache = shared_cache(
             str(self.root.resolve()), cache_bytes if cache_bytes is not None else DEFAULT_CACHE_BYTES
         )
-        self._io = ObjectIO(
-            self.blobs,
-            self.cache,
-            resolve_dataset=self._resolve_dataset,
-            find_dataset=self._find_reference_target,
-        )
+        self._io = ObjectIO(self.blobs, self.cache, _RegistryResolver(self))
         remember_generation(self.blobs, self.cache)  # before anything is cached (see gc.py)
         self.run = run
         if run is not None:

@@ -25,7 +25,7 @@ from .cas import BlobStore
 from .cas._encoding import parse_json
 from .errors import BlobNotFoundError, CompstoreError, CorruptBlobError
 from .registry import DatasetRef, Registry
-from .storage_classes import ObjectIO
+from .datastore import ObjectIO
 
 __all__ = ["VerifyProblem", "VerifyReport", "verify_repository"]
 
