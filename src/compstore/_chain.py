@@ -50,7 +50,7 @@ from .errors import (
     RepositoryError,
 )
 from .registry import DatasetRef, DatasetType, DatasetTypeDefinition
-from .datastore import DatasetResolver, ObjectIO, WriteReport
+from .datastore import DatasetResolver, ObjectIO, WriteReport, walk
 from .datastore._write import _Write
 from .storage_classes import CompositeStorageClass, get_storage_class
 from .verify import VerifyReport
@@ -274,21 +274,15 @@ class _ChainIO(ObjectIO):
         manifests: list[str] = []
         arrays: dict[str, None] = {}
         documents: dict[str, None] = {}
-        stack, seen = [digest], {digest}
-        while stack:
-            manifest = stack.pop()
-            manifests.append(manifest)
-            for entry in self.manifest(manifest)["components"].values():
-                if "array" in entry:
-                    arrays[entry["array"]] = None
-                elif "document" in entry:
-                    documents[entry["document"]] = None
-                elif "manifest" in entry:
-                    if entry["manifest"] not in seen:
-                        seen.add(entry["manifest"])
-                        stack.append(entry["manifest"])
-                elif "dataset" in entry and not self._in_first(str(entry["dataset"])):
-                    return None
+        for kind, target in walk(self.manifest, digest, datasets=True):
+            if kind == "manifest":
+                manifests.append(target)
+            elif kind == "array":
+                arrays[target] = None
+            elif kind == "document":
+                documents[target] = None
+            elif not self._in_first(target):
+                return None
         return manifests, list(arrays), list(documents)
 
     def _copy_closure(

@@ -41,7 +41,7 @@ from .registry import (
     DatasetTypeDefinition,
     Registry,
 )
-from .datastore import ObjectIO, WriteReport
+from .datastore import ObjectIO, WriteReport, entry_kind, walk
 from .storage_classes import CompositeStorageClass, get_storage_class
 from .gc import GcReport, collect_garbage, put_guard, remember_generation
 from .verify import VerifyReport, verify_repository
@@ -1128,12 +1128,11 @@ class Butler:
         """The dataset UUIDs manifest ``manifest`` (and those nested in it) refer to."""
         found = memo.get(manifest)
         if found is None:
-            found = set()
-            for entry in self._io.manifest(manifest)["components"].values():
-                if "dataset" in entry:
-                    found.add(str(entry["dataset"]))
-                elif "manifest" in entry:
-                    found |= self._referenced(entry["manifest"], memo)
+            found = {
+                target
+                for kind, target in walk(self._io.manifest, manifest, datasets=True)
+                if kind == "dataset"
+            }
             memo[manifest] = found
         return found
 
@@ -1160,10 +1159,10 @@ class Butler:
         """
         parsed = parse_dataset_name(name)
         ref = self.find_dataset(name, data_id, **kwargs)
-        manifest = self._io.manifest(ref.manifest)
-        entry = manifest["components"].get(parsed.component or "")
+        components = self._io.manifest(ref.manifest).components
+        entry = components.get(parsed.component or "")
         if entry is None or "array" not in entry:
-            arrays = [k for k, v in manifest["components"].items() if "array" in v]
+            arrays = [k for k, v in components.items() if entry_kind(v) == "array"]
             raise UnknownComponentError(
                 f"{name!r} is not an array component of {parsed.dataset_type}; "
                 f"its array components are: {', '.join(arrays) or 'none'}"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypedDict, Union
+from typing import Any, Final, TypedDict, Union, final
 
 from ..cas import canonical_json, parse_json
 from ..errors import CorruptBlobError
@@ -55,6 +55,7 @@ ENTRY_KINDS: Final = ("array", "document", "manifest", "dataset")
 MAX_MANIFEST_DEPTH: Final = 64
 
 
+@final
 class ArrayEntry(TypedDict):
     """An array component: its digest, dtype (numpy ``dtype.str``) and shape."""
 
@@ -64,6 +65,7 @@ class ArrayEntry(TypedDict):
     shape: list[int]
 
 
+@final
 class DocumentEntry(TypedDict):
     """A leaf value stored as a canonical JSON document."""
 
@@ -71,6 +73,7 @@ class DocumentEntry(TypedDict):
     document: str
 
 
+@final
 class ManifestEntry(TypedDict):
     """A nested composite: the digest of its own manifest."""
 
@@ -83,6 +86,7 @@ class _DatasetEntryBase(TypedDict):
     dataset: str
 
 
+@final
 class DatasetEntry(_DatasetEntryBase, total=False):
     """A reference to another dataset (its UUID), or to one ``component`` of it."""
 
