@@ -175,6 +175,11 @@ class ChainedBlobStore(BlobStore):
     def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
         return self.first.put_document(data, digest)
 
+    def put_new_document(
+        self, data: bytes | bytearray | memoryview, digest: str | None = None
+    ) -> tuple[str, bool]:
+        return self.first.put_new_document(data, digest)
+
     def has_document(self, digest: str) -> bool:
         return self.first.has_document(digest)
 

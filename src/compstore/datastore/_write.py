@@ -290,14 +290,14 @@ class ObjectIO(ObjectReader):
         )
 
     def _put_document(self, data: bytes, report: WriteReport, digest: str | None = None) -> str:
-        digest = digest or digest_bytes(data)
-        if self.blobs.has_document(digest):
+        # One question to the store: the put says whether it stored the document.
+        digest, stored = self.blobs.put_new_document(data, digest or digest_bytes(data))
+        if stored:
+            report.documents_written += 1
+            report.written.append(digest)
+        else:
             report.components_reused += 1
-            return digest
-        stored = self.blobs.put_document(data, digest=digest)
-        report.documents_written += 1
-        report.written.append(stored)
-        return stored
+        return digest
 
     def measure(self, report: WriteReport) -> WriteReport:
         """Fill ``report.bytes_written``: the bytes on disk of the components it wrote.
