@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ._defined import read_defined
-from .butler import DEFAULT_CACHE_BYTES, Butler, DatasetName, parse_dataset_name
+from .butler import DEFAULT_CACHE_BYTES, Butler, DatasetName, _RegistryResolver, parse_dataset_name
 from .cache import ObjectCache, shared_cache
 from .gc import remember_generation
 from .cas import ArrayInfo, BlobStore
@@ -51,8 +51,9 @@ from .errors import (
     RepositoryError,
 )
 from .registry import DatasetRef, DatasetType, DatasetTypeDefinition
-from .storage_classes import CompositeStorageClass, ObjectIO, WriteReport, get_storage_class
-from .storage_classes._io import _Write
+from .datastore import DatasetResolver, ObjectIO, WriteReport, walk
+from .datastore._write import _Write
+from .storage_classes import CompositeStorageClass, get_storage_class
 from .verify import VerifyReport
 
 __all__ = ["ChainedBlobStore", "ChainedButler", "check_roots"]
@@ -177,6 +178,11 @@ class ChainedBlobStore(BlobStore):
     def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
         return self.first.put_document(data, digest)
 
+    def put_new_document(
+        self, data: bytes | bytearray | memoryview, digest: str | None = None
+    ) -> tuple[str, bool]:
+        return self.first.put_new_document(data, digest)
+
     def has_document(self, digest: str) -> bool:
         return self.first.has_document(digest)
 
@@ -225,11 +231,10 @@ class _ChainIO(ObjectIO):
         self,
         blobs: ChainedBlobStore,
         cache: ObjectCache,
-        resolve_dataset: Callable[[str], str],
-        find_dataset: Callable[[str, Mapping[str, Any]], tuple[str, str] | None],
+        resolver: DatasetResolver,
         in_first: Callable[[str], bool],
     ) -> None:
-        super().__init__(blobs, cache, resolve_dataset, find_dataset)
+        super().__init__(blobs, cache, resolver)
         self._in_first = in_first
 
     def _write_document(self, obj: Any, sc: Any, report: WriteReport) -> str:
@@ -277,21 +282,15 @@ class _ChainIO(ObjectIO):
         manifests: list[str] = []
         arrays: dict[str, None] = {}
         documents: dict[str, None] = {}
-        stack, seen = [digest], {digest}
-        while stack:
-            manifest = stack.pop()
-            manifests.append(manifest)
-            for entry in self.manifest(manifest)["components"].values():
-                if "array" in entry:
-                    arrays[entry["array"]] = None
-                elif "document" in entry:
-                    documents[entry["document"]] = None
-                elif "manifest" in entry:
-                    if entry["manifest"] not in seen:
-                        seen.add(entry["manifest"])
-                        stack.append(entry["manifest"])
-                elif "dataset" in entry and not self._in_first(str(entry["dataset"])):
-                    return None
+        for kind, target in walk(self.manifest, digest, datasets=True):
+            if kind == "manifest":
+                manifests.append(target)
+            elif kind == "array":
+                arrays[target] = None
+            elif kind == "document":
+                documents[target] = None
+            elif not self._in_first(target):
+                return None
         return manifests, list(arrays), list(documents)
 
     def _copy_closure(
@@ -377,8 +376,7 @@ class ChainedButler(Butler):
         self._io = _ChainIO(
             ChainedBlobStore([self.blobs, *(m.blobs for m in self._members[1:])]),
             self.cache,
-            resolve_dataset=self._resolve_dataset,
-            find_dataset=self._find_reference_target,
+            _RegistryResolver(self),
             in_first=self._in_first,
         )
 

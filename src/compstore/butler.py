@@ -42,12 +42,8 @@ from .registry import (
     DatasetTypeDefinition,
     Registry,
 )
-from .storage_classes import (
-    CompositeStorageClass,
-    ObjectIO,
-    WriteReport,
-    get_storage_class,
-)
+from .datastore import ObjectIO, WriteReport, entry_kind, walk
+from .storage_classes import CompositeStorageClass, get_storage_class
 from .gc import GcReport, collect_garbage, put_guard, remember_generation
 from .verify import VerifyReport, verify_repository
 
@@ -58,6 +54,23 @@ if TYPE_CHECKING:
 # The library logs, never configures logging (the CLI's -v/-q do). Per-call logs
 # (put, get) are DEBUG and guarded by isEnabledFor, so they cost a get nothing measurable.
 _log = logging.getLogger(__name__)
+
+
+class _RegistryResolver:
+    """The `compstore.datastore.DatasetResolver` of a Butler: its registry, through it."""
+
+    __slots__ = ("_butler",)
+
+    def __init__(self, butler: Butler) -> None:
+        self._butler = butler
+
+    def manifest_of(self, dataset_id: str) -> str:
+        return self._butler._resolve_dataset(dataset_id)
+
+    def find_target(
+        self, dataset_type: str, data_id: Mapping[str, Any]
+    ) -> tuple[str, str] | None:
+        return self._butler._find_reference_target(dataset_type, data_id)
 
 __all__ = ["Butler", "DatasetName", "PutResult", "RepositoryStats", "parse_dataset_name"]
 
@@ -244,12 +257,7 @@ class Butler:
         self.cache: ObjectCache = shared_cache(
             self._repo.location, cache_bytes if cache_bytes is not None else DEFAULT_CACHE_BYTES
         )
-        self._io = ObjectIO(
-            self.blobs,
-            self.cache,
-            resolve_dataset=self._resolve_dataset,
-            find_dataset=self._find_reference_target,
-        )
+        self._io = ObjectIO(self.blobs, self.cache, _RegistryResolver(self))
         remember_generation(self.blobs, self.cache)  # before anything is cached (see gc.py)
         self.run = run
         if run is not None:
@@ -1152,12 +1160,11 @@ class Butler:
         """The dataset UUIDs manifest ``manifest`` (and those nested in it) refer to."""
         found = memo.get(manifest)
         if found is None:
-            found = set()
-            for entry in self._io.manifest(manifest)["components"].values():
-                if "dataset" in entry:
-                    found.add(str(entry["dataset"]))
-                elif "manifest" in entry:
-                    found |= self._referenced(entry["manifest"], memo)
+            found = {
+                target
+                for kind, target in walk(self._io.manifest, manifest, datasets=True)
+                if kind == "dataset"
+            }
             memo[manifest] = found
         return found
 
@@ -1185,10 +1192,10 @@ class Butler:
         """
         parsed = parse_dataset_name(name)
         ref = self.find_dataset(name, data_id, **kwargs)
-        manifest = self._io.manifest(ref.manifest)
-        entry = manifest["components"].get(parsed.component or "")
+        components = self._io.manifest(ref.manifest).components
+        entry = components.get(parsed.component or "")
         if entry is None or "array" not in entry:
-            arrays = [k for k, v in manifest["components"].items() if "array" in v]
+            arrays = [k for k, v in components.items() if entry_kind(v) == "array"]
             raise UnknownComponentError(
                 f"{name!r} is not an array component of {parsed.dataset_type}; "
                 f"its array components are: {', '.join(arrays) or 'none'}"

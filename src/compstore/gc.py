@@ -26,6 +26,7 @@ read straight from the blob store, not through the object cache.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 import sys
 import time
@@ -36,9 +37,10 @@ from typing import Any
 
 from compstore._progress import progress_bar
 from compstore.cache import ObjectCache
-from compstore.cas import BlobStore, LocalBlobStore, parse_json
+from compstore.cas import BlobStore, LocalBlobStore
 from compstore.cas._gclock import read_generation, sweep_guard, writer_guard
 from compstore.cas._sweep import REPACK_BELOW, sweep_store
+from compstore.datastore import Manifest, parse_manifest, walk
 from compstore.errors import BlobStoreError, CompstoreError, CorruptBlobError
 from compstore.registry import Registry
 
@@ -251,39 +253,30 @@ def _mark(blobs: LocalBlobStore, manifests: Iterable[str], live: set[str], progr
     for top in progress_bar(todo, enabled=progress, desc="gc: mark", unit="manifest"):
         if top in live:
             continue
-        live.add(top)
-        stack = [top]
-        while stack:
-            digest = stack.pop()
-            for entry in _entries(blobs, digest, top):
-                for kind in ("array", "document"):
-                    value = entry.get(kind)
-                    if isinstance(value, str):
-                        live.add(value)
-                nested = entry.get("manifest")
-                if isinstance(nested, str) and nested not in live:
-                    live.add(nested)
-                    stack.append(nested)
+        # A nested manifest marked live already had its tree marked with it: not read again.
+        done: set[str] = set()
+        load = functools.partial(_load, blobs, done)
+        try:
+            for kind, digest in walk(load, top):
+                if kind == "manifest" and digest in live:
+                    done.add(digest)
+                live.add(digest)
+        except CompstoreError as exc:
+            raise CorruptBlobError(
+                f"gc stopped before deleting anything: a manifest needed by the datasets of "
+                f"manifest {top} cannot be read ({exc}), so what it needs is unknown; run "
+                "`compstore verify` and repair or remove those datasets first"
+            ) from exc
 
 
-def _entries(blobs: LocalBlobStore, digest: str, top: str) -> Iterable[Mapping[str, Any]]:
-    """The component entries of manifest ``digest`` (read past the object cache)."""
-    try:
-        value = parse_json(blobs.get_document(digest))
-        components = value["components"]
-        if not isinstance(components, Mapping):
-            raise TypeError(f"'components' is {type(components).__name__}, not a mapping")
-        entries = list(components.values())
-        for entry in entries:
-            if not isinstance(entry, Mapping):
-                raise TypeError(f"an entry is {type(entry).__name__}, not a mapping")
-    except (CompstoreError, KeyError, TypeError, ValueError) as exc:
-        raise CorruptBlobError(
-            f"gc stopped before deleting anything: manifest {digest} (needed by the datasets "
-            f"of manifest {top}) cannot be read ({exc}), so what it needs is unknown; run "
-            "`compstore verify` and repair or remove those datasets first"
-        ) from exc
-    return entries
+def _load(blobs: LocalBlobStore, done: set[str], digest: str) -> Manifest:
+    """Manifest ``digest``, read past the object cache; one in ``done`` reads empty."""
+    if digest in done:
+        return _EMPTY
+    return parse_manifest(digest, blobs.get_document(digest))
+
+
+_EMPTY = Manifest("", {}, {})
 
 
 def _compact_index(blobs: LocalBlobStore) -> None:

@@ -25,7 +25,7 @@ from .cas import BlobStore
 from .cas._encoding import parse_json
 from .errors import BlobNotFoundError, CompstoreError, CorruptBlobError
 from .registry import DatasetRef, Registry
-from .storage_classes import ObjectIO
+from .datastore import ObjectIO, entry_kind
 
 __all__ = ["VerifyProblem", "VerifyReport", "verify_repository"]
 
@@ -276,7 +276,7 @@ class _Walk:
     def components(self, digest: str) -> Mapping[str, Any] | tuple[str, str]:
         """The components of manifest ``digest``, or ``(problem, message)`` if it does not read."""
         try:
-            components = self.io.manifest(digest).get("components")
+            components = self.io.manifest(digest).components
         except BlobNotFoundError as exc:
             return MISSING, str(exc)
         except CorruptBlobError as exc:  # not JSON, not a manifest, or its pack is gone
@@ -302,15 +302,12 @@ class _Walk:
 
     def entry(self, manifest: str, name: str, entry: Any, ref: DatasetRef) -> str | None:
         """Check one entry of a manifest; return the digest of a nested manifest to walk."""
-        if not isinstance(entry, Mapping):
-            entry = {}
-        if isinstance(entry.get("array"), str):
-            self.component(entry["array"], "array", ref)
-        elif isinstance(entry.get("document"), str):
-            self.component(entry["document"], "document", ref)
-        elif isinstance(entry.get("manifest"), str):
+        kind = entry_kind(entry)
+        if kind == "array" or kind == "document":
+            self.component(entry[kind], kind, ref)
+        elif kind == "manifest":
             return str(entry["manifest"])
-        elif isinstance(entry.get("dataset"), str):
+        elif kind == "dataset":
             self.reference(entry["dataset"], entry.get("component"), ref)
         else:
             self.problem(manifest, UNREADABLE, f"component {name!r} has no readable entry", ref)

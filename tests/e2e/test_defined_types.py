@@ -199,7 +199,7 @@ def test_object_table_joins_by_key(object_repo):
 def test_object_table_columns_open_only_their_members(object_repo, monkeypatch):
     butler = Butler(object_repo, collections=["coadd"])
     opened = []
-    from compstore.storage_classes import _io
+    from compstore import datastore as _io  # the I/O engine (was storage_classes._io)
 
     real = _io.ObjectIO.read
 

@@ -11,7 +11,7 @@ from compstore.cas import canonical_json, parse_json
 from compstore.cas._encoding import MAX_JSON_DEPTH
 from compstore.errors import CorruptBlobError
 from compstore.storage_classes import MANIFEST_FORMAT
-from compstore.storage_classes._io import MAX_MANIFEST_DEPTH
+from compstore.datastore import MAX_MANIFEST_DEPTH
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from compstore.cache import ObjectCache
 from compstore.cas import BlobStore, LocalBlobStore, MemoryBlobStore, digest_array
 from compstore.errors import BlobStoreError
 from compstore.storage_classes import ObjectIO, WriteReport
-from compstore.storage_classes._io import ASYNC_WRITE_MIN_BYTES
+from compstore.datastore import ASYNC_WRITE_MIN_BYTES
 
 
 class RecordingStore(MemoryBlobStore):

@@ -402,8 +402,8 @@ class LocalBlobStore(BlobStore):
         key = encoded[1][0] if len(encoded) > 1 else None
         return _Pending(KIND_ARRAY, members, key)
 
-    def _add_pending(self, digest: str, pending: _Pending) -> None:
-        """Keep a small component for the next pack; write a pack now if enough wait.
+    def _add_pending(self, digest: str, pending: _Pending) -> bool:
+        """Keep a small component for the next pack (False: pending already); maybe write a pack.
 
         `PENDING_MAX_BYTES` bounds the memory a long batch of puts holds: a
         pack written before `sync` is as safe (its components are complete;
@@ -411,7 +411,7 @@ class LocalBlobStore(BlobStore):
         """
         with self._lock:
             if digest in self._pending:
-                return
+                return False
             if self._pending_bytes >= 4 * PENDING_MAX_BYTES:
                 # Packs keep failing (a full disk, a locked index): refuse before
                 # taking the component, so that an error always means "not stored".
@@ -428,6 +428,7 @@ class LocalBlobStore(BlobStore):
                     # The component is kept; sync() retries and reports. Until then,
                     # try again only once twice as much waits, not on every put.
                     self._retry_pack_at = 2 * self._pending_bytes
+        return True
 
     @contextlib.contextmanager
     def _new_folder(self, name: str, what: str) -> Iterator[str]:
@@ -920,17 +921,21 @@ class LocalBlobStore(BlobStore):
 
     # -- documents ------------------------------------------------------------
     def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
+        return self.put_new_document(data, digest)[0]
+
+    def put_new_document(
+        self, data: bytes | bytearray | memoryview, digest: str | None = None
+    ) -> tuple[str, bool]:
         data, digest = prepare_document(data, digest)
         if self.has_document(digest):
-            return digest
+            return digest, False
         if self._index is not None and len(data) < PACK_MAX_BYTES:
             member = (f"documents/{digest}.json", bytes(data))
-            self._add_pending(digest, _Pending(KIND_DOCUMENT, [member], None))
-            return digest
+            return digest, self._add_pending(digest, _Pending(KIND_DOCUMENT, [member], None))
         try:
             with self._lock:
                 if digest in self._staged_documents:
-                    return digest  # another thread staged it meanwhile
+                    return digest, False  # another thread staged it meanwhile
                 if self._fsync:
                     tmp = self._temp_path(digest) + ".json"
                     write_new(tmp, data)
@@ -941,7 +946,7 @@ class LocalBlobStore(BlobStore):
                     write_atomic(final, data)
         except OSError as exc:
             raise BlobStoreError(f"cannot write document {digest}: {exc}") from exc
-        return digest
+        return digest, True
 
     def _publish_document(self, digest: str, src: str) -> None:
         final = self._document_path(digest)

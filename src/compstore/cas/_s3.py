@@ -591,13 +591,18 @@ class S3BlobStore(BlobStore):
 
     # -- documents ------------------------------------------------------------
     def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
+        return self.put_new_document(data, digest)[0]
+
+    def put_new_document(
+        self, data: bytes | bytearray | memoryview, digest: str | None = None
+    ) -> tuple[str, bool]:
         data, digest = prepare_document(data, digest)
         key = self._document_key(digest)
         # One conditional PUT; a big document is looked up first, so that a stored one
         # is not uploaded again only to be refused (412).
         if len(data) < _LOOK_FIRST_BYTES or self._head(key, f"document {digest}") is None:
-            self._put(key, data, f"document {digest}", create=True)
-        return digest
+            return digest, self._put(key, data, f"document {digest}", create=True)
+        return digest, False
 
     def get_document(self, digest: str) -> bytes:
         try:

@@ -162,6 +162,28 @@ class BlobStore(ABC):
             If ``digest`` is given and malformed.
         """
 
+    def put_new_document(
+        self, data: bytes | bytearray | memoryview, digest: str | None = None
+    ) -> tuple[str, bool]:
+        """Store a document unless its digest is present; return it and whether this call stored it.
+
+        As `put_document`, asking whether the document is present once: the
+        write path reports what it stored without a separate `has_document`.
+        This default asks `has_document`, then `put_document` (a subclass
+        overriding `put_document` is still called; `MemoryBlobStore` keeps it);
+        `LocalBlobStore` and `S3BlobStore` answer from their own put. Of calls racing with equal content, more than one may
+        answer True (the document is still stored once).
+
+        Raises
+        ------
+        As `put_document`.
+        """
+        data, digest = prepare_document(data, digest)
+        if self.has_document(digest):
+            return digest, False
+        self.put_document(data, digest)
+        return digest, True
+
     @abstractmethod
     def get_document(self, digest: str) -> bytes:
         """Return a document's bytes.

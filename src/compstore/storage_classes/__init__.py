@@ -24,7 +24,6 @@ from ._combine import (
     get_combiner,
     register_combiner,
 )
-from ._io import DOCUMENT_FORMAT, MANIFEST_FORMAT, ObjectIO, WriteReport
 from ._registry import (
     ENTRY_POINT_GROUP,
     get_storage_class,
@@ -54,3 +53,16 @@ __all__ = [
     "register_storage_class",
     "storage_class_names",
 ]
+
+# The manifest format and the I/O engine moved to `compstore.datastore`, which
+# sits above this package; these names are still answered here, on first use,
+# for code written before the move (no import of the layer above at load time).
+_MOVED = frozenset({"DOCUMENT_FORMAT", "MANIFEST_FORMAT", "ObjectIO", "WriteReport"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _MOVED:
+        from .. import datastore
+
+        return getattr(datastore, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -318,6 +318,21 @@ class BlobStoreTests:
         assert store.put_document(memoryview(data), digest=digest) == digest
         assert store.get_document(digest) == data
 
+    def test_put_new_document(self, store: BlobStore) -> None:
+        data = canonical_json({"x": [1, 2]})
+        digest = digest_bytes(data)
+        assert store.put_new_document(data) == (digest, True)
+        assert store.put_new_document(bytearray(data)) == (digest, False)
+        assert store.put_new_document(data, digest=digest) == (digest, False)
+        assert store.put_document(data) == digest
+        assert store.get_document(digest) == data
+        assert list(store.iter_documents()) == [digest]
+        other = b'{"y":2}'
+        assert store.put_document(other) == digest_bytes(other)
+        assert store.put_new_document(memoryview(other)) == (digest_bytes(other), False)
+        with pytest.raises(EncodingError):
+            store.put_new_document("text")  # type: ignore[arg-type]
+
     def test_document_must_be_bytes(self, store: BlobStore) -> None:
         with pytest.raises(EncodingError):
             store.put_document("text")  # type: ignore[arg-type]
