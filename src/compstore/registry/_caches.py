@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -10,12 +12,17 @@ from ._common import (
     _CATALOG_KEY,
 )
 from ._connections import _Connections
-from ._engine import damaged_registry_error, is_sqlite
+from ._engine import damaged_registry_error
 from ._postgres import PgWatcher
 from ._schema import (
     attach_dimension_column,
     build_metadata,
 )
+
+_T = TypeVar("_T")
+
+# Entries `remembered` keeps at most (all are dropped when the bound is reached).
+_REMEMBERED_LIMIT = 100_000
 
 
 class _Caches(_Connections):
@@ -35,17 +42,25 @@ class _Caches(_Connections):
         catalog version is read too, and the caches are dropped if another
         transaction changed the catalog. So a caller that checks this number
         before using its own cache has validated both with one query.
+
+        Inside `remembered`'s computation the number read when it started is
+        answered again, without a query (this thread only).
         """
-        if self._url.get_backend_name() == "postgresql":
-            return self._pg_data_version()
-        if not is_sqlite(self._url) or not self._url.database:
+        if self._pins:
+            pinned = getattr(self._local, "pinned", None)
+            if pinned is not None:
+                return pinned  # type: ignore[no-any-return]
+        counter = self._counter
+        if counter is None:
             return None
+        if counter == "postgresql":
+            return self._pg_data_version()
         with self._lock:
             watcher = self._watcher
             if watcher is None:
                 # A connection of its own: data_version only changes for commits made
                 # on *other* connections, which every registry write is.
-                watcher = sqlite3.connect(self._url.database, check_same_thread=False)
+                watcher = sqlite3.connect(str(self._url.database), check_same_thread=False)
                 self._watcher = watcher
             try:
                 version = int(watcher.execute("PRAGMA data_version").fetchone()[0])  # type: ignore[index]
@@ -65,6 +80,63 @@ class _Caches(_Connections):
                 self._check_catalog(row[0] if row is not None else None)
                 self._version_seen = version
             return version
+
+    def remembered(self, key: Hashable, compute: Callable[..., _T], *args: Any) -> _T:
+        """``compute(*args)``, remembered until anyone commits: the one memo validated by `data_version`.
+
+        The change counter is read once: the caches of dataset types and
+        collections that ``compute`` uses through this registry are validated
+        by that same reading (`data_version` answers it again, on this thread,
+        until ``compute`` returns). A Butler's lookup of a dataset by data ID
+        is remembered here, so a get that repeats one costs no SQL but that
+        reading, and one that misses reads the counter once.
+
+        Parameters
+        ----------
+        key : hashable
+            What ``compute`` answers, including everything its result depends
+            on besides the database (e.g. the caller's default collections).
+        compute : callable
+            A read-only lookup through this registry, called with ``args``.
+            What it raises is raised and not remembered; neither is `None`.
+        *args
+            Its arguments.
+
+        Returns
+        -------
+        value
+            The remembered or computed value. With no change counter (an
+            in-memory SQLite database) nothing is remembered.
+        """
+        version = self.data_version()
+        if version is None:
+            return compute(*args)
+        if version == self._remembered_version:
+            hit = self._remembered.get(key)
+            if hit is not None:
+                return hit  # type: ignore[no-any-return]
+        if getattr(self._local, "pinned", None) is not None:
+            return compute(*args)  # nested: the outer call pinned the version already
+        self._local.pinned = version
+        with self._lock:
+            self._pins += 1
+        try:
+            value = compute(*args)
+        finally:
+            self._local.pinned = None
+            with self._lock:
+                self._pins -= 1
+        with self._lock:
+            if version != self._remembered_version:
+                # A commit since the values held (or, from a slower thread, before):
+                # drop them; a hit needs the version read to be this one.
+                self._remembered.clear()
+                self._remembered_version = version
+            elif len(self._remembered) >= _REMEMBERED_LIMIT:
+                self._remembered.clear()
+            if value is not None:
+                self._remembered[key] = value
+        return value
 
     def _pg_data_version(self) -> int:
         """`data_version` on PostgreSQL: the generation and catalog in one round trip."""

@@ -6,7 +6,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -59,12 +59,23 @@ class _Connections:
             # Connecting would create an empty file: check first.
             raise RepositoryNotFoundError(f"no registry at {database!r}: create it first")
         self._engine = make_engine(self._url)
+        # data_version's backend, decided once: "postgresql", "sqlite" (a file) or None.
+        self._counter: str | None = (
+            "postgresql" if self._url.get_backend_name() == "postgresql"
+            else "sqlite" if is_sqlite(self._url) and database else None
+        )
+        # Threads inside `remembered` (whose data_version is pinned), so that
+        # data_version looks for a pin only while there may be one.
+        self._pins = 0
         self._local = threading.local()
         self._watcher = None  # data_version's own connection, opened on first use
         # What the caches below were validated against (see _check_catalog).
         self._version_seen: int | None = None
         self._catalog_seen: object = _UNSEEN
         self._fast_paths: dict[tuple[str, ...], tuple[int, list[tuple[int, str]]]] = {}
+        # `remembered`'s lookups: key -> value, valid at data_version _remembered_version.
+        self._remembered: dict[Hashable, Any] = {}
+        self._remembered_version: int | None = None
         self._lock = threading.RLock()
         self._stale = True
         self._dimensions: dict[str, ValueType | None] = {}
