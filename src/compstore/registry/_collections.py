@@ -19,6 +19,7 @@ from ._common import (
     CollectionArg,
     _listing,
 )
+from ._connections import reconnecting
 from ._dataset_types import _DatasetTypes
 from ._types import (
     CollectionType,
@@ -129,6 +130,7 @@ class _Collections(_DatasetTypes):
         """
         return self.register_collection(name, CollectionType.RUN)
 
+    @reconnecting
     def collection_type(self, name: str) -> CollectionType:
         """Return the type of collection ``name``.
 
@@ -140,6 +142,7 @@ class _Collections(_DatasetTypes):
         with self._read() as conn:
             return self._collection(conn, name)[1]
 
+    @reconnecting
     def query_collections(
         self,
         pattern: str | re.Pattern[str] | None = None,
@@ -306,6 +309,7 @@ class _Collections(_DatasetTypes):
                 stack.append((child, [*path, child]))
         return None
 
+    @reconnecting
     def get_chain(self, name: str) -> tuple[str, ...]:
         """Return the children of CHAINED collection ``name``, in search order.
 
@@ -344,6 +348,7 @@ class _Collections(_DatasetTypes):
             visit(*self._collection(conn, name))
         return out
 
+    @reconnecting
     def flatten_collections(self, collections: CollectionArg) -> list[str]:
         """Return the RUN and TAGGED collections searched for ``collections``, in order.
 

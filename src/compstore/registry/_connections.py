@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Hashable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
@@ -28,7 +29,7 @@ from ._dimensions import (
     ValueType,
 )
 from ._engine import is_sqlite, make_engine, make_url, set_durability
-from ._postgres import PgWatcher, bump_generation
+from ._postgres import PgWatcher, bump_generation, connection_lost, lost_connection_error
 from ._schema import (
     SCHEMA_VERSION,
     build_metadata,
@@ -37,6 +38,39 @@ from ._type_info import _TypeInfo
 from ._types import (
     CollectionType,
 )
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def reconnecting(method: _F) -> _F:
+    """Make a read-only `Registry` method run again, once, after the database dropped the connection.
+
+    On PostgreSQL a pooled connection the server has terminated (a restart,
+    ``pg_terminate_backend``) fails at its first statement; SQLAlchemy then
+    drops the pool's connections, and the second run opens a new one. A read
+    inside a transaction is not retried (the transaction is gone: `_write`
+    says so). If the second run fails too, a `RegistryError` says what to do.
+    """
+
+    @functools.wraps(method)
+    def run(self: _Connections, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sa.exc.DBAPIError as exc:
+            if (
+                self._counter != "postgresql"
+                or getattr(self._local, "conn", None) is not None
+                or not connection_lost(exc)
+            ):
+                raise
+        try:
+            return method(self, *args, **kwargs)
+        except sa.exc.DBAPIError as exc:
+            if connection_lost(exc):
+                raise lost_connection_error(self._where(), exc, writing=False) from exc
+            raise
+
+    return cast(_F, run)
 
 
 class _Connections:
@@ -189,10 +223,14 @@ class _Connections:
                 finally:
                     self._local.conn = None
                     self._local.broken = False
-        except BaseException:
+        except BaseException as exc:
             # Cached types, collections and dimension columns may describe rows
             # that were just rolled back: reload them on next use.
             self._stale = True
+            if outer is None and self._counter == "postgresql" and connection_lost(exc):
+                # The server dropped the connection (SQLAlchemy has dropped the pool's
+                # connections, so the next call opens a new one).
+                raise lost_connection_error(self._where(), exc, writing=True) from exc
             raise
 
     def _check_not_broken(self) -> None:

@@ -18,6 +18,7 @@ from ._caches import _Caches
 from ._common import (
     _listing,
 )
+from ._connections import reconnecting
 from ._definitions import DatasetTypeDefinition, definition_table, read_definitions
 from ._dimensions import (
     BUILTIN_DIMENSIONS,
@@ -39,6 +40,7 @@ class _DatasetTypes(_Caches):
     """Registry methods for dimensions, dataset types and their definitions."""
 
     # -- dimensions -----------------------------------------------------------------
+    @reconnecting
     def dimensions(self) -> dict[str, str | None]:
         """Return every known dimension and its value type.
 
@@ -198,12 +200,14 @@ class _DatasetTypes(_Caches):
                 )
         return definition
 
+    @reconnecting
     def get_definition(self, name: str) -> DatasetTypeDefinition | None:
         """The definition called ``name``, read afresh (None if there is none)."""
         with self._read() as conn:
             text = read_definitions(conn, definition_table(self._md)).get(name)
         return None if text is None else DatasetTypeDefinition.from_json(name, text)
 
+    @reconnecting
     def definitions(self) -> list[DatasetTypeDefinition]:
         """Every defined dataset type, by name."""
         with self._read() as conn:
@@ -314,6 +318,7 @@ class _DatasetTypes(_Caches):
             self._lookup_type(conn, name)
         return name
 
+    @reconnecting
     def get_dataset_type(self, name: str, *, refresh: bool = False) -> DatasetType:
         """Return the registered dataset type called ``name``.
 
@@ -341,6 +346,7 @@ class _DatasetTypes(_Caches):
         with self._read() as conn:
             return self._type(conn, name).dataset_type
 
+    @reconnecting
     def dataset_types(self) -> list[DatasetType]:
         """Return every registered dataset type, sorted by name."""
         with self._read() as conn:

@@ -18,6 +18,7 @@ from compstore.errors import (
 from ._common import (
     _as_uuid,
 )
+from ._connections import reconnecting
 from ._datasets import _Datasets
 
 
@@ -117,6 +118,7 @@ class _Provenance(_Datasets):
             "input_ids": list(input_ids),
         }
 
+    @reconnecting
     def get_provenance(self, id: uuid.UUID) -> dict[str, Any] | None:
         """Return the provenance of a dataset, or `None` if none was recorded.
 

@@ -22,6 +22,7 @@ from ._common import (
     _as_uuid,
     _listing,
 )
+from ._connections import reconnecting
 from ._dimensions import (
     coerce_value,
 )
@@ -225,6 +226,7 @@ class _Queries(_Collections):
         )
         return refs
 
+    @reconnecting
     def find_dataset(
         self,
         dataset_type: str,
@@ -392,6 +394,7 @@ class _Queries(_Collections):
                     runs.append((row[0], name))
         return runs
 
+    @reconnecting
     def find_datasets_partial(
         self,
         dataset_type: str,
@@ -445,6 +448,7 @@ class _Queries(_Collections):
             )
             return self._select(conn, info, condition, collections, find_first=True)
 
+    @reconnecting
     def query_datasets(
         self,
         dataset_type: str,
@@ -524,11 +528,13 @@ class _Queries(_Collections):
         ).one()
         return self._ref(conn, info, row)
 
+    @reconnecting
     def get_dataset(self, id: uuid.UUID) -> DatasetRef | None:
         """Return the dataset with this ID, or `None` if there is none."""
         with self._read() as conn:
             return self._get(conn, _as_uuid(id))
 
+    @reconnecting
     def duplicate_datasets(self) -> list[list[uuid.UUID]]:
         """Return the IDs of datasets that share a dataset type, data ID and run, per group.
 
@@ -552,6 +558,7 @@ class _Queries(_Collections):
             groups.setdefault(tuple(row[1:]), []).append(row[0])
         return list(groups.values())
 
+    @reconnecting
     def manifests(self) -> set[str]:
         """Return every manifest digest some dataset refers to."""
         with self._read() as conn:
@@ -578,6 +585,7 @@ class _Queries(_Collections):
         finally:
             conn.close()
 
+    @reconnecting
     def count_datasets(self, dataset_type: str | None = None) -> int:
         """Return how many datasets there are (of one type, if given).
 
