@@ -36,7 +36,7 @@ from ._types import (
     DataId,
     DatasetRef,
 )
-from ._where import check_where, parse_where, where_to_sql
+from .where import check_where, parse_where, where_to_sql
 
 
 def _first_per_identity(ranked: list[tuple[int, Any]], info: _TypeInfo) -> list[tuple[int, Any]]:
