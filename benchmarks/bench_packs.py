@@ -108,7 +108,7 @@ def run(edge: int, count: int, tmp: Path) -> str:
         def get_from(version: str) -> None:
             b = butlers[version]
             b.cache.clear()
-            b._ref_memo.clear()
+            b.registry._remembered.clear()  # the data-ID memo (Registry.remembered)
             t0 = time.perf_counter()
             b.get("calexp", visit=visit, detector=detector)
             b.get("src", visit=visit, detector=detector)

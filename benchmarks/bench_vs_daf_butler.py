@@ -181,7 +181,7 @@ class Bench:
         # "Cache empty": no object in the identity cache, and no remembered data
         # ID -> ref lookup either, so the registry is queried as daf_butler's is.
         self.cs.cache.clear()
-        self.cs._ref_memo.clear()
+        self.cs.registry._remembered.clear()  # the data-ID memo (Registry.remembered)
 
     def add(self, row: Row) -> None:
         self.rows.append(row)

@@ -268,11 +268,6 @@ class Butler:
         self.collections: tuple[str, ...] | None = (
             tuple(collections) if collections is not None else ((run,) if run else None)
         )
-        # (name, data ID items, search path) -> ref, valid while the registry's
-        # data_version is unchanged: a get the identity cache answers then costs
-        # no SQL at all.
-        self._ref_memo: dict[tuple[Any, ...], DatasetRef] = {}
-        self._ref_memo_version: int | None = None
         self._names: dict[str, DatasetName] = {}
         _log.info("opened repository %s (run=%r, collections=%r)", self.root, run, self.collections)
 
@@ -790,21 +785,13 @@ class Butler:
             As `get`.
         """
         key = self._memo_key(name, data_id, collections, kwargs)
-        version = self.registry.data_version() if key is not None else None
-        if version is not None:
-            if version != self._ref_memo_version:
-                self._ref_memo.clear()
-                self._ref_memo_version = version
-            else:
-                ref = self._ref_memo.get(key)  # type: ignore[arg-type]
-                if ref is not None:
-                    return ref
-        ref = self._find_dataset(name, data_id, collections, kwargs)
-        if version is not None:
-            if len(self._ref_memo) > 100_000:
-                self._ref_memo.clear()
-            self._ref_memo[key] = ref  # type: ignore[index]
-        return ref
+        if key is None:
+            return self._find_dataset(name, data_id, collections, kwargs)
+        # Remembered by the registry while its data_version holds (one reading of
+        # the counter per call): a get the identity cache answers costs no SQL.
+        return self.registry.remembered(
+            key, self._find_dataset, name, data_id, collections, kwargs
+        )
 
     def _memo_key(
         self,
@@ -819,7 +806,7 @@ class Butler:
         search = (collections,) if isinstance(collections, str) else (
             tuple(collections) if collections is not None else None
         )
-        return (name, tuple(sorted(items)), search, self.collections)
+        return ("find_dataset", name, tuple(sorted(items)), search, self.collections)
 
     def _find_dataset(
         self,

@@ -9,7 +9,8 @@ inherits that builtin too, so ``except KeyError`` keeps working::
     │   ├── RepositoryNotFoundError (FileNotFoundError)
     │   ├── RepositoryExistsError (FileExistsError)
     │   ├── RepositoryFormatError
-    │   └── ReadOnlyRepositoryError (PermissionError)
+    │   ├── ReadOnlyRepositoryError (PermissionError)
+    │   └── RegistryError
     ├── DatasetTypeError
     │   ├── MissingDatasetTypeError (KeyError)
     │   ├── DatasetTypeConflictError
@@ -88,6 +89,7 @@ __all__ = [
     "QueryError",
     "QuerySyntaxError",
     "ReadOnlyRepositoryError",
+    "RegistryError",
     "ReplaceKeyError",
     "RepositoryError",
     "RepositoryExistsError",
@@ -140,6 +142,12 @@ class ReadOnlyRepositoryError(RepositoryError, PermissionError):
     """A write was attempted on a repository opened read-only."""
 
     code = "repository-read-only"
+
+
+class RegistryError(RepositoryError):
+    """The registry's database could not do what was asked: e.g. the connection to it was lost."""
+
+    code = "registry"
 
 
 # -- dataset types ------------------------------------------------------------

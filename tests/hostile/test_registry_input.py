@@ -10,7 +10,7 @@ import pytest
 from compstore import Butler
 from compstore.errors import CollectionTypeError, QueryError, RepositoryFormatError
 from compstore.registry import CollectionType
-from compstore.registry._where import MAX_WHERE_DEPTH, MAX_WHERE_LENGTH, parse_where
+from compstore.registry.where import MAX_WHERE_DEPTH, MAX_WHERE_LENGTH, parse_where
 
 
 def _fill(butler: Butler, n: int) -> None:

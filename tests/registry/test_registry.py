@@ -740,3 +740,46 @@ def test_fast_exact_lookup_agrees_with_the_general_path(registry: Registry) -> N
     assert registry.find_dataset("calexp", {"visit": 2, "detector": 0}, ["chain"]) == refs["b", 2]
     registry.set_chain("chain", ["a", "b"])
     assert registry.find_dataset("calexp", {"visit": 2, "detector": 0}, ["chain"]) == refs["a", 2]
+
+
+def test_remembered_reads_the_change_counter_once(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """remembered: one counter reading per computation; a commit (ours or another's) forgets."""
+    registry.register_run("sfm")
+    registry.register_dataset_type("calexp", ("visit",), "Exposure")
+    ref = registry.insert_dataset("calexp", {"visit": 1}, "sfm", "m" * 32)
+    inner: list[int | None] = []
+
+    def lookup(visit: int) -> object:
+        inner.append(registry.data_version())  # pinned: what remembered read
+        return registry.find_dataset("calexp", {"visit": visit}, ["sfm"])
+
+    version = registry.data_version()
+    assert registry.remembered(("find", 1), lookup, 1) == ref
+    assert inner == [version]
+    assert registry.remembered(("find", 1), lookup, 1) == ref
+    assert len(inner) == 1, "remembered while nobody commits"
+    new = registry.insert_dataset("calexp", {"visit": 2}, "sfm", "n" * 32)
+    # Count the readings of the counter from here on.
+    reads: list[str] = []
+    if registry.url.startswith("postgresql"):
+        real = type(registry)._pg_data_version
+
+        def counting(self: Registry) -> int:
+            reads.append("generation")
+            return real(self)
+
+        monkeypatch.setattr(type(registry), "_pg_data_version", counting)
+    else:
+        registry._watcher.set_trace_callback(  # type: ignore[union-attr]
+            lambda sql: reads.append(sql) if sql.startswith("PRAGMA data_version") else None
+        )
+    assert registry.remembered(("find", 2), lookup, 2) == new
+    assert registry.remembered(("find", 1), lookup, 1) == ref
+    assert len(inner) == 3, "the commit dropped what was remembered"
+    assert len(reads) == 2, "one reading per remembered call, none inside the computation"
+    # What raises is not remembered.
+    with pytest.raises(MissingDatasetTypeError):
+        registry.remembered(("bad",), registry.get_dataset_type, "nope")
+    assert ("bad",) not in registry._remembered

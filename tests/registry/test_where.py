@@ -294,7 +294,20 @@ def test_parser_never_crashes(text: str) -> None:
 
 
 def test_a_doubled_quote_is_one_quote_in_the_literal() -> None:
-    from compstore.registry._where import Compare, Dimension, Literal
+    from compstore.registry.where import Compare, Dimension, Literal
 
     assert parse_where("band = 'it''s'") == Compare("=", Dimension("band", 1), Literal("it's", 8), 1)
     assert parse_where('band = "a""b"').right == Literal('a"b', 8)
+
+
+@pytest.mark.parametrize(("where", "predicate"), [w for w in VALID if w[0].strip()])
+def test_python_interpreter_agrees_with_sql(where: str, predicate) -> None:  # type: ignore[no-untyped-def]
+    """compstore.registry.where's two interpreters give one answer; unparse round-trips."""
+    from compstore.registry.where import evaluate, parse_where, unparse
+
+    node = parse_where(where)
+    for v, d, b in ALL:
+        assert evaluate(node, {"visit": v, "detector": d, "band": b}) == predicate(v, d, b), (v, d, b)
+    again = parse_where(unparse(node))
+    for v, d, b in ALL:
+        assert evaluate(again, {"visit": v, "detector": d, "band": b}) == predicate(v, d, b)

@@ -19,7 +19,7 @@ from ..registry import DataId, DatasetRef, parse_where
 
 # The AST node classes are not re-exported by the registry package; the graph
 # builder needs them to apply each term of ``where`` only where it makes sense.
-from ..registry._where import _OPERATORS, And, Bind, Dimension, In, Literal, Node, Not, Or
+from ..registry.where import Node, and_terms, dimensions_of, matches, unparse
 from ._pipeline import Pipeline
 from ._task import InputRef, PredictedRef, Quantum, Task
 
@@ -123,89 +123,16 @@ def _describe_ref(ref: InputRef) -> str:
 
 
 # -- where: which terms apply where --------------------------------------------
-def _dimensions_of(node: Node) -> set[str]:
-    if isinstance(node, And | Or):
-        return set().union(*(_dimensions_of(t) for t in node.terms))
-    if isinstance(node, Not):
-        return _dimensions_of(node.operand)
-    if isinstance(node, In):
-        return _dimensions_of_operand(node.operand)
-    return _dimensions_of_operand(node.left) | _dimensions_of_operand(node.right)
-
-
-def _dimensions_of_operand(op: Any) -> set[str]:
-    return {op.name} if isinstance(op, Dimension) else set()
-
-
-def _terms(node: Node) -> tuple[Node, ...]:
-    return node.terms if isinstance(node, And) else (node,)
-
-
-def _unparse(node: Node) -> str:
-    # Round-trips through parse_where; only used on ASTs parse_where made.
-    if isinstance(node, And):
-        return " AND ".join(f"({_unparse(t)})" for t in node.terms)
-    if isinstance(node, Or):
-        return " OR ".join(f"({_unparse(t)})" for t in node.terms)
-    if isinstance(node, Not):
-        return f"NOT ({_unparse(node.operand)})"
-    if isinstance(node, In):
-        values = ", ".join(_unparse_operand(v) for v in node.values)
-        return f"{_unparse_operand(node.operand)} {'NOT ' if node.negated else ''}IN ({values})"
-    return f"{_unparse_operand(node.left)} {node.op} {_unparse_operand(node.right)}"
-
-
-def _unparse_operand(op: Any) -> str:
-    if isinstance(op, Dimension):
-        return op.name
-    if isinstance(op, Bind):
-        return f":{op.name}"
-    assert isinstance(op, Literal)
-    if isinstance(op.value, str):
-        return "'" + op.value.replace("'", "''") + "'"
-    return str(op.value)
-
-
+# The AST, its walks and the Python interpreter (`matches`) are in
+# compstore.registry.where, beside the SQL one.
 def restrict_where(node: Node | None, dimensions: Sequence[str]) -> str | None:
     """Return the ``AND`` terms of ``node`` that use only ``dimensions``, as a where string."""
     if node is None:
         return None
-    kept = [t for t in _terms(node) if _dimensions_of(t) <= set(dimensions)]
+    kept = [t for t in and_terms(node) if dimensions_of(t) <= set(dimensions)]
     if not kept:
         return None
-    return " AND ".join(f"({_unparse(t)})" for t in kept)
-
-
-def _value(op: Any, data_id: Mapping[str, Any]) -> Any:
-    if isinstance(op, Dimension):
-        return data_id[op.name]
-    if isinstance(op, Bind):
-        raise QueryError(f"where expression uses :{op.name}, but pipelines take no bind values")
-    return op.value
-
-
-def matches(node: Node, data_id: Mapping[str, Any]) -> bool:
-    """Evaluate the ``AND`` terms of ``node`` that ``data_id`` has every dimension of."""
-    for term in _terms(node):
-        if _dimensions_of(term) <= set(data_id) and not _evaluate(term, data_id):
-            return False
-    return True
-
-
-def _evaluate(node: Node, data_id: Mapping[str, Any]) -> bool:
-    if isinstance(node, And):
-        return all(_evaluate(t, data_id) for t in node.terms)
-    if isinstance(node, Or):
-        return any(_evaluate(t, data_id) for t in node.terms)
-    if isinstance(node, Not):
-        return not _evaluate(node.operand, data_id)
-    if isinstance(node, In):
-        found = _value(node.operand, data_id) in [_value(v, data_id) for v in node.values]
-        return found != node.negated
-    try:
-        return bool(_OPERATORS[node.op](_value(node.left, data_id), _value(node.right, data_id)))
-    except TypeError:  # int against str: never equal, never ordered
-        return node.op == "!="
+    return " AND ".join(f"({unparse(t)})" for t in kept)
 
 
 # -- building ---------------------------------------------------------------------
@@ -369,7 +296,7 @@ def _check_where_dimensions(
         known.update(task.quantum_dimensions())
         for spec in (*task.inputs.values(), *task.outputs.values()):
             known.update(spec.dimensions)
-    unknown = sorted(_dimensions_of(node) - known)
+    unknown = sorted(dimensions_of(node) - known)
     if unknown:
         raise QueryError(
             f"where {where!r} names dimension(s) {', '.join(unknown)} that no input, output or "

@@ -10,7 +10,7 @@ from ._definitions import DatasetTypeDefinition
 from ._dimensions import BUILTIN_DIMENSIONS
 from ._registry import Registry
 from ._types import CollectionType, DataId, DatasetRef, DatasetType
-from ._where import parse_where
+from .where import parse_where
 
 __all__ = [
     "BUILTIN_DIMENSIONS",

@@ -22,7 +22,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["GENERATION_KEY", "PgWatcher", "bump_generation", "conninfo", "copy_rows"]
+from compstore.errors import RegistryError
+
+__all__ = [
+    "GENERATION_KEY",
+    "PgWatcher",
+    "bump_generation",
+    "connection_lost",
+    "conninfo",
+    "copy_rows",
+    "lost_connection_error",
+]
 
 GENERATION_KEY = "generation"
 
@@ -46,6 +56,44 @@ def bump_generation(conn: sa.Connection, meta: sa.Table) -> None:
             "INSERT INTO registry_meta (key, value) VALUES (%(k)s, '1') ON CONFLICT DO NOTHING",
             {"k": GENERATION_KEY},
         )
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection to the PostgreSQL server is gone or cannot be made.
+
+    True for what SQLAlchemy recognised as a disconnect (it then drops the
+    pool's connections), and for psycopg's connection failures: a server that
+    terminated the session (``pg_terminate_backend``, a restart: SQLSTATE class
+    57P), a connection exception (class 08) or a failed connect (no SQLSTATE).
+    """
+    if isinstance(exc, sa.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig  # type: ignore[assignment]
+    if not type(exc).__module__.startswith("psycopg"):
+        return False
+    import psycopg
+
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "57P"))
+
+
+def lost_connection_error(where: str, exc: BaseException, *, writing: bool) -> RegistryError:
+    """The `RegistryError` for a lost connection to the database at ``where``."""
+    done = (
+        "the transaction was rolled back (unless the connection was lost while it committed: "
+        "then check whether its rows are there); run it again"
+        if writing
+        else "a new connection was tried and failed too; check that the server is up and "
+        "reachable, then try again"
+    )
+    cause = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    reason = " ".join(str(cause).split())
+    return RegistryError(
+        f"the connection to the registry database at {where} was lost ({reason}): {done}"
+    )
 
 
 class _Rows:
@@ -100,13 +148,20 @@ class PgWatcher:
         if translated is None:
             translated = self._sql[sql] = sql.replace("%", "%%").replace("?", "%s")
         with self._lock:
-            conn = self._connection()
-            try:
-                return _Rows(conn.execute(translated, tuple(params)).fetchall())
-            except Exception:
-                if conn.closed or conn.broken:
-                    self._conn = None  # reconnect next time (a restarted server)
-                raise
+            for attempt in (1, 2):
+                try:
+                    conn = self._connection()
+                    return _Rows(conn.execute(translated, tuple(params)).fetchall())
+                except Exception as exc:
+                    if self._conn is not None and (self._conn.closed or self._conn.broken):
+                        self._conn = None  # the server dropped it: reconnect
+                    if not connection_lost(exc):
+                        raise
+                    if attempt == 2 or self._conn is not None:
+                        # Every statement here is a read: it was retried once already.
+                        where = sa.make_url(self._conninfo).render_as_string()
+                        raise lost_connection_error(where, exc, writing=False) from exc
+            raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Close the connection (if this process opened it)."""
