@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cas import LocalBlobStore, parse_json
+from .cas import BlobStore, LocalBlobStore, parse_json
 from .cas._pack_pg import PgPackIndex
 from .errors import (
     RepositoryError,
@@ -277,7 +277,7 @@ class Repository:
     root: Path
     config: dict[str, Any]
     registry: Registry
-    blobs: LocalBlobStore
+    blobs: BlobStore
     read_only: bool
 
     @classmethod
@@ -428,5 +428,7 @@ class Repository:
                 index = _shared_pack_index(url)
         else:
             registry = _shared_registry(path / _REGISTRY_NAME)
-        blobs = LocalBlobStore(path / _BLOBS_NAME, fsync=fsync, packs=major >= 2, pack_index=index)
+        blobs = LocalBlobStore(
+            path / _BLOBS_NAME, fsync=fsync, packs=major >= 2, pack_index=index, read_only=read_only
+        )
         return cls(root=path, config=config, registry=registry, blobs=blobs, read_only=read_only)

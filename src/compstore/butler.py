@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ._defined import read_defined, register_aggregate, register_join
 from ._repository import Repository
 from .cache import ObjectCache, shared_cache
+from .cas._local import require_local
 from .objects._astropy import from_astropy
 from .errors import (
     BlobStoreError,
@@ -422,7 +423,7 @@ class Butler:
         self.blobs.sync()
         refs = []
         # Rows as durable as the components: a Butler without fsync skips the WAL's too.
-        with self.registry.transaction(durable=self.blobs.fsync):
+        with self.registry.transaction(durable=self.blobs.durable):
             for (_, dtype, full_id), manifest in zip(prepared, manifests, strict=True):
                 ref = self.registry.insert_dataset(dtype.name, full_id, run, manifest)
                 if provenance is not None:
@@ -561,7 +562,7 @@ class Butler:
         # Durability order: components and manifests reach the disk, then the rows.
         self.blobs.sync()
         refs = []
-        with self.registry.transaction(durable=self.blobs.fsync):
+        with self.registry.transaction(durable=self.blobs.durable):
             for dtype, full_id, manifest, existing in pending:
                 if existing is None:
                     existing = self.registry.insert_dataset(dtype.name, full_id, run, manifest)
@@ -973,7 +974,7 @@ class Butler:
         if not dry_run:
             self._check_writeable()
         wanted = [refs] if isinstance(refs, DatasetRef) else list(refs)
-        with self.registry.transaction(durable=self.blobs.fsync):
+        with self.registry.transaction(durable=self.blobs.durable):
             removed = self._removal(wanted, referrers)
             if not dry_run:
                 self.registry.remove_datasets(removed)
@@ -1023,7 +1024,7 @@ class Butler:
                 f"collection {name!r} is {self.registry.collection_type(name).name}, not RUN: "
                 "remove_run removes RUN collections only"
             )
-        with self.registry.transaction(durable=self.blobs.fsync):
+        with self.registry.transaction(durable=self.blobs.durable):
             wanted = self._all_refs([name])
             removed = self._removal(wanted, referrers)
             if not dry_run:
@@ -1167,14 +1168,14 @@ class Butler:
             if self._repo.read_only:
                 return outside_folder(self.blobs, digest)
             try:
-                return self.blobs.root / self.blobs.component_path(digest)
+                return require_local(self.blobs, "component_path").root / self.blobs.component_path(digest)
             except (OSError, BlobStoreError) as exc:
                 cause = exc if isinstance(exc, OSError) else exc.__cause__
                 if getattr(cause, "errno", None) not in (errno.EACCES, errno.EPERM, errno.EROFS):
                     raise
                 # Read-only files or mount: written outside the repository instead.
                 return outside_folder(self.blobs, digest)
-        return self.blobs.root / self.blobs.component_path(digest)
+        return require_local(self.blobs, "component_path").root / self.blobs.component_path(digest)
 
     def zarr_store(
         self,

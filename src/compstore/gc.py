@@ -36,7 +36,8 @@ from typing import Any
 
 from compstore._progress import progress_bar
 from compstore.cache import ObjectCache
-from compstore.cas import LocalBlobStore, parse_json
+from compstore.cas import BlobStore, LocalBlobStore, parse_json
+from compstore.cas._local import require_local
 from compstore.cas._gclock import read_generation, sweep_guard, writer_guard
 from compstore.cas._sweep import REPACK_BELOW, sweep_store
 from compstore.errors import BlobStoreError, CompstoreError, CorruptBlobError
@@ -112,12 +113,15 @@ class GcReport:
         )
 
 
-def remember_generation(blobs: LocalBlobStore, cache: ObjectCache) -> None:
+def remember_generation(blobs: BlobStore, cache: ObjectCache) -> None:
     """Record the gc generation for ``cache`` before it caches anything (a Butler opening).
 
     Read under the shared lock, so a sweep in progress finishes first: what
-    the cache loads afterwards was stored after that sweep.
+    the cache loads afterwards was stored after that sweep. Only a
+    `LocalBlobStore` is ever swept: for another store, nothing to record.
     """
+    if not isinstance(blobs, LocalBlobStore):
+        return
     root = str(blobs.root)
     seen = _seen.setdefault(cache, {})
     if root not in seen:
@@ -131,17 +135,21 @@ def remember_generation(blobs: LocalBlobStore, cache: ObjectCache) -> None:
 
 
 @contextlib.contextmanager
-def put_guard(blobs: LocalBlobStore, cache: ObjectCache) -> Iterator[None]:
+def put_guard(blobs: BlobStore, cache: ObjectCache) -> Iterator[None]:
     """Hold the gc lock shared for a put (existence checks through registry commit).
 
     If a sweep ran since ``cache`` last looked, the digests it remembers are
     forgotten first, so that the put checks (and writes again) what it needs.
+    Only a `LocalBlobStore` is ever swept: another store takes no lock.
 
     Raises
     ------
     BlobStoreError
         If the lock file cannot be opened or locked.
     """
+    if not isinstance(blobs, LocalBlobStore):
+        yield
+        return
     root = str(blobs.root)
     with contextlib.ExitStack() as stack:
         try:
@@ -156,7 +164,7 @@ def put_guard(blobs: LocalBlobStore, cache: ObjectCache) -> Iterator[None]:
 
 
 def collect_garbage(
-    registry: Registry, blobs: LocalBlobStore, *, dry_run: bool = False, progress: bool = False
+    registry: Registry, blobs: BlobStore, *, dry_run: bool = False, progress: bool = False
 ) -> GcReport:
     """Delete what no registered dataset needs (see the module docstring).
 
@@ -165,7 +173,7 @@ def collect_garbage(
     registry
         The repository's registry.
     blobs
-        Its blob store.
+        Its blob store, a `LocalBlobStore` (gc sweeps its files).
     dry_run
         Count what would be deleted; change nothing (takes no exclusive lock).
     progress
@@ -183,8 +191,9 @@ def collect_garbage(
         tell what it needs, so it stops before deleting anything (run
         `compstore verify`).
     BlobStoreError
-        If the blob store cannot be listed or changed.
+        If the blob store cannot be listed or changed, or is not a `LocalBlobStore`.
     """
+    blobs = require_local(blobs, "gc")
     start = time.perf_counter()
     live: set[str] = set()
     manifests = registry.manifests()

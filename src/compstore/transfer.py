@@ -280,7 +280,7 @@ def _insert(
     src, dst = source.registry, dest.registry
     out: list[DatasetRef] = []
     added = 0
-    with dst.transaction(durable=dest.blobs.fsync):
+    with dst.transaction(durable=dest.blobs.durable):
         types = {ref.dataset_type for ref in refs} | set(dataset_types)
         for name in sorted(types):
             _register_type(dest, src.get_dataset_type(name))
@@ -456,7 +456,7 @@ def subset(
     from .butler import Butler
 
     refs, names = _chosen(source, dataset_types, where, collections)  # bad input: before creating
-    target = Butler.create(dest, fsync=source.blobs.fsync)
+    target = Butler.create(dest, fsync=source.blobs.durable)
     return target, copy_datasets(source, target, refs, dataset_types=names, progress=progress)
 
 

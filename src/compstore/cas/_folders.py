@@ -63,6 +63,8 @@ class FolderStore(LocalBase):
         BlobStoreError
             If a folder cannot be created.
         """
+        if self.read_only:
+            raise BlobStoreError(f"cannot create the fan-out folders of {self._root}: it is read-only")
         try:
             with self._lock:
                 for prefix in (f"{i:02x}" for i in range(256)):

@@ -65,6 +65,7 @@ from compstore.cas._packread import PackReader
 from compstore.cas._packwrite import PackWriter, Pending
 from compstore.cas._store import (
     ArrayInfo,
+    BlobStore,
     RegionLike,
     check_array,
     prepare_array,
@@ -77,7 +78,7 @@ from compstore.cas._zarrio import (
 )
 from compstore.errors import BlobNotFoundError, BlobStoreError
 
-__all__ = ["LocalBlobStore"]
+__all__ = ["LocalBlobStore", "require_local"]
 
 
 class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
@@ -97,6 +98,11 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
     pack_index
         Where packed components are indexed, instead of ``packs.sqlite3``: the
         registry database of a repository on PostgreSQL (`compstore.cas._pack_pg`).
+    read_only
+        Refuse every write (put, delete, writing a packed array out as its
+        folder) with `BlobStoreError`, and create nothing, not even missing
+        folders: for a repository of a newer format (`compstore.Butler` opens
+        those read-only) or one this process must not change.
 
     Raises
     ------
@@ -111,10 +117,13 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
         fsync: bool = True,
         packs: bool = False,
         pack_index: PgPackIndex | None = None,
+        read_only: bool = False,
     ) -> None:
         self._init_state(os.path.abspath(os.fspath(root)), fsync, pack_index if packs else None)
+        self._read_only = read_only
         try:
-            self._init_layout(packs)
+            if not read_only:
+                self._init_layout(packs)
         except OSError as exc:
             raise BlobStoreError(f"cannot create the blob store at {self._root}: {exc}") from exc
         if packs and pack_index is None:
@@ -148,13 +157,35 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
         """Whether small components are written into packs."""
         return self._index is not None
 
+    @property
+    def durable(self) -> bool:
+        """As `BlobStore.durable`: whether the store was opened with ``fsync=True``."""
+        return self._fsync
+
+    @property
+    def read_only(self) -> bool:
+        """As `BlobStore.read_only`: whether the store was opened with ``read_only=True``."""
+        return self._read_only
+
+    @property
+    def location(self) -> str:
+        """As `BlobStore.location`: the blob store's folder."""
+        return self._root
+
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self._read_only:
+            raise BlobStoreError(
+                f"cannot {what}: the blob store at {self._root} was opened read-only "
+                "(a repository of a newer format, or read_only=True); nothing was written"
+            )
+
     def pack_index_conninfo(self) -> str | None:
         """The PostgreSQL database holding the pack index, or None (``packs.sqlite3``, or no packs)."""
         return self._index.conninfo if isinstance(self._index, PgPackIndex) else None
 
-
     # -- arrays ---------------------------------------------------------------
     def put_array(self, array: np.ndarray, digest: str | None = None) -> str:
+        self._refuse_if_read_only("put an array")
         array, digest = prepare_array(array, digest)
         if self.has_array(digest):
             return digest
@@ -177,6 +208,7 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
         already, the folder is removed (the price of a duplicate nobody knew
         about: one write, no second copy).
         """
+        self._refuse_if_read_only("put an array")
         check_array(array)
         if array.nbytes < PACK_MAX_BYTES:
             digest = digest_array(array)
@@ -287,6 +319,7 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
         path = super().component_path(digest)
         found = self._packed(digest, KIND_ARRAY) if self._index is not None else None
         if found is not None and not os.path.isdir(self._array_path(digest)):
+            self._refuse_if_read_only(f"write packed array {digest} out as its folder")
             meta, data = self._packed_files(digest, KIND_ARRAY) or (b"", None)
             with self._new_folder(digest, f"array component {digest}") as tmp:
                 os.mkdir(tmp)
@@ -337,6 +370,7 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
 
     # -- documents ------------------------------------------------------------
     def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
+        self._refuse_if_read_only("put a document")
         data, digest = prepare_document(data, digest)
         if self.has_document(digest):
             return digest
@@ -430,6 +464,7 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
 
 
     def delete(self, digest: str) -> None:
+        self._refuse_if_read_only(f"delete component {digest}")
         check_digest(digest)
         found = False
         with self._lock:
@@ -475,6 +510,8 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
             raise BlobNotFoundError(f"no component {digest} in the blob store")
 
     def sync(self) -> None:
+        if self._read_only:
+            return  # nothing was written
         with self._lock:
             if not self._fsync:
                 self._dirty_dirs.clear()
@@ -513,8 +550,8 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
                 self._session = None
 
     def __repr__(self) -> str:
-        return f"LocalBlobStore({self._root!r}, fsync={self._fsync})"
-
+        extra = ", read_only=True" if self._read_only else ""
+        return f"LocalBlobStore({self._root!r}, fsync={self._fsync}{extra})"
 
 
 def _fsync_path(path: str) -> None:
@@ -522,3 +559,19 @@ def _fsync_path(path: str) -> None:
         fsync_dir(path)
     else:
         fsync_file(path)
+
+
+def require_local(blobs: BlobStore, operation: str) -> LocalBlobStore:
+    """``blobs`` as a `LocalBlobStore`, for an operation on its files.
+
+    Raises
+    ------
+    BlobStoreError
+        If ``blobs`` is another kind of store, naming it and ``operation``.
+    """
+    if isinstance(blobs, LocalBlobStore):
+        return blobs
+    raise BlobStoreError(
+        f"{operation} works on a blob store in a local folder; {blobs.location} is a "
+        f"{type(blobs).__name__}"
+    )

@@ -143,6 +143,8 @@ class LocalBase(BlobStore):
         tuple of int
             Staging folders and packs removed.
         """
+        if self.read_only:
+            return 0, 0
         packs = 0
         try:
             found = sweep_staging(self._staging_dir, self._session)
