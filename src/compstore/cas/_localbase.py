@@ -150,7 +150,7 @@ class LocalBase(BlobStore):
             found = sweep_staging(self._staging_dir, self._session)
             if found.removed and not found.unlocked_live and self._index is not None:
                 packs = self._sweep_orphan_packs()
-        except (OSError, sqlite3.Error):
+        except (OSError, sqlite3.Error, BlobStoreError):  # a PostgreSQL index's errors
             return 0, 0
         return found.removed, packs
 
