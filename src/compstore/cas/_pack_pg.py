@@ -9,6 +9,7 @@ Same methods and semantics as `PackIndex`; rows are checked the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -107,12 +108,13 @@ class PgPackIndex:
 
     def _discard(self) -> None:
         """Forget this process's connection (lock held), closing it if it still can be."""
+        import psycopg
+
         conn, self._conn = self._conn, None
         if conn is not None and self._pid == os.getpid():
-            try:
+            # A broken connection may fail to close: it is dropped anyway.
+            with contextlib.suppress(psycopg.Error, OSError):
                 conn.close()
-            except Exception:  # a broken connection may fail to close: it is dropped anyway
-                pass
 
     def lookup(self, digest: str) -> PackedMember | None:
         """Where ``digest`` is packed, or None.
