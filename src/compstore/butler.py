@@ -1162,20 +1162,19 @@ class Butler:
                 f"its array components are: {', '.join(arrays) or 'none'}"
             )
         digest = entry["array"]
-        if hasattr(self.blobs, "packed_array_files"):
-            from .zarr_view._paths import outside_folder
+        blobs = require_local(self.blobs, "component_path")
+        from .zarr_view._paths import outside_folder
 
-            if self._repo.read_only:
-                return outside_folder(self.blobs, digest)
-            try:
-                return require_local(self.blobs, "component_path").root / self.blobs.component_path(digest)
-            except (OSError, BlobStoreError) as exc:
-                cause = exc if isinstance(exc, OSError) else exc.__cause__
-                if getattr(cause, "errno", None) not in (errno.EACCES, errno.EPERM, errno.EROFS):
-                    raise
-                # Read-only files or mount: written outside the repository instead.
-                return outside_folder(self.blobs, digest)
-        return require_local(self.blobs, "component_path").root / self.blobs.component_path(digest)
+        if self._repo.read_only:
+            return outside_folder(blobs, digest)
+        try:
+            return blobs.root / blobs.component_path(digest)
+        except (OSError, BlobStoreError) as exc:
+            cause = exc if isinstance(exc, OSError) else exc.__cause__
+            if getattr(cause, "errno", None) not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            # Read-only files or mount: written outside the repository instead.
+            return outside_folder(blobs, digest)
 
     def zarr_store(
         self,
