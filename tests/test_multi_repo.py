@@ -366,3 +366,16 @@ def test_a_pipeline_on_a_chain_reads_both_and_writes_the_first(catalogs, archive
     assert len(outputs) == len(DATA_IDS)
     assert alone.verify(deep=True).ok  # self-contained: the pixels were copied into A
     assert _contents(archive)[2] == sorted(map(str, Butler(archive)._all_refs()))
+
+
+def test_a_chain_of_blob_stores_is_as_durable_and_writable_as_its_first(tmp_path):
+    from compstore._chain import ChainedBlobStore
+    from compstore.cas import LocalBlobStore, MemoryBlobStore
+
+    first = LocalBlobStore(tmp_path / "blobs", fsync=True)
+    later = MemoryBlobStore()
+    chain = ChainedBlobStore([first, later])
+    assert chain.durable and not chain.read_only
+    assert chain.location == f"{first.location} (then 1 more, only read)"
+    alone = ChainedBlobStore([LocalBlobStore(tmp_path / "blobs", fsync=False, read_only=True)])
+    assert not alone.durable and alone.read_only and alone.location == first.location

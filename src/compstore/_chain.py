@@ -144,7 +144,7 @@ class ChainedBlobStore(BlobStore):
     def location(self) -> str:
         """The first store's location, and how many stores are read after it."""
         more = len(self.stores) - 1
-        return self.first.location + (f" (and {more} more, read only)" if more else "")
+        return self.first.location + (f" (then {more} more, only read)" if more else "")
 
     # -- reads: the first store that holds the digest ---------------------------
     def get_array(self, digest: str, region: RegionLike = None) -> np.ndarray:
