@@ -24,7 +24,7 @@ import numpy as np
 
 from _common import alternate, fmt_ratio, fmt_time, machine, markdown_table, survey_butler, verdict, write_result
 from compstore import Box2I
-from compstore.cas import _local
+from compstore.cas import _folderread, _local
 from compstore.testing.sky import make_exposure
 
 SIZES = {"tiny": (512,), "full": (2048, 4096)}
@@ -35,14 +35,14 @@ EDGE = 100
 @contextmanager
 def checks_off() -> Iterator[None]:
     """The reads of this process skip their checks (for measuring only)."""
-    saved = (_local.hasher_for, _local.LocalBlobStore._sums_of, _local.checked_whole)
-    _local.hasher_for = lambda meta, region: None  # type: ignore[assignment]
+    saved = (_folderread.hasher_for, _local.LocalBlobStore._sums_of, _folderread.checked_whole)
+    _folderread.hasher_for = lambda meta, region: None  # type: ignore[assignment]
     _local.LocalBlobStore._sums_of = lambda self, digest, path: None  # type: ignore[assignment,method-assign]
-    _local.checked_whole = lambda meta: False  # type: ignore[assignment]
+    _folderread.checked_whole = lambda meta: False  # type: ignore[assignment]
     try:
         yield
     finally:
-        _local.hasher_for, _local.LocalBlobStore._sums_of, _local.checked_whole = saved  # type: ignore[method-assign]
+        _folderread.hasher_for, _local.LocalBlobStore._sums_of, _folderread.checked_whole = saved  # type: ignore[method-assign]
 
 
 def measure(root: Path, size: int, repeat: int) -> dict[str, float]:

@@ -173,6 +173,7 @@ def test_without_collections_a_data_id_in_two_runs_is_ambiguous(butler, sky, rep
     assert everywhere.get("calexp:rerun", visit=1, detector=0) is not None
 
 
+@pytest.mark.local_blobs_only  # a path into the repository's folder
 def test_component_path_opens_with_stock_zarr(butler, sky):
     exposure, _ = sky(1, 0)
     butler.put(exposure, "calexp", visit=1, detector=0)
@@ -215,6 +216,7 @@ def test_reput_from_store_costs_no_hashing(butler, sky, repo):
 
 
 @pytest.mark.sqlite_only  # reads SQLite's synchronous pragma
+@pytest.mark.local_blobs_only  # a MemoryBlobStore is never durable
 @pytest.mark.parametrize("fsync, level", [(True, 2), (False, 1)])
 def test_a_put_commits_its_rows_as_durably_as_its_components(repo, sky, monkeypatch, fsync, level):
     # fsync=False writes components without fsync: its registry commits skip the WAL
@@ -234,9 +236,35 @@ def test_a_put_commits_its_rows_as_durably_as_its_components(repo, sky, monkeypa
     assert seen == [level]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def repo(request, tmp_path):
-    """A new, empty repository: registry in SQLite, and in PostgreSQL (issue 16)."""
+def test_over_a_memory_store_what_needs_files_names_the_store_and_the_operation(
+    tmp_path, monkeypatch, sky
+):
+    from compstore.cas import MemoryBlobStore
+    from compstore.errors import BlobStoreError
+
+    Butler.create(tmp_path / "repo")
+    memory_blobs(monkeypatch)
+    butler = Butler(tmp_path / "repo", run="sfm")
+    assert isinstance(butler.blobs, MemoryBlobStore)
+    butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    exposure, _ = sky(1, 0)
+    butler.put(exposure, "calexp", visit=1, detector=0)
+    assert_exposures_equal(Butler(tmp_path / "repo", collections="sfm").get("calexp", visit=1, detector=0), exposure)
+    where = f"memory:{id(butler.blobs):x} is a MemoryBlobStore"
+    with pytest.raises(BlobStoreError, match=f"component_path works on .*; {where}"):
+        butler.component_path("calexp.image", visit=1, detector=0)
+    with pytest.raises(BlobStoreError, match=f"gc works on .*; {where}"):
+        butler.gc()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "sqlite+memory"])
+def repo(request, tmp_path, monkeypatch):
+    """A new, empty repository: registry in SQLite, and in PostgreSQL (issue 16).
+
+    ``sqlite+memory``: every Butler of it keeps its components in one
+    `MemoryBlobStore` instead of the folder, so the Butler is seen to rely on
+    the `BlobStore` contract only (issue 15).
+    """
     root = tmp_path / "repo"
     if request.param == "postgresql":
         if request.node.get_closest_marker("sqlite_only"):
@@ -244,4 +272,24 @@ def repo(request, tmp_path):
         Butler.create(root, registry=request.getfixturevalue("postgres_url"))
     else:
         Butler.create(root)
+    if request.param == "sqlite+memory":
+        if request.node.get_closest_marker("local_blobs_only"):
+            pytest.skip("LocalBlobStore only: tests its files or its fsync")
+        memory_blobs(monkeypatch)
     return root
+
+
+def memory_blobs(monkeypatch):
+    """Make every repository opened from now on keep its components in memory (one store each)."""
+    from compstore._repository import Repository
+    from compstore.cas import MemoryBlobStore
+
+    stores: dict = {}
+    real_open = Repository.open.__func__
+
+    def open_in_memory(cls, root, **kwargs):
+        opened = real_open(cls, root, **kwargs)
+        opened.blobs = stores.setdefault(opened.root.resolve(), MemoryBlobStore())
+        return opened
+
+    monkeypatch.setattr(Repository, "open", classmethod(open_in_memory))

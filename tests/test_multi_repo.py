@@ -408,3 +408,16 @@ def test_a_join_defined_in_a_later_repository_opens_as_zarr_through_the_chain(tm
     expected = chain.get("objectTable", tract=9, patch=0, band="r")
     group = zarr.open_group(chain.zarr_store("objectTable", tract=9, patch=0, band="r"), mode="r")
     np.testing.assert_array_equal(np.asarray(group["id"][:]), np.asarray(expected["id"]))
+
+
+def test_a_chain_of_blob_stores_is_as_durable_and_writable_as_its_first(tmp_path):
+    from compstore._chain import ChainedBlobStore
+    from compstore.cas import LocalBlobStore, MemoryBlobStore
+
+    first = LocalBlobStore(tmp_path / "blobs", fsync=True)
+    later = MemoryBlobStore()
+    chain = ChainedBlobStore([first, later])
+    assert chain.durable and not chain.read_only
+    assert chain.location == f"{first.location} (then 1 more, only read)"
+    alone = ChainedBlobStore([LocalBlobStore(tmp_path / "blobs", fsync=False, read_only=True)])
+    assert not alone.durable and alone.read_only and alone.location == first.location

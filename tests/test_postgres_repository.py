@@ -228,3 +228,41 @@ def test_a_copied_folder_is_refused_and_the_original_keeps_its_data(shared, tmp_
     # The same folder by another name (a symbolic link) is the repository itself.
     (tmp_path / "link").symlink_to(root)
     assert Butler(tmp_path / "link", collections="sfm").get("x", visit=1)[3] == 3
+
+
+def _terminate_other_backends(url):
+    """What a server restart or an administrator does to every other connection."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+def test_a_dropped_pack_index_connection_is_opened_again_or_a_clean_error(postgres_url, tmp_path):
+    from compstore.cas import LocalBlobStore
+    from compstore.cas._pack_pg import PgPackIndex
+    from compstore.errors import BlobStoreError
+    from compstore.registry._engine import make_url
+    from compstore.registry._postgres import conninfo
+
+    index = PgPackIndex(conninfo(make_url(postgres_url)))
+    store = LocalBlobStore(tmp_path / "blobs", packs=True, pack_index=index, fsync=False)
+    first = store.put_document(b'{"a":1}')
+    store.sync()
+    _terminate_other_backends(postgres_url)
+    # Reads (and the idempotent add) reconnect once and go on.
+    fresh = LocalBlobStore(tmp_path / "blobs", packs=True, pack_index=index, fsync=False)
+    assert fresh.get_document(first) == b'{"a":1}'
+    _terminate_other_backends(postgres_url)
+    second = fresh.put_document(b'{"b":2}')
+    fresh.sync()
+    assert list(fresh.iter_documents()) == sorted([first, second])
+    # A delete is not run twice (its first run may have committed): a clean error.
+    _terminate_other_backends(postgres_url)
+    with pytest.raises(BlobStoreError, match="pack index .*pack_member.* try again") as caught:
+        fresh.delete(second)
+    assert isinstance(caught.value.__cause__, psycopg.OperationalError)
+    fresh.delete(second)  # the next call has a new connection
+    assert not fresh.has_document(second)
+    index.close()

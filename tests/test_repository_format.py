@@ -75,6 +75,45 @@ def test_newer_minor_versions_of_both_majors_open_read_only(tmp_path):
             Butler(root).register_dataset_type("x", ("visit",), "Wcs")
 
 
+def test_the_blob_store_of_a_newer_minor_version_refuses_writes_below_the_butler(tmp_path):
+    import pytest
+
+    from compstore._repository import Repository
+    from compstore.cas import LocalBlobStore
+    from compstore.errors import BlobStoreError
+
+    root = tmp_path / "repo"
+    Butler.create(root)
+    b = _butler(root)
+    exposure = make_exposure(1, 0, size=64)
+    b.put(exposure, "calexp", visit=1, detector=0)
+    config = root / "compstore.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "version": "2.7"}))
+    before = sorted(p.relative_to(root) for p in (root / "blobs").rglob("*"))
+    blobs = Repository.open(root).blobs
+    assert blobs.read_only and repr(blobs).endswith("read_only=True)")
+    [digest, *_] = blobs.iter_arrays()
+    with pytest.raises(BlobStoreError, match="read-only"):
+        blobs.put_document(b"[]")
+    with pytest.raises(BlobStoreError, match="read-only"):
+        blobs.put_array(np.arange(3))
+    with pytest.raises(BlobStoreError, match="read-only"):
+        blobs.delete(digest)
+    with pytest.raises(BlobStoreError, match="read-only"):
+        blobs.component_path(digest)  # packed: writing it out is a write
+    blobs.close()
+    # The Butler reads it, and hands stock zarr the array from outside the repository.
+    reader = Butler(root, collections="sfm")
+    np.testing.assert_array_equal(reader.get("calexp", visit=1, detector=0).image, exposure.image)
+    path = reader.component_path("calexp.image", visit=1, detector=0)
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[...], exposure.image)
+    direct = LocalBlobStore(root / "blobs", packs=True, read_only=True)
+    with pytest.raises(BlobStoreError, match="read-only"):
+        direct.put_new_array(np.arange(5.0))
+    direct.close()
+    assert sorted(p.relative_to(root) for p in (root / "blobs").rglob("*")) == before
+
+
 def test_create_without_fsync_makes_the_same_repository(tmp_path, monkeypatch):
     """fsync=False creates the same files and a Butler that does not fsync; nothing is lost in-process."""
     import os

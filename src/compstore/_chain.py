@@ -134,6 +134,22 @@ class ChainedBlobStore(BlobStore):
             f"no {kind} {digest} in any of the {len(self.stores)} repositories searched"
         )
 
+    @property
+    def durable(self) -> bool:
+        """Whether the first store (where writes go) is durable."""
+        return self.first.durable
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the first store (where writes go) refuses writes."""
+        return self.first.read_only
+
+    @property
+    def location(self) -> str:
+        """The first store's location, and how many stores are read after it."""
+        more = len(self.stores) - 1
+        return self.first.location + (f" (then {more} more, only read)" if more else "")
+
     # -- reads: the first store that holds the digest ---------------------------
     def get_array(self, digest: str, region: RegionLike = None) -> np.ndarray:
         for store in self.stores[:-1]:

@@ -28,7 +28,7 @@ from typing import Any
 from . import _s3repo
 from ._atomic import write_atomic
 from ._s3repo import S3Location, is_s3_url
-from .cas import LocalBlobStore, S3BlobStore, parse_json
+from .cas import BlobStore, LocalBlobStore, parse_json
 from .cas._pack_pg import PgPackIndex
 from .errors import (
     BlobStoreError,
@@ -310,7 +310,7 @@ class Repository:
     root: Path | str
     config: dict[str, Any]
     registry: Registry
-    blobs: LocalBlobStore | S3BlobStore
+    blobs: BlobStore
     read_only: bool
     #: Where it is, canonical: the resolved folder, or ``s3://bucket/prefix``.
     location: str = ""
@@ -480,7 +480,9 @@ class Repository:
                 index = _shared_pack_index(url)
         else:
             registry = _shared_registry(path / _REGISTRY_NAME)
-        blobs = LocalBlobStore(path / _BLOBS_NAME, fsync=fsync, packs=major >= 2, pack_index=index)
+        blobs = LocalBlobStore(
+            path / _BLOBS_NAME, fsync=fsync, packs=major >= 2, pack_index=index, read_only=read_only
+        )
         return cls(root=path, config=config, registry=registry, blobs=blobs, read_only=read_only)
 
     # -- on object storage ------------------------------------------------------------

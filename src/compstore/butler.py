@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from ._defined import read_defined, register_aggregate, register_join
 from ._repository import Repository
 from .cache import ObjectCache, shared_cache
-from .cas import LocalBlobStore
+from .cas import S3BlobStore
+from .cas._local import require_local
 from .objects._astropy import from_astropy
 from .errors import (
     BlobStoreError,
@@ -450,7 +451,7 @@ class Butler:
         self.blobs.sync()
         refs = []
         # Rows as durable as the components: a Butler without fsync skips the WAL's too.
-        with self.registry.transaction(durable=self.blobs.fsync):
+        with self.registry.transaction(durable=self.blobs.durable):
             for (_, dtype, full_id), manifest in zip(prepared, manifests, strict=True):
                 ref = self.registry.insert_dataset(dtype.name, full_id, run, manifest)
                 if provenance is not None:
@@ -589,7 +590,7 @@ class Butler:
         # Durability order: components and manifests reach the disk, then the rows.
         self.blobs.sync()
         refs = []
-        with self.registry.transaction(durable=self.blobs.fsync):
+        with self.registry.transaction(durable=self.blobs.durable):
             for dtype, full_id, manifest, existing in pending:
                 if existing is None:
                     existing = self.registry.insert_dataset(dtype.name, full_id, run, manifest)
@@ -1000,7 +1001,7 @@ class Butler:
         if not dry_run:
             self._check_writeable()
         wanted = [refs] if isinstance(refs, DatasetRef) else list(refs)
-        with self.registry.transaction(durable=self.blobs.fsync):
+        with self.registry.transaction(durable=self.blobs.durable):
             removed = self._removal(wanted, referrers)
             if not dry_run:
                 self.registry.remove_datasets(removed)
@@ -1050,7 +1051,7 @@ class Butler:
                 f"collection {name!r} is {self.registry.collection_type(name).name}, not RUN: "
                 "remove_run removes RUN collections only"
             )
-        with self.registry.transaction(durable=self.blobs.fsync):
+        with self.registry.transaction(durable=self.blobs.durable):
             wanted = self._all_refs([name])
             removed = self._removal(wanted, referrers)
             if not dry_run:
@@ -1188,26 +1189,25 @@ class Butler:
                 f"its array components are: {', '.join(arrays) or 'none'}"
             )
         digest = entry["array"]
-        if not isinstance(self.blobs, LocalBlobStore):
+        if isinstance(self.blobs, S3BlobStore):
             raise BlobStoreError(
                 f"{name} is the zarr array {self.blobs.url}/arrays/{digest[:2]}/{digest} on "
                 "object storage, not a local folder: open it there with zarr (an "
                 f"ObjectStore), or as a group with butler.zarr_store({parsed.dataset_type!r}, ...)"
             )
-        if hasattr(self.blobs, "packed_array_files"):
-            from .zarr_view._paths import outside_folder
+        blobs = require_local(self.blobs, "component_path")
+        from .zarr_view._paths import outside_folder
 
-            if self._repo.read_only:
-                return outside_folder(self.blobs, digest)
-            try:
-                return self.blobs.root / self.blobs.component_path(digest)
-            except (OSError, BlobStoreError) as exc:
-                cause = exc if isinstance(exc, OSError) else exc.__cause__
-                if getattr(cause, "errno", None) not in (errno.EACCES, errno.EPERM, errno.EROFS):
-                    raise
-                # Read-only files or mount: written outside the repository instead.
-                return outside_folder(self.blobs, digest)
-        return self.blobs.root / self.blobs.component_path(digest)
+        if self._repo.read_only:
+            return outside_folder(blobs, digest)
+        try:
+            return blobs.root / blobs.component_path(digest)
+        except (OSError, BlobStoreError) as exc:
+            cause = exc if isinstance(exc, OSError) else exc.__cause__
+            if getattr(cause, "errno", None) not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            # Read-only files or mount: written outside the repository instead.
+            return outside_folder(blobs, digest)
 
     def zarr_store(
         self,

@@ -31,7 +31,7 @@ import sqlite3
 import sys
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -118,8 +118,8 @@ def remember_generation(blobs: BlobStore, cache: ObjectCache) -> None:
     """Record the gc generation for ``cache`` before it caches anything (a Butler opening).
 
     Read under the shared lock, so a sweep in progress finishes first: what
-    the cache loads afterwards was stored after that sweep. (A blob store
-    that is not a folder has no gc, and nothing to record.)
+    the cache loads afterwards was stored after that sweep. Only a
+    `LocalBlobStore` is ever swept: for another store, nothing to record.
     """
     if not isinstance(blobs, LocalBlobStore):
         return
@@ -143,6 +143,7 @@ def put_guard(blobs: BlobStore, cache: ObjectCache) -> Iterator[None]:
 
     If a sweep ran since ``cache`` last looked, the digests it remembers are
     forgotten first, so that the put checks (and writes again) what it needs.
+    Only a `LocalBlobStore` is ever swept: another store takes no lock.
 
     Raises
     ------
@@ -175,7 +176,7 @@ def collect_garbage(
     registry
         The repository's registry.
     blobs
-        Its blob store.
+        Its blob store, a `LocalBlobStore` (gc sweeps its files).
     dry_run
         Count what would be deleted; change nothing (takes no exclusive lock).
     progress
@@ -193,12 +194,13 @@ def collect_garbage(
         tell what it needs, so it stops before deleting anything (run
         `compstore verify`).
     BlobStoreError
-        If the blob store cannot be listed or changed.
+        If the blob store cannot be listed or changed, or is not a `LocalBlobStore`.
     """
     if not isinstance(blobs, LocalBlobStore):
         raise BlobStoreError(
-            f"gc runs on a repository folder only; {blobs!r} is not one (on object storage, "
-            "unreferenced objects are left in place: docs/object-storage.md)"
+            f"gc works on a blob store in a local folder; {blobs.location} is a "
+            f"{type(blobs).__name__} (on object storage, unreferenced objects are left in "
+            "place: docs/object-storage.md)"
         )
     start = time.perf_counter()
     live: set[str] = set()

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING
 
 from ._progress import progress_bar
 from .cas import BlobStore, LocalBlobStore
-from .cas._local import _Pending
 from .cas._pack import KIND_ARRAY, KIND_DOCUMENT, PACK_MAX_BYTES, PackedMember
+from .cas._packwrite import Pending
 from .cas._sums import SUMS_NAME
 from .errors import BlobStoreError, ConflictingDatasetError, DatasetNotFoundError
 from .gc import put_guard
@@ -118,7 +118,7 @@ def closure(source: Butler, refs: Sequence[DatasetRef]) -> dict[str, str]:
 def _small(dst: LocalBlobStore, digest: str, kind: str, members: list[tuple[str, bytes]], key: str | None) -> None:
     """Hand a small component's files to ``dst``: into its next pack, else as files."""
     if dst.packs:
-        dst._add_pending(digest, _Pending(kind, members, key))
+        dst._add_pending(digest, Pending(kind, members, key))
         return
     if kind == KIND_DOCUMENT:
         dst.put_document(members[0][1], digest)  # digest given: not hashed again
@@ -192,7 +192,7 @@ def copy_component(src: LocalBlobStore, dst: LocalBlobStore, digest: str, kind: 
         if kind == KIND_DOCUMENT:
             _small(dst, digest, kind, [(f"documents/{digest}.json", first)], None)
             return len(first)
-        key = found.key if isinstance(found, (PackedMember, _Pending)) else None
+        key = found.key if isinstance(found, (PackedMember, Pending)) else None
         members = [(f"arrays/{digest}/zarr.json", first)]
         if key is not None and data is not None:
             members.append((f"arrays/{digest}/{key}", data))
@@ -305,7 +305,7 @@ def _insert(
     src, dst = source.registry, dest.registry
     out: list[DatasetRef] = []
     added = 0
-    with dst.transaction(durable=dest.blobs.fsync):
+    with dst.transaction(durable=dest.blobs.durable):
         types = {ref.dataset_type for ref in refs} | set(dataset_types)
         for name in sorted(types):
             _register_type(dest, src.get_dataset_type(name))
@@ -404,7 +404,7 @@ def copy_datasets(
         out: list[DatasetRef] = []
         added = 0
         collections: dict[str, None] = {}
-        with dest.registry.transaction(durable=dst.fsync):
+        with dest.registry.transaction(durable=dst.durable):
             for member, part, types in parts:
                 rows, n, named = _insert(member, dest, part, types)
                 out.extend(rows)
@@ -497,7 +497,7 @@ def subset(
     from .butler import Butler
 
     refs, names = _chosen(source, dataset_types, where, collections)  # bad input: before creating
-    target = Butler.create(dest, fsync=source.blobs.fsync)
+    target = Butler.create(dest, fsync=source.blobs.durable)
     return target, copy_datasets(source, target, refs, dataset_types=names, progress=progress)
 
 

@@ -12,6 +12,9 @@ class TestLocalBlobStore(BlobStoreTests):
     def make_store(self, tmp_path: pathlib.Path) -> BlobStore:
         return LocalBlobStore(tmp_path / "blobs")
 
+    def reopen_read_only(self, store: BlobStore, tmp_path: pathlib.Path) -> BlobStore:
+        return LocalBlobStore(tmp_path / "blobs", read_only=True)
+
 
 class TestLocalBlobStoreNoFsync(BlobStoreTests):
     def make_store(self, tmp_path: pathlib.Path) -> BlobStore:
@@ -23,6 +26,9 @@ class TestLocalBlobStorePacks(BlobStoreTests):
 
     def make_store(self, tmp_path: pathlib.Path) -> BlobStore:
         return LocalBlobStore(tmp_path / "blobs", packs=True)
+
+    def reopen_read_only(self, store: BlobStore, tmp_path: pathlib.Path) -> BlobStore:
+        return LocalBlobStore(tmp_path / "blobs", packs=True, read_only=True)
 
 
 class TestLocalBlobStorePacksNoFsync(BlobStoreTests):

@@ -184,7 +184,7 @@ def test_pack_index_rows(store: LocalBlobStore) -> None:
 def test_packs_and_their_folders_are_fsynced_before_their_rows(
     tmp_path: pathlib.Path, monkeypatch
 ) -> None:
-    import compstore.cas._local as local
+    import compstore.cas._packwrite as local
 
     events: list[str] = []
     real_file, real_dir = local.fsync_file, local.fsync_dir
@@ -215,7 +215,7 @@ def test_packs_and_their_folders_are_fsynced_before_their_rows(
 def test_a_pack_found_on_disk_unindexed_is_fsynced_again_before_its_rows(
     tmp_path: pathlib.Path, monkeypatch
 ) -> None:
-    import compstore.cas._local as local
+    import compstore.cas._packwrite as local
 
     events: list[str] = []
     real_file, real_dir = local.fsync_file, local.fsync_dir
@@ -278,7 +278,7 @@ def test_a_delete_by_another_store_object_is_seen_by_existence_checks(
 
 
 def test_many_pending_components_are_packed_before_sync(store: LocalBlobStore, monkeypatch) -> None:
-    import compstore.cas._local as local
+    import compstore.cas._packwrite as local
 
     monkeypatch.setattr(local, "PENDING_MAX_BYTES", 10_000)
     for i in range(10):
@@ -292,7 +292,7 @@ def test_many_pending_components_are_packed_before_sync(store: LocalBlobStore, m
 def test_failing_early_pack_writes_neither_fail_puts_nor_repeat_on_every_put(
     store: LocalBlobStore, monkeypatch
 ) -> None:
-    import compstore.cas._local as local
+    import compstore.cas._packwrite as local
 
     monkeypatch.setattr(local, "PENDING_MAX_BYTES", 10_000)
     real_add = store._index.add  # type: ignore[union-attr]

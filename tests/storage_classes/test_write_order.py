@@ -188,14 +188,15 @@ def test_one_big_array_named_twice_in_an_object_is_written_once() -> None:
 def test_one_small_array_named_twice_is_written_once_and_reported_reused(kind, tmp_path, monkeypatch) -> None:
     # Small arrays are hashed, looked up and stored in one put_new_array call: a
     # duplicate is neither written nor encoded, and encoding never holds the lock.
-    import compstore.cas._local as local
+    import compstore.cas._folders as folders
+    import compstore.cas._packwrite as packwrite
 
     encoded: list[bool] = []  # for each encoding: whether the store's lock was held
     written: list[str] = []
-    real_encode, real_write = local.encode_array_files, local.write_array_dir
-    monkeypatch.setattr(local, "encode_array_files",
+    real_encode, real_write = packwrite.encode_array_files, folders.write_array_dir
+    monkeypatch.setattr(packwrite, "encode_array_files",
                         lambda *a: encoded.append(store._lock._is_owned()) or real_encode(*a))
-    monkeypatch.setattr(local, "write_array_dir", lambda path, *a: written.append(path) or real_write(path, *a))
+    monkeypatch.setattr(folders, "write_array_dir", lambda path, *a: written.append(path) or real_write(path, *a))
     if kind == "memory":
         store: BlobStore = MemoryBlobStore()
     else:

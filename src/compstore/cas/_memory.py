@@ -30,6 +30,11 @@ class MemoryBlobStore(BlobStore):
         self._documents: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
+    @property
+    def location(self) -> str:
+        """``memory:<id>``: this process's memory (the store is gone with it)."""
+        return f"memory:{id(self):x}"
+
     def put_array(self, array: np.ndarray, digest: str | None = None) -> str:
         array, digest = prepare_array(array, digest)
         if digest not in self._arrays:

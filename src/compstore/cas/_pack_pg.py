@@ -9,12 +9,14 @@ Same methods and semantics as `PackIndex`; rows are checked the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from compstore.cas._pack import PackedMember, _checked
+from compstore.errors import BlobStoreError
 
 __all__ = ["PgPackIndex"]
 
@@ -44,7 +46,11 @@ class PgPackIndex:
     Notes
     -----
     One autocommit connection per process, used under a lock; each call is one
-    statement (so one transaction). A forked process opens its own.
+    statement (so one transaction). A forked process opens its own. A
+    connection the server dropped (a restart, an administrator's
+    ``pg_terminate_backend``, a network cut) is opened again and the
+    statement run once more, except `remove`, whose first run may have
+    committed; what still fails raises `BlobStoreError`, never a psycopg error.
     """
 
     def __init__(self, conninfo: str) -> None:
@@ -68,10 +74,47 @@ class PgPackIndex:
             self._pid = os.getpid()
         return self._conn
 
-    def _rows(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+    def _rows(self, sql: str, params: Any = (), *, retry: bool = True) -> list[tuple[Any, ...]]:
+        """Run one statement; ``retry``: once more on a new connection if the server dropped it.
+
+        Raises
+        ------
+        BlobStoreError
+            If the statement fails, naming the pack index and what to do.
+        """
+        import psycopg
+
         with self._lock:
-            cursor = self._connection().execute(sql, params)
-            return cursor.fetchall() if cursor.description else []
+            for attempt in range(2):
+                try:
+                    cursor = self._connection().execute(sql, params)
+                    return cursor.fetchall() if cursor.description else []
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    # The connection is gone (or never came): a new one next time.
+                    self._discard()
+                    if retry and not attempt:
+                        continue
+                    raise BlobStoreError(
+                        f"lost the connection to the pack index (table pack_member) in "
+                        f"{self._conninfo}: {_first_line(exc)}; check that the database "
+                        "server is up and reachable, then try again"
+                    ) from exc
+                except psycopg.Error as exc:
+                    raise BlobStoreError(
+                        f"the pack index (table pack_member) in {self._conninfo} failed: "
+                        f"{_first_line(exc)}"
+                    ) from exc
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    def _discard(self) -> None:
+        """Forget this process's connection (lock held), closing it if it still can be."""
+        import psycopg
+
+        conn, self._conn = self._conn, None
+        if conn is not None and self._pid == os.getpid():
+            # A broken connection may fail to close: it is dropped anyway.
+            with contextlib.suppress(psycopg.Error, OSError):
+                conn.close()
 
     def lookup(self, digest: str) -> PackedMember | None:
         """Where ``digest`` is packed, or None.
@@ -120,7 +163,11 @@ class PgPackIndex:
 
     def remove(self, digest: str) -> bool:
         """Forget ``digest``; whether it was there (its bytes stay in the pack)."""
-        return bool(self._rows("DELETE FROM pack_member WHERE digest = %s RETURNING 1", (digest,)))
+        # Not retried: if the connection broke after the commit, a second run would
+        # find nothing and answer "was not there".
+        return bool(
+            self._rows("DELETE FROM pack_member WHERE digest = %s RETURNING 1", (digest,), retry=False)
+        )
 
     def digests(self, kind: str) -> Iterator[str]:
         """The digests of one kind, sorted."""
@@ -135,3 +182,7 @@ class PgPackIndex:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
             self._conn = None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -177,6 +177,16 @@ class S3BlobStore(BlobStore):
         """``s3://<bucket>/<prefix>``."""
         return f"s3://{self._bucket}/{self._prefix}".rstrip("/")
 
+    @property
+    def durable(self) -> bool:
+        """True: an object is stored durably once its PUT has returned."""
+        return True
+
+    @property
+    def location(self) -> str:
+        """The store's `url`."""
+        return self.url
+
     def __repr__(self) -> str:
         return f"S3BlobStore({self.url!r})"
 

@@ -243,6 +243,34 @@ class BlobStore(ABC):
             If an fsync or rename fails.
         """
 
+    # -- what a user of the store may rely on ----------------------------------
+    @property
+    def durable(self) -> bool:
+        """Whether what :meth:`sync` returned from survives a crash or a power cut.
+
+        A caller committing a registry row that names new components commits
+        it durably when the store is durable (`compstore.Butler` does). The
+        default is False; a store that flushes its writes says True.
+        """
+        return False
+
+    @property
+    def read_only(self) -> bool:
+        """Whether every write (put, delete) is refused; reads work as usual.
+
+        The default is False. A read-only store raises `BlobStoreError` from
+        every put and delete; :meth:`sync` and :meth:`close` do nothing.
+        """
+        return False
+
+    @property
+    def location(self) -> str:
+        """Where the store keeps its components, for messages (a folder, a URL).
+
+        Printable only: not a path to open. The default is the store's ``repr``.
+        """
+        return repr(self)
+
     # -- concrete helpers -----------------------------------------------------
     def component_path(self, digest: str) -> str:
         """Return an array's path relative to the blob store root: ``"arrays/<d[:2]>/<d>"``.

@@ -45,7 +45,7 @@ from compstore.cas import (
     digest_bytes,
     digest_json,
 )
-from compstore.errors import BlobNotFoundError, EncodingError
+from compstore.errors import BlobNotFoundError, BlobStoreError, EncodingError
 
 __all__ = ["DTYPES", "SHAPES", "BlobStoreTests", "BlobStoreStateMachine"]
 
@@ -110,9 +110,53 @@ class BlobStoreTests:
         """Return a new, empty store; ``tmp_path`` is a fresh folder it may use."""
         raise NotImplementedError
 
+    def reopen_read_only(self, store: BlobStore, tmp_path: pathlib.Path) -> BlobStore | None:
+        """Return a read-only store over ``store``'s components (synced), or None.
+
+        None (the default) skips the read-only tests: a backend that can be
+        opened read-only overrides this.
+        """
+        return None
+
     @pytest.fixture
     def store(self, tmp_path: pathlib.Path) -> BlobStore:
         return self.make_store(tmp_path)
+
+    # -- what the store says about itself ---------------------------------------
+    def test_durable_read_only_location(self, store: BlobStore) -> None:
+        assert isinstance(store.durable, bool)
+        assert store.read_only is False  # make_store makes a store to write into
+        assert isinstance(store.location, str) and store.location
+
+    def test_a_read_only_store_refuses_every_write(
+        self, store: BlobStore, tmp_path: pathlib.Path
+    ) -> None:
+        array = sample_array("<f4", (3, 4))
+        a = store.put_array(array)
+        d = store.put_document(b'{"a":1}')
+        store.sync()
+        reader = self.reopen_read_only(store, tmp_path)
+        if reader is None:
+            pytest.skip("this backend is not opened read-only")
+        assert reader.read_only is True
+        _assert_same(reader.get_array(a), array)
+        assert reader.get_document(d) == b'{"a":1}'
+        other = sample_array("<i2", (5,))
+        writes: list[Callable[[], Any]] = [
+            lambda: reader.put_array(other),
+            lambda: reader.put_array(array),  # present already: refused all the same
+            lambda: reader.put_new_array(other),
+            lambda: reader.put_document(b"[]"),
+            lambda: reader.delete(a),
+            lambda: reader.delete(d),
+        ]
+        for write in writes:
+            with pytest.raises(BlobStoreError, match="read-only"):
+                write()
+        reader.sync()
+        reader.close()  # nothing to write: both do nothing
+        assert sorted(store.iter_arrays()) == [a]
+        assert sorted(store.iter_documents()) == [d]
 
     # -- arrays ---------------------------------------------------------------
     @pytest.mark.parametrize("dtype", DTYPES)

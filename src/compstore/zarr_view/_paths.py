@@ -18,8 +18,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
+from ..cas import LocalBlobStore
 from ..errors import BlobStoreError
 
 __all__ = ["cache_root", "outside_folder"]
@@ -34,7 +34,7 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "compstore"
 
 
-def outside_folder(blobs: Any, digest: str) -> Path:
+def outside_folder(blobs: LocalBlobStore, digest: str) -> Path:
     """The zarr folder of array ``digest``, without writing into the repository.
 
     An array stored as a folder is that folder; a packed one is written out
