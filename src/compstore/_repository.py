@@ -231,30 +231,30 @@ def _clear_half_made(path: Path) -> None:
             target.unlink()
 
 
-def _create_registry_database(url: str, path: Path) -> None:
-    """Create the registry in database ``url`` for the repository folder ``path``.
+def _create_registry_database(url: str, creator: str) -> None:
+    """Create the registry in database ``url`` (or SQLite file) for the repository ``creator``.
 
-    The registry records ``path`` as its creator. A registry found there that
-    this folder created, still empty, is what a create killed before writing
-    the config left: it is kept and the create goes on (the folder holds no
-    config, or `Repository.create` would not get here).
+    ``creator`` is the repository's resolved folder, or its ``s3://`` URL; the
+    registry records it. A registry found there that this repository created,
+    still empty, is what a create killed before writing the config left: it
+    is kept and the create goes on (there is no config, or `Repository.create`
+    would not get here).
 
     Raises
     ------
     RepositoryExistsError
-        If the database holds another registry, or one with data.
+        If the database holds another repository's registry, or one with data.
     """
-    creator = str(path.resolve())
     try:
         Registry.create(url, creator=creator).close()
     except RepositoryExistsError:
         found = Registry.created_by(url)
         if found is None or found[0] != creator or found[1]:
-            who = "no recorded folder" if found is None or found[0] is None else found[0]
+            who = "no recorded repository" if found is None or found[0] is None else found[0]
             raise RepositoryExistsError(
                 f"a registry exists already at {url} (created for {who}"
                 + (f", holding {found[1]} dataset types, collections and datasets" if found and found[1] else "")
-                + "): give each repository an empty database of its own"
+                + "): give each repository a registry of its own"
             ) from None
 
 
@@ -395,7 +395,7 @@ class Repository:
                 store = LocalBlobStore(path / _BLOBS_NAME, fsync=fsync)
             else:
                 with _reaching(registry):
-                    _create_registry_database(registry, path)
+                    _create_registry_database(registry, str(path.resolve()))
                     index = _shared_pack_index(registry)  # creates its table
                 store = LocalBlobStore(
                     path / _BLOBS_NAME, packs=True, pack_index=index, fsync=fsync
@@ -516,8 +516,11 @@ class Repository:
                 )
         except BlobStoreError as exc:
             raise RepositoryError(str(exc)) from None
-        with _reaching(target) if target.startswith("postgresql") else contextlib.nullcontext():
-            _s3repo.create_registry(target, loc.url)
+        pg = target.startswith("postgresql")
+        with _reaching(target) if pg else contextlib.nullcontext():
+            if not pg and not Path(target).parent.is_dir():
+                raise RepositoryError(f"the folder of the registry file {target} does not exist")
+            _create_registry_database(target, loc.url)
         version = FORMAT_VERSION_S3
         config = {
             "format": FORMAT_NAME,

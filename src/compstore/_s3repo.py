@@ -32,13 +32,12 @@ from .cas import S3BlobStore
 from .errors import (
     BlobStoreError,
     RepositoryError,
-    RepositoryExistsError,
     RepositoryFormatError,
     RepositoryNotFoundError,
 )
 from .registry import Registry
 
-__all__ = ["S3_SCHEME", "S3Location", "create_registry", "is_s3_url", "parse_s3_url", "registry_target"]
+__all__ = ["S3_SCHEME", "S3Location", "is_s3_url", "parse_s3_url", "registry_target"]
 
 S3_SCHEME: Final = "s3://"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -125,35 +124,6 @@ def registry_target(registry: str | os.PathLike[str] | None, url: str) -> str:
             f"a SQLite file path ending {', '.join(_SQLITE_SUFFIXES)}"
         )
     return str(Path(text).expanduser().resolve())
-
-
-def create_registry(target: str, url: str) -> None:
-    """Create the registry ``target`` (a URL or a SQLite path) for the repository ``url``.
-
-    A registry found there that this repository created, still empty, is kept
-    (a create killed before its config). Others are refused.
-
-    Raises
-    ------
-    RepositoryExistsError
-        If ``target`` holds a registry of another repository, or one with data.
-    """
-    if not target.startswith("postgresql"):
-        folder = Path(target).parent
-        if not folder.is_dir():
-            raise RepositoryError(f"the folder of the registry file {target} does not exist")
-    try:
-        Registry.create(target, creator=url).close()
-    except RepositoryExistsError:
-        found = Registry.created_by(target)
-        if found is None or found[0] != url or found[1]:
-            who = "no recorded repository" if found is None or found[0] is None else found[0]
-            raise RepositoryExistsError(
-                f"a registry exists already at {target} (created for {who}"
-                + (f", holding {found[1]} dataset types, collections and datasets"
-                   if found and found[1] else "")
-                + "): give each repository a registry of its own"
-            ) from None
 
 
 def check_registry_owner(target: str, url: str) -> None:
