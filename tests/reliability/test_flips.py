@@ -33,7 +33,7 @@ import pytest
 from compstore import Butler
 from compstore.errors import CompstoreError
 from compstore.objects import Box2I
-from compstore.testing.repository import copy_repository, fingerprint
+from compstore.testing.repository import FlipTally, copy_repository, read_everything
 from compstore.testing.sky import make_catalog, make_exposure
 
 #: Flips per kind of file at scale 1 (536 in all when every kind is present; the
@@ -53,34 +53,17 @@ DATA_IDS = [(1, 0), (2, 1)]
 
 def _reads(root: Path) -> dict[str, Any]:
     """Every read of the flip test: name -> fingerprint, or ("error"/"traceback", text)."""
-    out: dict[str, Any] = {}
+    opened: list[Butler] = []
+
+    def open_butler() -> Butler:
+        opened.append(Butler(root, collections="sfm"))
+        return opened[-1]
+
     try:
-        butler = Butler(root, collections="sfm")
-    except CompstoreError as exc:
-        return {"open": ("error", str(exc))}
-    except Exception as exc:  # noqa: BLE001 (what we count)
-        return {"open": ("traceback", repr(exc))}
-    try:
-        for visit, detector in DATA_IDS:
-            for what, parameters in (
-                ("calexp", None),
-                ("calexp cut-out", {"bbox": Box2I((100, 150), (60, 50))}),
-                ("src", None),
-            ):
-                butler.cache.clear()
-                key = f"{what} {visit} {detector}"
-                try:
-                    obj = butler.get(what.split()[0], visit=visit, detector=detector,
-                                     parameters=parameters)  # fmt: skip
-                    out[key] = fingerprint(obj)
-                except CompstoreError as exc:
-                    out[key] = ("error", str(exc))
-                except Exception as exc:  # noqa: BLE001
-                    out[key] = ("traceback", repr(exc))
+        return read_everything(open_butler, DATA_IDS, Box2I((100, 150), (60, 50)))
     finally:
-        butler.cache.clear()
-        butler.registry.close()
-    return out
+        for butler in opened:
+            butler.registry.close()
 
 
 @pytest.fixture(scope="module")
@@ -149,34 +132,16 @@ def test_flipped_bytes_never_read_silently_wrong(template, tmp_path, reliability
             path, first, end = rng.choices(ranges, weights)[0]
             flips.append((kind, path, rng.randrange(first, end)))
 
-    counts: collections.Counter[str] = collections.Counter()
-    by_kind: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    bad: list[str] = []
+    tally = FlipTally(expected)
+    counts, bad = tally.counts, tally.bad
     for kind, path, offset in flips:
         original = path.read_bytes()
         damaged = bytearray(original)
         damaged[offset] ^= rng.randrange(1, 256)
         path.write_bytes(bytes(damaged))
         try:
-            got = _reads(root)
-            outcomes = {}
-            for key, value in got.items():
-                if isinstance(value, str):
-                    outcomes[key] = "same" if value == expected.get(key) else "wrong"
-                else:
-                    outcomes[key] = value[0]
-                    if value[0] == "traceback":
-                        bad.append(f"{kind} {path.name}@{offset}: {key}: {value[1]}")
-            wrong = [k for k, o in outcomes.items() if o == "wrong"]
-            if wrong:
-                bad.append(f"{kind} {path.name}@{offset}: silently wrong {wrong}")
-            counts["flips"] += 1
-            counts["silent_wrong"] += bool(wrong)
-            counts["tracebacks"] += "traceback" in outcomes.values()
-            damaging = any(o != "same" for o in outcomes.values())
-            counts["damaging"] += damaging
-            by_kind[kind]["damaging" if damaging else "harmless"] += 1
-            if damaging:
+            outcomes = tally.add(kind, f"{path.name}@{offset}", _reads(root))
+            if any(o != "same" for o in outcomes.values()):
                 named = _verify_names(root, outcomes)
                 counts["verify_named" if named else "verify_missed"] += 1
                 if not named:
@@ -193,7 +158,7 @@ def test_flipped_bytes_never_read_silently_wrong(template, tmp_path, reliability
         tracebacks=counts["tracebacks"],
         verify_named=counts["verify_named"],
         verify_missed=counts["verify_missed"],
-        **{k.replace(" ", "_").replace(".", "_"): dict(v) for k, v in sorted(by_kind.items())},
+        **tally.by_kind_figures(),
     )
     assert counts["flips"] >= 500 * reliability_scale, counts  # the issue's minimum, per scale
     assert not bad, "\n".join(bad[:30])

@@ -20,12 +20,10 @@ import random
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from compstore import Butler
-from compstore.errors import CompstoreError
 from compstore.objects import Box2I
-from compstore.testing.repository import fingerprint
+from compstore.testing.repository import FlipTally, read_everything
 from compstore.testing.sky import make_catalog, make_exposure
 
 #: Flips per kind of object at scale 1.
@@ -42,34 +40,11 @@ DATA_IDS = [(1, 0), (2, 1)]
 
 
 def _reads(url: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
     from compstore import _repository
 
     _repository._registries.clear()  # as a new process: the registry's owner is checked again
-    try:
-        butler = Butler(url, collections="sfm")
-    except CompstoreError as exc:
-        return {"open": ("error", str(exc))}
-    except Exception as exc:  # noqa: BLE001 (what we count)
-        return {"open": ("traceback", repr(exc))}
-    for visit, detector in DATA_IDS:
-        for what, parameters in (
-            ("calexp", None),
-            ("calexp cut-out", {"bbox": Box2I((100, 150), (60, 50))}),
-            ("src", None),
-        ):
-            butler.cache.clear()
-            key = f"{what} {visit} {detector}"
-            try:
-                obj = butler.get(what.split()[0], visit=visit, detector=detector,
-                                 parameters=parameters)  # fmt: skip
-                out[key] = fingerprint(obj)
-            except CompstoreError as exc:
-                out[key] = ("error", str(exc))
-            except Exception as exc:  # noqa: BLE001
-                out[key] = ("traceback", repr(exc))
-    butler.cache.clear()
-    return out
+    return read_everything(lambda: Butler(url, collections="sfm"), DATA_IDS,
+                           Box2I((100, 150), (60, 50)))  # fmt: skip
 
 
 def test_flipped_bytes_in_a_bucket_never_read_silently_wrong(
@@ -131,9 +106,8 @@ def test_flipped_bytes_in_a_bucket_never_read_silently_wrong(
             key, first, end = rng.choices(ranges, weights)[0]
             flips.append((kind, key, rng.randrange(first, end)))
 
-    counts: collections.Counter[str] = collections.Counter()
-    by_kind: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    bad: list[str] = []
+    tally = FlipTally(expected)
+    counts = tally.counts
     for kind, key, offset in flips:
         original = bytes(obstore.get(bucket, key).bytes())
         damaged = bytearray(original)
@@ -143,28 +117,12 @@ def test_flipped_bytes_in_a_bucket_never_read_silently_wrong(
             got = _reads(url)
         finally:
             obstore.put(bucket, key, original)
-        outcomes = {}
-        for name, value in got.items():
-            if isinstance(value, str):
-                outcomes[name] = "same" if value == expected.get(name) else "wrong"
-            else:
-                outcomes[name] = value[0]
-                if value[0] == "traceback":
-                    bad.append(f"{kind} {key}@{offset}: {name}: {value[1]}")
-        wrong = [k for k, o in outcomes.items() if o == "wrong"]
-        if wrong:
-            bad.append(f"{kind} {key}@{offset}: silently wrong {wrong}")
-        counts["flips"] += 1
-        counts["silent_wrong"] += bool(wrong)
-        counts["tracebacks"] += "traceback" in outcomes.values()
-        damaging = any(o != "same" for o in outcomes.values())
-        counts["damaging"] += damaging
-        by_kind[kind]["damaging" if damaging else "harmless"] += 1
+        tally.add(kind, f"{key}@{offset}", got)
     assert _reads(url) == expected  # every object restored
     reliability_counts(
         "s3 flips", flips=counts["flips"], damaging=counts["damaging"],
         silent_wrong=counts["silent_wrong"], tracebacks=counts["tracebacks"],
-        **{k.replace(" ", "_").replace(".", "_"): dict(v) for k, v in sorted(by_kind.items())},
+        **tally.by_kind_figures(),
     )
     assert counts["flips"] >= 200 * reliability_scale, counts
-    assert not bad, "\n".join(bad[:30])
+    assert not tally.bad, "\n".join(tally.bad[:30])

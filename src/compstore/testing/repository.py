@@ -9,7 +9,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["blob_bytes", "copy_repository", "fingerprint", "make_calexp_repository"]
+__all__ = [
+    "FlipTally",
+    "blob_bytes",
+    "copy_repository",
+    "fingerprint",
+    "make_calexp_repository",
+    "read_everything",
+]
 
 
 def blob_bytes(root: str | os.PathLike[str]) -> int:
@@ -123,3 +130,80 @@ def fingerprint(obj: Any) -> str:
         feed(obj.wcs)
         feed(obj.calib)
     return h.hexdigest()
+
+
+def read_everything(
+    open_butler: Any, data_ids: Any, bbox: Any
+) -> dict[str, Any]:
+    """Every read of the flip tests: name -> `fingerprint`, or ``("error"|"traceback", text)``.
+
+    ``open_butler()`` opens the repository (its errors are outcomes too); each
+    data ID's ``calexp`` is read whole and as the cut-out ``bbox``, its ``src``
+    whole, each with the identity cache empty.
+    """
+    from compstore.errors import CompstoreError
+
+    out: dict[str, Any] = {}
+    try:
+        butler = open_butler()
+    except CompstoreError as exc:
+        return {"open": ("error", str(exc))}
+    except Exception as exc:  # noqa: BLE001 (what the tests count)
+        return {"open": ("traceback", repr(exc))}
+    try:
+        for visit, detector in data_ids:
+            for what, parameters in (("calexp", None), ("calexp cut-out", {"bbox": bbox}),
+                                     ("src", None)):  # fmt: skip
+                butler.cache.clear()
+                key = f"{what} {visit} {detector}"
+                try:
+                    obj = butler.get(what.split()[0], visit=visit, detector=detector,
+                                     parameters=parameters)  # fmt: skip
+                    out[key] = fingerprint(obj)
+                except CompstoreError as exc:
+                    out[key] = ("error", str(exc))
+                except Exception as exc:  # noqa: BLE001
+                    out[key] = ("traceback", repr(exc))
+    finally:
+        butler.cache.clear()
+    return out
+
+
+class FlipTally:
+    """The counts of a flip test: each flip's reads against the reads before any damage."""
+
+    def __init__(self, expected: Mapping[str, Any]) -> None:
+        import collections
+
+        self.expected = dict(expected)
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.by_kind: dict[str, collections.Counter[str]] = collections.defaultdict(
+            collections.Counter
+        )
+        self.bad: list[str] = []
+
+    def add(self, kind: str, where: str, got: Mapping[str, Any]) -> dict[str, str]:
+        """Count one flip of ``kind`` at ``where``; return each read's outcome
+        (``same``, ``wrong``, ``error``, ``traceback``)."""
+        outcomes = {}
+        for name, value in got.items():
+            if isinstance(value, str):
+                outcomes[name] = "same" if value == self.expected.get(name) else "wrong"
+            else:
+                outcomes[name] = value[0]
+                if value[0] == "traceback":
+                    self.bad.append(f"{kind} {where}: {name}: {value[1]}")
+        wrong = [k for k, o in outcomes.items() if o == "wrong"]
+        if wrong:
+            self.bad.append(f"{kind} {where}: silently wrong {wrong}")
+        damaging = any(o != "same" for o in outcomes.values())
+        self.counts["flips"] += 1
+        self.counts["silent_wrong"] += bool(wrong)
+        self.counts["tracebacks"] += "traceback" in outcomes.values()
+        self.counts["damaging"] += damaging
+        self.by_kind[kind]["damaging" if damaging else "harmless"] += 1
+        return outcomes
+
+    def by_kind_figures(self) -> dict[str, dict[str, int]]:
+        """``by_kind`` with names fit for keyword arguments."""
+        return {k.replace(" ", "_").replace(".", "_"): dict(v) for k, v in sorted(self.by_kind.items())}
