@@ -190,9 +190,6 @@ class S3BlobStore(BlobStore):
     def __repr__(self) -> str:
         return f"S3BlobStore({self.url!r})"
 
-    #: Every PUT is durable when it returns (what `LocalBlobStore.fsync` chooses).
-    fsync: Final = True
-
     def verify(self, digest: str) -> None:
         """As `BlobStore.verify`, reading from the server: never the local cache or memory.
 
