@@ -250,8 +250,9 @@ class S3BlobStore(BlobStore):
         arrays not yet known first, then documents and whole data files -- and
         keeps the bytes for `get_document`/`get_array` to take (once), which
         check them as they check what they fetch; at most 512 MiB are held,
-        the oldest dropped first (what a failed read left is not kept long). What is in the local cache is not fetched. Best
-        effort: a failed GET is left for the read itself to meet and report.
+        the oldest dropped first (what a failed read left is not kept long).
+        What is in the local cache is not fetched. Best effort: a failed GET
+        is left for the read itself to meet and report.
         """
         local = self._cache
 

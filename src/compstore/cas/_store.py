@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -241,6 +241,15 @@ class BlobStore(ABC):
         ------
         BlobStoreError
             If an fsync or rename fails.
+        """
+
+    def prefetch(self, documents: Iterable[str] = (), arrays: Iterable[str] = ()) -> None:
+        """Fetch these components ahead of the reads that follow (a hint; may do nothing).
+
+        A reader that knows which components it will read next (a manifest
+        names them) says so; a store whose every request is a round trip
+        (object storage) fetches them at once. The default does nothing and
+        never iterates its arguments, so a caller may pass generators.
         """
 
     # -- what a user of the store may rely on ----------------------------------

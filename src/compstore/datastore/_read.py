@@ -181,26 +181,30 @@ class ObjectReader:
         return reader.get("value", parameters)
 
     def _prefetch(self, manifest: Manifest, *, arrays: bool) -> None:
-        """Let a store that reads ahead (object storage) fetch the manifest's components at once.
+        """Tell the store which components the manifest will read (`BlobStore.prefetch`).
 
         Those the identity cache holds are left out; so are arrays when
-        ``arrays`` is false (a cut-out reads only part of each).
+        ``arrays`` is false (a cut-out reads only part of each). Generators:
+        a store that does not read ahead never walks them.
         """
-        prefetch = getattr(self.blobs, "prefetch", None)
-        if prefetch is None:
-            return
-        documents, wanted = [], []
-        for entry in manifest.components.values():
-            if not isinstance(entry, Mapping):
-                continue  # (the read reports it)
-            if "document" in entry and entry["document"] not in self.cache:
-                documents.append(entry["document"])
-            elif "manifest" in entry and "manifest:" + str(entry["manifest"]) not in self.cache:
-                documents.append(entry["manifest"])
-            elif arrays and "array" in entry and entry["array"] not in self.cache:
-                wanted.append(entry["array"])
-        if documents or wanted:
-            prefetch(documents, wanted)
+        cache = self.cache
+        entries = manifest.components.values()
+
+        def documents() -> Iterator[str]:
+            for e in entries:
+                if not isinstance(e, Mapping):
+                    continue  # (the read reports it)
+                if "document" in e and e["document"] not in cache:
+                    yield e["document"]
+                elif "manifest" in e and "manifest:" + str(e["manifest"]) not in cache:
+                    yield e["manifest"]
+
+        def wanted() -> Iterator[str]:
+            for e in entries:
+                if isinstance(e, Mapping) and "array" in e and e["array"] not in cache:
+                    yield e["array"]
+
+        self.blobs.prefetch(documents(), wanted() if arrays else ())
 
     def read_entry(
         self,
