@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from .._s3repo import is_s3_url
 from ._options import EXIT_DAMAGE, progress_enabled
 
 __all__ = ["COMMANDS", "Command"]
@@ -68,7 +69,7 @@ def local_cache_option(repo: str | list[str]) -> str:
     repository needs none.
     """
     roots = [repo] if isinstance(repo, str) else repo
-    if not any(str(r).startswith("s3://") for r in roots):
+    if not any(is_s3_url(r) for r in roots):
         return ""
     option = f", local_cache={os.environ.get('COMPSTORE_LOCAL_CACHE') or '~/.cache/compstore'!r}"
     size = os.environ.get("COMPSTORE_LOCAL_CACHE_BYTES", "")
