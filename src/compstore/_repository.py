@@ -576,7 +576,7 @@ class Repository:
             registry = _shared_registry(target)
         blobs = _s3repo.open_store(loc, local_cache=local_cache, local_cache_bytes=local_cache_bytes)
         return cls(root=loc.url, config=config, registry=registry, blobs=blobs,
-                   read_only=minor > KNOWN_MINORS[major], location=loc.url)
+                   read_only=minor > KNOWN_MINORS[major])
 
 
 def _parse_config(raw: bytes, where: str) -> tuple[dict[str, Any], int, int]:
