@@ -42,6 +42,7 @@ from .registry import (
     DatasetType,
     DatasetTypeDefinition,
     Registry,
+    derived_dataset_id,
 )
 from .datastore import ObjectIO, WriteReport, entry_kind, walk
 from .storage_classes import CompositeStorageClass, get_storage_class
@@ -414,7 +415,10 @@ class Butler:
             ``(object, dataset_type, data_id)`` triples.
         provenance
             Recorded for every new dataset: ``task_label``, ``task_class``,
-            ``config`` (a JSON-able dict) and ``inputs`` (dataset UUIDs).
+            ``config`` (a JSON-able dict) and ``inputs`` (dataset UUIDs). With
+            provenance, each dataset's ID is derived from it (see
+            `compstore.registry.derived_dataset_id`) instead of random, so the same
+            task on the same inputs into a run of the same name writes the same IDs.
         report
             Accumulates what was written.
 
@@ -453,14 +457,22 @@ class Butler:
         # Rows as durable as the components: a Butler without fsync skips the WAL's too.
         with self.registry.transaction(durable=self.blobs.durable):
             for (_, dtype, full_id), manifest in zip(prepared, manifests, strict=True):
-                ref = self.registry.insert_dataset(dtype.name, full_id, run, manifest)
-                if provenance is not None:
+                if provenance is None:
+                    ref = self.registry.insert_dataset(dtype.name, full_id, run, manifest)
+                else:
+                    task_class = provenance["task_class"]
+                    config = dict(provenance.get("config", {}))
+                    inputs = [uuid.UUID(str(i)) for i in provenance.get("inputs", ())]
+                    # A produced dataset's ID is derived from its provenance: the same
+                    # pipeline on the same inputs writes the same IDs (registry._ids).
+                    dataset_id = derived_dataset_id(
+                        dtype.name, full_id, run, task_class, config, inputs
+                    )
+                    ref = self.registry.insert_dataset(
+                        dtype.name, full_id, run, manifest, id=dataset_id
+                    )
                     self.registry.record_provenance(
-                        ref.id,
-                        provenance["task_label"],
-                        provenance["task_class"],
-                        dict(provenance.get("config", {})),
-                        [uuid.UUID(str(i)) for i in provenance.get("inputs", ())],
+                        ref.id, provenance["task_label"], task_class, config, inputs
                     )
                 refs.append(ref)
         if _log.isEnabledFor(logging.DEBUG):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._definitions import DatasetTypeDefinition
 from ._dimensions import BUILTIN_DIMENSIONS
+from ._ids import derived_dataset_id
 from ._registry import Registry
 from ._types import CollectionType, DataId, DatasetRef, DatasetType
 from .where import parse_where
@@ -20,5 +21,6 @@ __all__ = [
     "DatasetType",
     "DatasetTypeDefinition",
     "Registry",
+    "derived_dataset_id",
     "parse_where",
 ]
