@@ -330,12 +330,17 @@ class Repository:
         fsync: bool = True,
         local_cache: str | os.PathLike[str] | None = None,
         local_cache_bytes: int | None = None,
+        fanout: bool = True,
     ) -> Repository:
         """Create a repository in ``root`` (a new or empty folder, or ``s3://bucket/prefix``).
 
         ``fsync=False`` skips flushing the 512 fan-out folders and their group
         files to disk one by one (most of a create's time); the config, written
         last, is always flushed. For scratch repositories and tests.
+
+        ``fanout=False`` does not make the fan-out folders now: they are made as
+        components land in them. For a repository filled in bulk right away (a
+        subset), where making all 512 would cost more than the copy itself.
 
         ``registry`` names a PostgreSQL database (``postgresql://user@host:port/db``,
         empty, no password) to hold the registry and the pack index instead of
@@ -400,7 +405,8 @@ class Repository:
                 store = LocalBlobStore(
                     path / _BLOBS_NAME, packs=True, pack_index=index, fsync=fsync
                 )
-            store.make_fanout()  # puts into a young repository skip mkdirs
+            if fanout:
+                store.make_fanout()  # puts into a young repository skip mkdirs
             config = {
                 "format": FORMAT_NAME,
                 "version": f"{version[0]}.{version[1]}",

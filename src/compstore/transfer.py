@@ -35,11 +35,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._progress import progress_bar
+from ._repository import Repository
 from .cas import BlobStore, LocalBlobStore
 from .cas._pack import KIND_ARRAY, KIND_DOCUMENT, PACK_MAX_BYTES, PackedMember
 from .cas._packwrite import Pending
 from .cas._sums import SUMS_NAME
-from .errors import BlobStoreError, ConflictingDatasetError, DatasetNotFoundError
+from .errors import BlobStoreError, ConflictingDatasetError, DatasetNotFoundError, RepositoryError
 from .gc import put_guard
 from .registry import CollectionType, DatasetRef, DatasetType
 
@@ -245,9 +246,8 @@ def _register_type(dest: Butler, dataset_type: DatasetType) -> None:
         )
 
 
-def _present(dest: Butler, ref: DatasetRef) -> bool:
-    """Whether ``dest`` has ``ref`` already (same UUID, type, run, manifest)."""
-    have = dest.registry.get_dataset(ref.id)
+def _present(dest: Butler, ref: DatasetRef, have: DatasetRef | None) -> bool:
+    """Whether ``dest`` has ``ref`` already (``have``: its dataset of the same UUID, if any)."""
     if have is None:
         return False
     if (have.dataset_type, have.run, have.manifest) != (ref.dataset_type, ref.run, ref.manifest):
@@ -313,9 +313,12 @@ def _insert(
             if set(definition.members) <= types:
                 dst.register_definition(definition)
         groups: dict[tuple[str, str, tuple[str, ...]], list[DatasetRef]] = {}
-        empty = dst.count_datasets() == 0  # a new subset: no row to look up per dataset
-        for ref in refs:
-            if not empty and _present(dest, ref):
+        # A new subset has no row to look up; otherwise one batched lookup of every ID.
+        haves: list[DatasetRef | None] = (
+            [None] * len(refs) if dst.count_datasets() == 0 else dst.get_datasets([r.id for r in refs])
+        )
+        for ref, have in zip(refs, haves, strict=True):
+            if _present(dest, ref, have):
                 out.append(ref)
                 continue
             key = (ref.dataset_type, ref.run, tuple(sorted(ref.data_id)))
@@ -332,9 +335,11 @@ def _insert(
                 )
             )
             added += len(group)
+        for run in sorted({ref.run for ref in refs}):
+            dst.register_run(run)
+        provenances = src.get_provenances([ref.id for ref in refs])
         for ref in refs:
-            dst.register_run(ref.run)
-            prov = src.get_provenance(ref.id)
+            prov = provenances.get(ref.id)
             if prov is not None:
                 dst.record_provenance(
                     ref.id, prov["task_label"], prov["task_class"], prov["config"], prov["input_ids"]
@@ -423,8 +428,7 @@ def copy_datasets(
 
 def _check_refs(source: Butler, refs: Sequence[DatasetRef]) -> None:
     """Refuse a ref that is not (with its manifest) a dataset of ``source``."""
-    for ref in refs:
-        have = source.registry.get_dataset(ref.id)
+    for ref, have in zip(refs, source.registry.get_datasets([r.id for r in refs]), strict=True):
         if have is None or have.manifest != ref.manifest:
             raise DatasetNotFoundError(
                 f"{ref.dataset_type} {dict(ref.data_id)} (ID {ref.id}) is not a dataset of "
@@ -497,7 +501,13 @@ def subset(
     from .butler import Butler
 
     refs, names = _chosen(source, dataset_types, where, collections)  # bad input: before creating
-    target = Butler.create(dest, fsync=source.blobs.durable)
+    if not isinstance(dest, (str, os.PathLike)):
+        raise RepositoryError(f"subset makes one repository, not {type(dest).__name__} {dest!r:.200}")
+    durable = source.blobs.durable
+    # No fan-out folders up front: the copy makes those it writes into (most of an
+    # empty create's time otherwise, for a catalogs-only subset more than the copy).
+    Repository.create(dest, fsync=durable, fanout=False)
+    target = Butler(dest, fsync=durable)
     return target, copy_datasets(source, target, refs, dataset_types=names, progress=progress)
 
 

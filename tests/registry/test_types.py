@@ -26,6 +26,7 @@ def test_public_names() -> None:
         "DatasetType",
         "DatasetTypeDefinition",
         "Registry",
+        "derived_dataset_id",
         "parse_where",
     ]
     for name in registry_pkg.__all__:

@@ -16,7 +16,9 @@ from compstore.errors import (
 )
 
 from ._common import (
+    _IN_CHUNK,
     _as_uuid,
+    _chunks,
 )
 from ._connections import reconnecting
 from ._datasets import _Datasets
@@ -99,6 +101,37 @@ class _Provenance(_Datasets):
                     [{"output_id": output_id, "position": i, "input_id": v}
                      for i, v in enumerate(inputs)],
                 )
+
+    @reconnecting
+    def get_provenances(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+        """Return the provenance of each of these datasets that has some, by dataset ID.
+
+        As `get_provenance` for each, in two queries per 500 IDs.
+        """
+        wanted = sorted({_as_uuid(i) for i in ids})
+        prov, inputs = self._t["provenance"], self._t["provenance_input"]
+        out: dict[uuid.UUID, dict[str, Any]] = {}
+        with self._read() as conn:
+            self._refresh(conn)
+            for chunk in _chunks(wanted, _IN_CHUNK):
+                for row in conn.execute(sa.select(prov).where(prov.c.output_id.in_(chunk))):
+                    out[row.output_id] = {
+                        "output_id": row.output_id,
+                        "task_label": row.task_label,
+                        "task_class": row.task_class,
+                        "config": json.loads(row.config),
+                        "input_ids": [],
+                    }
+                found = [i for i in chunk if i in out]
+                if not found:
+                    continue
+                for output_id, input_id in conn.execute(
+                    sa.select(inputs.c.output_id, inputs.c.input_id)
+                    .where(inputs.c.output_id.in_(found))
+                    .order_by(inputs.c.output_id, inputs.c.position)
+                ):
+                    out[output_id]["input_ids"].append(input_id)
+        return out
 
     def _get_provenance(self, conn: sa.Connection, output_id: uuid.UUID) -> dict[str, Any] | None:
         prov, inputs = self._t["provenance"], self._t["provenance_input"]

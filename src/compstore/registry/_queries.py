@@ -17,9 +17,11 @@ from compstore.errors import (
 
 from ._collections import _Collections
 from ._common import (
+    _IN_CHUNK,
     _NO_FAST_PATH,
     CollectionArg,
     _as_uuid,
+    _chunks,
     _listing,
 )
 from ._connections import reconnecting
@@ -533,6 +535,33 @@ class _Queries(_Collections):
         """Return the dataset with this ID, or `None` if there is none."""
         with self._read() as conn:
             return self._get(conn, _as_uuid(id))
+
+    @reconnecting
+    def get_datasets(self, ids: Sequence[uuid.UUID]) -> list[DatasetRef | None]:
+        """Return the datasets with these IDs, in order (`None` where there is none).
+
+        As `get_dataset` for each, in a few queries per dataset type instead of
+        two per ID: for transfers and subsets of many datasets.
+        """
+        wanted = [_as_uuid(i) for i in ids]
+        found: dict[uuid.UUID, DatasetRef] = {}
+        with self._read() as conn:
+            self._refresh(conn)
+            table = self._t["dataset"]
+            by_type: dict[int, list[uuid.UUID]] = {}
+            for chunk in _chunks(sorted(set(wanted)), _IN_CHUNK):
+                for dataset_id, type_id in conn.execute(
+                    sa.select(table.c.id, table.c.dataset_type_id).where(table.c.id.in_(chunk))
+                ):
+                    by_type.setdefault(type_id, []).append(dataset_id)
+            for type_id, type_ids in by_type.items():
+                info = self._type(conn, self._type_name(conn, type_id))
+                self._dimension_types(conn, info)
+                columns = self._ref_columns(info)
+                for chunk in _chunks(type_ids, _IN_CHUNK):
+                    for row in conn.execute(sa.select(*columns).where(table.c.id.in_(chunk))):
+                        found[row[0]] = self._ref(conn, info, row)
+        return [found.get(i) for i in wanted]
 
     @reconnecting
     def duplicate_datasets(self) -> list[list[uuid.UUID]]:

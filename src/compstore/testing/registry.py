@@ -219,6 +219,27 @@ class RegistryTests:
         filled.query_datasets("calexp", None, "a")
         assert filled.data_version() == version
 
+    def test_get_datasets_answers_in_order_as_get_dataset_does(self, filled: Registry) -> None:
+        refs = filled.query_datasets("calexp", None, "a")
+        assert len(refs) >= 2
+        missing = uuid.uuid4()
+        ids = [refs[1].id, missing, refs[0].id, refs[1].id]
+        assert filled.get_datasets(ids) == [filled.get_dataset(i) for i in ids]
+        assert filled.get_datasets(ids)[0] == refs[1] and filled.get_datasets(ids)[1] is None
+        assert filled.get_datasets([]) == []
+
+    def test_get_provenances_equals_get_provenance_per_dataset(self, filled: Registry) -> None:
+        inputs = [r.id for r in filled.query_datasets("calexp", "visit = 1", "a")]
+        first = filled.insert_dataset("calexp", {"visit": 6, "detector": 0}, "a", "m6")
+        second = filled.insert_dataset("calexp", {"visit": 7, "detector": 0}, "a", "m7")
+        bare = filled.insert_dataset("calexp", {"visit": 8, "detector": 0}, "a", "m8")
+        filled.record_provenance(first.id, "t", "T", {"k": 1}, list(reversed(inputs)))
+        filled.record_provenance(second.id, "u", "U", {}, [])
+        got = filled.get_provenances([first.id, second.id, bare.id, uuid.uuid4()])
+        assert set(got) == {first.id, second.id}
+        for ref in (first, second):
+            assert got[ref.id] == filled.get_provenance(ref.id)  # inputs in recorded order
+
     def test_provenance_round_trip(self, filled: Registry) -> None:
         inputs = [r.id for r in filled.query_datasets("calexp", "visit = 1", "a")]
         output = filled.insert_dataset("calexp", {"visit": 4, "detector": 0}, "a", "m4")
