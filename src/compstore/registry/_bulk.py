@@ -32,7 +32,7 @@ def _bulk_inserter(
     """
     dialect = conn.dialect
     if dialect.name == "postgresql":
-        return (lambda rows: copy_rows(conn, table.name, names, rows)), (lambda value: value)
+        return (lambda rows: copy_rows(conn, table, names, rows)), (lambda value: value)
     if dialect.name == "sqlite":
         key = tuple(names)
         if key not in plans:

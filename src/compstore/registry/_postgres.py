@@ -171,11 +171,15 @@ class PgWatcher:
             self._conn = None
 
 
-def copy_rows(conn: sa.Connection, table: str, names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def copy_rows(
+    conn: sa.Connection, table: sa.Table, names: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
     """Insert ``rows`` into ``table`` with COPY, in ``conn``'s transaction.
 
-    COPY streams the rows in binary-free text format in one statement: several
-    times faster than a multi-row INSERT for the large batches of ingest.
+    COPY streams the rows in PostgreSQL's binary format in one statement:
+    several times faster than a multi-row INSERT for the large batches of
+    ingest, and the server parses no text (psycopg dumps each value by the
+    column type given, in C).
 
     Raises
     ------
@@ -187,10 +191,25 @@ def copy_rows(conn: sa.Connection, table: str, names: Sequence[str], rows: Itera
 
     driver = conn.connection.dbapi_connection
     columns = ", ".join(f'"{n}"' for n in names)
+    types = [_pg_type(table.c[n].type) for n in names]
     try:
         with driver.cursor() as cursor:  # type: ignore[union-attr]
-            with cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
+            with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN (FORMAT BINARY)') as copy:
+                copy.set_types(types)
                 for row in rows:
                     copy.write_row(row)
     except psycopg.errors.IntegrityError as exc:
         raise sa.exc.IntegrityError(f"COPY {table}", None, exc) from exc
+
+
+def _pg_type(column_type: sa.types.TypeEngine[Any]) -> str:
+    """The PostgreSQL type name binary COPY dumps a value of ``column_type`` as."""
+    if isinstance(column_type, sa.Uuid):
+        return "uuid"
+    if isinstance(column_type, sa.BigInteger):
+        return "int8"
+    if isinstance(column_type, sa.Integer):
+        return "int4"
+    if isinstance(column_type, (sa.String, sa.Text)):
+        return "text"
+    raise TypeError(f"no binary COPY type for a {column_type!r} column")
