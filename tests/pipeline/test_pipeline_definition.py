@@ -146,7 +146,7 @@ def test_register_task_name():
     pipeline = Pipeline.from_dict({"tasks": {"recal": {"class": "test-recalibrate"}}})
     assert pipeline["recal"].task_class is Recalibrate
     assert pipeline.to_dict()["tasks"]["recal"]["class"] == "test-recalibrate"
-    with pytest.raises(PipelineDefinitionError, match="stands for .*Recalibrate already"):
+    with pytest.raises(PipelineDefinitionError, match="registered already, for .*Recalibrate; pick another"):
         register_task("test-recalibrate", VisitSummary)
     with pytest.raises(PipelineDefinitionError, match="not a Task subclass"):
         register_task("test-int", int)  # type: ignore[arg-type]
@@ -156,9 +156,12 @@ def test_entry_point_names(monkeypatch):
     ep = importlib.metadata.EntryPoint(
         "ep-recalibrate", "pipeline_test_tasks:Recalibrate", "compstore.tasks"
     )
-    monkeypatch.setattr(_registry, "_entry_points", lambda: [ep])
-    assert get_task_class("ep-recalibrate") is Recalibrate
-    assert "ep-recalibrate" in _registry.registered_tasks()
+    monkeypatch.setattr(_registry._tasks, "entry_points", lambda: [ep])
+    assert "ep-recalibrate" in _registry.registered_tasks()  # listed before it is loaded
+    try:
+        assert get_task_class("ep-recalibrate") is Recalibrate
+    finally:
+        _registry._tasks.forget("ep-recalibrate")
 
 
 def test_builtin_names_are_known_and_imported_lazily():

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from compstore.errors import StorageClassError, UnknownStorageClassError
-from compstore.storage_classes import _registry, get_storage_class
+from compstore.storage_classes import _registry, get_storage_class, storage_class_names
 
 
 @pytest.fixture
@@ -38,11 +38,8 @@ def plugin_dist(tmp_path, monkeypatch):
         "[compstore.storage_classes]\nTemperature = myplugin:TemperatureStorageClass\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    saved = dict(_registry._classes)
-    monkeypatch.setattr(_registry, "_entry_points_loaded", False)
     yield
-    _registry._classes.clear()
-    _registry._classes.update(saved)
+    _registry._classes.forget("Temperature")
     sys.modules.pop("myplugin", None)
 
 
@@ -73,5 +70,34 @@ def test_a_name_clash_is_refused():
     class Fake(CalibStorageClass):
         pass
 
-    with pytest.raises(StorageClassError, match="registered already"):
+    with pytest.raises(StorageClassError, match="registered already, for CalibStorageClass"):
         register_storage_class(Fake())
+    register_storage_class(CalibStorageClass())  # the same class again: fine
+
+
+@pytest.fixture
+def broken_dists(tmp_path, monkeypatch):
+    """Two plug-ins: one whose module fails to import, one loading something else."""
+    (tmp_path / "brokenplugin.py").write_text("raise RuntimeError('boom at import')\n")
+    (tmp_path / "wrongplugin.py").write_text("class NotAStorageClass:\n    pass\n")
+    dist = tmp_path / "brokenplugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenplugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[compstore.storage_classes]\nBroken = brokenplugin:Whatever\n"
+        "Wrong = wrongplugin:NotAStorageClass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    for name in ("brokenplugin", "wrongplugin"):
+        sys.modules.pop(name, None)
+
+
+def test_a_broken_plugin_fails_only_its_own_name(broken_dists):
+    with pytest.raises(StorageClassError, match=r"'Broken' .*failed to load: boom at import; fix"):
+        get_storage_class("Broken")
+    with pytest.raises(StorageClassError, match="must load a StorageClass named 'Wrong'"):
+        get_storage_class("Wrong")
+    # Every other storage class still works, and the names are listed without loading.
+    assert get_storage_class("Exposure").name == "Exposure"
+    assert {"Broken", "Wrong", "Exposure"} <= set(storage_class_names())

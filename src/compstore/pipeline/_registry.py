@@ -15,12 +15,10 @@ imports code.
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import re
-import threading
 from typing import TYPE_CHECKING
 
+from .._plugins import Plugins, import_path
 from ..errors import PipelineDefinitionError
 
 if TYPE_CHECKING:
@@ -49,8 +47,31 @@ BUILTIN_TASKS: dict[str, str] = {
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_.]*")
 
-_lock = threading.Lock()
-_registered: dict[str, type[Task]] = {}
+
+def _accept(name: str, loaded: object) -> type[Task]:
+    from ._task import Task
+
+    if not (isinstance(loaded, type) and issubclass(loaded, Task)):
+        raise PipelineDefinitionError(
+            f"{loaded!r:.100} (task {name!r}) is not a compstore.pipeline.Task subclass"
+        )
+    return loaded
+
+
+def class_path(cls: type) -> str:
+    """Return ``module:QualifiedName`` of a class."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+_tasks: Plugins[type[Task]] = Plugins(
+    ENTRY_POINT_GROUP,
+    "task",
+    PipelineDefinitionError,
+    builtins=lambda: BUILTIN_TASKS,
+    accept=_accept,
+    describe=class_path,
+    same=lambda old, new: old is new,
+)
 
 
 def register_task(name: str, cls: type[Task], *, replace: bool = False) -> None:
@@ -81,28 +102,12 @@ def register_task(name: str, cls: type[Task], *, replace: bool = False) -> None:
         raise PipelineDefinitionError(
             f"cannot register {cls!r} as task {name!r}: not a Task subclass"
         )
-    with _lock:
-        current = _registered.get(name)
-        if current is not None and current is not cls and not replace:
-            raise PipelineDefinitionError(
-                f"task name {name!r} stands for {class_path(current)} already; "
-                "pick another name or pass replace=True"
-            )
-        _registered[name] = cls
+    _tasks.register(name, cls, replace=replace)
 
 
 def registered_tasks() -> dict[str, str]:
     """Return every known task name and what it stands for (``module:Class``)."""
-    names = dict(BUILTIN_TASKS)
-    names.update({n: class_path(c) for n, c in _registered.items()})
-    for ep in _entry_points():
-        names.setdefault(ep.name, ep.value)
-    return dict(sorted(names.items()))
-
-
-def class_path(cls: type) -> str:
-    """Return ``module:QualifiedName`` of a class."""
-    return f"{cls.__module__}:{cls.__qualname__}"
+    return _tasks.names()
 
 
 def task_name_of(cls: type[Task]) -> str:
@@ -110,10 +115,9 @@ def task_name_of(cls: type[Task]) -> str:
 
     A registered (or built-in) name if there is one, else ``module:Class``.
     """
-    with _lock:
-        for name, registered in _registered.items():
-            if registered is cls:
-                return name
+    for name, registered in _tasks.loaded().items():
+        if registered is cls:
+            return name
     path = class_path(cls)
     for name, target in BUILTIN_TASKS.items():
         if target == path:
@@ -121,32 +125,19 @@ def task_name_of(cls: type[Task]) -> str:
     return path
 
 
-def _entry_points() -> list[importlib.metadata.EntryPoint]:
-    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-
-
 def _import_path(path: str, name: str) -> type[Task]:
-    from ._task import Task
-
     module_name, _, qualname = path.partition(":")
     try:
-        obj: object = importlib.import_module(module_name)
+        loaded = import_path(path)
     except ImportError as exc:
         raise PipelineDefinitionError(
             f"cannot import module {module_name!r} for task {name!r}: {exc}"
         ) from exc
-    for part in qualname.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise PipelineDefinitionError(
-                f"module {module_name!r} has no {qualname!r} (task {name!r})"
-            ) from None
-    if not (isinstance(obj, type) and issubclass(obj, Task)):
+    except AttributeError:
         raise PipelineDefinitionError(
-            f"{path} (task {name!r}) is not a compstore.pipeline.Task subclass"
-        )
-    return obj
+            f"module {module_name!r} has no {qualname!r} (task {name!r})"
+        ) from None
+    return _accept(name, loaded)
 
 
 def get_task_class(name: str | type[Task]) -> type[Task]:
@@ -164,38 +155,13 @@ def get_task_class(name: str | type[Task]) -> type[Task]:
         If nothing goes by that name, its module cannot be imported, or it is
         not a `Task` subclass. The message lists the known names.
     """
-    from ._task import Task
-
     if isinstance(name, type):
-        if issubclass(name, Task):
-            return name
-        raise PipelineDefinitionError(f"{name!r} is not a compstore.pipeline.Task subclass")
+        return _accept(name.__qualname__, name)
     if not isinstance(name, str):
         raise PipelineDefinitionError(f"a task class is named by a string, got {name!r}")
-    with _lock:
-        found = _registered.get(name)
+    found = _tasks.get(name)
     if found is not None:
         return found
-    if name in BUILTIN_TASKS:
-        try:
-            cls = _import_path(BUILTIN_TASKS[name], name)
-        except PipelineDefinitionError as exc:
-            raise PipelineDefinitionError(
-                f"built-in task {name!r} ({BUILTIN_TASKS[name]}) is not available: {exc}"
-            ) from exc
-        with _lock:
-            _registered.setdefault(name, cls)
-        return cls
-    for ep in _entry_points():
-        if ep.name == name:
-            try:
-                loaded = ep.load()
-            except Exception as exc:  # a broken plug-in must not read as "unknown name"
-                raise PipelineDefinitionError(
-                    f"entry point {name!r} ({ep.value}) in group {ENTRY_POINT_GROUP!r} failed to "
-                    f"load: {exc}"
-                ) from exc
-            return get_task_class(loaded)
     if _PATH.fullmatch(name):
         return _import_path(name, name)
     raise PipelineDefinitionError(

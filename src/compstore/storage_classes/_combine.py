@@ -16,14 +16,13 @@ entry-point group (the entry point's name is the member storage class).
 
 from __future__ import annotations
 
-import threading
 from abc import ABC
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .._plugins import Plugins
 from ..errors import CombineError, DefinitionError, StorageClassError
-from ._plugins import load_entry_points
 
 __all__ = [
     "COMBINER_ENTRY_POINT_GROUP",
@@ -175,27 +174,31 @@ def shared_component(members: Sequence[Member], component: str) -> Any:
 
 
 # -- the registry of combiners --------------------------------------------------
-_lock = threading.Lock()
-_combiners: dict[str, Combiner] = {}
-_loaded = False
+def _builtin_combiners() -> dict[str, Combiner]:
+    from ._combine_builtin import ExposureCombiner, SourceCatalogCombiner
+
+    return {c.storage_class: c for c in (SourceCatalogCombiner(), ExposureCombiner())}
 
 
-def _ensure_loaded() -> None:
-    global _loaded
-    if _loaded:
-        return
-    with _lock:
-        if _loaded:
-            return
-        from ._combine_builtin import ExposureCombiner, SourceCatalogCombiner
-
-        for combiner in (SourceCatalogCombiner(), ExposureCombiner()):
-            _combiners.setdefault(combiner.storage_class, combiner)
-        load_entry_points(
-            COMBINER_ENTRY_POINT_GROUP, _combiners, Combiner, lambda c: c.storage_class,
-            "combiner",
+def _accept(name: str, loaded: object) -> Combiner:
+    instance = loaded() if isinstance(loaded, type) else loaded
+    if not isinstance(instance, Combiner) or instance.storage_class != name:
+        raise StorageClassError(
+            f"entry point {name!r} in group {COMBINER_ENTRY_POINT_GROUP!r} must load a "
+            f"Combiner for storage class {name!r}, not {instance!r:.100}"
         )
-        _loaded = True
+    return instance
+
+
+_combiners: Plugins[Combiner] = Plugins(
+    COMBINER_ENTRY_POINT_GROUP,
+    "combiner",
+    StorageClassError,
+    builtins=_builtin_combiners,
+    accept=_accept,
+    describe=lambda c: type(c).__qualname__,
+    same=lambda old, new: type(old) is type(new),
+)
 
 
 def register_combiner(combiner: Combiner, *, replace: bool = False) -> None:
@@ -206,15 +209,7 @@ def register_combiner(combiner: Combiner, *, replace: bool = False) -> None:
     StorageClassError
         If another combiner has that storage class and ``replace`` is false.
     """
-    _ensure_loaded()
-    with _lock:
-        existing = _combiners.get(combiner.storage_class)
-        if existing is not None and not replace and type(existing) is not type(combiner):
-            raise StorageClassError(
-                f"a combiner for {combiner.storage_class!r} is registered already "
-                f"({type(existing).__qualname__}); pass replace=True to replace it"
-            )
-        _combiners[combiner.storage_class] = combiner
+    _combiners.register(combiner.storage_class, combiner, replace=replace)
 
 
 def get_combiner(storage_class: str) -> Combiner:
@@ -225,11 +220,10 @@ def get_combiner(storage_class: str) -> Combiner:
     DefinitionError
         If none is registered for it.
     """
-    _ensure_loaded()
     combiner = _combiners.get(storage_class)
     if combiner is None:
         raise DefinitionError(
             f"no combiner knows how to combine {storage_class!r} datasets; "
-            f"known: {', '.join(sorted(_combiners))}. Register one (see docs/concepts.md)"
+            f"known: {', '.join(_combiners.names())}. Register one (see docs/concepts.md)"
         )
     return combiner

@@ -3,16 +3,16 @@
 A repository names storage classes (``"Exposure"``), never import paths, so
 opening a repository runs no code from it. Third-party packages add storage
 classes through the ``compstore.storage_classes`` entry-point group: the entry
-point's name is the storage class name and it loads a `StorageClass` subclass.
+point's name is the storage class name and it loads a `StorageClass` subclass
+(or instance). The table is a `compstore._plugins.Plugins`, as the combiners'
+and the pipeline tasks' are.
 """
 
 from __future__ import annotations
 
-import threading
-
+from .._plugins import Plugins
 from ..errors import StorageClassError, UnknownStorageClassError
 from ._base import ArrayStorageClass, StorageClass
-from ._plugins import load_entry_points
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -23,12 +23,7 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "compstore.storage_classes"
 
-_lock = threading.Lock()
-_classes: dict[str, StorageClass] = {}
-_entry_points_loaded = False
-
-
-def _builtins() -> list[StorageClass]:
+def _builtins() -> dict[str, StorageClass]:
     from ._catalog import SourceCatalogStorageClass, TableStorageClass
     from ._coadd import CoaddInputsStorageClass
     from ._image import ExposureStorageClass, MaskStorageClass
@@ -42,7 +37,7 @@ def _builtins() -> list[StorageClass]:
         WcsStorageClass,
     )
 
-    return [
+    classes: list[StorageClass] = [
         ArrayStorageClass(),
         WcsStorageClass(),
         CalibStorageClass(),
@@ -57,21 +52,28 @@ def _builtins() -> list[StorageClass]:
         SourceCatalogStorageClass(),
         CoaddInputsStorageClass(),
     ]
+    return {c.name: c for c in classes}
 
 
-def _ensure_loaded() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    with _lock:
-        if _entry_points_loaded:
-            return
-        for storage_class in _builtins():
-            _classes.setdefault(storage_class.name, storage_class)
-        load_entry_points(
-            ENTRY_POINT_GROUP, _classes, StorageClass, lambda sc: sc.name, "storage class"
+def _accept(name: str, loaded: object) -> StorageClass:
+    instance = loaded() if isinstance(loaded, type) else loaded
+    if not isinstance(instance, StorageClass) or instance.name != name:
+        raise StorageClassError(
+            f"entry point {name!r} in group {ENTRY_POINT_GROUP!r} must load a StorageClass "
+            f"named {name!r}, not {instance!r:.100}"
         )
-        _entry_points_loaded = True
+    return instance
+
+
+_classes: Plugins[StorageClass] = Plugins(
+    ENTRY_POINT_GROUP,
+    "storage class",
+    StorageClassError,
+    builtins=_builtins,
+    accept=_accept,
+    describe=lambda sc: type(sc).__qualname__,
+    same=lambda old, new: type(old) is type(new),
+)
 
 
 def register_storage_class(storage_class: StorageClass, *, replace: bool = False) -> None:
@@ -82,15 +84,7 @@ def register_storage_class(storage_class: StorageClass, *, replace: bool = False
     StorageClassError
         If another storage class has the name already and ``replace`` is false.
     """
-    _ensure_loaded()
-    with _lock:
-        existing = _classes.get(storage_class.name)
-        if existing is not None and not replace and type(existing) is not type(storage_class):
-            raise StorageClassError(
-                f"a storage class named {storage_class.name!r} is registered already "
-                f"({type(existing).__qualname__}); pass replace=True to replace it"
-            )
-        _classes[storage_class.name] = storage_class
+    _classes.register(storage_class.name, storage_class, replace=replace)
 
 
 def get_storage_class(name: str) -> StorageClass:
@@ -101,17 +95,15 @@ def get_storage_class(name: str) -> StorageClass:
     UnknownStorageClassError
         If no built-in, registered or entry-point storage class has that name.
     """
-    _ensure_loaded()
-    try:
-        return _classes[name]
-    except (KeyError, TypeError):  # TypeError: a name read from a damaged manifest, say {}
+    found = _classes.get(name)
+    if found is None:
         raise UnknownStorageClassError(
-            f"unknown storage class {str(name)[:100]!r}; known: {', '.join(sorted(_classes))}. "
+            f"unknown storage class {str(name)[:100]!r}; known: {', '.join(_classes.names())}. "
             f"Third-party storage classes register in the {ENTRY_POINT_GROUP!r} entry-point group"
-        ) from None
+        )
+    return found
 
 
 def storage_class_names() -> list[str]:
     """Return the names of every known storage class, sorted."""
-    _ensure_loaded()
-    return sorted(_classes)
+    return list(_classes.names())
