@@ -136,3 +136,46 @@ def test_create_without_fsync_makes_the_same_repository(tmp_path, monkeypatch):
     exposure = make_exposure(1, 0, size=32)
     writer.put(exposure, "calexp", visit=1, detector=0)
     assert Butler(fast.root).verify(deep=True).ok
+
+
+def test_a_repository_made_again_where_one_was_deleted_is_a_new_one(tmp_path):
+    """rm -rf a repository, create one at the same path, in the same process: nothing stale.
+
+    The registry is shared by the Butlers of one repository in a process; one
+    still alive for the deleted repository must not serve (or swallow the writes
+    of) the new one at the same path.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    root = tmp_path / "repo"
+    Butler.create(root)
+    old = Butler(root, run="sfm")
+    old.register_dataset_type("x", ("visit",), "Array")
+    old.put(np.arange(3), "x", visit=1)
+    big = np.arange(400_000, dtype=np.float64)  # an array folder, not a pack member
+    old.put(big, "x", visit=3)
+    assert old.get("x", visit=3) is not None  # cached in this process
+    shutil.rmtree(root)
+    Butler.create(root)
+    new = Butler(root, run="sfm")
+    assert [t.name for t in new.registry.dataset_types()] == []  # a new, empty repository
+    new.register_dataset_type("x", ("visit",), "Array")
+    new.put(np.arange(5), "x", visit=1)  # no conflict with the deleted repository's dataset
+    # The very array the deleted repository held: written again, not taken as present.
+    new.put(np.arange(3), "x", visit=2)
+    new.put(big, "x", visit=3)
+    report = Butler(root).verify(deep=True)
+    assert report.ok, report
+    assert list(Butler(root, collections="sfm").get("x", visit=1)) == [0, 1, 2, 3, 4]
+    # What another process sees on disk: the new put, not lost into the deleted file.
+    code = (
+        "import sys; from compstore import Butler; "
+        "print(Butler(sys.argv[1], collections='sfm').get('x', visit=1).tolist())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[0, 1, 2, 3, 4]"
+    assert old.registry is not new.registry

@@ -66,12 +66,24 @@ _MAX_CONFIG_BYTES = 1 << 16
 _VERSION = re.compile(r"[0-9]{1,6}\.[0-9]{1,6}")
 # One Registry per repository per process: Butlers of one repository share its
 # caches (dataset types, collections), as they share the object cache.
-_registries: weakref.WeakValueDictionary[str, Registry] = weakref.WeakValueDictionary()
+# A SQLite registry is known by its file's identity too (device, inode), not by its
+# path alone: a repository deleted and made again at the same path (rm -rf, create)
+# has a new file, which a Registry still open on the deleted one must not stand for.
+_registries: weakref.WeakValueDictionary[tuple[str, int, int], Registry] = (
+    weakref.WeakValueDictionary()
+)
 _registries_lock = threading.Lock()
 
 
 def _shared_registry(path: Path | str) -> Registry:
-    key = str(path.resolve()) if isinstance(path, Path) else path
+    if isinstance(path, Path):
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None  # Registry(path) says what is wrong
+        key = (str(path.resolve()), st.st_dev if st else -1, st.st_ino if st else -1)
+    else:
+        key = (path, 0, 0)
     with _registries_lock:
         registry = _registries.get(key)
         if registry is None:
