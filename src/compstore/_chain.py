@@ -35,9 +35,11 @@ from typing import Any
 import numpy as np
 
 from ._defined import read_defined
-from .butler import DEFAULT_CACHE_BYTES, Butler, DatasetName, _RegistryResolver, parse_dataset_name
+from .butler import Butler, DatasetName, parse_dataset_name
+from .butler._butler import DEFAULT_CACHE_BYTES
+from .butler._lookup import RegistryResolver
 from .cache import ObjectCache, shared_cache
-from .gc import remember_generation
+from .butler.gc import remember_generation
 from .cas import ArrayInfo, BlobStore
 from .cas._store import RegionLike
 from ._s3repo import is_s3_url
@@ -54,7 +56,7 @@ from .registry import DatasetRef, DatasetType, DatasetTypeDefinition
 from .datastore import DatasetResolver, ObjectIO, WriteReport, walk
 from .datastore._write import _Write
 from .storage_classes import CompositeStorageClass, get_storage_class
-from .verify import VerifyReport
+from .butler.verify import VerifyReport
 
 __all__ = ["ChainedBlobStore", "ChainedButler", "check_roots"]
 
@@ -392,7 +394,7 @@ class ChainedButler(Butler):
         self._io = _ChainIO(
             ChainedBlobStore([self.blobs, *(m.blobs for m in self._members[1:])]),
             self.cache,
-            _RegistryResolver(self),
+            RegistryResolver(self),
             in_first=self._in_first,
         )
 
