@@ -226,8 +226,7 @@ class Butler(Puts, Removal, Inspection):
         get_storage_class(storage_class)
         return self.registry.register_dataset_type(name, tuple(dimensions), storage_class)
 
-    # -- put (the put path itself: _put.py) ------------------------------------
-
+    # -- provenance (the put path itself: _put.py) -----------------------------
     def provenance(self, ref: DatasetRef) -> dict[str, Any] | None:
         """Return how ``ref`` was made (task label and class, config, input UUIDs), or None."""
         return self.registry.get_provenance(ref.id)
