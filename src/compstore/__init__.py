@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers see; at run time names load on first use
     from .butler import Butler, PutResult, RepositoryStats
+    from .butler.verify import VerifyProblem, VerifyReport
     from .errors import CompstoreError
     from .objects import (
         Background,
@@ -31,7 +32,6 @@ if TYPE_CHECKING:  # what type checkers see; at run time names load on first use
         Wcs,
     )
     from .registry import DatasetRef, DatasetType
-    from .butler.verify import VerifyProblem, VerifyReport
 
 __version__ = "0.1.0"
 

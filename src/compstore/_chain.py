@@ -38,12 +38,13 @@ from typing import Any
 from ._chain_blobs import ChainedBlobStore
 from ._chain_io import ChainIO
 from ._defined import read_defined
+from ._s3repo import is_s3_url
 from .butler import Butler, DatasetName, parse_dataset_name
 from .butler._butler import DEFAULT_CACHE_BYTES
 from .butler._lookup import RegistryResolver
-from .cache import shared_cache
 from .butler.gc import remember_generation
-from ._s3repo import is_s3_url
+from .butler.verify import VerifyReport
+from .cache import shared_cache
 from .errors import (
     CompstoreError,
     DatasetNotFoundError,
@@ -53,7 +54,6 @@ from .errors import (
     RepositoryError,
 )
 from .registry import DatasetRef, DatasetType, DatasetTypeDefinition
-from .butler.verify import VerifyReport
 
 __all__ = ["ChainedBlobStore", "ChainedButler", "check_roots"]
 

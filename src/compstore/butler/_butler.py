@@ -29,7 +29,6 @@ from ..errors import (
     RepositoryError,
     UnknownComponentError,
 )
-from ..storage_classes import get_storage_class
 from ..registry import (
     CollectionType,
     DatasetRef,
@@ -37,6 +36,7 @@ from ..registry import (
     DatasetTypeDefinition,
     Registry,
 )
+from ..storage_classes import get_storage_class
 from ._lookup import RegistryResolver
 from ._names import DatasetName, parse_dataset_name
 from ._put import Puts
@@ -45,8 +45,8 @@ from ._stats import Inspection
 from .gc import remember_generation
 
 if TYPE_CHECKING:
-    from .transfer import TransferReport
     from ..zarr_view import DatasetZarrStore
+    from .transfer import TransferReport
 
 # The library logs, never configures logging (the CLI's -v/-q do). Per-call logs
 # (put, get) are DEBUG and guarded by isEnabledFor, so they cost a get nothing measurable.

@@ -20,9 +20,9 @@ from ..errors import (
 from ..objects._astropy import from_astropy
 from ..registry import DataId, DatasetRef, DatasetType
 from ..storage_classes import get_storage_class
-from .gc import put_guard
 from ._lookup import Lookup
 from ._names import parse_dataset_name
+from .gc import put_guard
 
 __all__ = ["PutResult", "Puts"]
 

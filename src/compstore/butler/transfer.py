@@ -40,8 +40,8 @@ from ..cas._pack import KIND_ARRAY, KIND_DOCUMENT, PACK_MAX_BYTES, PackedMember
 from ..cas._packwrite import Pending
 from ..cas._sums import SUMS_NAME
 from ..errors import BlobStoreError, ConflictingDatasetError, DatasetNotFoundError
-from .gc import put_guard
 from ..registry import CollectionType, DatasetRef, DatasetType
+from .gc import put_guard
 
 if TYPE_CHECKING:
     from ._butler import Butler

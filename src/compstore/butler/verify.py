@@ -23,9 +23,9 @@ from typing import Any
 from .._progress import progress_bar
 from ..cas import BlobStore
 from ..cas._encoding import parse_json
+from ..datastore import ObjectIO, entry_kind
 from ..errors import BlobNotFoundError, CompstoreError, CorruptBlobError
 from ..registry import DatasetRef, Registry
-from ..datastore import ObjectIO, entry_kind
 
 __all__ = ["VerifyProblem", "VerifyReport", "verify_repository"]
 
