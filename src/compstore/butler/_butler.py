@@ -488,7 +488,7 @@ class Butler(Puts, Removal, Inspection):
         so a catalogs-only subset holds no pixels. References to other
         datasets (a coadd's inputs) are carried as references: reading them in
         the subset raises `DatasetNotFoundError` naming the missing dataset.
-        See `compstore.transfer`.
+        See `compstore.butler.transfer`.
 
         Returns
         -------
@@ -514,7 +514,7 @@ class Butler(Puts, Removal, Inspection):
         Components this repository has are skipped (a second transfer of the
         same datasets writes no bytes); UUIDs and provenance are kept; the
         registry rows are written in one transaction after the bytes (all or
-        nothing). See `compstore.transfer.copy_datasets`.
+        nothing). See `compstore.butler.transfer.copy_datasets`.
 
         Returns
         -------

@@ -130,7 +130,7 @@ class Removal(ButlerBase):
 
         Marks what every registered dataset's manifests need, then sweeps the
         blob store under the gc lock (puts in flight finish first, new ones
-        wait for the sweep), rewrites packs mostly dead (`compstore.gc.REPACK_BELOW`)
+        wait for the sweep), rewrites packs mostly dead (`compstore.butler.gc.REPACK_BELOW`)
         and removes writers' leftovers. Safe beside concurrent puts and against
         being killed at any point (``docs/format.md``, "Garbage collection").
 

@@ -102,7 +102,7 @@ class Inspection(ButlerBase):
 
         Walks every dataset's manifests; ``deep`` also re-reads and re-hashes
         every component (every byte of the repository). Changes nothing. See
-        `compstore.verify.verify_repository`.
+        `compstore.butler.verify.verify_repository`.
 
         Returns
         -------
