@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers see; at run time names load on first use
     from .butler import Butler, PutResult, RepositoryStats
+    from .butler.verify import VerifyProblem, VerifyReport
     from .errors import CompstoreError
     from .objects import (
         Background,
@@ -31,7 +32,6 @@ if TYPE_CHECKING:  # what type checkers see; at run time names load on first use
         Wcs,
     )
     from .registry import DatasetRef, DatasetType
-    from .verify import VerifyProblem, VerifyReport
 
 __version__ = "0.1.0"
 
@@ -60,8 +60,8 @@ _EXPORTS: dict[str, str] = {
     # What users receive back: put_many's results, stats() and verify() reports.
     "PutResult": "compstore.butler",
     "RepositoryStats": "compstore.butler",
-    "VerifyReport": "compstore.verify",
-    "VerifyProblem": "compstore.verify",
+    "VerifyReport": "compstore.butler.verify",
+    "VerifyProblem": "compstore.butler.verify",
 }
 
 # Literal, so that type checkers and IDEs know the public names (a test keeps it in

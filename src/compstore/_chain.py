@@ -22,27 +22,30 @@ A chain of repositories reads as one, with writes going to the first:
   is stored as a reference only when the first repository holds that
   dataset; otherwise its value is stored. So the first repository always
   verifies clean on its own.
+
+The chain's blob store is `compstore._chain_blobs.ChainedBlobStore`; the
+copying into the first repository is `compstore._chain_io.ChainIO`.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from ._chain_blobs import ChainedBlobStore
+from ._chain_io import ChainIO
 from ._defined import read_defined
-from .butler import DEFAULT_CACHE_BYTES, Butler, DatasetName, _RegistryResolver, parse_dataset_name
-from .cache import ObjectCache, shared_cache
-from .gc import remember_generation
-from .cas import ArrayInfo, BlobStore
-from .cas._store import RegionLike
 from ._s3repo import is_s3_url
+from .butler import Butler, DatasetName, parse_dataset_name
+from .butler._butler import DEFAULT_CACHE_BYTES
+from .butler._lookup import RegistryResolver
+from .butler.gc import remember_generation
+from .butler.verify import VerifyReport
+from .cache import shared_cache
 from .errors import (
-    BlobNotFoundError,
     CompstoreError,
     DatasetNotFoundError,
     DefinitionError,
@@ -51,10 +54,6 @@ from .errors import (
     RepositoryError,
 )
 from .registry import DatasetRef, DatasetType, DatasetTypeDefinition
-from .datastore import DatasetResolver, ObjectIO, WriteReport, walk
-from .datastore._write import _Write
-from .storage_classes import CompositeStorageClass, get_storage_class
-from .verify import VerifyReport
 
 __all__ = ["ChainedBlobStore", "ChainedButler", "check_roots"]
 
@@ -94,244 +93,6 @@ def check_roots(roots: Sequence[Any]) -> list[str | os.PathLike[str]]:
             )
         seen[resolved] = root
     return list(roots)
-
-
-class ChainedBlobStore(BlobStore):
-    """Blob stores read in order, written to the first.
-
-    Reads (`get_array`, `get_document`, `array_info`) answer from the first
-    store that holds the digest. Everything else concerns the first store,
-    where writes go: `has_array` and `has_document` say whether the *first*
-    store holds a digest (so a writer stores what the first store lacks),
-    and `stored_bytes`, the iterators, `delete` and `sync` are the first
-    store's.
-
-    Parameters
-    ----------
-    stores
-        The stores, first (the one written) first.
-    """
-
-    def __init__(self, stores: Sequence[BlobStore]) -> None:
-        if not stores:
-            raise RepositoryError("a chain of blob stores needs at least one store")
-        self.stores = tuple(stores)
-        self.first = self.stores[0]
-
-    def holder(self, digest: str, *, array: bool) -> BlobStore:
-        """The first store that holds ``digest``.
-
-        Raises
-        ------
-        BlobNotFoundError
-            If none does (the message names how many stores were searched).
-        """
-        for store in self.stores:
-            if (store.has_array(digest) if array else store.has_document(digest)):
-                return store
-        kind = "array component" if array else "document"
-        raise BlobNotFoundError(
-            f"no {kind} {digest} in any of the {len(self.stores)} repositories searched"
-        )
-
-    @property
-    def durable(self) -> bool:
-        """Whether the first store (where writes go) is durable."""
-        return self.first.durable
-
-    @property
-    def read_only(self) -> bool:
-        """Whether the first store (where writes go) refuses writes."""
-        return self.first.read_only
-
-    @property
-    def location(self) -> str:
-        """The first store's location, and how many stores are read after it."""
-        more = len(self.stores) - 1
-        return self.first.location + (f" (then {more} more, only read)" if more else "")
-
-    # -- reads: the first store that holds the digest ---------------------------
-    def get_array(self, digest: str, region: RegionLike = None) -> np.ndarray:
-        for store in self.stores[:-1]:
-            try:
-                return store.get_array(digest, region)
-            except BlobNotFoundError:
-                continue
-        try:
-            return self.stores[-1].get_array(digest, region)
-        except BlobNotFoundError:
-            raise BlobNotFoundError(
-                f"no array component {digest} in any of the {len(self.stores)} "
-                "repositories searched"
-            ) from None
-
-    def get_document(self, digest: str) -> bytes:
-        for store in self.stores[:-1]:
-            try:
-                return store.get_document(digest)
-            except BlobNotFoundError:
-                continue
-        try:
-            return self.stores[-1].get_document(digest)
-        except BlobNotFoundError:
-            raise BlobNotFoundError(
-                f"no document {digest} in any of the {len(self.stores)} repositories searched"
-            ) from None
-
-    def array_info(self, digest: str) -> ArrayInfo:
-        return self.holder(digest, array=True).array_info(digest)
-
-    # -- the first store: writes and what concerns them --------------------------
-    def put_array(self, array: np.ndarray, digest: str | None = None) -> str:
-        return self.first.put_array(array, digest)
-
-    def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
-        return self.first.put_new_array(array)
-
-    def has_array(self, digest: str) -> bool:
-        return self.first.has_array(digest)
-
-    def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
-        return self.first.put_document(data, digest)
-
-    def put_new_document(
-        self, data: bytes | bytearray | memoryview, digest: str | None = None
-    ) -> tuple[str, bool]:
-        return self.first.put_new_document(data, digest)
-
-    def has_document(self, digest: str) -> bool:
-        return self.first.has_document(digest)
-
-    def stored_bytes(self, digest: str) -> int:
-        return self.first.stored_bytes(digest)
-
-    def iter_arrays(self) -> Iterator[str]:
-        return self.first.iter_arrays()
-
-    def iter_documents(self) -> Iterator[str]:
-        return self.first.iter_documents()
-
-    def delete(self, digest: str) -> None:
-        self.first.delete(digest)
-
-    def sync(self) -> None:
-        self.first.sync()
-
-    def check_files(self, digest: str) -> None:
-        self.first.check_files(digest)
-
-    def verify(self, digest: str) -> None:
-        self.first.verify(digest)
-
-    def component_path(self, digest: str) -> str:
-        return self.first.component_path(digest)
-
-    def get_document_unchecked(self, digest: str) -> bytes:
-        return self.first.get_document_unchecked(digest)
-
-
-class _ChainIO(ObjectIO):
-    """`ObjectIO` over a `ChainedBlobStore` that keeps the first repository self-contained.
-
-    The identity cache knows the digest of every object read through the
-    chain, and `ObjectIO` reuses a known digest without writing it: right
-    within one repository, wrong when the component is in a later one. Here a
-    known document or composite that the first store lacks is copied into it
-    (a composite with its whole closure: leaves, then manifests, deepest
-    first) during the walk, so before the put's own manifests and row.
-    """
-
-    blobs: ChainedBlobStore
-
-    def __init__(
-        self,
-        blobs: ChainedBlobStore,
-        cache: ObjectCache,
-        resolver: DatasetResolver,
-        in_first: Callable[[str], bool],
-    ) -> None:
-        super().__init__(blobs, cache, resolver)
-        self._in_first = in_first
-
-    def _write_document(self, obj: Any, sc: Any, report: WriteReport) -> str:
-        digest = self.cache.known_digest(obj)
-        if digest is None or self.blobs.has_document(digest):
-            return super()._write_document(obj, sc, report)
-        self._copy_document(digest, report)  # exact bytes: no re-encoding, no hashing
-        return digest
-
-    def _write_composite(self, obj: Any, sc: CompositeStorageClass, w: _Write) -> Any:
-        digest = self.cache.known_digest(obj)
-        if digest is None:
-            return super()._write_composite(obj, sc, w)
-        closure = self._closure(digest)
-        if closure is not None:
-            if self.blobs.has_document(digest):
-                # Its closure is there too: a manifest is written after all it names.
-                w.report.components_reused += 1
-            else:
-                self._copy_closure(*closure, w.report)
-            return digest
-        # Its closure refers to datasets the first repository lacks: write the
-        # object afresh, so that references resolvable there stay references and
-        # the others become stored values.
-        parts = sc.disassemble(obj)
-        components: dict[str, Any] = {}
-        for name, (sc_name, value) in parts.components.items():
-            if value is not None:
-                components[name] = self._write_entry(value, get_storage_class(sc_name), w)
-        return self._write_manifest(sc.name, components, dict(parts.attributes), w)
-
-    def _copy_document(self, digest: str, report: WriteReport) -> None:
-        self.blobs.put_document(self.blobs.get_document(digest), digest=digest)
-        report.documents_written += 1
-        report.written.append(digest)
-
-    def _closure(self, digest: str) -> tuple[list[str], list[str], list[str]] | None:
-        """The manifests, arrays and documents manifest ``digest`` needs (manifests parents first).
-
-        None if the closure refers to a dataset the first repository does not
-        hold: reusing the manifest there would leave a dangling reference,
-        even when the first store holds the manifest itself (a subset carrying
-        a coadd without its inputs).
-        """
-        manifests: list[str] = []
-        arrays: dict[str, None] = {}
-        documents: dict[str, None] = {}
-        for kind, target in walk(self.manifest, digest, datasets=True):
-            if kind == "manifest":
-                manifests.append(target)
-            elif kind == "array":
-                arrays[target] = None
-            elif kind == "document":
-                documents[target] = None
-            elif not self._in_first(target):
-                return None
-        return manifests, list(arrays), list(documents)
-
-    def _copy_closure(
-        self, manifests: list[str], arrays: list[str], documents: list[str], report: WriteReport
-    ) -> None:
-        """Copy what of a closure the first store lacks: leaves, then manifests, children first."""
-        first = self.blobs.first
-        for array in arrays:
-            if first.has_array(array):
-                report.components_reused += 1
-            else:
-                first.put_array(self.blobs.get_array(array), digest=array)
-                report.arrays_written += 1
-                report.written.append(array)
-        for document in documents:
-            if first.has_document(document):
-                report.components_reused += 1
-            else:
-                self._copy_document(document, report)
-        # A parent is walked before its children: reversed, children come first.
-        for manifest in reversed(manifests):
-            if first.has_document(manifest):
-                report.components_reused += 1
-            else:
-                self._copy_document(manifest, report)
 
 
 class ChainedButler(Butler):
@@ -389,10 +150,10 @@ class ChainedButler(Butler):
         # The gc generation of the first repository, for this cache too, before it
         # caches anything: else the first put would forget every digest it knows.
         remember_generation(self.blobs, self.cache)
-        self._io = _ChainIO(
+        self._io = ChainIO(
             ChainedBlobStore([self.blobs, *(m.blobs for m in self._members[1:])]),
             self.cache,
-            _RegistryResolver(self),
+            RegistryResolver(self),
             in_first=self._in_first,
         )
 

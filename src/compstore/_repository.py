@@ -75,21 +75,28 @@ _registries: weakref.WeakValueDictionary[tuple[str, int, int], Registry] = (
 _registries_lock = threading.Lock()
 
 
+def _registry_key(target: Path | str) -> tuple[str, int, int]:
+    """What `_registries` knows a registry by: a database URL, or a SQLite file and its identity."""
+    if isinstance(target, str) and "://" in target:
+        return (target, 0, 0)
+    path = Path(target)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (str(path.resolve()), -1, -1)  # Registry(path) says what is wrong
+    return (str(path.resolve()), st.st_dev, st.st_ino)
+
+
 def _shared_registry(path: Path | str) -> Registry:
-    if isinstance(path, Path):
-        try:
-            st = os.stat(path)
-        except OSError:
-            st = None  # Registry(path) says what is wrong
-        key = (str(path.resolve()), st.st_dev if st else -1, st.st_ino if st else -1)
-    else:
-        key = (path, 0, 0)
+    key = _registry_key(path)
     with _registries_lock:
         registry = _registries.get(key)
         if registry is None:
             registry = Registry(path)
             _registries[key] = registry
         return registry
+
+
 _BLOBS_NAME = "blobs"
 # (registry URL, folder) pairs checked by _refuse_a_copy in this process.
 _owned: set[tuple[str, str]] = set()
@@ -583,7 +590,7 @@ class Repository:
         pg = target.startswith("postgresql")
         with _reaching(target) if pg else contextlib.nullcontext():
             with _registries_lock:
-                known = target in _registries
+                known = _registry_key(target) in _registries
             if not known:  # once per process: the registry was made for this repository
                 if not pg and not os.path.isfile(target):
                     raise RepositoryFormatError(

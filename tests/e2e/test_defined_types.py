@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy import units as u
 
-from compstore import Butler, SourceCatalog, VisitExposure
+from compstore import Butler, VisitExposure
 from compstore.errors import (
     CombineError,
     DataIdError,

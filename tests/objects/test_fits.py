@@ -26,7 +26,6 @@ from compstore.objects import (
     Mask,
     SourceCatalog,
     VisitInfo,
-    Wcs,
 )
 from compstore.fits import read_catalog, read_exposure, write_catalog, write_exposure
 from compstore.testing.sky import make_catalog, make_exposure, make_wcs
@@ -106,7 +105,7 @@ def test_image_psf_and_extra_mask_plane_round_trip(exposure: Exposure, tmp_path:
     assert_exposures_equal(exp, back)
     assert back.mask.planes["STREAK"] == bit
     with fits.open(tmp_path / "x.fits") as hdul:
-        assert hdul["MASK"].header[f"MP_STREAK"] == bit
+        assert hdul["MASK"].header["MP_STREAK"] == bit
         np.testing.assert_array_equal(hdul["PSF"].data, exp.psf.kernel)
 
 

@@ -295,7 +295,7 @@ def test_generated_hostile_input_never_ends_in_a_traceback(tmp_path, sky, reliab
             by_kind[kind] += 1
             fuzz.desc = f"{kind} #{i}"
             try:
-                desc = getattr(fuzz, kind)()
+                getattr(fuzz, kind)()
             except CompstoreError:
                 pass
             except Exception as exc:  # noqa: BLE001 - what the test counts

@@ -127,10 +127,10 @@ def test_kill_at_every_write_step(tmp_path: Path, reliability_scale: int, reliab
                 kills += 1
                 if scenario == "verify":
                     changed += _snapshot(root) != pristine  # verify must write nothing
-                opened, l, h = _check(root, [x for x in lines if "run" in x], scenario)
+                opened, lost_here, half_here = _check(root, [x for x in lines if "run" in x], scenario)
                 failed_open += not opened
-                lost += l
-                half += h
+                lost += lost_here
+                half += half_here
                 shutil.rmtree(root, ignore_errors=True)
     finally:
         zygote.stdin.close()

@@ -84,7 +84,7 @@ def test_coadd_inputs_are_references_to_the_input_datasets(coadd_butler, sky):
         inputs.append(CoaddInput("calexp", {"visit": 1, "detector": detector}, wcs=exposure.wcs,
                                  psf=exposure.psf, calib=exposure.calib, weight=10.0 + detector))
     coadd, _ = sky(2, 0)
-    result = coadd_butler.put_with_report(
+    coadd_butler.put_with_report(
         coadd.replace(coadd_inputs=CoaddInputs(inputs)), "deepCoadd", tract=1, patch=1, band="r"
     )
     coadd_butler.cache.clear()

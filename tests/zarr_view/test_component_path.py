@@ -54,8 +54,6 @@ def test_a_packed_array_opens_with_stock_zarr_without_writing_the_repository(rea
 
 def test_a_damaged_pack_is_refused_not_written_out(read_only):
     reader, _ = read_only
-    ref = reader.find_dataset("calexp", **CALEXP)
-    digest = reader._io.manifest(ref.manifest)["components"]["variance"]["array"]
     packs = [os.path.join(d, f) for d, _, fs in os.walk(reader.blobs.root / "packs")
              for f in fs if f.endswith(".zip")]
     assert packs

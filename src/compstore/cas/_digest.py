@@ -144,7 +144,8 @@ def digest_array(array: np.ndarray) -> str:
     arr = np.ascontiguousarray(arr)
     if arr.size:
         h.update(array_bytes(arr))
-    return h.hexdigest()
+    digest: str = h.hexdigest()
+    return digest
 
 
 def array_hasher(dtype: np.dtype, shape: tuple[int, ...]) -> Any:

@@ -153,7 +153,7 @@ class PgPackIndex:
         wanted = list(digests)
         if not wanted:
             return {}
-        return dict(  # type: ignore[arg-type]
+        return dict(
             self._rows("SELECT digest, pack FROM pack_member WHERE digest = ANY(%s)", (wanted,))
         )
 

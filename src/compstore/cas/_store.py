@@ -304,7 +304,7 @@ class BlobStore(ABC):
     def get_document_unchecked(self, digest: str) -> bytes:
         """The stored bytes of document ``digest``, even if they fail their digest.
 
-        For `compstore.verify` only, to walk what a damaged manifest still
+        For `compstore.butler.verify` only, to walk what a damaged manifest still
         names (so it is not counted unreferenced); readers use `get_document`.
 
         Raises

@@ -1,6 +1,6 @@
 """The sweep of garbage collection: delete every stored component a live set does not name.
 
-The caller (`compstore.gc`) marks the live components (it walks every
+The caller (`compstore.butler.gc`) marks the live components (it walks every
 registered dataset's manifests) and holds the gc lock exclusive
 (`compstore.cas._gclock.sweep_guard`); this module knows only the blob
 store's files (``docs/format.md``, "Garbage collection"):

@@ -77,7 +77,8 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
 def python_for(argv: Sequence[str]) -> str:
     """Return the Python that ``compstore ARGV`` runs."""
     args = _parse(build_parser(), argv)
-    return args._command.code(args)
+    code: str = args._command.code(args)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

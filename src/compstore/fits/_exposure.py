@@ -29,15 +29,15 @@ from compstore.errors import FitsFormatError, ObjectError
 from compstore.objects import Background, Calib, Exposure, Mask, Psf, VisitInfo
 
 from ._cards import (
+    _ALT_WCS_KEY,
     _MASK_PLANE_PREFIX,
     _NS,
     FORMAT_VERSION,
+    _alt_crpix_moved,
+    _alt_wcs_cards,
     _card,
     _leaf_cards,
     _leaf_dict,
-    _ALT_WCS_KEY,
-    _alt_crpix_moved,
-    _alt_wcs_cards,
     _metadata_cards,
     _metadata_from,
 )

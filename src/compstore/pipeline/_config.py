@@ -157,4 +157,5 @@ class TaskConfig(Mapping[str, Any]):
 
     def to_dict(self) -> dict[str, Any]:
         """Return a plain, JSON-able copy (what provenance records)."""
-        return json.loads(json.dumps(self._values))
+        copy: dict[str, Any] = json.loads(json.dumps(self._values))
+        return copy

@@ -267,7 +267,8 @@ class Pipeline:
 
     def to_yaml(self) -> str:
         """Return the definition as YAML text (what `from_file` reads back)."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        text: str = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return text
 
     # -- access -----------------------------------------------------------------
     @property

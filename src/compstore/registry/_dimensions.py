@@ -80,7 +80,7 @@ def coerce_value(dimension: str, value_type: ValueType, value: object) -> DataId
         if type(value) is int and INT64_MIN <= value <= INT64_MAX:
             return value  # the common case, without the slow ABC check below
         if _is_int(value):
-            number = int(value)  # type: ignore[call-overload]
+            number: int = int(value)  # type: ignore[call-overload]
         elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
             number = int(value)
         else:

@@ -569,7 +569,7 @@ class _Queries(_Collections):
 
         The schema's unique index forbids them; a registry file edited behind
         compstore's back, or whose index was damaged or dropped, may hold some.
-        `compstore.verify` reports each group. Reads the whole dataset table.
+        `compstore.butler.verify` reports each group. Reads the whole dataset table.
         """
         with self._read() as conn:
             table = self._t["dataset"]

@@ -23,14 +23,16 @@ def _unit_string(unit: Any) -> str | None:
     try:
         return _unit_strings(unit)
     except TypeError:  # an unhashable unit spec: not remembered
-        return u.Unit(unit).to_string(format="generic")
+        text: str = u.Unit(unit).to_string(format="generic")
+        return text
 
 
 @functools.lru_cache(maxsize=1024)
 def _unit_strings(unit: Any) -> str:
     # Writing a unit out is slow in astropy (a visible part of a catalog put in a
     # profile), and a catalog's columns repeat a few units.
-    return u.Unit(unit).to_string(format="generic")
+    text: str = u.Unit(unit).to_string(format="generic")
+    return text
 
 
 class TableStorageClass(CompositeStorageClass):

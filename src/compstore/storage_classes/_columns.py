@@ -158,7 +158,8 @@ def _encode_time(
 
 
 def _unit_text(unit: Any) -> str:
-    return u.Unit(unit).to_string(format="generic")
+    text: str = u.Unit(unit).to_string(format="generic")
+    return text
 
 
 def decode_column(

@@ -14,8 +14,8 @@ the endpoint and dummy keys a client needs.
 from __future__ import annotations
 
 import itertools
-import uuid
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any

@@ -116,7 +116,7 @@ class DatasetZarrStore(Store):
         view = memoryview(data)
         if byte_range is not None:
             view = view[_slice(byte_range, len(view))]
-        return (prototype or default_buffer_prototype()).buffer.from_bytes(view)  # type: ignore[arg-type]
+        return (prototype or default_buffer_prototype()).buffer.from_bytes(view)
 
     async def get_partial_values(
         self,

@@ -183,4 +183,5 @@ def detect(exposure: Exposure, *, threshold: float = 5.0) -> np.ndarray:
     """Pixels above ``threshold`` sigma (``image / sqrt(variance)``), as a bool array."""
     with np.errstate(invalid="ignore", divide="ignore"):
         significance = exposure.image / np.sqrt(exposure.variance)
-    return np.isfinite(significance) & (significance > threshold)
+    detected: np.ndarray = np.isfinite(significance) & (significance > threshold)
+    return detected

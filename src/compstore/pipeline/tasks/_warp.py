@@ -39,7 +39,8 @@ def _interp_axis(coarse: np.ndarray, at: np.ndarray, axis_points: np.ndarray, ax
     hi = np.take(coarse, idx + 1, axis=axis)
     shape = [1, 1]
     shape[axis] = -1
-    return lo + (hi - lo) * frac.reshape(shape)
+    interpolated: np.ndarray = lo + (hi - lo) * frac.reshape(shape)
+    return interpolated
 
 
 def _source_coordinates(
@@ -122,9 +123,10 @@ def warp_exposure(
         w10, w11 = (1 - fx) * fy, fx * fy
         if square:  # variance of a weighted sum
             w00, w01, w10, w11 = w00**2, w01**2, w10**2, w11**2
-        return (
+        weighted: np.ndarray = (
             plane[y0, x0] * w00 + plane[y0, x1] * w01 + plane[y1, x0] * w10 + plane[y1, x1] * w11
         )
+        return weighted
 
     scale = exposure.calib.calibration
     image = (bilinear(exposure.image) * scale).astype(np.float32)

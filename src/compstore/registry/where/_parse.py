@@ -251,7 +251,7 @@ def parse_where(expression: str) -> Node:
             "simplify it"
         )
     try:
-        node = _ToAst().transform(tree)
+        node: Node = _ToAst().transform(tree)
     except lark.exceptions.VisitError as exc:
         if isinstance(exc.orig_exc, _OutOfRange):
             raise QueryError(

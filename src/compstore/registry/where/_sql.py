@@ -61,7 +61,7 @@ def where_to_sql(
     binds = bind or {}
     ctx = _Context("", {}, binds, "")
 
-    def operand(op: Operand) -> Any:
+    def operand(op: Operand) -> sa.ColumnElement[Any]:
         if isinstance(op, Dimension):
             return column(op.name)
         value = _values_of(op, ctx, in_list=False)[0]
