@@ -83,9 +83,10 @@ def test_walk_yields_references_only_when_asked() -> None:
     assert ("dataset", other) in list(walk(manifests.__getitem__, "a" * 32, datasets=True))
 
 
-def test_storage_classes_import_only_objects_and_errors() -> None:
+def test_storage_classes_import_only_objects_errors_and_plugins() -> None:
     package = Path(compstore.storage_classes.__file__).parent
-    allowed = {"compstore.objects", "compstore.errors"}
+    # compstore._plugins: the one plug-in table (imports only compstore.errors).
+    allowed = {"compstore.objects", "compstore.errors", "compstore._plugins"}
     for path in package.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
@@ -117,3 +118,13 @@ def test_old_names_still_answer() -> None:
     assert old_io is ObjectIO and old_format == MANIFEST_FORMAT
     with pytest.raises(AttributeError):
         compstore.storage_classes.no_such_name  # noqa: B018
+
+
+def test_the_plugin_table_imports_only_errors() -> None:
+    import compstore._plugins as plugins
+
+    tree = ast.parse(Path(plugins.__file__).read_text())
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
+    }
+    assert imported == {"errors"}, imported
