@@ -26,7 +26,7 @@ from typing import Generic, TypeVar
 
 from .errors import CompstoreError
 
-__all__ = ["Plugins", "import_path"]
+__all__ = ["Plugins", "import_path", "instance_check"]
 
 T = TypeVar("T")
 
@@ -46,6 +46,27 @@ def import_path(path: str) -> object:
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def instance_check(
+    base: type[T], key_of: Callable[[T], str], group: str, error: type[CompstoreError]
+) -> Callable[[str, object], T]:
+    """An ``accept`` for plug-ins that are instances of ``base`` keyed by ``key_of``.
+
+    What was loaded may be the class (instantiated with no arguments) or an
+    instance; either way its key must be the entry point's name.
+    """
+
+    def accept(name: str, loaded: object) -> T:
+        instance = loaded() if isinstance(loaded, type) else loaded
+        if not isinstance(instance, base) or key_of(instance) != name:
+            raise error(
+                f"entry point {name!r} in group {group!r} must load a {base.__name__} "
+                f"for {name!r}, not {instance!r:.100}"
+            )
+        return instance
+
+    return accept
 
 
 class Plugins(Generic[T]):

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .._plugins import Plugins
+from .._plugins import Plugins, instance_check
 from ..errors import CombineError, DefinitionError, StorageClassError
 
 __all__ = [
@@ -180,22 +180,14 @@ def _builtin_combiners() -> dict[str, Combiner]:
     return {c.storage_class: c for c in (SourceCatalogCombiner(), ExposureCombiner())}
 
 
-def _accept(name: str, loaded: object) -> Combiner:
-    instance = loaded() if isinstance(loaded, type) else loaded
-    if not isinstance(instance, Combiner) or instance.storage_class != name:
-        raise StorageClassError(
-            f"entry point {name!r} in group {COMBINER_ENTRY_POINT_GROUP!r} must load a "
-            f"Combiner for storage class {name!r}, not {instance!r:.100}"
-        )
-    return instance
-
-
 _combiners: Plugins[Combiner] = Plugins(
     COMBINER_ENTRY_POINT_GROUP,
     "combiner",
     StorageClassError,
     builtins=_builtin_combiners,
-    accept=_accept,
+    accept=instance_check(
+        Combiner, lambda c: c.storage_class, COMBINER_ENTRY_POINT_GROUP, StorageClassError
+    ),
     describe=lambda c: type(c).__qualname__,
     same=lambda old, new: type(old) is type(new),
 )

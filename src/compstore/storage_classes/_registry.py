@@ -10,7 +10,7 @@ and the pipeline tasks' are.
 
 from __future__ import annotations
 
-from .._plugins import Plugins
+from .._plugins import Plugins, instance_check
 from ..errors import StorageClassError, UnknownStorageClassError
 from ._base import ArrayStorageClass, StorageClass
 
@@ -55,22 +55,12 @@ def _builtins() -> dict[str, StorageClass]:
     return {c.name: c for c in classes}
 
 
-def _accept(name: str, loaded: object) -> StorageClass:
-    instance = loaded() if isinstance(loaded, type) else loaded
-    if not isinstance(instance, StorageClass) or instance.name != name:
-        raise StorageClassError(
-            f"entry point {name!r} in group {ENTRY_POINT_GROUP!r} must load a StorageClass "
-            f"named {name!r}, not {instance!r:.100}"
-        )
-    return instance
-
-
 _classes: Plugins[StorageClass] = Plugins(
     ENTRY_POINT_GROUP,
     "storage class",
     StorageClassError,
     builtins=_builtins,
-    accept=_accept,
+    accept=instance_check(StorageClass, lambda sc: sc.name, ENTRY_POINT_GROUP, StorageClassError),
     describe=lambda sc: type(sc).__qualname__,
     same=lambda old, new: type(old) is type(new),
 )
