@@ -95,6 +95,15 @@ def _run(scenario: str, root: str, acks: str) -> None:
         for detector in (1, 2):
             butler.put(make_exposure(1, detector, size=64, seed=7), "calexp", visit=1, detector=detector)
             _ack(acks, run="r", visit=1, detector=detector)
+    elif scenario in ("transfer", "subset"):  # two datasets of the source of KILL_SOURCE
+        source = Butler(os.environ["KILL_SOURCE"])
+        refs = source.query_datasets("calexp", collections="t")
+        if scenario == "transfer":  # into a repository holding a dataset already
+            Butler(root).transfer_from(source, refs)
+        else:  # into a new repository
+            source.subset(root, ["calexp"], collections="t")
+        for ref in refs:
+            _ack(acks, run="t", visit=ref.data_id["visit"], detector=ref.data_id["detector"])
     elif scenario == "verify":
         Butler(root).verify(deep=True)
     else:

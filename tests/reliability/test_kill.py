@@ -1,4 +1,5 @@
-"""kill -9 at every write step of a put, of the first put into a new repository, of a pipeline run, of verify.
+"""kill -9 at every write step of a put, of the first put into a new repository, of a pipeline run,
+of a transfer, of a subset, of verify.
 
 (``verify`` writes nothing: it is killed at its file opens instead, and the
 repository it leaves must be byte for byte the one it was given.)
@@ -6,7 +7,9 @@ repository it leaves must be byte for byte the one it was given.)
 After each kill: the repository opens, `verify` finds no problem (unreferenced
 components are not problems), every acknowledged dataset reads back equal,
 and no dataset is half-visible (a registry row whose manifest or components
-are missing would be a `verify` problem).
+are missing would be a `verify` problem). A transfer or subset of two datasets
+is all or nothing: a killed one leaves none of them or both (counted as
+half-visible otherwise).
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ def _template(tmp: Path, scenario: str) -> Path | None:
     root = tmp / f"template-{scenario}"
     if scenario == "first":
         return None
-    if scenario == "put":
+    if scenario == "subset":
+        return None
+    if scenario == "put" or scenario == "transfer":
         butler = Butler.create(root)
         butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
         Butler(root, run="r").put(make_exposure(1, 0, size=64, seed=7), "calexp", visit=1, detector=0)
@@ -66,6 +71,11 @@ def _check(root: Path, acks: list[dict[str, int]], scenario: str) -> tuple[bool,
         return False, len(acks), 0
     report = butler.verify(deep=True)
     half = len(report.problems)
+    if scenario in ("transfer", "subset"):
+        moved = len(butler.query_datasets("calexp", collections="t")) if "t" in {
+            c for c in butler.registry.query_collections()
+        } else 0
+        half += moved not in (0, 2)  # all or nothing
     lost = 0
     for ack in acks:
         try:
@@ -81,15 +91,24 @@ def _check(root: Path, acks: list[dict[str, int]], scenario: str) -> tuple[bool,
 
 
 def test_kill_at_every_write_step(tmp_path: Path, reliability_scale: int, reliability_counts) -> None:
+    # The source of the transfer and subset scenarios: two datasets in run "t".
+    source = tmp_path / "source"
+    Butler.create(source)
+    writer = Butler(source, run="t")
+    writer.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    for detector in (1, 2):
+        writer.put(make_exposure(1, detector, size=64, seed=7), "calexp", visit=1, detector=detector)
+    writer.registry.close()
     zygote = subprocess.Popen(
         [sys.executable, str(HERE / "kill_child.py")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "KILL_SOURCE": str(source)},
     )
     assert zygote.stdin is not None and zygote.stdout is not None
     kills = lost = half = failed_open = changed = 0
     per_scenario = {}
     try:
-        for scenario in ("put", "first", "pipeline", "verify"):
+        for scenario in ("put", "first", "pipeline", "transfer", "subset", "verify"):
             template = _template(tmp_path, scenario)
             trial = 0
 
