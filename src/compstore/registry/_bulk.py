@@ -108,3 +108,20 @@ def _sqlite_insert_plan(
             permutation = None
         plan = (compiled.string, permutation, bind_id)
     return plan
+
+
+def insert_unless_raced(conn: sa.Connection, local: threading.local, statement: Any) -> bool:
+    """Run the INSERT ``statement`` in a savepoint; False if a unique key refused it.
+
+    For registrations that look first and insert what is missing: on
+    PostgreSQL two transactions may both look before either commits, and the
+    second's INSERT then waits for the first and fails on the unique key.
+    False means "another writer made it meanwhile": the caller looks again
+    (the row is visible now) and answers as if it had been there.
+    """
+    try:
+        with _savepoint(conn, local):
+            conn.execute(statement)
+    except sa.exc.IntegrityError:
+        return False
+    return True

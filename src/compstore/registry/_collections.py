@@ -13,8 +13,10 @@ from compstore.errors import (
     CollectionTypeError,
     InvalidNameError,
     MissingCollectionError,
+    RegistryError,
 )
 
+from ._bulk import insert_unless_raced
 from ._common import (
     CollectionArg,
     _listing,
@@ -99,19 +101,23 @@ class _Collections(_DatasetTypes):
         collection_type = CollectionType(collection_type)
         with self._write() as conn:
             self._refresh(conn)
-            hit = self._lookup_collection(conn, name)
-            if hit is not None:
-                if hit[1] is not collection_type:
-                    raise CollectionTypeError(
-                        f"collection {name!r} exists already as {hit[1].name}, "
-                        f"not {collection_type.name}"
-                    )
-                return False
-            conn.execute(
-                self._t["collection"].insert().values(name=name, type=collection_type.value)
-            )
-            self._bump_catalog(conn)
-            return True
+            for _attempt in range(2):
+                hit = self._lookup_collection(conn, name)
+                if hit is not None:
+                    if hit[1] is not collection_type:
+                        raise CollectionTypeError(
+                            f"collection {name!r} exists already as {hit[1].name}, "
+                            f"not {collection_type.name}"
+                        )
+                    return False
+                insert = self._t["collection"].insert().values(
+                    name=name, type=collection_type.value
+                )
+                if insert_unless_raced(conn, self._local, insert):
+                    self._bump_catalog(conn)
+                    return True
+                # Another writer made it since the lookup: answer as if it had been there.
+            raise RegistryError(f"collection {name!r} could not be registered nor found")
 
     def register_run(self, name: str) -> bool:
         """Create a RUN collection if it does not exist yet.

@@ -12,8 +12,10 @@ from compstore.errors import (
     DatasetTypeConflictError,
     InvalidNameError,
     MissingDatasetTypeError,
+    RegistryError,
 )
 
+from ._bulk import insert_unless_raced
 from ._caches import _Caches
 from ._common import (
     _listing,
@@ -70,19 +72,35 @@ class _DatasetTypes(_Caches):
             if value_type is None:
                 if dim not in first:
                     continue  # an absent optional dimension: typed by its first value
-                new_type = infer_value_type(dim, first[dim])
-                dim_table = self._t["dimension"]
-                with self._lock:
-                    conn.execute(
-                        sa.update(dim_table)
-                        .where(dim_table.c.name == dim, dim_table.c.value_type.is_(None))
-                        .values(value_type=new_type)
-                    )
-                    add_dimension_column(conn, self._md, dim, new_type)
-                    self._dimensions[dim] = new_type
-                self._bump_catalog(conn)
-                types[dim] = new_type
+                types[dim] = self._type_dimension(conn, dim, infer_value_type(dim, first[dim]))
         return types  # type: ignore[return-value]
+
+    def _type_dimension(self, conn: sa.Connection, dim: str, value_type: ValueType) -> ValueType:
+        """Give the untyped dimension ``dim`` its type and column; return the type it has.
+
+        If another writer typed it meanwhile (its UPDATE committed first; ours
+        then matches no row), its type stands: the column exists already, and is
+        only described here; a value of the other type is refused by the caller's
+        coercion as any value of a wrong type is.
+        """
+        dim_table = self._t["dimension"]
+        with self._lock:
+            changed = conn.execute(
+                sa.update(dim_table)
+                .where(dim_table.c.name == dim, dim_table.c.value_type.is_(None))
+                .values(value_type=value_type)
+            ).rowcount
+            if changed:
+                add_dimension_column(conn, self._md, dim, value_type)
+                self._dimensions[dim] = value_type
+        if changed:
+            self._bump_catalog(conn)
+            return value_type
+        self._refresh(conn, force=True)  # learns the other writer's type and column
+        typed = self._dimensions.get(dim)
+        if typed is None:
+            raise RegistryError(f"dimension {dim!r} could not be given a value type")
+        return typed
 
     # -- dataset types ---------------------------------------------------------------
     def register_dataset_type(
@@ -124,44 +142,52 @@ class _DatasetTypes(_Caches):
         wanted = DatasetType(name, dims, storage_class)
         with self._write() as conn:
             self._refresh(conn)
-            existing = self._lookup_type(conn, name)
-            if existing is not None:
-                have = existing.dataset_type
-                if have.storage_class == storage_class:
-                    if set(have.required_dimensions) <= set(dims) <= set(have.dimensions):
-                        return have
-                    if set(dims) > set(have.dimensions):
-                        return self._extend_dataset_type(conn, existing, dims)
-                raise DatasetTypeConflictError(
-                    f"dataset type {name!r} is registered as {have}; "
-                    f"cannot register it again as {wanted} (a later stage may only add "
-                    "dimensions, with the same storage class)"
-                )
-            if name in read_definitions(conn, definition_table(self._md)):
-                raise DatasetTypeConflictError(
-                    f"{name!r} is a defined dataset type (an aggregate or join); "
-                    "choose another name for the dataset type"
-                )
-            dim_table = self._t["dimension"]
-            known = {n for (n,) in conn.execute(sa.select(dim_table.c.name))}
-            new_dims = [d for d in dims if d not in known]
-            if new_dims:
-                conn.execute(
-                    dim_table.insert(), [{"name": d, "value_type": None} for d in new_dims]
-                )
-                with self._lock:
-                    for d in new_dims:
-                        self._dimensions.setdefault(d, None)
-            table = self._t["dataset_type"]
-            conn.execute(
-                table.insert().values(
+            for _attempt in range(2):
+                existing = self._lookup_type(conn, name)
+                if existing is not None:
+                    have = existing.dataset_type
+                    if have.storage_class == storage_class:
+                        if set(have.required_dimensions) <= set(dims) <= set(have.dimensions):
+                            return have
+                        if set(dims) > set(have.dimensions):
+                            return self._extend_dataset_type(conn, existing, dims)
+                    raise DatasetTypeConflictError(
+                        f"dataset type {name!r} is registered as {have}; "
+                        f"cannot register it again as {wanted} (a later stage may only add "
+                        "dimensions, with the same storage class)"
+                    )
+                if name in read_definitions(conn, definition_table(self._md)):
+                    raise DatasetTypeConflictError(
+                        f"{name!r} is a defined dataset type (an aggregate or join); "
+                        "choose another name for the dataset type"
+                    )
+                self._insert_dimensions(conn, {d: None for d in dims})
+                table = self._t["dataset_type"]
+                insert = table.insert().values(
                     name=name, dimensions=json.dumps(list(dims)), storage_class=storage_class
                 )
-            )
-            self._bump_catalog(conn)
-            info = self._lookup_type(conn, name)
-            assert info is not None
-            return info.dataset_type
+                if insert_unless_raced(conn, self._local, insert):
+                    self._bump_catalog(conn)
+                    info = self._lookup_type(conn, name)
+                    assert info is not None
+                    return info.dataset_type
+                # Another writer registered it since the lookup: check against theirs.
+            raise RegistryError(f"dataset type {name!r} could not be registered nor found")
+
+    def _insert_dimensions(self, conn: sa.Connection, wanted: Mapping[str, ValueType | None]) -> None:
+        """Insert the dimensions of ``wanted`` (name -> value type or None) not in the table.
+
+        One another writer inserts meanwhile is left as it made it.
+        """
+        dim_table = self._t["dimension"]
+        known = {n for (n,) in conn.execute(sa.select(dim_table.c.name))}
+        for dim, value_type in wanted.items():
+            if dim in known:
+                continue
+            insert = dim_table.insert().values(name=dim, value_type=value_type)
+            if insert_unless_raced(conn, self._local, insert) and value_type is None:
+                with self._lock:
+                    self._dimensions.setdefault(dim, None)
 
     # -- defined dataset types (aggregates, joins) -------------------------------
     def register_definition(self, definition: DatasetTypeDefinition) -> DatasetTypeDefinition:
@@ -191,8 +217,11 @@ class _DatasetTypes(_Caches):
             table.create(conn, checkfirst=True)
             stored = read_definitions(conn, table).get(definition.name)
             if stored is None:
-                conn.execute(table.insert().values(name=definition.name, definition=text))
-            elif stored != text:
+                insert = table.insert().values(name=definition.name, definition=text)
+                if not insert_unless_raced(conn, self._local, insert):
+                    # Another writer defined it since: theirs is checked as if it had been there.
+                    stored = read_definitions(conn, table).get(definition.name)
+            if stored is not None and stored != text:
                 have = DatasetTypeDefinition.from_json(definition.name, stored)
                 raise DatasetTypeConflictError(
                     f"{definition.name!r} is defined already as {have.describe()}; "
@@ -235,14 +264,9 @@ class _DatasetTypes(_Caches):
                     "is unknown; use it in another dataset type first, or use a built-in one"
                 )
             if dim not in known:
-                conn.execute(dim_table.insert().values(name=dim, value_type=value_type))
+                self._insert_dimensions(conn, {dim: None})
             if known.get(dim) is None:
-                conn.execute(
-                    sa.update(dim_table).where(dim_table.c.name == dim).values(value_type=value_type)
-                )
-                with self._lock:
-                    add_dimension_column(conn, self._md, dim, value_type)
-                    self._dimensions[dim] = value_type
+                self._type_dimension(conn, dim, value_type)
         table = self._t["dataset_type"]
         extended = DatasetType(
             have.name, have.dimensions + tuple(added), have.storage_class,

@@ -219,6 +219,64 @@ class RegistryTests:
         filled.query_datasets("calexp", None, "a")
         assert filled.data_version() == version
 
+    @pytest.mark.parametrize("what", ["dataset type", "collection", "dimension type"])
+    def test_concurrent_registrations_of_one_name_both_succeed(
+        self, filled: Registry, what: str
+    ) -> None:
+        """Two writers registering the same new name at once: both succeed, one row.
+
+        The first holds its transaction open; the second, on another connection,
+        waits for it (SQLite: the write lock; PostgreSQL: the unique index) and
+        must then find what the first made, not fail on the duplicate.
+        """
+        import threading
+
+        other = self._reopen(filled)
+
+        if what == "dimension type":  # both insert the first values of a new dimension
+            filled.register_dataset_type("typed", ("visit", "newdim2"), "Exposure")
+            filled.register_run("run1")
+            filled.register_run("run2")
+
+        def register(registry: Registry) -> object:
+            if what == "dataset type":
+                return registry.register_dataset_type("raced", ("visit", "newdim"), "Exposure")
+            if what == "dimension type":
+                run = "run1" if registry is filled else "run2"
+                ref = registry.insert_dataset("typed", {"visit": 1, "newdim2": 5}, run, "m")
+                return dict(ref.data_id)
+            return registry.register_collection("raced", CollectionType.RUN)
+
+        started, results = threading.Event(), []
+
+        def second() -> None:
+            started.wait()
+            try:
+                results.append(register(other))
+            except Exception as exc:  # noqa: BLE001 - reported below
+                results.append(exc)
+
+        thread = threading.Thread(target=second)
+        thread.start()
+        try:
+            with filled.transaction():
+                first = register(filled)
+                started.set()
+                thread.join(timeout=0.5)  # the second is waiting for this transaction
+            thread.join(timeout=30)
+        finally:
+            other.close()
+        assert not thread.is_alive()
+        assert len(results) == 1 and not isinstance(results[0], Exception), results
+        if what == "dataset type":
+            assert results[0] == first == filled.get_dataset_type("raced")
+        elif what == "dimension type":
+            assert results[0] == first == {"visit": 1, "newdim2": 5}
+            assert filled.dimensions()["newdim2"] == "int"
+            assert len(filled.query_datasets("typed", "newdim2 = 5", ["run1", "run2"])) == 2
+        else:
+            assert (first, results[0]) == (True, False)
+
     def test_get_datasets_answers_in_order_as_get_dataset_does(self, filled: Registry) -> None:
         refs = filled.query_datasets("calexp", None, "a")
         assert len(refs) >= 2
