@@ -16,9 +16,11 @@ from ..errors import (
     DefinitionError,
     InvalidNameError,
     MissingDatasetTypeError,
+    PipelineError,
 )
 from ..objects._astropy import from_astropy
 from ..registry import DataId, DatasetRef, DatasetType, derived_dataset_id
+from ..registry._common import config_json
 from ..storage_classes import get_storage_class
 from ._lookup import Lookup
 from ._names import parse_dataset_name
@@ -109,6 +111,8 @@ class Puts(Lookup):
         """
         run = self._require_run()
         report = report if report is not None else WriteReport()
+        # Checked before anything is written.
+        parts = None if provenance is None else _provenance_parts(provenance)
         prepared = []
         for obj, dataset_type, data_id in items:
             obj, dtype, full_id = self._put_target(obj, dataset_type, data_id)
@@ -122,13 +126,13 @@ class Puts(Lookup):
         # The gc lock, shared, from the first existence check to the commit: no sweep
         # deletes a component this put reuses or wrote before its row names it.
         with put_guard(self.blobs, self.cache):
-            return self._commit_many(run, prepared, provenance, report)
+            return self._commit_many(run, prepared, parts, report)
 
     def _commit_many(
         self,
         run: str,
         prepared: list[tuple[Any, DatasetType, DataId]],
-        provenance: Mapping[str, Any] | None,
+        provenance: _Provenance | None,
         report: WriteReport,
     ) -> list[DatasetRef]:
         manifests = [self._io.write(obj, dtype.storage_class, report) for obj, dtype, _ in prepared]
@@ -141,20 +145,17 @@ class Puts(Lookup):
                 if provenance is None:
                     ref = self.registry.insert_dataset(dtype.name, full_id, run, manifest)
                 else:
-                    task_class = provenance["task_class"]
-                    config = dict(provenance.get("config", {}))
-                    inputs = [uuid.UUID(str(i)) for i in provenance.get("inputs", ())]
-                    # A produced dataset's ID is derived from its provenance: the same
-                    # pipeline on the same inputs writes the same IDs (registry._ids).
+                    label, task_class, config, inputs = provenance
+                    # A produced dataset's ID is derived from its provenance and content:
+                    # the same pipeline on the same inputs writes the same IDs (registry._ids).
                     dataset_id = derived_dataset_id(
-                        dtype.name, full_id, run, task_class, config, inputs
+                        dtype.name, self.registry.canonical_data_id(dtype.name, full_id), run,
+                        task_class, config, inputs, manifest,
                     )
                     ref = self.registry.insert_dataset(
                         dtype.name, full_id, run, manifest, id=dataset_id
                     )
-                    self.registry.record_provenance(
-                        ref.id, provenance["task_label"], task_class, config, inputs
-                    )
+                    self.registry.record_provenance(ref.id, label, task_class, config, inputs)
                 refs.append(ref)
         if _log.isEnabledFor(logging.DEBUG):
             _log.debug("put %d dataset(s) into run %r: %s", len(refs), run,
@@ -289,3 +290,38 @@ class Puts(Lookup):
                     existing = self.registry.insert_dataset(dtype.name, full_id, run, manifest)
                 refs.append(existing)
         return refs
+
+
+_Provenance = tuple[str, str, dict[str, Any], list[uuid.UUID]]
+
+
+def _provenance_parts(provenance: Mapping[str, Any]) -> _Provenance:
+    """(task label, task class, config, input IDs) of a ``put_many`` provenance mapping.
+
+    Raises
+    ------
+    PipelineError
+        If the label or class is missing or not a string, the config is not a
+        mapping, or an input is not a dataset ID.
+    EncodingError
+        If the config is not plain JSON.
+    """
+    label, task_class = provenance.get("task_label"), provenance.get("task_class")
+    config = provenance.get("config", {})
+    if not isinstance(label, str) or not isinstance(task_class, str):
+        raise PipelineError(
+            "provenance needs 'task_label' and 'task_class' strings, got "
+            f"{label!r:.100} and {task_class!r:.100}"
+        )
+    if not isinstance(config, Mapping):
+        raise PipelineError(f"provenance 'config' of {label!r} is not a mapping: {config!r:.100}")
+    inputs = []
+    for value in provenance.get("inputs", ()):
+        try:
+            inputs.append(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+        except ValueError:
+            raise PipelineError(
+                f"provenance input {value!r:.100} of {label!r} is not a dataset ID (a UUID)"
+            ) from None
+    config_json(config, label)  # refused before anything is written
+    return label, task_class, dict(config), inputs

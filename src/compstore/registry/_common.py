@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -9,6 +10,7 @@ from typing import Any
 
 from compstore.errors import (
     DataIdError,
+    EncodingError,
 )
 
 from ._types import (
@@ -54,6 +56,20 @@ _NO_FAST_PATH = object()
 def _new_uuid() -> uuid.UUID:
     # uuid4() but without its per-call overhead: the same 122 random bits.
     return uuid.UUID(bytes=os.urandom(16), version=4)
+
+
+def config_json(config: Any, task: str) -> str:
+    """A task configuration as canonical JSON text (sorted keys), as provenance stores it.
+
+    Raises
+    ------
+    EncodingError
+        If ``config`` is not plain JSON (or holds NaN), naming ``task``.
+    """
+    try:
+        return json.dumps(config, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise EncodingError(f"task config of {task!r} is not plain JSON: {exc}") from None
 
 
 def _as_uuid(value: object) -> uuid.UUID:

@@ -12,13 +12,13 @@ import sqlalchemy as sa
 from compstore.errors import (
     ConflictingDatasetError,
     DatasetNotFoundError,
-    EncodingError,
 )
 
 from ._common import (
     _IN_CHUNK,
     _as_uuid,
     _chunks,
+    config_json,
 )
 from ._connections import reconnecting
 from ._datasets import _Datasets
@@ -64,10 +64,7 @@ class _Provenance(_Datasets):
         """
         output_id = _as_uuid(output_id)
         inputs = [_as_uuid(i) for i in input_ids]
-        try:
-            config_json = json.dumps(config, sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise EncodingError(f"task config of {task_label!r} is not plain JSON: {exc}") from None
+        config_text = config_json(config, task_label)
         with self._write() as conn:
             self._refresh(conn)
             existing = self._get_provenance(conn, output_id)
@@ -75,7 +72,7 @@ class _Provenance(_Datasets):
                 "output_id": output_id,
                 "task_label": task_label,
                 "task_class": task_class,
-                "config": json.loads(config_json),
+                "config": json.loads(config_text),
                 "input_ids": inputs,
             }
             if existing is not None:
@@ -92,7 +89,7 @@ class _Provenance(_Datasets):
             conn.execute(
                 self._t["provenance"].insert().values(
                     output_id=output_id, task_label=task_label, task_class=task_class,
-                    config=config_json,
+                    config=config_text,
                 )
             )
             if inputs:

@@ -27,6 +27,7 @@ from ._common import (
 from ._connections import reconnecting
 from ._dimensions import (
     coerce_value,
+    infer_value_type,
 )
 from ._engine import is_sqlite
 from ._schema import (
@@ -529,6 +530,34 @@ class _Queries(_Collections):
             sa.select(*self._ref_columns(info)).where(table.c.id == dataset_id)
         ).one()
         return self._ref(conn, info, row)
+
+    @reconnecting
+    def canonical_data_id(self, dataset_type: str, data_id: Mapping[str, Any]) -> DataId:
+        """Return ``data_id`` as the registry stores it for ``dataset_type``.
+
+        Values are coerced to their dimension's type as an insert would coerce
+        them (a numpy integer or a digit string of an integer dimension becomes
+        an ``int``); a dimension with no type yet takes the one its value
+        implies. Nothing is written.
+
+        Raises
+        ------
+        MissingDatasetTypeError
+            If the dataset type is not registered.
+        DataIdError
+            If the data ID does not fit the dataset type.
+        """
+        with self._read() as conn:
+            info = self._type(conn, dataset_type)
+            info.dataset_type.check_data_id(data_id)
+            types = self._dimension_types(conn, info)
+        values = [
+            coerce_value(d, types[d] or infer_value_type(d, data_id[d]), data_id[d])
+            if d in data_id
+            else None
+            for d in info.sorted_dims
+        ]
+        return info.data_id(values)
 
     @reconnecting
     def get_dataset(self, id: uuid.UUID) -> DatasetRef | None:
