@@ -58,7 +58,13 @@ def instance_check(
     """
 
     def accept(name: str, loaded: object) -> T:
-        instance = loaded() if isinstance(loaded, type) else loaded
+        try:
+            instance = loaded() if isinstance(loaded, type) else loaded
+        except Exception as exc:  # a broken plug-in's constructor
+            raise error(
+                f"entry point {name!r} in group {group!r}: {loaded!r:.100}() failed: {exc}; "
+                "fix or uninstall the package that provides it"
+            ) from exc
         if not isinstance(instance, base) or key_of(instance) != name:
             raise error(
                 f"entry point {name!r} in group {group!r} must load a {base.__name__} "
@@ -184,14 +190,20 @@ class Plugins(Generic[T]):
             already and ``replace`` is false.
         """
         with self._lock:
-            existing = self._loaded.get(name)
-            if existing is None and not replace and name in self.builtins():
-                existing = self.get(name)
-            if existing is not None and not replace and not self._same(existing, plugin):
-                raise self._error(
-                    f"{self.kind} name {name!r} is registered already, for "
-                    f"{self._describe(existing)}; pick another name or pass replace=True"
-                )
+            if not replace:
+                existing = self._loaded.get(name)
+                builtin = self.builtins().get(name) if existing is None else None
+                if isinstance(builtin, str):  # compared by path: nothing imported
+                    clash = builtin if self._describe(plugin) != builtin else None
+                else:
+                    existing = existing if existing is not None else builtin
+                    same = existing is None or self._same(existing, plugin)
+                    clash = None if same else self._describe(existing)  # type: ignore[arg-type]
+                if clash is not None:
+                    raise self._error(
+                        f"{self.kind} name {name!r} is registered already, for {clash}; "
+                        "pick another name or pass replace=True"
+                    )
             self._loaded[name] = plugin
 
     def forget(self, name: str) -> None:

@@ -152,6 +152,21 @@ def test_register_task_name():
         register_task("test-int", int)  # type: ignore[arg-type]
 
 
+def test_a_builtin_task_name_is_rebound_only_with_replace(monkeypatch):
+    from compstore.pipeline import _registry
+
+    # The built-in's module is not imported to compare: its path is compared.
+    builtins = {**_registry._tasks.builtins(), "test-builtin": "no_such_module:Task"}
+    monkeypatch.setattr(_registry._tasks, "_builtins", builtins)
+    with pytest.raises(PipelineDefinitionError, match="registered already, for no_such_module:Task"):
+        register_task("test-builtin", Recalibrate)
+    register_task("test-builtin", Recalibrate, replace=True)
+    try:
+        assert get_task_class("test-builtin") is Recalibrate
+    finally:
+        _registry._tasks.forget("test-builtin")
+
+
 def test_entry_point_names(monkeypatch):
     ep = importlib.metadata.EntryPoint(
         "ep-recalibrate", "pipeline_test_tasks:Recalibrate", "compstore.tasks"
