@@ -435,18 +435,24 @@ class ChainedButler(Butler):
             If a ref is in none of the repositories.
         """
         groups: dict[int, list[DatasetRef]] = {}
-        for ref in refs:
-            for i, member in enumerate(self._members):
-                have = member.registry.get_dataset(ref.id)
-                if have is not None and have.manifest == ref.manifest:
-                    groups.setdefault(i, []).append(ref)
-                    break
-            else:
-                raise DatasetNotFoundError(
-                    f"{ref.dataset_type} {dict(ref.data_id)} (ID {ref.id}) is in none of the "
-                    f"repositories {[str(r) for r in self.roots]}; pass refs found through this Butler"
-                )
-        return [(self._members[i], groups[i]) for i in sorted(groups)]
+        left = list(refs)
+        for i, member in enumerate(self._members):
+            if not left:
+                break
+            haves = member.registry.get_datasets([ref.id for ref in left])  # one batch each
+            held = [
+                have is not None and have.manifest == ref.manifest
+                for ref, have in zip(left, haves, strict=True)
+            ]
+            groups[i] = [ref for ref, ok in zip(left, held, strict=True) if ok]
+            left = [ref for ref, ok in zip(left, held, strict=True) if not ok]
+        if left:
+            ref = left[0]
+            raise DatasetNotFoundError(
+                f"{ref.dataset_type} {dict(ref.data_id)} (ID {ref.id}) is in none of the "
+                f"repositories {[str(r) for r in self.roots]}; pass refs found through this Butler"
+            )
+        return [(self._members[i], groups[i]) for i in sorted(groups) if groups[i]]
 
     def _located(
         self,

@@ -176,9 +176,10 @@ class _Datasets(_Queries):
                             info.dataset_type.check_data_id(data_id)
                         values = info.values(types, data_id)
                         manifest = manifests[index]
-                        if not isinstance(manifest, str) or not manifest:
+                        if not isinstance(manifest, str) or not 0 < len(manifest) <= 128:
                             raise DataIdError(
-                                f"manifest digest {manifest!r} is not a non-empty string"
+                                f"manifest digest {manifest!r:.200} is not a string of 1 to 128 "
+                                "characters"
                             )
                         dataset_id = _new_uuid() if ids is None else _as_uuid(ids[index])
                         key = info.key(values)

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from compstore.errors import RegistryError
+from compstore.errors import DataIdError, RegistryError
 
 __all__ = [
     "GENERATION_KEY",
@@ -198,6 +198,11 @@ def copy_rows(
                 copy.set_types(types)
                 for row in rows:
                     copy.write_row(row)
+    except psycopg.errors.DataError as exc:  # a value that does not fit its column
+        raise DataIdError(
+            f"a value does not fit its column of table {table.name!r}: "
+            f"{str(exc).strip().splitlines()[0]}"
+        ) from None
     except psycopg.errors.IntegrityError as exc:
         raise sa.exc.IntegrityError(f"COPY {table}", None, exc) from exc
 

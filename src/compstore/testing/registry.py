@@ -277,6 +277,11 @@ class RegistryTests:
         else:
             assert (first, results[0]) == (True, False)
 
+    def test_a_manifest_digest_longer_than_its_column_is_refused(self, filled: Registry) -> None:
+        with pytest.raises(DataIdError, match="1 to 128 characters"):
+            filled.insert_dataset("calexp", {"visit": 9, "detector": 0}, "a", "m" * 129)
+        assert filled.find_dataset("calexp", {"visit": 9, "detector": 0}, "a") is None
+
     def test_get_datasets_answers_in_order_as_get_dataset_does(self, filled: Registry) -> None:
         refs = filled.query_datasets("calexp", None, "a")
         assert len(refs) >= 2
