@@ -69,7 +69,8 @@ from compstore.cas._zarrfmt import (
     group_metadata,
     parse_array_metadata,
 )
-from compstore.cas._zarrio import decode_array_data, dimension_names_for, encode_array_files
+from compstore.cas._zarrio import decode_array_data, dimension_names_for
+from compstore.cas._zarrwrite import encode_array_files
 from compstore.errors import BlobNotFoundError, BlobStoreError, CompstoreError, CorruptBlobError
 
 __all__ = ["S3BlobStore"]
