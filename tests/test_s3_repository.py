@@ -338,3 +338,63 @@ def test_verify_checks_the_bucket_not_the_local_cache(filled, s3_env, tmp_path):
         obstore.put(bucket, key, bytes(raw))
     report = Butler(filled, local_cache=cache).verify(deep=True)
     assert not report.ok and report.problems
+
+
+def test_small_components_are_packed_and_a_catalog_get_is_not_one_request_per_column(
+    s3_url, s3_env, tmp_path, sky
+):
+    """A put packs its small components in one object; a catalog get reads its pack once."""
+    Butler.create(s3_url, registry=str(tmp_path / "registry.sqlite3"))
+    writer = Butler(s3_url, run="sfm")
+    writer.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+    _, catalog = sky(5, 0)
+    s3_env.clear_requests()
+    writer.put(catalog, "src", visit=5, detector=0)
+    puts = [r.path for r in s3_env.requests if r.method == "PUT"]
+    assert len(puts) == 1 and "/blobs/packs/" in puts[0] and puts[0].endswith(".zip")
+    columns = len(catalog.table.colnames)
+    assert columns >= 10
+    reader = Butler(s3_url, collections=["sfm"])
+    reader.cache.clear()
+    s3_env.clear_requests()
+    got = reader.get("src", visit=5, detector=0)
+    gets = [r for r in s3_env.requests if r.method == "GET"]
+    # Ranged GETs of the pack, one per level of the catalog's manifests: its manifest,
+    # then its documents (the table's manifest among them), then every column at once.
+    assert len(gets) == 3 and all(r.range.startswith("bytes=") for r in gets), gets
+    assert {r.path for r in gets} == {puts[0]}
+    assert list(got.table.colnames) == list(catalog.table.colnames)
+    for name in catalog.table.colnames:
+        np.testing.assert_array_equal(np.asarray(got.table[name]), np.asarray(catalog.table[name]))
+
+
+def test_a_pack_is_written_before_its_index_rows_and_those_before_the_registry_row(
+    s3_url, s3_env, tmp_path, sky, monkeypatch
+):
+    from compstore.cas._pack import PackIndex
+    from compstore.cas._s3base import S3Base
+
+    Butler.create(s3_url, registry=str(tmp_path / "registry.sqlite3"))
+    butler = Butler(s3_url, run="sfm")
+    butler.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+    events: list[str] = []
+    put, add, insert = S3Base._put, PackIndex.add, butler.registry.insert_dataset
+
+    def spy_put(self, key, *args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append("pack" if key.startswith("packs/") else key)
+        return put(self, key, *args, **kwargs)
+
+    def spy_add(self, rows):  # type: ignore[no-untyped-def]
+        events.append(f"index {len(rows)}")
+        return add(self, rows)
+
+    def spy_insert(*args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append("registry row")
+        return insert(*args, **kwargs)
+
+    monkeypatch.setattr(S3Base, "_put", spy_put)
+    monkeypatch.setattr(PackIndex, "add", spy_add)
+    monkeypatch.setattr(butler.registry, "insert_dataset", spy_insert)
+    butler.put(sky(6, 0)[1], "src", visit=6, detector=0)
+    assert events[0] == "pack" and events[1].startswith("index ") and events[2:] == ["registry row"]
+    assert int(events[1].split()[1]) > 10  # the columns, their metadata and the manifest
