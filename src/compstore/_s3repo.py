@@ -202,16 +202,37 @@ def sqlite_pack_index(path: str) -> PackIndex:
         return index
 
 
+def gc_lock_folder(target: str) -> str | None:
+    """The folder of the gc lock of a repository whose registry is ``target``; None: no gc.
+
+    For a SQLite registry, ``<registry>.gc`` beside the file (created): every
+    writer of the repository uses that file, so they share this host and an
+    ``flock`` there excludes them all. A PostgreSQL registry is shared by hosts
+    an ``flock`` cannot reach: None (gc refused). A folder that cannot be
+    created (a read-only disk): None.
+    """
+    if target.startswith("postgresql"):
+        return None
+    folder = target + ".gc"
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None
+    return folder
+
+
 def open_store(loc: S3Location, *, local_cache: str | os.PathLike[str] | None,
                local_cache_bytes: int | None,
-               pack_index: PackIndex | PgPackIndex | None = None) -> S3BlobStore:  # fmt: skip
+               pack_index: PackIndex | PgPackIndex | None = None,
+               gc_lock: str | None = None) -> S3BlobStore:  # fmt: skip
     """The repository's blob store (``<prefix>/blobs``), with the local cache if given.
 
     Each repository caches in a folder of its own inside ``local_cache``, named
     by a hash of its URL (never by the URL itself). With ``pack_index``, small
-    components are written into packs (format 2.3).
+    components are written into packs (format 2.3); with ``gc_lock`` (a local
+    folder, `gc_lock_folder`), the store can be garbage-collected.
     """
-    options: dict[str, Any] = {"pack_index": pack_index}
+    options: dict[str, Any] = {"pack_index": pack_index, "gc_lock": gc_lock}
     if local_cache is not None:
         name = hashlib.sha256(loc.url.encode()).hexdigest()[:24]
         options["cache"] = Path(local_cache).expanduser() / name

@@ -112,6 +112,12 @@ class S3BlobStore(S3Packs):
         SQLite file, or `compstore.cas._pack_pg.PgPackIndex`): given, small
         components are written into packs at `sync` (`compstore.cas._s3packs`).
         None: every component is its own objects.
+    gc_lock
+        A local folder holding the gc lock (`compstore.cas._gclock`) that every
+        writer of this store takes shared and `compstore.gc.collect_garbage`
+        exclusive; None: the store cannot be garbage-collected. A repository
+        with a SQLite registry passes ``<registry>.gc`` beside that file (its
+        writers share that host).
 
     Raises
     ------

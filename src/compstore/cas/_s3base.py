@@ -59,6 +59,7 @@ class S3Base(BlobStore):
         cache: str | os.PathLike[str] | None = None,
         cache_bytes: int = 1 << 30,
         pack_index: PackIndexLike | None = None,
+        gc_lock: str | os.PathLike[str] | None = None,
     ) -> None:
         try:
             import obstore
@@ -107,6 +108,8 @@ class S3Base(BlobStore):
         self._pending_bytes = 0
         self._located: dict[str, PackedMember | None] = {}  # digest -> place (None: unpacked)
         self._pack_lock = threading.Lock()  # one pack written at a time
+        #: The local folder holding the gc lock of this store's repository (None: no gc).
+        self.gc_lock_folder = None if gc_lock is None else os.fspath(gc_lock)
 
     @property
     def url(self) -> str:
