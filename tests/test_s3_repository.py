@@ -127,6 +127,12 @@ def test_a_postgresql_registry(s3_url, postgres_url, sky):
     again = Butler(s3_url, collections=["sfm"])
     np.testing.assert_array_equal(again.get("calexp", visit=1, detector=0).image, exposure.image)
     assert again.verify().ok
+    # Small components are packed, indexed in the database's pack_member table.
+    from compstore.cas._pack_pg import PgPackIndex
+
+    assert isinstance(again.blobs._index, PgPackIndex)
+    manifest = again.registry.find_dataset("calexp", {"visit": 1, "detector": 0}, ["sfm"]).manifest
+    assert again.blobs._index.existing([manifest]) and manifest in set(again.blobs.iter_documents())
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -157,7 +157,7 @@ class S3BlobStore(S3Packs):
 
     def _pend_array(self, array: np.ndarray, digest: str) -> bool:
         """Keep a small array for the next pack (its files as a folder's); False if known."""
-        if self._locate(digest) is not None:  # pending or packed (checked afresh when added)
+        if self._locate(digest, fresh=True) is not None:  # pending, or in the index now
             return False
         encoded = encode_array_files(array, dimension_names_for(digest, array.ndim))
         key = encoded[1][0] if len(encoded) > 1 else None
@@ -353,7 +353,7 @@ class S3BlobStore(S3Packs):
     ) -> tuple[str, bool]:
         data, digest = prepare_document(data, digest)
         if self._packs_it(len(data)):
-            if self._locate(digest) is not None:
+            if self._locate(digest, fresh=True) is not None:
                 return digest, False
             member = [(f"{DOCUMENTS}/{digest}.json", data)]
             return digest, self._add_pending(digest, Pending(KIND_DOCUMENT, member, None))

@@ -119,13 +119,12 @@ class S3Packs(S3Base):
 
     # -- writing -----------------------------------------------------------------
     def _add_pending(self, digest: str, pending: Pending) -> bool:
-        """Keep a small component for the next pack; False if it is pending or packed already.
+        """Keep a small component for the next pack; False if it is pending already.
 
-        Enough waiting bytes write a pack at once; if that fails the component
-        is not kept (the error means "not stored"), the others stay pending.
+        (The caller has asked the index afresh whether it is packed.) Enough
+        waiting bytes write a pack at once; if that fails the component is not
+        kept (the error means "not stored"), the others stay pending.
         """
-        if self._locate(digest, fresh=True) is not None:
-            return False
         with self._pack_lock:
             if digest in self._pending:
                 return False
