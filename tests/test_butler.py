@@ -303,10 +303,13 @@ def memory_blobs(monkeypatch):
 def s3_blobs(monkeypatch, server):
     """Make every repository opened from now on keep its components in a bucket of ``server``.
 
-    One bucket per repository root; each open makes a new `S3BlobStore` of it.
+    One bucket per repository root; each open makes a new `S3BlobStore` of it,
+    packing small components as a repository on object storage does (its pack
+    index an SQLite file in the root).
     """
     from compstore._repository import Repository
     from compstore.cas import S3BlobStore
+    from compstore.cas._pack import PackIndex
 
     buckets: dict = {}
     real_open = Repository.open.__func__
@@ -314,7 +317,8 @@ def s3_blobs(monkeypatch, server):
     def open_on_s3(cls, root, **kwargs):
         opened = real_open(cls, root, **kwargs)
         bucket = buckets.setdefault(opened.root.resolve(), server.new_bucket())
-        opened.blobs = S3BlobStore(bucket, "blobs", **server.store_options())
+        index = PackIndex(str(opened.root / "s3-packs.sqlite3"), fsync=False)
+        opened.blobs = S3BlobStore(bucket, "blobs", pack_index=index, **server.store_options())
         return opened
 
     monkeypatch.setattr(Repository, "open", classmethod(open_on_s3))
