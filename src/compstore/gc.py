@@ -207,8 +207,9 @@ def collect_garbage(
         raise BlobStoreError(
             f"gc works on a blob store in a local folder, or on object storage with a SQLite "
             f"registry; {blobs.location} is a {type(blobs).__name__}"
-            + (" whose repository's registry is shared by hosts a lock cannot reach "
-               "(PostgreSQL)" if isinstance(blobs, S3BlobStore) else "")
+            + (" without a gc lock folder (its repository's registry is PostgreSQL, shared by "
+               "hosts a lock file cannot reach, or the registry's folder is not writable)"
+               if isinstance(blobs, S3BlobStore) else "")
             + " (unreferenced objects are left in place: docs/object-storage.md)"
         )  # fmt: skip
     start = time.perf_counter()
