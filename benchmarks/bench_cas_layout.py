@@ -30,7 +30,7 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from compstore.cas import LocalBlobStore, canonical_json, digest_array
-from compstore.cas import _layout, _zarrio
+from compstore.cas import _layout, _zarrio, _zarrwrite
 from compstore.cas._zarrfmt import numcodec_of
 
 REPEAT = 5
@@ -249,6 +249,7 @@ def bench_threads(image: np.ndarray, mask: np.ndarray, tmp: str) -> None:
     for label, array in (("sky f32", image), ("mask i32", mask)):
         for threaded in (False, True):
             _zarrio.PARALLEL_MIN_BYTES = (4 << 20) if threaded else (1 << 62)  # type: ignore[misc]
+            _zarrwrite.PARALLEL_MIN_BYTES = _zarrio.PARALLEL_MIN_BYTES  # type: ignore[misc]
             store = LocalBlobStore(os.path.join(tmp, f"thr-{label[:3]}-{threaded}"), fsync=False)
             digest = digest_array(array)
             t_w = timed(
@@ -262,7 +263,7 @@ def bench_threads(image: np.ndarray, mask: np.ndarray, tmp: str) -> None:
                 ms(t_w),
                 ms(t_r),
             )
-    _zarrio.PARALLEL_MIN_BYTES = 4 << 20  # type: ignore[misc]
+    _zarrio.PARALLEL_MIN_BYTES = _zarrwrite.PARALLEL_MIN_BYTES = 4 << 20  # type: ignore[misc]
 
 
 # -- 6 -------------------------------------------------------------------------
@@ -334,8 +335,8 @@ def bench_layout_decisions(n: int, tmp: str) -> None:
     ]
     row("plane", "codec / chunks", "compression", "whole read", "100x100 read")
     row(*["---"] * 5)
-    saved = (_zarrio.MIN_SAVING, _layout.CHUNK_2D_EDGE_INT)
-    chosen = _zarrio.choose_layout  # type: ignore[attr-defined]
+    saved = (_zarrwrite.MIN_SAVING, _layout.CHUNK_2D_EDGE_INT)
+    chosen = _zarrwrite.choose_layout  # type: ignore[attr-defined]
     try:
         for name, arrays in planes.items():
             variants = mask_variants if name == "mask" else float_variants
@@ -343,9 +344,9 @@ def bench_layout_decisions(n: int, tmp: str) -> None:
                 if name == "mask":
                     codec, edge = knob
                     _layout.CHUNK_2D_EDGE_INT = edge  # type: ignore[misc]
-                    _zarrio.choose_layout = _layout.choose_layout if codec == "blosc" else _zstd_layout  # type: ignore[attr-defined]
+                    _zarrwrite.choose_layout = _layout.choose_layout if codec == "blosc" else _zstd_layout  # type: ignore[attr-defined]
                 else:
-                    _zarrio.MIN_SAVING = float(knob)  # type: ignore[misc]
+                    _zarrwrite.MIN_SAVING = float(knob)  # type: ignore[misc]
                 store = LocalBlobStore(os.path.join(tmp, f"decide-{name}-{i}"), fsync=False)
                 digests = [store.put_array(a) for a in arrays]
                 ratio = sum(a.nbytes for a in arrays) / sum(store.stored_bytes(d) for d in digests)
@@ -353,8 +354,8 @@ def bench_layout_decisions(n: int, tmp: str) -> None:
                 cut = timed(lambda: [store.get_array(d, box) for d in digests]) / len(digests)
                 row(name, label, f"{ratio:.2f}x", ms(whole), ms(cut))
     finally:
-        _zarrio.MIN_SAVING, _layout.CHUNK_2D_EDGE_INT = saved  # type: ignore[misc]
-        _zarrio.choose_layout = chosen  # type: ignore[attr-defined]
+        _zarrwrite.MIN_SAVING, _layout.CHUNK_2D_EDGE_INT = saved  # type: ignore[misc]
+        _zarrwrite.choose_layout = chosen  # type: ignore[attr-defined]
 
 
 def _zstd_layout(dtype: np.dtype, shape: tuple[int, ...]) -> _layout.ArrayLayout:

@@ -257,13 +257,15 @@ def test_over_a_memory_store_what_needs_files_names_the_store_and_the_operation(
         butler.gc()
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "sqlite+memory"])
+@pytest.fixture(params=["sqlite", "postgresql", "sqlite+memory", "sqlite+s3"])
 def repo(request, tmp_path, monkeypatch):
     """A new, empty repository: registry in SQLite, and in PostgreSQL (issue 16).
 
     ``sqlite+memory``: every Butler of it keeps its components in one
     `MemoryBlobStore` instead of the folder, so the Butler is seen to rely on
-    the `BlobStore` contract only (issue 15).
+    the `BlobStore` contract only (issue 15). ``sqlite+s3``: in an
+    `S3BlobStore` on the test session's S3 server (issue 17), a new store
+    object per Butler (what one Butler keeps in memory is not another's).
     """
     root = tmp_path / "repo"
     if request.param == "postgresql":
@@ -272,10 +274,13 @@ def repo(request, tmp_path, monkeypatch):
         Butler.create(root, registry=request.getfixturevalue("postgres_url"))
     else:
         Butler.create(root)
-    if request.param == "sqlite+memory":
+    if request.param in ("sqlite+memory", "sqlite+s3"):
         if request.node.get_closest_marker("local_blobs_only"):
             pytest.skip("LocalBlobStore only: tests its files or its fsync")
-        memory_blobs(monkeypatch)
+        if request.param == "sqlite+memory":
+            memory_blobs(monkeypatch)
+        else:
+            s3_blobs(monkeypatch, request.getfixturevalue("s3_server"))
     return root
 
 
@@ -293,3 +298,27 @@ def memory_blobs(monkeypatch):
         return opened
 
     monkeypatch.setattr(Repository, "open", classmethod(open_in_memory))
+
+
+def s3_blobs(monkeypatch, server):
+    """Make every repository opened from now on keep its components in a bucket of ``server``.
+
+    One bucket per repository root; each open makes a new `S3BlobStore` of it,
+    packing small components as a repository on object storage does (its pack
+    index an SQLite file in the root).
+    """
+    from compstore._repository import Repository
+    from compstore.cas import S3BlobStore
+    from compstore.cas._pack import PackIndex
+
+    buckets: dict = {}
+    real_open = Repository.open.__func__
+
+    def open_on_s3(cls, root, **kwargs):
+        opened = real_open(cls, root, **kwargs)
+        bucket = buckets.setdefault(opened.root.resolve(), server.new_bucket())
+        index = PackIndex(str(opened.root / "s3-packs.sqlite3"), fsync=False)
+        opened.blobs = S3BlobStore(bucket, "blobs", pack_index=index, **server.store_options())
+        return opened
+
+    monkeypatch.setattr(Repository, "open", classmethod(open_on_s3))

@@ -71,7 +71,7 @@ def test_the_repository_is_objects_under_its_prefix_and_a_config(filled, s3_env)
 
     top = S3BlobStore(filled.split("/")[2], "survey/main")
     config = json.loads(top.read_object("compstore.json"))
-    assert config["format"] == "compstore" and config["version"] == "2.2"
+    assert config["format"] == "compstore" and config["version"] == "2.3"
     assert config["registry"].endswith("registry.sqlite3") and config["blobs"] == "blobs"
     text = json.dumps(config)
     assert "testing" not in text and "127.0.0.1" not in text  # no credentials, no endpoint
@@ -127,6 +127,12 @@ def test_a_postgresql_registry(s3_url, postgres_url, sky):
     again = Butler(s3_url, collections=["sfm"])
     np.testing.assert_array_equal(again.get("calexp", visit=1, detector=0).image, exposure.image)
     assert again.verify().ok
+    # Small components are packed, indexed in the database's pack_member table.
+    from compstore.cas._pack_pg import PgPackIndex
+
+    assert isinstance(again.blobs._index, PgPackIndex)
+    manifest = again.registry.find_dataset("calexp", {"visit": 1, "detector": 0}, ["sfm"]).manifest
+    assert again.blobs._index.existing([manifest]) and manifest in set(again.blobs.iter_documents())
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -243,9 +249,83 @@ def test_a_missing_bucket_is_a_clear_error(s3_env, tmp_path):
         Butler.create("s3://no-such-bucket-here/x", registry=str(tmp_path / "r.sqlite3"))
 
 
-def test_gc_is_refused_on_object_storage(filled):
-    with pytest.raises(BlobStoreError, match="gc works on a blob store in a local folder; s3://.*S3BlobStore"):
-        Butler(filled).gc()
+def _keys(url: str, s3_env) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Every object under the repository's blob store: key -> size."""
+    import obstore
+    from obstore.store import S3Store
+
+    bucket, prefix = url[len("s3://"):].split("/", 1)
+    store = S3Store(bucket, prefix=f"{prefix}/blobs", config=s3_env.store_options(),
+                    client_options={"allow_http": True})  # fmt: skip
+    return {o["path"]: o["size"] for batch in obstore.list(store) for o in batch}
+
+
+def test_gc_on_object_storage_deletes_what_no_dataset_needs(s3_url, s3_env, tmp_path, sky):
+    """Removed datasets' objects, packed members and a killed writer's leftovers go; the rest reads."""
+    import obstore
+
+    from compstore.testing.sky import make_exposure
+
+    Butler.create(s3_url, registry=str(tmp_path / "registry.sqlite3"))
+    butler = Butler(s3_url, run="sfm")
+    butler.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    butler.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+    # 600x600: image, mask and variance over 1 MiB each, so their own objects (not packed).
+    keep, gone = make_exposure(1, 0, size=600, seed=1), make_exposure(2, 0, size=600, seed=2)
+    butler.put(keep, "calexp", visit=1, detector=0)
+    butler.put(sky(1, 0)[1], "src", visit=1, detector=0)
+    refs = [butler.put(gone, "calexp", visit=2, detector=0),
+            butler.put(sky(2, 0)[1], "src", visit=2, detector=0)]  # fmt: skip
+    before = _keys(s3_url, s3_env)
+    # A writer killed after its data file, before zarr.json; and after a pack's PUT.
+    blobs = butler.blobs
+    leftover = f"arrays/ab/{'ab' * 16}/c.0.0"
+    obstore.put(blobs._client, leftover, b"x" * 100)
+    obstore.put(blobs._client, f"packs/cd/{'cd' * 16}.zip", b"y" * 100)
+    butler.remove(refs)
+    dry = Butler(s3_url).gc(dry_run=True)
+    assert dry.arrays == 3 and dry.leftovers == 1 and dry.pack_members > 0 and dry.packs_removed >= 1
+    assert set(_keys(s3_url, s3_env)) == set(before) | {leftover, f"packs/cd/{'cd' * 16}.zip"}
+    report = Butler(s3_url).gc()
+    assert (report.arrays, report.leftovers) == (dry.arrays, dry.leftovers)
+    assert (report.pack_members, report.packs_removed) == (dry.pack_members, dry.packs_removed)
+    after = _keys(s3_url, s3_env)
+    assert leftover not in after and f"packs/cd/{'cd' * 16}.zip" not in after
+    assert len([k for k in after if k.endswith("/zarr.json") and k.count("/") == 3]) == 3
+    reader = Butler(s3_url, collections=["sfm"])
+    np.testing.assert_array_equal(reader.get("calexp", visit=1, detector=0).image, keep.image)
+    assert reader.get("src", visit=1, detector=0) is not None
+    assert reader.verify(deep=True).ok
+    again = Butler(s3_url).gc()
+    assert again.components == 0 and again.packs_removed == 0 and again.leftovers == 0
+    # What gc deleted can be put again (the identity cache forgot it: a new generation).
+    butler.put(gone, "calexp", visit=2, detector=0)
+    np.testing.assert_array_equal(Butler(s3_url, collections=["sfm"]).get(
+        "calexp", visit=2, detector=0).image, gone.image)  # fmt: skip
+
+
+def test_gc_on_object_storage_waits_for_a_put_in_flight(filled, s3_env):
+    """The gc lock (beside the SQLite registry) is held shared by puts: gc waits for them."""
+    import threading
+    import time
+
+    from compstore.gc import put_guard
+
+    butler = Butler(filled, run="sfm")
+    done = []
+    with put_guard(butler.blobs, butler.cache):
+        worker = threading.Thread(target=lambda: done.append(Butler(filled).gc()))
+        worker.start()
+        time.sleep(0.5)
+        assert not done  # blocked behind the put
+    worker.join(30)
+    assert done and done[0].components == 0
+
+
+def test_gc_is_refused_on_object_storage_with_a_postgresql_registry(s3_url, postgres_url):
+    Butler.create(s3_url, registry=postgres_url)
+    with pytest.raises(BlobStoreError, match="gc works on .*; s3://.*S3BlobStore without a gc lock folder .*PostgreSQL"):
+        Butler(s3_url).gc()
 
 
 def test_component_path_names_the_arrays_url(filled):
@@ -307,8 +387,9 @@ def test_a_get_fetches_its_components_ahead_and_keeps_nothing_after(filled, s3_e
     butler.blobs._take_ahead = spy
     s3_env.clear_requests()
     exposure = butler.get("calexp", visit=1, detector=0)
-    paths = [r.path for r in s3_env.requests if r.method == "GET"]
-    assert len(paths) == len(set(paths))  # nothing fetched twice (nested reads included)
+    # Nothing fetched twice (nested reads included); a pack is read by ranges (its members).
+    paths = [(r.path, r.range) for r in s3_env.requests if r.method == "GET"]
+    assert len(paths) == len(set(paths))
     np.testing.assert_array_equal(exposure.image, sky(1, 0)[0].image)
     hits = [key for key, hit in taken if hit]
     assert any(k.startswith("documents/") for k in hits) and any(k.startswith("arrays/") for k in hits)
@@ -327,8 +408,9 @@ def test_verify_checks_the_bucket_not_the_local_cache(filled, s3_env, tmp_path):
         butler.get("calexp", visit=visit, detector=detector)
     bucket = S3Store(filled.split("/")[2], prefix="survey/main",
                      config=s3_env.store_options(), client_options={"allow_http": True})
+    # Big data files, and packs (the 256x256 planes are small: packed).
     data = [o["path"] for batch in obstore.list(bucket) for o in batch
-            if o["path"].endswith("/c.0.0") and o["size"] > 100_000]
+            if (o["path"].endswith("/c.0.0") or o["path"].endswith(".zip")) and o["size"] > 100_000]
     assert data
     for key in data:
         raw = bytearray(obstore.get(bucket, key).bytes())
@@ -336,3 +418,63 @@ def test_verify_checks_the_bucket_not_the_local_cache(filled, s3_env, tmp_path):
         obstore.put(bucket, key, bytes(raw))
     report = Butler(filled, local_cache=cache).verify(deep=True)
     assert not report.ok and report.problems
+
+
+def test_small_components_are_packed_and_a_catalog_get_is_not_one_request_per_column(
+    s3_url, s3_env, tmp_path, sky
+):
+    """A put packs its small components in one object; a catalog get reads its pack once."""
+    Butler.create(s3_url, registry=str(tmp_path / "registry.sqlite3"))
+    writer = Butler(s3_url, run="sfm")
+    writer.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+    _, catalog = sky(5, 0)
+    s3_env.clear_requests()
+    writer.put(catalog, "src", visit=5, detector=0)
+    puts = [r.path for r in s3_env.requests if r.method == "PUT"]
+    assert len(puts) == 1 and "/blobs/packs/" in puts[0] and puts[0].endswith(".zip")
+    columns = len(catalog.table.colnames)
+    assert columns >= 10
+    reader = Butler(s3_url, collections=["sfm"])
+    reader.cache.clear()
+    s3_env.clear_requests()
+    got = reader.get("src", visit=5, detector=0)
+    gets = [r for r in s3_env.requests if r.method == "GET"]
+    # Ranged GETs of the pack, one per level of the catalog's manifests: its manifest,
+    # then its documents (the table's manifest among them), then every column at once.
+    assert len(gets) == 3 and all(r.range.startswith("bytes=") for r in gets), gets
+    assert {r.path for r in gets} == {puts[0]}
+    assert list(got.table.colnames) == list(catalog.table.colnames)
+    for name in catalog.table.colnames:
+        np.testing.assert_array_equal(np.asarray(got.table[name]), np.asarray(catalog.table[name]))
+
+
+def test_a_pack_is_written_before_its_index_rows_and_those_before_the_registry_row(
+    s3_url, s3_env, tmp_path, sky, monkeypatch
+):
+    from compstore.cas._pack import PackIndex
+    from compstore.cas._s3base import S3Base
+
+    Butler.create(s3_url, registry=str(tmp_path / "registry.sqlite3"))
+    butler = Butler(s3_url, run="sfm")
+    butler.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+    events: list[str] = []
+    put, add, insert = S3Base._put, PackIndex.add, butler.registry.insert_dataset
+
+    def spy_put(self, key, *args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append("pack" if key.startswith("packs/") else key)
+        return put(self, key, *args, **kwargs)
+
+    def spy_add(self, rows):  # type: ignore[no-untyped-def]
+        events.append(f"index {len(rows)}")
+        return add(self, rows)
+
+    def spy_insert(*args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append("registry row")
+        return insert(*args, **kwargs)
+
+    monkeypatch.setattr(S3Base, "_put", spy_put)
+    monkeypatch.setattr(PackIndex, "add", spy_add)
+    monkeypatch.setattr(butler.registry, "insert_dataset", spy_insert)
+    butler.put(sky(6, 0)[1], "src", visit=6, detector=0)
+    assert events[0] == "pack" and events[1].startswith("index ") and events[2:] == ["registry row"]
+    assert int(events[1].split()[1]) > 10  # the columns, their metadata and the manifest

@@ -55,12 +55,14 @@ FORMAT_VERSION = (2, 0)
 FORMAT_VERSION_SHARED = (2, 1)
 #: The version of a repository on object storage (``s3://``, docs/object-storage.md):
 #: 2.2 adds the config in a bucket, a registry named by URL or by absolute path,
-#: and a blob store of objects without packs.
-FORMAT_VERSION_S3 = (2, 2)
+#: and a blob store of objects without packs; 2.3 packs small components
+#: (``blobs/packs/``), indexed in the registry database (`compstore.cas._s3packs`).
+FORMAT_VERSION_S3 = (2, 3)
+_FIRST_S3 = (2, 2)
 #: The newest minor version this compstore knows of each major version it opens.
 #: Format 2 adds packs of small components (docs/spec/format.md, "Packs"); a format 1
 #: repository is written without them, so that older readers still read it.
-KNOWN_MINORS = {1: 0, 2: 2}
+KNOWN_MINORS = {1: 0, 2: 3}
 _REGISTRY_NAME = "registry.sqlite3"
 _MAX_CONFIG_BYTES = 1 << 16
 _VERSION = re.compile(r"[0-9]{1,6}\.[0-9]{1,6}")
@@ -576,7 +578,7 @@ class Repository:
         where = f"{loc.url}/{CONFIG_NAME}"
         config, major, minor = _parse_config(raw, where)
         target = config.get("registry")
-        if (major, minor) < FORMAT_VERSION_S3 or not isinstance(target, str):
+        if (major, minor) < _FIRST_S3 or not isinstance(target, str):
             raise RepositoryFormatError(
                 f"{where} is not the config of a repository on object storage (version "
                 f"{major}.{minor}, registry {str(target)[:100]!r})"
@@ -599,7 +601,11 @@ class Repository:
                     )
                 _s3repo.check_registry_owner(target, loc.url)
             registry = _shared_registry(target)
-        blobs = _s3repo.open_store(loc, local_cache=local_cache, local_cache_bytes=local_cache_bytes)
+            index = None
+            if (major, minor) >= FORMAT_VERSION_S3:  # packs, indexed beside the registry
+                index = _shared_pack_index(target) if pg else _s3repo.sqlite_pack_index(target)
+        blobs = _s3repo.open_store(loc, local_cache=local_cache, local_cache_bytes=local_cache_bytes,
+                                   pack_index=index, gc_lock=_s3repo.gc_lock_folder(target))  # fmt: skip
         return cls(root=loc.url, config=config, registry=registry, blobs=blobs,
                    read_only=minor > KNOWN_MINORS[major])
 

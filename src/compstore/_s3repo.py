@@ -25,10 +25,15 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
+import threading
+import weakref
 from pathlib import Path
 from typing import Any, Final
 
 from .cas import S3BlobStore
+from .cas._pack import PackIndex
+from .cas._pack_pg import PgPackIndex
 from .errors import (
     BlobStoreError,
     RepositoryError,
@@ -45,6 +50,8 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # characters (a user string becomes an object key, never a path).
 _PART = re.compile(r"[A-Za-z0-9_.=+-]{1,200}")
 _SQLITE_SUFFIXES: Final = (".sqlite3", ".sqlite", ".db")
+_indexes: weakref.WeakValueDictionary[tuple[str, int], PackIndex] = weakref.WeakValueDictionary()
+_indexes_lock = threading.Lock()
 
 
 def is_s3_url(root: object) -> bool:
@@ -170,14 +177,62 @@ def open_top(loc: S3Location) -> S3BlobStore:
         raise RepositoryError(str(exc)) from None
 
 
+def sqlite_pack_index(path: str) -> PackIndex:
+    """The pack index of a repository whose registry is the SQLite file ``path``: in that file.
+
+    Table ``member`` of the registry database (`compstore.cas._pack.PackIndex`),
+    one connection per file per process (a forked process opens its own).
+
+    Raises
+    ------
+    RepositoryError
+        If the file cannot be opened as an SQLite database.
+    """
+    key = (path, os.getpid())
+    with _indexes_lock:
+        index = _indexes.get(key)
+        if index is None:
+            try:
+                index = _indexes[key] = PackIndex(path, fsync=True)
+            except sqlite3.Error as exc:
+                raise RepositoryError(
+                    f"cannot open the pack index in the registry {path}: {exc}; restore the "
+                    "registry file from a backup"
+                ) from None
+        return index
+
+
+def gc_lock_folder(target: str) -> str | None:
+    """The folder of the gc lock of a repository whose registry is ``target``; None: no gc.
+
+    For a SQLite registry, ``<registry>.gc`` beside the file (created): every
+    writer of the repository uses that file, so they share this host and an
+    ``flock`` there excludes them all. A PostgreSQL registry is shared by hosts
+    an ``flock`` cannot reach: None (gc refused). A folder that cannot be
+    created (a read-only disk): None.
+    """
+    if target.startswith("postgresql"):
+        return None
+    folder = target + ".gc"
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None
+    return folder
+
+
 def open_store(loc: S3Location, *, local_cache: str | os.PathLike[str] | None,
-               local_cache_bytes: int | None) -> S3BlobStore:  # fmt: skip
+               local_cache_bytes: int | None,
+               pack_index: PackIndex | PgPackIndex | None = None,
+               gc_lock: str | None = None) -> S3BlobStore:  # fmt: skip
     """The repository's blob store (``<prefix>/blobs``), with the local cache if given.
 
     Each repository caches in a folder of its own inside ``local_cache``, named
-    by a hash of its URL (never by the URL itself).
+    by a hash of its URL (never by the URL itself). With ``pack_index``, small
+    components are written into packs (format 2.3); with ``gc_lock`` (a local
+    folder, `gc_lock_folder`), the store can be garbage-collected.
     """
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"pack_index": pack_index, "gc_lock": gc_lock}
     if local_cache is not None:
         name = hashlib.sha256(loc.url.encode()).hexdigest()[:24]
         options["cache"] = Path(local_cache).expanduser() / name

@@ -364,7 +364,7 @@ def test_raw_chunk_of_the_wrong_size_is_corrupt(store: LocalBlobStore) -> None:
 
 
 def test_big_array_parallel_paths(store: LocalBlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    from compstore.cas import _zarrio
+    from compstore.cas import _zarrio, _zarrwrite
 
     calls: list[tuple[int, bool]] = []
     real_map = _zarrio.parallel_map
@@ -374,7 +374,8 @@ def test_big_array_parallel_paths(store: LocalBlobStore, monkeypatch: pytest.Mon
         calls.append((len(items), parallel))
         return real_map(fn, items, parallel)
 
-    monkeypatch.setattr(_zarrio, "parallel_map", spy)
+    monkeypatch.setattr(_zarrio, "parallel_map", spy)  # decoding
+    monkeypatch.setattr(_zarrwrite, "parallel_map", spy)  # encoding
     array = sample_array("<f4", (2100, 2100))
     digest = store.put_array(array)
     np.testing.assert_array_equal(store.get_array(digest), array)

@@ -146,6 +146,19 @@ class TestS3BlobStoreCached(TestS3BlobStore):
         )
 
 
+class TestS3BlobStorePacked(TestS3BlobStore):
+    """The conformance suite again, small components in packs indexed in an SQLite file."""
+
+    def make_store(self, tmp_path: pathlib.Path) -> BlobStore:
+        from compstore.cas._pack import PackIndex
+
+        name = uuid.uuid4().hex
+        index = PackIndex(str(tmp_path / f"{name}.sqlite3"), fsync=False)
+        return S3BlobStore(
+            self.bucket, f"stores/{name}", pack_index=index, **self.server.store_options()
+        )
+
+
 def test_check_files(store: S3BlobStore) -> None:
     raw = store.put_array(sample_array("<f4", (700, 600)))
     packed = store.put_array(sample_array("<i4", (700, 600)))
@@ -172,3 +185,30 @@ def test_racing_put_new_array_stores_once(store: S3BlobStore) -> None:
     assert [digest for digest, _ in answers] == [digest_array(array)] * 8
     assert sum(stored for _, stored in answers) == 1  # the one whose zarr.json was created
     assert np.array_equal(store.get_array(digest_array(array)), array)
+
+
+def test_packs_of_two_writers_with_the_same_components(s3_server, s3_bucket, tmp_path) -> None:
+    """Two stores pack the same small components: the first rows win, both read them right."""
+    from compstore.cas._pack import PackIndex
+
+    def make() -> S3BlobStore:
+        index = PackIndex(str(tmp_path / "index.sqlite3"), fsync=False)
+        return S3BlobStore(s3_bucket, "racing", pack_index=index, **s3_server.store_options())
+
+    first, second = make(), make()
+    array = sample_array("<i2", (100, 100), seed=3)
+    for store in (first, second):
+        assert store.put_new_array(array)[1] and store.put_new_document(b'{"a": 1}')[1]
+    s3_server.clear_requests()
+    first.sync()
+    assert [r.method for r in s3_server.requests] == ["PUT"]  # one pack, no other object
+    digest = digest_array(array)
+    before = first._index.lookup(digest)  # type: ignore[union-attr]
+    second.sync()  # its components are indexed already: no pack written
+    assert first._index.lookup(digest) == before  # type: ignore[union-attr]
+    third = make()
+    assert np.array_equal(third.get_array(digest), array)
+    assert third.get_document(third.put_document(b'{"a": 1}')) == b'{"a": 1}'
+    assert not third.put_new_document(b'{"a": 1}')[1]  # known: not pending again
+    packs = [o for b in obstore.list(_raw(third), "packs/") for o in b]
+    assert len(packs) == 1

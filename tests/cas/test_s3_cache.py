@@ -113,11 +113,11 @@ def test_object_cache_evicts_least_recently_used(tmp_path) -> None:
     cache.put(C, b"c" * 100)
     assert cache.get(B) is None
     assert cache.get(A) == b"a" * 100 and cache.get(C) == b"c" * 100
-    assert cache.nbytes == 200
+    assert cache.nbytes == 2 * (100 + 16)  # a document's file ends with its 16-byte seal
     cache.put(BIG, b"x" * 251)  # bigger than the whole cache: not kept
     assert cache.get(BIG) is None and not os.path.exists(tmp_path / "c" / BIG)
     # A new object counts what an earlier one left in the folder.
-    assert ObjectCache(tmp_path / "c", max_bytes=250).nbytes == 200
+    assert ObjectCache(tmp_path / "c", max_bytes=250).nbytes == 2 * (100 + 16)
 
 
 D = "0123456789abcdef0123456789abcdef"  # a digest
@@ -137,7 +137,7 @@ def test_files_that_are_not_cached_objects_are_never_counted_or_evicted(tmp_path
     assert cache.nbytes <= 300
 
 
-def test_stale_temporaries_are_removed_when_a_cache_opens(tmp_path) -> None:
+def test_stale_temporaries_are_removed_when_a_cache_first_writes(tmp_path) -> None:
     folder = tmp_path / "cache"
     old = folder / f"documents/01/{D}.json.123-abc-1.partial"
     new = folder / f"documents/01/{D}.json.124-abc-1.partial"
@@ -145,7 +145,9 @@ def test_stale_temporaries_are_removed_when_a_cache_opens(tmp_path) -> None:
     old.write_bytes(b"half")
     new.write_bytes(b"half")
     os.utime(old, (time.time() - 7200, time.time() - 7200))
-    ObjectCache(folder, max_bytes=1 << 20)
+    cache = ObjectCache(folder, max_bytes=1 << 20)
+    assert old.exists()  # opening scans nothing (a reader served from the cache: no cost)
+    cache.put(f"documents/02/{D}.json", b"{}")  # the first write scans the folder
     assert not old.exists() and new.exists()  # a live writer's is left alone
 
 
@@ -169,3 +171,44 @@ def test_a_cache_it_may_not_touch_still_serves(tmp_path, monkeypatch) -> None:
     assert cache.get(f"documents/01/{D}.json") == b"{}"
     monkeypatch.setattr(os, "unlink", refuse)
     cache.drop(f"documents/01/{D}.json")  # cannot remove it: forgotten, no error
+
+
+@pytest.mark.parametrize("damage", ["shape", "garbage", "truncated"])
+def test_a_damaged_cached_zarr_json_is_never_believed(s3_server, new_store, tmp_path, damage) -> None:
+    """array_info, check_files and reads see the bucket's zarr.json, not a damaged copy.
+
+    A cached zarr.json is not covered by the array's digest (array_info reads
+    only it): a copy whose shape was changed would otherwise be believed.
+    """
+    array = sample_array("<i4", (300, 200), seed=13)
+    digest = new_store().put_array(array)
+    new_store().get_array(digest)  # zarr.json and the data file now cached
+    meta = tmp_path / "cache" / "arrays" / digest[:2] / digest / "zarr.json"
+    raw = meta.read_bytes()
+    assert b"300" in raw
+    meta.write_bytes(
+        {"shape": raw.replace(b"300", b"301", 1), "garbage": b"{\x00nonsense",
+         "truncated": raw[: len(raw) // 2]}[damage]
+    )  # fmt: skip
+    info = new_store().array_info(digest)
+    assert (info.shape, info.dtype) == ((300, 200), np.dtype("<i4"))
+    meta.write_bytes(b"{\x00nonsense")
+    new_store().check_files(digest)
+    meta.write_bytes(raw.replace(b"300", b"301", 1))
+    assert np.array_equal(new_store().get_array(digest, (slice(0, 10), slice(5, 9))), array[:10, 5:9])
+    meta.write_bytes(raw.replace(b"300", b"301", 1))
+    assert np.array_equal(new_store().get_array(digest), array)
+
+
+def test_a_damaged_cached_sums_file_is_fetched_again(s3_server, new_store, tmp_path) -> None:
+    array = sample_array("<f4", (1024, 1024), seed=14)
+    digest = new_store().put_array(array)
+    region = (slice(300, 400), slice(500, 600))
+    new_store().get_array(digest, region)  # zarr.json and compstore.sums cached
+    sums = tmp_path / "cache" / "arrays" / digest[:2] / digest / "compstore.sums"
+    _flip(str(sums), 40)
+    got, requests = _requests(s3_server, lambda: new_store().get_array(digest, region))
+    assert np.array_equal(got, array[region]) and ("GET", "") in requests  # sums fetched again
+    # Repaired: only the cut-out's ranged GET (ranges are never cached), no sums.
+    again = _requests(s3_server, lambda: new_store().get_array(digest, region))[1]
+    assert [rng.startswith("bytes=") for _, rng in again] == [True]

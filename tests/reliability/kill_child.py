@@ -28,19 +28,31 @@ _steps = [0]
 
 
 def _arm_s3(kill_at: int) -> None:
-    """Steps of a put into a repository on object storage: each PUT (obstore.put)."""
+    """Steps of a put into a repository on object storage: each PUT (obstore.put), and
+    right after each commit of pack index rows (packed, indexed, no registry row yet)."""
     import obstore
 
-    put = obstore.put
+    from compstore.cas._pack import PackIndex
 
-    def step(*args, **kwargs):  # type: ignore[no-untyped-def]
+    put = obstore.put
+    add = PackIndex.add
+
+    def count() -> None:
         with _lock:
             _steps[0] += 1
             if _steps[0] == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
+
+    def step(*args, **kwargs):  # type: ignore[no-untyped-def]
+        count()
         return put(*args, **kwargs)
 
+    def indexed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        add(*args, **kwargs)
+        count()
+
     obstore.put = step
+    PackIndex.add = indexed  # type: ignore[method-assign]
 
 
 def _arm(kill_at: int, *, reads: bool = False) -> None:

@@ -4,8 +4,8 @@ The object-storage counterpart of ``test_flips.py`` (issues 12 and 17). The
 repository (``s3://``, on the session's S3 server) holds two 512x512
 exposures and their catalogs, so the bucket has every kind of object a
 repository on object storage has: raw data files, shard data and indexes,
-``compstore.sums``, array ``zarr.json``, documents (Wcs, Calib, manifests,
-catalog metadata) and the repository's config. Each flip overwrites one
+``compstore.sums``, array ``zarr.json``, packs (documents -- Wcs, Calib,
+manifests, catalog metadata -- and small arrays) and the repository's config. Each flip overwrites one
 object with one byte XORed, reads every dataset (whole, and each exposure as a
 cut-out) through a new Butler, restores the object, and classifies each read
 as ``error`` (a `CompstoreError`), ``same``, ``wrong`` (bad) or
@@ -33,7 +33,7 @@ FLIPS = {
     "shard index": 25,
     "sums": 25,
     "array zarr.json": 35,
-    "document": 50,
+    "pack": 60,  # documents (Wcs, Calib, manifests...) and small arrays, packed (format 2.3)
     "config": 10,
 }
 DATA_IDS = [(1, 0), (2, 1)]
@@ -76,6 +76,8 @@ def test_flipped_bytes_in_a_bucket_never_read_silently_wrong(
             kinds["config"].append((key, 0, size))
         elif key.startswith("blobs/documents/"):
             kinds["document"].append((key, 0, size))
+        elif key.startswith("blobs/packs/"):
+            kinds["pack"].append((key, 0, size))
         elif key.endswith("/zarr.json") and key.count("/") == 4:  # blobs/arrays/ab/<digest>/
             kinds["array zarr.json"].append((key, 0, size))
             meta = json.loads(bytes(obstore.get(bucket, key).bytes()))
@@ -102,7 +104,7 @@ def test_flipped_bytes_in_a_bucket_never_read_silently_wrong(
     flips = []
     for kind, ranges in sorted(kinds.items()):
         weights = [end - first for _, first, end in ranges]
-        for _ in range(FLIPS[kind] * reliability_scale):
+        for _ in range(FLIPS.get(kind, 25) * reliability_scale):
             key, first, end = rng.choices(ranges, weights)[0]
             flips.append((kind, key, rng.randrange(first, end)))
 

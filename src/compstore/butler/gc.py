@@ -37,9 +37,10 @@ from typing import Any
 
 from compstore._progress import progress_bar
 from compstore.cache import ObjectCache
-from compstore.cas import BlobStore, LocalBlobStore
+from compstore.cas import BlobStore, LocalBlobStore, S3BlobStore
 from compstore.cas._gclock import read_generation, sweep_guard, writer_guard
-from compstore.cas._sweep import REPACK_BELOW, sweep_store
+from compstore.cas._s3sweep import sweep_s3
+from compstore.cas._sweep import REPACK_BELOW, SweepResult, sweep_store
 from compstore.datastore import Manifest, parse_manifest, walk
 from compstore.errors import BlobStoreError, CompstoreError, CorruptBlobError
 from compstore.registry import Registry
@@ -119,11 +120,12 @@ def remember_generation(blobs: BlobStore, cache: ObjectCache) -> None:
 
     Read under the shared lock, so a sweep in progress finishes first: what
     the cache loads afterwards was stored after that sweep. Only a
-    `LocalBlobStore` is ever swept: for another store, nothing to record.
+    `LocalBlobStore` or an `S3BlobStore` with a gc lock is ever swept: for
+    another store, nothing to record.
     """
-    if not isinstance(blobs, LocalBlobStore):
+    root = _lock_folder(blobs)
+    if root is None:
         return
-    root = str(blobs.root)
     seen = _seen.setdefault(cache, {})
     if root not in seen:
         try:
@@ -143,22 +145,23 @@ def put_guard(blobs: BlobStore, cache: ObjectCache) -> Iterator[None]:
 
     If a sweep ran since ``cache`` last looked, the digests it remembers are
     forgotten first, so that the put checks (and writes again) what it needs.
-    Only a `LocalBlobStore` is ever swept: another store takes no lock.
+    Only a `LocalBlobStore` or an `S3BlobStore` with a gc lock folder is ever
+    swept: another store takes no lock.
 
     Raises
     ------
     BlobStoreError
         If the lock file cannot be opened or locked.
     """
-    if not isinstance(blobs, LocalBlobStore):
+    root = _lock_folder(blobs)
+    if root is None:
         yield
         return
-    root = str(blobs.root)
     with contextlib.ExitStack() as stack:
         try:
             generation = stack.enter_context(writer_guard(root))
         except OSError as exc:
-            raise BlobStoreError(f"cannot take the gc lock of {blobs.root}: {exc}") from exc
+            raise BlobStoreError(f"cannot take the gc lock of {blobs.location}: {exc}") from exc
         seen = _seen.setdefault(cache, {})
         if seen.get(root) != generation:
             cache.forget_digests()
@@ -176,7 +179,9 @@ def collect_garbage(
     registry
         The repository's registry.
     blobs
-        Its blob store, a `LocalBlobStore` (gc sweeps its files).
+        Its blob store: a `LocalBlobStore` (gc sweeps its files), or an
+        `S3BlobStore` with a gc lock folder (a repository on object storage
+        with a SQLite registry: `compstore.cas._s3sweep`).
     dry_run
         Count what would be deleted; change nothing (takes no exclusive lock).
     progress
@@ -194,34 +199,44 @@ def collect_garbage(
         tell what it needs, so it stops before deleting anything (run
         `compstore verify`).
     BlobStoreError
-        If the blob store cannot be listed or changed, or is not a `LocalBlobStore`.
+        If the blob store cannot be listed or changed, or is neither a
+        `LocalBlobStore` nor an `S3BlobStore` with a gc lock.
     """
-    if not isinstance(blobs, LocalBlobStore):
+    root = _lock_folder(blobs)
+    if root is None:
         raise BlobStoreError(
-            f"gc works on a blob store in a local folder; {blobs.location} is a "
-            f"{type(blobs).__name__} (on object storage, unreferenced objects are left in "
-            "place: docs/object-storage.md)"
-        )
+            f"gc works on a blob store in a local folder, or on object storage with a SQLite "
+            f"registry; {blobs.location} is a {type(blobs).__name__}"
+            + (" without a gc lock folder (its repository's registry is PostgreSQL, shared by "
+               "hosts a lock file cannot reach, or the registry's folder is not writable)"
+               if isinstance(blobs, S3BlobStore) else "")
+            + " (unreferenced objects are left in place: docs/object-storage.md)"
+        )  # fmt: skip
     start = time.perf_counter()
     live: set[str] = set()
     manifests = registry.manifests()
     _mark(blobs, manifests, live, progress)
     try:
-        with sweep_guard(str(blobs.root), bump=not dry_run) if not dry_run else contextlib.nullcontext():
+        with sweep_guard(root, bump=not dry_run) if not dry_run else contextlib.nullcontext():
             # Datasets committed by the puts that were in flight during the mark.
             later = registry.manifests()
             _mark(blobs, later - manifests, live, False)
             manifests |= later
-            swept = sweep_store(blobs, live, dry_run=dry_run, progress=progress)
-            if not dry_run and blobs.packs and swept.pack_members:
-                _compact_index(blobs)
+            swept: SweepResult
+            if isinstance(blobs, LocalBlobStore):
+                swept = sweep_store(blobs, live, dry_run=dry_run, progress=progress)
+                if not dry_run and blobs.packs and swept.pack_members:
+                    _compact_index(blobs)
+            else:
+                assert isinstance(blobs, S3BlobStore)
+                swept = sweep_s3(blobs, live, dry_run=dry_run)
         if not dry_run:
             registry.compact()  # rows removed since the last gc leave free pages and WAL
     except Exception as exc:
         if not isinstance(exc, _store_errors()):
             raise
         raise BlobStoreError(
-            f"gc of {blobs.root} stopped: {exc}; what it did so far is consistent, "
+            f"gc of {blobs.location} stopped: {exc}; what it did so far is consistent, "
             "run gc again"
         ) from exc
     return GcReport(
@@ -249,7 +264,16 @@ def _store_errors() -> tuple[type[Exception], ...]:
     return (OSError, sqlite3.Error) + ((psycopg.Error,) if psycopg is not None else ())
 
 
-def _mark(blobs: LocalBlobStore, manifests: Iterable[str], live: set[str], progress: bool) -> None:
+def _lock_folder(blobs: BlobStore) -> str | None:
+    """The folder of the store's gc lock; None if the store is never swept."""
+    if isinstance(blobs, LocalBlobStore):
+        return str(blobs.root)
+    if isinstance(blobs, S3BlobStore):
+        return blobs.gc_lock_folder
+    return None
+
+
+def _mark(blobs: BlobStore, manifests: Iterable[str], live: set[str], progress: bool) -> None:
     """Add to ``live`` every digest the manifests (and the manifests nested in them) need."""
     todo = sorted(set(manifests) - live)
     for top in progress_bar(todo, enabled=progress, desc="gc: mark", unit="manifest"):
@@ -271,7 +295,7 @@ def _mark(blobs: LocalBlobStore, manifests: Iterable[str], live: set[str], progr
             ) from exc
 
 
-def _load(blobs: LocalBlobStore, done: set[str], digest: str) -> Manifest:
+def _load(blobs: BlobStore, done: set[str], digest: str) -> Manifest:
     """Manifest ``digest``, read past the object cache; one in ``done`` reads empty."""
     if digest in done:
         return _EMPTY

@@ -17,7 +17,8 @@ from compstore.cas._atomic import fsync_dir, write_atomic
 from compstore.cas._digest import is_digest
 from compstore.cas._localbase import LocalBase
 from compstore.cas._zarrfmt import group_metadata
-from compstore.cas._zarrio import dimension_names_for, write_array_dir
+from compstore.cas._zarrio import dimension_names_for
+from compstore.cas._zarrwrite import write_array_dir
 from compstore.errors import BlobStoreError
 
 __all__ = ["FolderStore"]

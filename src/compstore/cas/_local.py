@@ -71,11 +71,8 @@ from compstore.cas._store import (
     prepare_array,
     prepare_document,
 )
-from compstore.cas._zarrio import (
-    dimension_names_for,
-    write_array_data,
-    write_array_meta,
-)
+from compstore.cas._zarrio import dimension_names_for
+from compstore.cas._zarrwrite import write_array_data, write_array_meta
 from compstore.errors import BlobNotFoundError, BlobStoreError
 
 __all__ = ["LocalBlobStore", "require_local"]

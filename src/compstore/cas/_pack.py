@@ -152,6 +152,24 @@ class PackIndex:
             ).fetchone()
         return _checked(PackedMember(*row)) if row is not None else None
 
+    def lookup_many(self, digests: Iterable[str]) -> dict[str, PackedMember]:
+        """Where each of ``digests`` that is packed is (one query per 500); damaged rows left out.
+
+        (A damaged row is reported by `lookup`, which the read of that component makes.)
+        """
+        wanted = list(digests)
+        rows: list[tuple[object, ...]] = []
+        with self._lock:
+            for start in range(0, len(wanted), 500):  # under SQLite's bound-parameter limit
+                chunk = wanted[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows += self._conn.execute(
+                    "SELECT digest, kind, pack, data_offset, data_size, meta_offset, meta_size, "
+                    f"key FROM member WHERE digest IN ({marks})",
+                    chunk,
+                ).fetchall()
+        return _checked_rows(rows)
+
     def add(self, members: dict[str, PackedMember]) -> None:
         """Record ``members`` (digest -> place) in one transaction; existing rows win."""
         rows = [
@@ -231,6 +249,17 @@ def _checked(m: PackedMember) -> PackedMember:
     if not ok:
         raise ValueError(f"bad index row {m}")
     return m
+
+
+def _checked_rows(rows: Sequence[Sequence[object]]) -> dict[str, PackedMember]:
+    """digest -> place of index rows ``(digest, kind, pack, ...)``, leaving damaged ones out."""
+    found = {}
+    for digest, *fields in rows:
+        try:
+            found[str(digest)] = _checked(PackedMember(*fields))  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            continue
+    return found
 
 
 def pread_members(path: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:

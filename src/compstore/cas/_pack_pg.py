@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from compstore.cas._pack import PackedMember, _checked
+from compstore.cas._pack import PackedMember, _checked, _checked_rows
 from compstore.errors import BlobStoreError
 
 __all__ = ["PgPackIndex"]
@@ -130,6 +130,21 @@ class PgPackIndex:
             (digest,),
         )
         return _checked(PackedMember(*rows[0])) if rows else None
+
+    def lookup_many(self, digests: Iterable[str]) -> dict[str, PackedMember]:
+        """Where each of ``digests`` that is packed is (one query); damaged rows are left out.
+
+        (A damaged row is reported by `lookup`, which the read of that component makes.)
+        """
+        wanted = list(digests)
+        if not wanted:
+            return {}
+        rows = self._rows(
+            "SELECT digest, kind, pack, data_offset, data_size, meta_offset, meta_size, key "
+            "FROM pack_member WHERE digest = ANY(%s)",
+            (wanted,),
+        )
+        return _checked_rows(rows)
 
     def add(self, members: dict[str, PackedMember]) -> None:
         """Record ``members`` (digest -> place) in one statement; existing rows win."""

@@ -21,7 +21,8 @@ from compstore.cas._digest import digest_bytes
 from compstore.cas._localbase import SQLITE_ERRORS, LocalBase
 from compstore.cas._pack import KIND_ARRAY, KIND_DOCUMENT, PackedMember, build_pack
 from compstore.cas._staging import pack_lock
-from compstore.cas._zarrio import dimension_names_for, encode_array_files
+from compstore.cas._zarrio import dimension_names_for
+from compstore.cas._zarrwrite import encode_array_files
 from compstore.errors import BlobStoreError
 
 __all__ = ["PENDING_MAX_BYTES", "PackWriter", "Pending", "member_of"]

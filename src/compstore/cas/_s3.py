@@ -31,9 +31,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import threading
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import Any, Final
 
 import numpy as np
@@ -50,13 +48,15 @@ from compstore.cas._checks import (
     region_box,
 )
 from compstore.cas._digest import array_bytes, array_hasher, check_digest, is_digest
-from compstore.cas._objcache import ObjectCache
+from compstore.cas._pack import KIND_ARRAY, KIND_DOCUMENT, PackedMember
+from compstore.cas._packwrite import Pending
 from compstore.cas._rangeread import FetchRanges, FetchSuffix, read_box
 from compstore.cas._region import normalize_region
+from compstore.cas._s3base import DOCUMENTS, TO_DO, first_line
+from compstore.cas._s3packs import S3Packs
 from compstore.cas._store import (
     ARRAYS_GROUP,
     ArrayInfo,
-    BlobStore,
     RegionLike,
     prepare_array,
     prepare_document,
@@ -69,7 +69,8 @@ from compstore.cas._zarrfmt import (
     group_metadata,
     parse_array_metadata,
 )
-from compstore.cas._zarrio import decode_array_data, dimension_names_for, encode_array_files
+from compstore.cas._zarrio import decode_array_data, dimension_names_for
+from compstore.cas._zarrwrite import encode_array_files
 from compstore.errors import BlobNotFoundError, BlobStoreError, CompstoreError, CorruptBlobError
 
 __all__ = ["S3BlobStore"]
@@ -77,13 +78,9 @@ __all__ = ["S3BlobStore"]
 _META_CACHE_SIZE: Final = 4096
 _LOOK_FIRST_BYTES: Final = 1 << 20
 _TAIL_CACHE_SIZE: Final = 1024  # shard indexes: 16 bytes per inner chunk, a few KiB each
-_AHEAD_BYTES: Final = 512 << 20  # what prefetch holds for the reads that follow, at most
-_AHEAD_WORKERS: Final = 16  # concurrent GETs of one prefetch
-_DOCUMENTS: Final = "documents"
-_TO_DO: Final = "check the endpoint, bucket, prefix and credentials (AWS_* variables)"
 
 
-class S3BlobStore(BlobStore):
+class S3BlobStore(S3Packs):
     """A blob store under ``prefix`` of the S3 (or S3-compatible) bucket ``bucket``.
 
     Parameters not given are read by obstore from the standard environment
@@ -110,85 +107,23 @@ class S3BlobStore(BlobStore):
         fetched again if it fails. None: no cache.
     cache_bytes
         At most this many bytes in ``cache``; least recently used files go first.
+    pack_index
+        Where packed components are indexed (`compstore.cas._pack.PackIndex`, an
+        SQLite file, or `compstore.cas._pack_pg.PgPackIndex`): given, small
+        components are written into packs at `sync` (`compstore.cas._s3packs`).
+        None: every component is its own objects.
+    gc_lock
+        A local folder holding the gc lock (`compstore.cas._gclock`) that every
+        writer of this store takes shared and `compstore.gc.collect_garbage`
+        exclusive; None: the store cannot be garbage-collected. A repository
+        with a SQLite registry passes ``<registry>.gc`` beside that file (its
+        writers share that host).
 
     Raises
     ------
     BlobStoreError
         If obstore is not installed (``pip install compstore[s3]``) or refuses the settings.
     """
-
-    def __init__(
-        self,
-        bucket: str,
-        prefix: str = "",
-        *,
-        endpoint: str | None = None,
-        region: str | None = None,
-        access_key_id: str | None = None,
-        secret_access_key: str | None = None,
-        session_token: str | None = None,
-        cache: str | os.PathLike[str] | None = None,
-        cache_bytes: int = 1 << 30,
-    ) -> None:
-        try:
-            import obstore
-            from obstore.store import S3Store
-        except ImportError as exc:
-            raise BlobStoreError("S3BlobStore needs obstore: pip install 'compstore[s3]'") from exc
-        self._obs: Any = obstore
-        self._bucket = bucket
-        self._prefix = prefix.strip("/")
-        config = {
-            key: value
-            for key, value in {
-                "endpoint": endpoint,
-                "region": region,
-                "access_key_id": access_key_id,
-                "secret_access_key": secret_access_key,
-                "session_token": session_token,
-            }.items()
-            if value is not None
-        }
-        url = endpoint or os.environ.get("AWS_ENDPOINT_URL", "")
-        client_options = {"allow_http": True} if url.startswith("http://") else None
-        try:
-            self._client: Any = S3Store(
-                bucket,
-                prefix=self._prefix or None,
-                config=config,  # type: ignore[arg-type]
-                client_options=client_options,  # type: ignore[arg-type]
-            )
-        except Exception as exc:  # obstore raises its own errors for bad settings
-            raise BlobStoreError(
-                f"cannot open s3://{bucket}/{self._prefix}: {_first_line(exc)}"
-            ) from exc
-        self._lock = threading.Lock()
-        self._meta: dict[str, ArrayMeta] = {}
-        self._sums: dict[str, Sums | None] = {}
-        self._tails: dict[str, tuple[bytes, int]] = {}
-        self._groups: set[str] = set()
-        self._ahead: dict[str, memoryview] = {}  # key -> bytes fetched by prefetch, read once
-        self._ahead_bytes = 0
-        self._direct = threading.local()  # .on: read from the server only (verify)
-        self._cache = ObjectCache(cache, cache_bytes) if cache is not None else None
-
-    @property
-    def url(self) -> str:
-        """``s3://<bucket>/<prefix>``."""
-        return f"s3://{self._bucket}/{self._prefix}".rstrip("/")
-
-    @property
-    def durable(self) -> bool:
-        """True: an object is stored durably once its PUT has returned."""
-        return True
-
-    @property
-    def location(self) -> str:
-        """The store's `url`."""
-        return self.url
-
-    def __repr__(self) -> str:
-        return f"S3BlobStore({self.url!r})"
 
     def verify(self, digest: str) -> None:
         """As `BlobStore.verify`, reading from the server: never the local cache or memory.
@@ -203,222 +138,31 @@ class S3BlobStore(BlobStore):
         finally:
             self._direct.on = False
 
-    # -- objects beside the layout (a repository's config) -----------------------
-    def read_object(self, key: str) -> bytes | None:
-        """The bytes of the object ``key`` under the prefix (not cached); None if absent.
-
-        For objects of fixed names beside the store's own (a repository's
-        config); never a name from user input.
-
-        Raises
-        ------
-        BlobStoreError
-            If the bucket cannot be read.
-        """
-        return self._fetch(key, key)
-
-    def create_object(self, key: str, data: bytes) -> bool:
-        """Write the object ``key`` under the prefix only if it is absent; False if it was there.
-
-        Raises
-        ------
-        BlobStoreError
-            If the bucket cannot be written.
-        """
-        return self._put(key, data, key, create=True)
-
-    def is_empty(self) -> bool:
-        """Whether no object exists under the prefix.
-
-        Raises
-        ------
-        BlobStoreError
-            If the bucket cannot be listed.
-        """
-        for _ in self._list("", "objects"):
-            return False
-        return True
-
-    # -- object access, errors mapped ------------------------------------------
-    # -- reading ahead ----------------------------------------------------------
-    def prefetch(self, documents: Iterable[str] = (), arrays: Iterable[str] = ()) -> None:
-        """Fetch these components concurrently, for the reads that follow.
-
-        A read of an exposure meets ten or so components: one after the other,
-        each is a round trip to the server. Given them at once (the manifest
-        names them), this issues the GETs in parallel -- ``zarr.json`` of
-        arrays not yet known first, then documents and whole data files -- and
-        keeps the bytes for `get_document`/`get_array` to take (once), which
-        check them as they check what they fetch; at most 512 MiB are held,
-        the oldest dropped first (what a failed read left is not kept long).
-        What is in the local cache is not fetched. Best effort: a failed GET
-        is left for the read itself to meet and report.
-        """
-        local = self._cache
-
-        def cached(key: str) -> bool:
-            return local is not None and local.path(key) is not None
-
-        arrays = [a for a in arrays if is_digest(a)]
-
-        def data_keys(digests: list[str]) -> list[str]:
-            keys = []
-            for digest in digests:
-                try:
-                    meta = self._meta_of(digest)
-                except CompstoreError:
-                    continue  # the read reports it
-                if math.prod(meta.shape):
-                    keys.append(self._data_key(digest, meta))
-            return keys
-
-        # One round: documents, the zarr.json of arrays not known yet, and the data
-        # files of those known; a second only for the data files of the others.
-        unknown = [a for a in arrays if a not in self._meta]
-        first = [self._document_key(d) for d in documents if is_digest(d)]
-        first += [self._array_key(a, "zarr.json") for a in unknown]
-        first += data_keys([a for a in arrays if a in self._meta])
-        self._fetch_ahead([k for k in first if not cached(k)])
-        self._fetch_ahead([k for k in data_keys(unknown) if not cached(k)])
-
-    def _fetch_ahead(self, keys: list[str]) -> None:
-        keys = [k for k in dict.fromkeys(keys) if k not in self._ahead]
-        if not keys:
-            return
-
-        def one(key: str) -> tuple[str, memoryview | None]:
-            try:  # obstore's Bytes is a buffer: a view, not a copy
-                return key, memoryview(self._obs.get(self._client, key).bytes())
-            except Exception:  # noqa: BLE001 - the read that follows meets and reports it
-                return key, None
-
-        if len(keys) == 1:
-            got = [one(keys[0])]
-        else:
-            with ThreadPoolExecutor(min(_AHEAD_WORKERS, len(keys))) as pool:
-                got = list(pool.map(one, keys))
-        with self._lock:
-            for key, data in got:
-                if data is None or len(data) > _AHEAD_BYTES:
-                    continue
-                self._ahead[key] = data
-                self._ahead_bytes += len(data)
-                while self._ahead_bytes > _AHEAD_BYTES:  # the oldest go first
-                    self._ahead_bytes -= len(self._ahead.pop(next(iter(self._ahead))))
-
-    def _take_ahead(self, key: str) -> memoryview | None:
-        """The bytes prefetch fetched for ``key``, handed over once; None if none."""
-        if not self._ahead:
-            return None
-        with self._lock:
-            data = self._ahead.pop(key, None)
-            if data is not None:
-                self._ahead_bytes -= len(data)
-        return data
-
-    def _get(self, key: str, what: str) -> bytes | None:
-        """The object ``key``'s bytes (from the cache if there); None if it does not exist."""
-        if getattr(self._direct, "on", False):
-            return self._fetch(key, what)
-        ahead = self._take_ahead(key)
-        if ahead is not None:
-            if self._cache is not None:
-                self._cache.put(key, ahead)
-            return bytes(ahead)
-        if self._cache is not None:
-            data = self._cache.get(key)
-            if data is not None:
-                return data
-        data = self._fetch(key, what)
-        if data is not None and self._cache is not None:
-            self._cache.put(key, data)
-        return data
-
-    def _fetch(self, key: str, what: str) -> bytes | None:
-        """GET the object ``key``; None if it does not exist (the bucket does)."""
-        try:
-            return bytes(self._obs.get(self._client, key).bytes())
-        except FileNotFoundError as exc:
-            if "NoSuchBucket" in str(exc):
-                raise BlobStoreError(
-                    f"cannot read {what} from {self.url}: {_first_line(exc)}; {_TO_DO}"
-                ) from exc
-            return None
-        except Exception as exc:
-            raise BlobStoreError(
-                f"cannot read {what} from {self.url}: {_first_line(exc)}; {_TO_DO}"
-            ) from exc
-
-    def _head(self, key: str, what: str) -> int | None:
-        """The object ``key``'s size; None if it does not exist."""
-        try:
-            return int(self._obs.head(self._client, key)["size"])
-        except FileNotFoundError:
-            return None
-        except Exception as exc:
-            raise BlobStoreError(
-                f"cannot look up {what} in {self.url}: {_first_line(exc)}; {_TO_DO}"
-            ) from exc
-
-    def _put(self, key: str, data: bytes, what: str, create: bool) -> bool:
-        """Write ``key``; with ``create``, only if absent. Returns False if it was there."""
-        from obstore.exceptions import AlreadyExistsError, PreconditionError
-
-        try:
-            self._obs.put(self._client, key, data, mode="create" if create else "overwrite")
-        except (AlreadyExistsError, PreconditionError):
-            return False
-        except Exception as exc:
-            raise BlobStoreError(
-                f"cannot write {what} to {self.url}: {_first_line(exc)}; {_TO_DO}"
-            ) from exc
-        return True
-
-    def _list(self, prefix: str, what: str) -> Iterator[dict[str, Any]]:
-        try:
-            for batch in self._obs.list(self._client, prefix, chunk_size=1000):
-                yield from batch
-        except FileNotFoundError:
-            return
-        except Exception as exc:
-            raise BlobStoreError(
-                f"cannot list {what} in {self.url}: {_first_line(exc)}; {_TO_DO}"
-            ) from exc
-
-    def _delete(self, keys: list[str], what: str) -> None:
-        try:
-            self._obs.delete(self._client, keys)
-        except FileNotFoundError:
-            pass
-        except Exception as exc:
-            raise BlobStoreError(
-                f"cannot delete {what} from {self.url}: {_first_line(exc)}; {_TO_DO}"
-            ) from exc
-
-    @staticmethod
-    def _array_key(digest: str, name: str) -> str:
-        return f"{ARRAYS_GROUP}/{digest[:2]}/{digest}/{name}"
-
-    def _data_key(self, digest: str, meta: ArrayMeta) -> str:
-        """The key of the array's one data file."""
-        return self._array_key(digest, chunk_key((0,) * len(meta.shape), meta.separator))
-
-    @staticmethod
-    def _document_key(digest: str) -> str:
-        return f"{_DOCUMENTS}/{digest[:2]}/{digest}.json"
-
     # -- arrays ---------------------------------------------------------------
     def put_array(self, array: np.ndarray, digest: str | None = None) -> str:
         array, digest = prepare_array(array, digest)
-        if not self.has_array(digest):
+        if self._packs_it(array.nbytes):
+            self._pend_array(array, digest)
+        elif not self.has_array(digest):
             self._write_array(array, digest)
         return digest
 
     def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
         array, digest = prepare_array(array, None)
+        if self._packs_it(array.nbytes):
+            return digest, self._pend_array(array, digest)
         if self.has_array(digest):
             return digest, False
         return digest, self._write_array(array, digest)
+
+    def _pend_array(self, array: np.ndarray, digest: str) -> bool:
+        """Keep a small array for the next pack (its files as a folder's); False if known."""
+        if self._locate(digest, fresh=True) is not None:  # pending, or in the index now
+            return False
+        encoded = encode_array_files(array, dimension_names_for(digest, array.ndim))
+        key = encoded[1][0] if len(encoded) > 1 else None
+        members = [(f"{ARRAYS_GROUP}/{digest}/{name}", data) for name, data in encoded]
+        return self._add_pending(digest, Pending(KIND_ARRAY, members, key))
 
     def _write_array(self, array: np.ndarray, digest: str) -> bool:
         """Write the array's objects, ``zarr.json`` last and only if absent; False if it was."""
@@ -558,7 +302,7 @@ class S3BlobStore(BlobStore):
             raise
         except Exception as exc:
             raise BlobStoreError(
-                f"cannot read array component {digest} from {self.url}: {_first_line(exc)}; {_TO_DO}"
+                f"cannot read array component {digest} from {self.url}: {first_line(exc)}; {TO_DO}"
             ) from exc
 
     def _read_whole(self, digest: str, meta: ArrayMeta) -> np.ndarray:
@@ -575,7 +319,7 @@ class S3BlobStore(BlobStore):
             if data is None:
                 with self._data_file_errors(digest):
                     # obstore's Bytes is a buffer: a view, not a copy.
-                    data = memoryview(self._obs.get(self._client, key).bytes())
+                    data = self._get_object(key)
                 if self._cache is not None and not direct:
                     self._cache.put(key, data)
         try:
@@ -593,7 +337,10 @@ class S3BlobStore(BlobStore):
 
     def has_array(self, digest: str) -> bool:
         check_digest(digest)
-        # Always asked (a HEAD), never cached: another process may have deleted it.
+        # Always asked (the index, a HEAD), never cached: another process may have deleted it.
+        found = self._locate(digest, fresh=True)
+        if found is not None and found.kind == KIND_ARRAY:
+            return True
         key = self._array_key(digest, "zarr.json")
         return self._head(key, f"array component {digest}") is not None
 
@@ -605,6 +352,11 @@ class S3BlobStore(BlobStore):
         self, data: bytes | bytearray | memoryview, digest: str | None = None
     ) -> tuple[str, bool]:
         data, digest = prepare_document(data, digest)
+        if self._packs_it(len(data)):
+            if self._locate(digest, fresh=True) is not None:
+                return digest, False
+            member = [(f"{DOCUMENTS}/{digest}.json", data)]
+            return digest, self._add_pending(digest, Pending(KIND_DOCUMENT, member, None))
         key = self._document_key(digest)
         # One conditional PUT; a big document is looked up first, so that a stored one
         # is not uploaded again only to be refused (412).
@@ -631,6 +383,9 @@ class S3BlobStore(BlobStore):
 
     def has_document(self, digest: str) -> bool:
         check_digest(digest)
+        found = self._locate(digest, fresh=True)
+        if found is not None and found.kind == KIND_DOCUMENT:
+            return True
         return self._head(self._document_key(digest), f"document {digest}") is not None
 
     # -- both -----------------------------------------------------------------
@@ -644,6 +399,11 @@ class S3BlobStore(BlobStore):
         And, for a raw array, of the size its shape says. A document is only looked up.
         """
         check_digest(digest)
+        found = self._locate(digest, fresh=True)
+        if isinstance(found, PackedMember):
+            self._pack_end(digest, found)
+        if found is not None:
+            return
         sizes = {o["path"].rsplit("/", 1)[-1]: int(o["size"]) for o in self._array_objects(digest)}
         if "zarr.json" not in sizes:
             super().check_files(digest)  # a document, or BlobNotFoundError
@@ -663,6 +423,11 @@ class S3BlobStore(BlobStore):
 
     def stored_bytes(self, digest: str) -> int:
         check_digest(digest)
+        packed = self._locate(digest, fresh=True)
+        if isinstance(packed, Pending):
+            return packed.nbytes
+        if packed is not None:
+            return packed.data_size + (packed.meta_size or 0)
         objects = self._array_objects(digest)
         found = any(o["path"].endswith("/zarr.json") for o in objects)
         total = sum(int(o["size"]) for o in objects) if found else 0
@@ -681,22 +446,23 @@ class S3BlobStore(BlobStore):
             # arrays/ab/<digest>/zarr.json; the groups' zarr.json are shorter.
             if len(parts) == 4 and parts[3] == "zarr.json" and is_digest(parts[2]):
                 found.add(parts[2])
-        return iter(sorted(found))
+        return iter(sorted(found | self._packed_digests(KIND_ARRAY)))
 
     def iter_documents(self) -> Iterator[str]:
         found = set()
-        for o in self._list(f"{_DOCUMENTS}/", "documents"):
+        for o in self._list(f"{DOCUMENTS}/", "documents"):
             name = o["path"].rsplit("/", 1)[-1]
             if name.endswith(".json") and is_digest(name[:-5]):
                 found.add(name[:-5])
-        return iter(sorted(found))
+        return iter(sorted(found | self._packed_digests(KIND_DOCUMENT)))
 
     def delete(self, digest: str) -> None:
+        """As `BlobStore.delete`; a packed component is dropped from the index (its pack stays)."""
         check_digest(digest)
-        found = False
+        found = self._unpack(digest)
         objects = self._array_objects(digest)
         if objects:
-            found = any(o["path"].endswith("/zarr.json") for o in objects)
+            found = found or any(o["path"].endswith("/zarr.json") for o in objects)
             # zarr.json first: the array stops existing before its data goes.
             meta_key = self._array_key(digest, "zarr.json")
             self._delete([meta_key], f"array component {digest}")
@@ -711,14 +477,6 @@ class S3BlobStore(BlobStore):
             self._delete([self._document_key(digest)], f"document {digest}")
         if not found:
             raise BlobNotFoundError(f"no component {digest} in the blob store {self.url}")
-
-    def sync(self) -> None:
-        """Nothing to do: every PUT is durable once it returns."""
-
-
-def _first_line(exc: BaseException) -> str:
-    """What went wrong, without obstore's multi-line debug dump of the request."""
-    return str(exc).split("\n", 1)[0]
 
 
 def _file_readers(fd: int) -> tuple[FetchRanges, FetchSuffix]:
