@@ -47,6 +47,16 @@ def test_reads_reconnect_after_the_server_dropped_the_connections(
     assert _terminate_others(postgres_url) >= 1
     assert pg_registry.get_dataset(ref.id) == ref
     assert pg_registry.data_version() is not None
+    # The change counter's own fast path (one prepared statement on libpq),
+    # prepared by now: a dropped connection is found and replaced there too.
+    version = pg_registry.data_version()
+    assert pg_registry.data_version() == version
+    assert _terminate_others(postgres_url) >= 1
+    assert pg_registry.data_version() == version
+    assert pg_registry.data_version() == version  # prepared again on the new connection
+    pg_registry.query_datasets("calexp", collections=["sfm"])  # the pool reconnects
+    pg_registry.insert_dataset("calexp", {"visit": 3}, "sfm", "k" * 32)
+    assert pg_registry.data_version() != version
 
 
 def test_a_write_after_a_lost_connection_works_or_says_so(

@@ -35,6 +35,12 @@ __all__ = [
 ]
 
 GENERATION_KEY = "generation"
+_STATE_SQL = "SELECT key, value FROM registry_meta WHERE key IN (?, ?)"
+_STATE_NAME = b"compstore_state"
+_GENERATION_BYTES = GENERATION_KEY.encode()
+_CATALOG_BYTES = b"catalog_version"
+_TUPLES_OK = 2  # libpq's PGRES_TUPLES_OK (psycopg.pq.ExecStatus), without importing psycopg
+_COMMAND_OK = 1  # PGRES_COMMAND_OK
 
 
 def conninfo(url: sa.URL) -> str:
@@ -122,6 +128,7 @@ class PgWatcher:
         self._pid = -1
         self._sql: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._state_conn: Any = None  # the libpq connection `state` runs on, once prepared
 
     def _connection(self) -> Any:
         if self._conn is None or self._pid != os.getpid() or self._conn.closed:
@@ -131,16 +138,49 @@ class PgWatcher:
             # fast path runs a handful of statements over and over.
             self._conn = psycopg.connect(self._conninfo, autocommit=True, prepare_threshold=0)
             self._pid = os.getpid()
+            self._state_conn = None
         return self._conn
 
     def state(self) -> tuple[int, object]:
-        """``(generation, catalog version)``, read in one statement."""
-        rows = self.execute(
-            "SELECT key, value FROM registry_meta WHERE key IN (?, ?)",
-            (GENERATION_KEY, "catalog_version"),
-        ).fetchall()
+        """``(generation, catalog version)``, read in one statement.
+
+        Every cache-hit get asks this once, so it goes straight to libpq (one
+        prepared statement, no cursor): a round trip and little else. Anything
+        unusual (no connection yet, a forked process, an error) takes the
+        general path, which reconnects and reports a lost connection.
+        """
+        with self._lock:
+            pgconn = self._state_conn
+            if pgconn is not None and self._pid == os.getpid():
+                result = pgconn.exec_prepared(_STATE_NAME, None)
+                if result.status == _TUPLES_OK:
+                    values = {
+                        result.get_value(i, 0): result.get_value(i, 1)
+                        for i in range(result.ntuples)
+                    }
+                    generation = values.get(_GENERATION_BYTES)
+                    catalog = values.get(_CATALOG_BYTES)
+                    return (
+                        int(generation) if generation else 0,
+                        None if catalog is None else catalog.decode(),
+                    )
+            self._state_conn = None
+        rows = self.execute(_STATE_SQL, (GENERATION_KEY, "catalog_version")).fetchall()
         values = dict(rows)
+        with self._lock:
+            self._prepare_state()
         return int(values.get(GENERATION_KEY) or 0), values.get("catalog_version")
+
+    def _prepare_state(self) -> None:
+        """Prepare `state`'s statement on the connection the general path just used."""
+        conn = self._conn
+        if conn is None or conn.closed or self._pid != os.getpid():
+            return
+        pgconn = conn.pgconn
+        sql = _STATE_SQL.replace("?", "'{}'").format(GENERATION_KEY, "catalog_version")
+        result = pgconn.prepare(_STATE_NAME, sql.encode())
+        if result.status == _COMMAND_OK:
+            self._state_conn = pgconn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
         """Run ``sql`` (``?`` placeholders, as sqlite3) and return its rows."""
@@ -169,6 +209,7 @@ class PgWatcher:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
             self._conn = None
+            self._state_conn = None
 
 
 def copy_rows(
