@@ -257,8 +257,9 @@ class _ChainIO(ObjectIO):
         cache: ObjectCache,
         resolver: DatasetResolver,
         in_first: Callable[[str], bool],
+        encode: Callable[[Any], bytes],
     ) -> None:
-        super().__init__(blobs, cache, resolver)
+        super().__init__(blobs, cache, resolver, encode)
         self._in_first = in_first
 
     def _write_document(self, obj: Any, sc: Any, report: WriteReport) -> str:
@@ -402,6 +403,7 @@ class ChainedButler(Butler):
             self.cache,
             _RegistryResolver(self),
             in_first=self._in_first,
+            encode=self._repo.document_encoding,  # the first repository's: written there
         )
 
     def __repr__(self) -> str:
