@@ -233,3 +233,14 @@ def test_upgrade_refuses_what_it_cannot_move(tmp_path, capsys):
     assert "2.0 -> 3.0" in capsys.readouterr().out
     assert main(["--repo", str(root), "--python", "upgrade"]) == 0
     assert "Butler.upgrade(" in capsys.readouterr().out
+
+
+def test_a_subset_of_a_blake3_repository_is_blake3(tmp_path):
+    root = tmp_path / "r"
+    Butler.create(root, digest="blake3")
+    src = _put(root)
+    target = src.subset(tmp_path / "sub", "calexp", collections="sfm")
+    assert target.blobs.digest_algorithm is BLAKE3 and _config(tmp_path / "sub")["digest"] == "blake3"
+    got = Butler(tmp_path / "sub", collections="sfm").get("calexp", visit=1, detector=0)
+    np.testing.assert_array_equal(got.image, make_exposure(1, 0, size=32, seed=1).image)
+    assert target.verify(deep=True).ok

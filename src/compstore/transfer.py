@@ -514,7 +514,10 @@ def subset(
     from .butler import Butler
 
     refs, names = _chosen(source, dataset_types, where, collections)  # bad input: before creating
-    target = Butler.create(dest, fsync=source.blobs.durable)
+    # The same digest algorithm: components are copied under their names.
+    target = Butler.create(
+        dest, fsync=source.blobs.durable, digest=source.blobs.digest_algorithm.name
+    )
     return target, copy_datasets(source, target, refs, dataset_types=names, progress=progress)
 
 
