@@ -26,7 +26,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import alternate, fmt_ratio, fmt_time, machine, markdown_table, survey_butler, write_result
+from _common import (
+    alternate,
+    fmt_ratio,
+    fmt_time,
+    machine,
+    markdown_table,
+    survey_butler,
+    write_result,
+)
+
 from compstore import Butler
 from compstore.testing.sky import make_catalog, make_exposure
 

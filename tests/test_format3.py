@@ -9,12 +9,20 @@ import numpy as np
 import pytest
 
 from compstore import Butler
-from compstore.cas import BLAKE3, XXH3_128, DigestAlgorithm, LocalBlobStore, canonical_json, jcs
-from compstore.cas import parse_json
+from compstore.cas import (
+    BLAKE3,
+    XXH3_128,
+    DigestAlgorithm,
+    LocalBlobStore,
+    canonical_json,
+    jcs,
+    parse_json,
+)
 from compstore.cli import main
 from compstore.errors import (
     CorruptBlobError,
     RepositoryError,
+    RepositoryExistsError,
     RepositoryFormatError,
     RepositoryNotFoundError,
 )
@@ -87,6 +95,14 @@ def test_create_refuses_an_unknown_digest_and_the_cli_takes_digest(tmp_path, cap
     assert _config(tmp_path / "c")["digest"] == "blake3"
     assert main(["--repo", str(tmp_path / "c"), "--python", "create", "--digest", "blake3"]) == 0
     assert "digest='blake3'" in capsys.readouterr().out
+
+
+def test_create_exist_ok_refuses_another_digest(tmp_path):
+    Butler.create(tmp_path / "r", digest="blake3")
+    assert Butler.create(tmp_path / "r", exist_ok=True).blobs.digest_algorithm is BLAKE3
+    assert Butler.create(tmp_path / "r", exist_ok=True, digest="blake3").blobs.digest_algorithm is BLAKE3
+    with pytest.raises(RepositoryExistsError, match="blake3, not xxh3-128"):
+        Butler.create(tmp_path / "r", exist_ok=True, digest="xxh3-128")
 
 
 @pytest.mark.parametrize("digest", [None, "sha1", 3])

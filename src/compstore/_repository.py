@@ -51,8 +51,8 @@ FORMAT_NAME = "compstore"
 #: and a recorded digest algorithm.
 FORMAT_VERSION = FORMAT3
 #: The first version whose registry may be a PostgreSQL database (format 2
-#: writers wrote it for those repositories): 2.1 adds the registry URL in the config and the pack index in that
-#: database (docs/spec/format.md); an older reader opens it read-only and finds no
+#: writers wrote it for those repositories): 2.1 adds the registry URL in the
+#: config and the pack index in that database (docs/spec/format.md); an older reader opens it read-only and finds no
 #: registry.sqlite3, rather than silently reading an empty one.
 FORMAT_VERSION_SHARED = (2, 1)
 #: The version of a repository on object storage (``s3://``, docs/object-storage.md):
@@ -369,6 +369,7 @@ class Repository:
             password-less ``postgresql://`` URL (or, for ``s3://``, a SQLite
             file path).
         """
+        asked = digest
         digest = check_digest_name(digest if digest is not None else "xxh3-128")
         if is_s3_url(root):
             if digest != "xxh3-128":
@@ -393,7 +394,14 @@ class Repository:
         with _locked(path):
             if (path / CONFIG_NAME).exists():
                 if exist_ok:
-                    return cls.open(path)
+                    found = cls.open(path)
+                    if asked is not None and found.blobs.digest_algorithm.name != digest:
+                        raise RepositoryExistsError(
+                            f"{path} holds a repository whose digests are "
+                            f"{found.blobs.digest_algorithm.name}, not {digest}: the algorithm "
+                            "is chosen at create and never changed"
+                        )
+                    return found
                 raise RepositoryExistsError(
                     f"{path} holds a compstore repository already; open it with "
                     f"Butler({str(path)!r}) or choose another folder"
