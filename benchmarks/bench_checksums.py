@@ -36,7 +36,7 @@ EDGE = 100
 def checks_off() -> Iterator[None]:
     """The reads of this process skip their checks (for measuring only)."""
     saved = (_folderread.hasher_for, _local.LocalBlobStore._sums_of, _folderread.checked_whole)
-    _folderread.hasher_for = lambda meta, region: None  # type: ignore[assignment]
+    _folderread.hasher_for = lambda meta, region, algorithm=None: None  # type: ignore[assignment]
     _local.LocalBlobStore._sums_of = lambda self, digest, path: None  # type: ignore[assignment,method-assign]
     _folderread.checked_whole = lambda meta: False  # type: ignore[assignment]
     try:

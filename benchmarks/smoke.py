@@ -37,6 +37,7 @@ SCRIPTS: dict[str, tuple[list[str], str | None]] = {
     "bench_vs_daf_butler.py": (["--size", "tiny", "--no-write"], "lsst.daf.butler"),
     "bench_defined.py": (["--size", "tiny", "--no-write", "--repeat", "1"], "pyarrow"),
     "bench_subset.py": (["--size", "tiny", "--no-write", "--repeat", "1"], None),
+    "bench_format3.py": (["--size", "tiny", "--no-write"], None),
     "bench_pipeline_dask.py": (["--size", "tiny"], "distributed"),
     "bench_zarr_view.py": (["--size", "tiny", "--no-write", "--repeat", "1"], "xarray"),
     "bench_checksums.py": (["--size", "tiny", "--no-write", "--repeat", "3"], None),

@@ -1,6 +1,6 @@
 """Repositories written in each released format stay readable by this compstore.
 
-``tests/data/repo-format-1/`` and ``tests/data/repo-format-2/`` are small repositories
+``tests/data/repo-format-1/``, ``-2/`` and ``-3/`` are small repositories
 committed to git, and ``tests/data/repo-format-N.expected.json`` holds fingerprints of
 what each dataset read back as when it was written (the SHA-256 of every array's bytes,
 each catalog column's, a few Wcs positions, the Calib). The tests read a copy of each
@@ -11,7 +11,7 @@ Run this file as a script to rebuild the repositories (only when a new format is
 released, or the samples must grow: a rebuilt sample no longer proves that an *old*
 writer's output is readable)::
 
-    python tests/test_can_read_old.py
+    python tests/test_can_read_old.py 3        # the versions to rebuild (default: all)
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from compstore.testing.repository import copy_repository
 from compstore.testing.sky import make_catalog, make_exposure
 
 DATA = Path(__file__).parent / "data"
-FORMATS = (1, 2)
+FORMATS = (1, 2, 3)
 DATA_IDS = ((1, 0), (1, 1), (2, 0))
 #: Pixel positions whose sky positions the fingerprint records.
 PIXELS = np.array([[0.0, 0.0], [10.5, 20.25], [47.0, 3.0]])
@@ -71,9 +71,10 @@ def _fingerprint(butler: Butler) -> dict[str, Any]:
 def build(version: int, root: Path) -> None:
     """Write the sample repository of format ``version`` at ``root`` (which must not exist)."""
     Butler.create(root)
-    if version == 1:  # this compstore still writes format 1 when the config says so
+    if version < 3:  # this compstore still writes formats 1 and 2 when the config says so
         config = root / "compstore.json"
-        config.write_text(json.dumps({**json.loads(config.read_text()), "version": "1.0"}))
+        old = {k: v for k, v in json.loads(config.read_text()).items() if k != "digest"}
+        config.write_text(json.dumps({**old, "version": f"{version}.0"}))
     b = Butler(root, run="sfm")
     b.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
     b.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
@@ -136,9 +137,27 @@ def test_a_released_format_takes_new_puts(version, tmp_path):
     assert butler.verify(deep=True).ok
 
 
+def test_an_upgraded_format_2_sample_reads_back_as_written(tmp_path):
+    root = copy_repository(DATA / "repo-format-2", tmp_path / "repo")
+    assert Butler.upgrade(root) == ("2.0", "3.0")
+    expected = json.loads((DATA / "repo-format-2.expected.json").read_text())
+    butler = Butler(root, collections="sfm")
+    assert _fingerprint(butler) == expected
+    assert butler.verify(deep=True).ok
+
+
+def test_the_format_3_sample_holds_rfc_8785_documents(tmp_path):
+    from compstore.cas import jcs, parse_json
+
+    butler = Butler(copy_repository(DATA / "repo-format-3", tmp_path / "repo"))
+    docs = [butler.blobs.get_document(d) for d in butler.blobs.iter_documents()]
+    assert docs and all(d == jcs(parse_json(d)) for d in docs)
+    assert json.loads((DATA / "repo-format-3" / "compstore.json").read_text())["digest"] == "xxh3-128"
+
+
 if __name__ == "__main__":
     DATA.mkdir(exist_ok=True)
-    for version in FORMATS:
+    for version in [int(v) for v in sys.argv[1:]] or FORMATS:
         target = DATA / f"repo-format-{version}"
         if target.exists():
             shutil.rmtree(target)

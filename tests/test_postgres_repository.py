@@ -26,7 +26,7 @@ def shared(tmp_path, postgres_url):
 def test_create_records_url_and_round_trips(shared):
     root, url = shared
     config = json.loads((root / "compstore.json").read_text())
-    assert config["registry"] == url and config["version"] == "2.1"
+    assert config["registry"] == url and config["version"] == "3.0"
     butler = Butler(root, run="sfm")
     butler.register_dataset_type("x", ("visit",), "Array")
     small, large = np.arange(10), np.arange(300_000, dtype="f8")  # packed / own folder

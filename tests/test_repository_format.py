@@ -1,4 +1,4 @@
-"""Repository format versions: format 2 packs small components, format 1 stays as it was."""
+"""Repository format versions: format 2 (and 3) packs small components, format 1 stays as it was."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ def _files(root, pattern):
     return sorted(p for p in (root / "blobs").glob(pattern) if p.is_file())
 
 
-def test_a_new_repository_is_format_2_and_packs_each_puts_small_components(tmp_path):
+def test_a_new_repository_is_format_3_and_packs_each_puts_small_components(tmp_path):
     root = tmp_path / "repo"
     Butler.create(root)
-    assert json.loads((root / "compstore.json").read_text())["version"] == "2.0"
+    assert json.loads((root / "compstore.json").read_text())["version"] == "3.0"
     b = _butler(root)
     exposure = make_exposure(1, 0, size=64)
     catalog = make_catalog(exposure)

@@ -155,6 +155,7 @@ class ChainedButler(Butler):
             self.cache,
             RegistryResolver(self),
             in_first=self._in_first,
+            encode=self._repo.document_encoding,  # the first repository's: written there
         )
 
     def __repr__(self) -> str:

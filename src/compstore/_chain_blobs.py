@@ -34,6 +34,14 @@ class ChainedBlobStore(BlobStore):
             raise RepositoryError("a chain of blob stores needs at least one store")
         self.stores = tuple(stores)
         self.first = self.stores[0]
+        # One naming for the chain: a digest read from one store is put into the first.
+        self.digest_algorithm = self.first.digest_algorithm
+        names = sorted({s.digest_algorithm.name for s in self.stores})
+        if len(names) > 1:
+            raise RepositoryError(
+                f"repositories of different digest algorithms ({', '.join(names)}) cannot be "
+                "read as one chain: a digest read from one would be written into the first"
+            )
 
     def holder(self, digest: str, *, array: bool) -> BlobStore:
         """The first store that holds ``digest``.

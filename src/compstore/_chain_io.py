@@ -33,8 +33,9 @@ class ChainIO(ObjectIO):
         cache: ObjectCache,
         resolver: DatasetResolver,
         in_first: Callable[[str], bool],
+        encode: Callable[[Any], bytes],
     ) -> None:
-        super().__init__(blobs, cache, resolver)
+        super().__init__(blobs, cache, resolver, encode)
         self._in_first = in_first
 
     def _write_document(self, obj: Any, sc: Any, report: WriteReport) -> str:

@@ -20,13 +20,14 @@ import shutil
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import _s3repo
 from ._atomic import write_atomic
+from ._format3 import FORMAT3, check_digest_name, config_digest, document_encoder
 from ._s3repo import S3Location, is_s3_url
 from .cas import BlobStore, LocalBlobStore, parse_json
 from .cas._pack_pg import PgPackIndex
@@ -46,11 +47,12 @@ __all__ = ["CONFIG_NAME", "FORMAT_NAME", "FORMAT_VERSION", "Repository"]
 CONFIG_NAME = "compstore.json"
 FORMAT_NAME = "compstore"
 #: (major, minor): a reader refuses another major version and opens a newer
-#: minor version read-only.
-FORMAT_VERSION = (2, 0)
-#: The version a repository whose registry is a PostgreSQL database is written
-#: with: 2.1 adds the registry URL in the config and the pack index in that
-#: database (docs/spec/format.md); an older reader opens it read-only and finds no
+#: minor version read-only. Format 3 (`compstore._format3`): RFC 8785 documents
+#: and a recorded digest algorithm.
+FORMAT_VERSION = FORMAT3
+#: The first version whose registry may be a PostgreSQL database (format 2
+#: writers wrote it for those repositories): 2.1 adds the registry URL in the
+#: config and the pack index in that database (docs/spec/format.md); an older reader opens it read-only and finds no
 #: registry.sqlite3, rather than silently reading an empty one.
 FORMAT_VERSION_SHARED = (2, 1)
 #: The version of a repository on object storage (``s3://``, docs/object-storage.md):
@@ -62,7 +64,7 @@ _FIRST_S3 = (2, 2)
 #: The newest minor version this compstore knows of each major version it opens.
 #: Format 2 adds packs of small components (docs/spec/format.md, "Packs"); a format 1
 #: repository is written without them, so that older readers still read it.
-KNOWN_MINORS = {1: 0, 2: 3}
+KNOWN_MINORS = {1: 0, 2: 3, 3: 0}
 _REGISTRY_NAME = "registry.sqlite3"
 _MAX_CONFIG_BYTES = 1 << 16
 _VERSION = re.compile(r"[0-9]{1,6}\.[0-9]{1,6}")
@@ -336,6 +338,11 @@ class Repository:
     #: Where it is, canonical: the resolved folder, or ``s3://bucket/prefix``.
     location: str = ""
 
+    @property
+    def document_encoding(self) -> Callable[[Any], bytes]:
+        """How new documents and manifests are encoded: RFC 8785 from format 3."""
+        return document_encoder(int(str(self.config["version"]).split(".")[0]))
+
     def __post_init__(self) -> None:
         if not self.location:
             root = self.root
@@ -352,8 +359,13 @@ class Repository:
         local_cache: str | os.PathLike[str] | None = None,
         local_cache_bytes: int | None = None,
         fanout: bool = True,
+        digest: str | None = None,
     ) -> Repository:
         """Create a repository in ``root`` (a new or empty folder, or ``s3://bucket/prefix``).
+
+        ``digest`` (``"xxh3-128"``, the default, or ``"blake3"``) is recorded in
+        the config of a folder repository (format 3); a repository on object
+        storage (format 2.3) is xxh3-128 only.
 
         ``fsync=False`` skips flushing the 512 fan-out folders and their group
         files to disk one by one (most of a create's time); the config, written
@@ -383,7 +395,14 @@ class Repository:
             password-less ``postgresql://`` URL (or, for ``s3://``, a SQLite
             file path).
         """
+        asked = digest
+        digest = check_digest_name(digest if digest is not None else "xxh3-128")
         if is_s3_url(root):
+            if digest != "xxh3-128":
+                raise RepositoryError(
+                    f"a repository on object storage (format 2.3) has xxh3-128 digests only, "
+                    f"not {digest}: create it without digest="
+                )
             return cls._create_s3(
                 str(root), registry, exist_ok=exist_ok, local_cache=local_cache,
                 local_cache_bytes=local_cache_bytes,
@@ -401,7 +420,14 @@ class Repository:
         with _locked(path):
             if (path / CONFIG_NAME).exists():
                 if exist_ok:
-                    return cls.open(path)
+                    found = cls.open(path)
+                    if asked is not None and found.blobs.digest_algorithm.name != digest:
+                        raise RepositoryExistsError(
+                            f"{path} holds a repository whose digests are "
+                            f"{found.blobs.digest_algorithm.name}, not {digest}: the algorithm "
+                            "is chosen at create and never changed"
+                        )
+                    return found
                 raise RepositoryExistsError(
                     f"{path} holds a compstore repository already; open it with "
                     f"Butler({str(path)!r}) or choose another folder"
@@ -415,7 +441,7 @@ class Repository:
                 )
             if names:
                 _clear_half_made(path)
-            version = FORMAT_VERSION if registry is None else FORMAT_VERSION_SHARED
+            version = FORMAT_VERSION
             if registry is None:
                 Registry.create(path / _REGISTRY_NAME).close()
                 store = LocalBlobStore(path / _BLOBS_NAME, fsync=fsync)
@@ -433,6 +459,7 @@ class Repository:
                 "version": f"{version[0]}.{version[1]}",
                 "registry": registry if registry is not None else _REGISTRY_NAME,
                 "blobs": _BLOBS_NAME,
+                "digest": digest,
             }
             # The config is written last: a folder without it is not a repository,
             # so a create that died half-way is never mistaken for one.
@@ -508,7 +535,9 @@ class Repository:
         else:
             registry = _shared_registry(path / _REGISTRY_NAME)
         blobs = LocalBlobStore(
-            path / _BLOBS_NAME, fsync=fsync, packs=major >= 2, pack_index=index, read_only=read_only
+            path / _BLOBS_NAME, fsync=fsync, packs=major >= 2, pack_index=index, read_only=read_only,
+            digest_algorithm=config_digest(config, major, str(config_path)),
+            compare_on_hit=major >= 3,
         )
         return cls(root=path, config=config, registry=registry, blobs=blobs, read_only=read_only)
 

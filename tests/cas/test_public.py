@@ -8,19 +8,24 @@ import compstore.cas as cas
 def test_all() -> None:
     assert sorted(cas.__all__) == [
         "ArrayInfo",
+        "BLAKE3",
         "BlobStore",
+        "DigestAlgorithm",
         "InvalidDigestError",
         "InvalidRegionError",
         "LocalBlobStore",
         "MemoryBlobStore",
         "S3BlobStore",
+        "XXH3_128",
         "canonical_json",
         "check_array",
         "check_digest",
+        "digest_algorithm",
         "digest_array",
         "digest_bytes",
         "digest_json",
         "is_digest",
+        "jcs",
         "parse_json",
     ]
     for name in cas.__all__:

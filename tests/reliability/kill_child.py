@@ -116,6 +116,11 @@ def _run(scenario: str, root: str, acks: str) -> None:
             source.subset(root, ["calexp"], collections="t")
         for ref in refs:
             _ack(acks, run="t", visit=ref.data_id["visit"], detector=ref.data_id["detector"])
+    elif scenario == "upgrade":  # a format 2 repository to format 3, then a put into it
+        Butler.upgrade(root)
+        butler = Butler(root, run="r")
+        butler.put(make_exposure(1, 2, size=64, seed=7), "calexp", visit=1, detector=2)
+        _ack(acks, run="r", visit=1, detector=2)
     elif scenario == "verify":
         Butler(root).verify(deep=True)
     else:

@@ -134,7 +134,9 @@ class Butler(Puts, Removal, Inspection):
         self.cache: ObjectCache = shared_cache(
             self._repo.location, cache_bytes if cache_bytes is not None else DEFAULT_CACHE_BYTES
         )
-        self._io = ObjectIO(self.blobs, self.cache, RegistryResolver(self))
+        self._io = ObjectIO(
+            self.blobs, self.cache, RegistryResolver(self), self._repo.document_encoding
+        )
         remember_generation(self.blobs, self.cache)  # before anything is cached (see gc.py)
         self.run = run
         if run is not None:
@@ -159,6 +161,7 @@ class Butler(Puts, Removal, Inspection):
         fsync: bool = True,
         local_cache: str | os.PathLike[str] | None = None,
         local_cache_bytes: int | None = None,
+        digest: str | None = None,
     ) -> Butler:
         """Create a new, empty repository in ``root`` and return a Butler on it.
 
@@ -184,6 +187,12 @@ class Butler(Puts, Removal, Inspection):
             durability across a power cut: for scratch repositories and tests.
         local_cache, local_cache_bytes
             As for `Butler` (object storage only).
+        digest : `str`, optional
+            The digest algorithm components are named by, recorded in the
+            repository: ``"xxh3-128"`` (the default: fast; for writers who trust
+            each other) or ``"blake3"`` (cryptographic: for a repository shared
+            with writers who are not trusted). See ``docs/spec/format.md``,
+            "Threat model".
 
         Raises
         ------
@@ -194,7 +203,7 @@ class Butler(Puts, Removal, Inspection):
             If ``root`` is a list (repositories are created one at a time, then
             opened together with ``Butler([first, second])``), or a URL, or
             ``registry`` is not a password-less ``postgresql://`` URL, or its
-            database cannot be reached.
+            database cannot be reached, or ``digest`` names no algorithm.
         """
         if not isinstance(root, (str, os.PathLike)):
             raise RepositoryError(
@@ -203,8 +212,20 @@ class Butler(Puts, Removal, Inspection):
                 "order with Butler([first, second, ...]) (writes go to the first)"
             )
         Repository.create(root, exist_ok=exist_ok, registry=registry, fsync=fsync,
-                          local_cache=local_cache, local_cache_bytes=local_cache_bytes)
+                          local_cache=local_cache, local_cache_bytes=local_cache_bytes,
+                          digest=digest)
         return cls(root, fsync=fsync, local_cache=local_cache, local_cache_bytes=local_cache_bytes)
+
+    @staticmethod
+    def upgrade(root: str | os.PathLike[str]) -> tuple[str, str]:
+        """Move the format 2 repository in ``root`` to format 3 in place; see
+        `compstore._format3.upgrade` (crash-safe: one atomic config replacement).
+
+        Returns the format version before and after, e.g. ``("2.0", "3.0")``.
+        """
+        from .._format3 import upgrade
+
+        return upgrade(root)
 
     def __repr__(self) -> str:
         return f"Butler({str(self.root)!r}, run={self.run!r}, collections={self.collections!r})"

@@ -384,8 +384,12 @@ def copy_datasets(
         If ``dest`` is open read-only.
     BlobStoreError, CorruptBlobError, BlobNotFoundError
         If a component cannot be read or written; no row is written.
+    RepositoryError
+        If the repositories name components by different digest algorithms
+        (xxh3-128 and blake3): components are copied under their names.
     """
     dest._check_writeable()
+    _same_digests(source, dest)
     chosen = list({ref.id: ref for ref in refs}.values())
     names = list(dataset_types)
     split = getattr(source, "split_by_repository", None)
@@ -424,6 +428,19 @@ def copy_datasets(
         closure_bytes=sum(c[3] for c in copied),
         collections=tuple(collections),
     )
+
+
+def _same_digests(source: Butler, dest: Butler) -> None:
+    members = getattr(source, "_members", None) or [source]
+    for member in members:
+        have, want = member.blobs.digest_algorithm.name, dest.blobs.digest_algorithm.name
+        if have != want:
+            raise RepositoryError(
+                f"{member.root} names components by {have} and {dest.root} by {want}: a "
+                "transfer copies components under their names, so both must use one digest "
+                "algorithm. Copy the datasets by value instead (Butler.get from one, "
+                "Butler.put into the other)"
+            )
 
 
 def _check_refs(source: Butler, refs: Sequence[DatasetRef]) -> None:
@@ -506,7 +523,10 @@ def subset(
     durable = source.blobs.durable
     # No fan-out folders up front: the copy makes those it writes into (most of an
     # empty create's time otherwise, for a catalogs-only subset more than the copy).
-    Repository.create(dest, fsync=durable, fanout=False)
+    # The same digest algorithm: components are copied under their names.
+    Repository.create(
+        dest, fsync=durable, fanout=False, digest=source.blobs.digest_algorithm.name
+    )
     target = Butler(dest, fsync=durable)
     return target, copy_datasets(source, target, refs, dataset_types=names, progress=progress)
 

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from compstore.cas._digest import array_hasher, digest_bytes
+from compstore.cas._digest import XXH3_128, DigestAlgorithm
 from compstore.cas._region import Region
 from compstore.cas._sums import SUMS_MIN_BYTES
 from compstore.cas._zarrfmt import ArrayMeta
@@ -52,11 +52,11 @@ def corrupt_array(digest: str, what: str) -> CorruptBlobError:
     )
 
 
-def hasher_for(meta: ArrayMeta, region: Region) -> Any:
+def hasher_for(meta: ArrayMeta, region: Region, algorithm: DigestAlgorithm = XXH3_128) -> Any:
     """A hasher to check a read of ``region`` against the digest: None unless it is the whole array."""
     if region.lo != (0,) * len(meta.shape) or region.hi != meta.shape:
         return None
-    return array_hasher(meta.dtype, meta.shape)
+    return algorithm.array_hasher(meta.dtype, meta.shape)
 
 
 def check_hash(digest: str, hasher: Any, missing: list[str] | None = None) -> None:
@@ -87,7 +87,7 @@ def region_box(region: Region) -> tuple[slice, ...]:
     return tuple(slice(a, b) for a, b in zip(region.lo, region.hi))
 
 
-def checked_document(digest: str, data: bytes) -> bytes:
+def checked_document(digest: str, data: bytes, algorithm: DigestAlgorithm = XXH3_128) -> bytes:
     """``data``, once it hashes to ``digest`` (~0.1 us a KiB: every document read is checked).
 
     Raises
@@ -95,7 +95,7 @@ def checked_document(digest: str, data: bytes) -> bytes:
     CorruptBlobError
         If it does not: a damaged document or manifest is never parsed.
     """
-    actual = digest_bytes(data)
+    actual = algorithm.digest_bytes(data)
     if actual != digest:
         raise CorruptBlobError(
             f"document {digest} is corrupt: its content hashes to {actual}; the repository "

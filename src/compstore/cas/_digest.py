@@ -1,10 +1,16 @@
-"""Content digests: xxh3-128 over a kind tag, a small header and the content.
+"""Content digests: xxh3-128 (or blake3-128) over a kind tag, a small header and the content.
 
 Every digest is 32 lowercase hexadecimal characters. The hash input always
 starts with a kind tag, so bytes and an array never share a digest even when
 the array's buffer equals the bytes. The tags and the header layout are part
-of the on-disk format (``docs/format.md``, "Digests"): changing them changes
+of the on-disk format (``docs/spec/format.md``, "Digests"): changing them changes
 every digest.
+
+The module functions (`digest_bytes`, `digest_array`, `array_hasher`) are
+xxh3-128, the algorithm of every format 1 and 2 repository and the default of
+format 3. A format 3 repository records its algorithm (`DigestAlgorithm`,
+`digest_algorithm`): ``"xxh3-128"`` or ``"blake3"`` (BLAKE3 cut to 128 bits,
+so that a digest is 32 hex characters whatever the algorithm).
 """
 
 from __future__ import annotations
@@ -20,11 +26,16 @@ from compstore.errors import EncodingError
 
 __all__ = [
     "ARRAY_TAG",
+    "BLAKE3",
     "BYTES_TAG",
+    "DIGEST_ALGORITHMS",
+    "XXH3_128",
+    "DigestAlgorithm",
     "array_bytes",
     "array_hasher",
     "array_header",
     "check_digest",
+    "digest_algorithm",
     "digest_array",
     "digest_bytes",
     "is_digest",
@@ -173,3 +184,94 @@ def array_bytes(arr: np.ndarray) -> memoryview:
     A uint8 view reads any dtype (datetime64, float16...) without a copy.
     """
     return arr.reshape(-1).view(np.uint8).data
+
+
+class _Blake3Hasher:
+    """A blake3 hasher whose ``hexdigest()`` is 128 bits (32 hex), as every digest is."""
+
+    __slots__ = ("_h",)
+
+    def __init__(self, data: bytes) -> None:
+        import blake3  # only a blake3 repository needs it
+
+        # max_threads: 1 (the default); the shared pool hashes several arrays at once.
+        self._h = blake3.blake3(data)
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self._h.update(data)
+
+    def hexdigest(self) -> str:
+        return str(self._h.hexdigest(length=16))
+
+
+class DigestAlgorithm:
+    """One digest algorithm of the format: how bytes and arrays are named.
+
+    ``name`` is what a repository config records (``"xxh3-128"``, ``"blake3"``);
+    the methods are `digest_bytes`, `digest_array` and `array_hasher` computed
+    with this algorithm (same tags, same header, same layout).
+    """
+
+    __slots__ = ("_new", "name")
+
+    def __init__(self, name: str, new: Any) -> None:
+        self.name = name
+        self._new = new
+
+    def hasher(self, tag: bytes) -> Any:
+        """A new hasher fed ``tag`` (``update(bytes)``, ``hexdigest()`` -> 32 hex)."""
+        return self._new(tag)
+
+    def digest_bytes(self, data: bytes | bytearray | memoryview) -> str:
+        """As the module's `digest_bytes`, with this algorithm."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise EncodingError(
+                f"digest_bytes takes bytes, bytearray or memoryview, not {type(data).__name__}"
+            )
+        h = self._new(BYTES_TAG)
+        h.update(data)
+        return str(h.hexdigest())
+
+    def array_hasher(self, dtype: np.dtype, shape: tuple[int, ...]) -> Any:
+        """As the module's `array_hasher`, with this algorithm."""
+        h = self._new(ARRAY_TAG)
+        h.update(array_header(dtype, shape))
+        h.update(b"\x00")
+        return h
+
+    def digest_array(self, array: np.ndarray) -> str:
+        """As the module's `digest_array`, with this algorithm."""
+        arr = np.asarray(array)
+        h = self.array_hasher(arr.dtype, arr.shape)
+        arr = np.ascontiguousarray(arr)
+        if arr.size:
+            h.update(array_bytes(arr))
+        return str(h.hexdigest())
+
+    def __repr__(self) -> str:
+        return f"DigestAlgorithm({self.name!r})"
+
+
+#: xxh3-128: fast, spreads accidental collisions, not collision resistant.
+XXH3_128: Final = DigestAlgorithm("xxh3-128", xxhash.xxh3_128)
+#: BLAKE3 cut to 128 bits: a cryptographic hash (second preimages cost 2**128).
+BLAKE3: Final = DigestAlgorithm("blake3", _Blake3Hasher)
+#: The algorithms a repository config may name, by name.
+DIGEST_ALGORITHMS: Final = {a.name: a for a in (XXH3_128, BLAKE3)}
+
+
+def digest_algorithm(name: object) -> DigestAlgorithm:
+    """The algorithm called ``name`` (``"xxh3-128"`` or ``"blake3"``).
+
+    Raises
+    ------
+    EncodingError
+        If no algorithm has that name.
+    """
+    found = DIGEST_ALGORITHMS.get(name) if isinstance(name, str) else None
+    if found is None:
+        raise EncodingError(
+            f"unknown digest algorithm {str(name)[:50]!r}: choose one of "
+            f"{', '.join(repr(n) for n in DIGEST_ALGORITHMS)}"
+        )
+    return found

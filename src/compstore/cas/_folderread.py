@@ -23,7 +23,7 @@ from compstore.cas._checks import (
     read_only_view,
     region_box,
 )
-from compstore.cas._digest import check_digest, digest_array
+from compstore.cas._digest import check_digest
 from compstore.cas._localbase import META_CACHE_SIZE, LocalBase
 from compstore.cas._region import normalize_region
 from compstore.cas._store import RegionLike
@@ -115,7 +115,7 @@ class FolderReader(LocalBase):
         # cut-out against the checksums of the parts it reads (docs/format.md,
         # "Checksums"), or, for a small array or one compressed chunk (decoded
         # whole anyway), as a whole read.
-        hasher = hasher_for(meta, reg)
+        hasher = hasher_for(meta, reg, self.digest_algorithm)
         sums = None
         if hasher is None:
             sums = self._sums_of(digest, path)
@@ -140,8 +140,7 @@ class FolderReader(LocalBase):
             check_hash(digest, hasher, missing)
         return read_only_view(box, reg)
 
-    @staticmethod
-    def _read_with_zarr(digest: str, path: str, region: RegionLike) -> np.ndarray:
+    def _read_with_zarr(self, digest: str, path: str, region: RegionLike) -> np.ndarray:
         """Read with zarr-python an array the direct reader does not handle.
 
         compstore writes every array in a layout its own reader handles, so
@@ -162,7 +161,7 @@ class FolderReader(LocalBase):
             raise corrupt_array(digest, f"cannot be read by zarr: {exc!r}") from exc
         box = np.array(box, copy=True)  # zarr may hand out a shared buffer
         if box.shape == tuple(arr.shape):
-            actual = digest_array(box)
+            actual = self.digest_algorithm.digest_array(box)
             if actual != digest:
                 raise corrupt_array(digest, f"is corrupt: its content hashes to {actual}")
         return read_only_view(box, reg)

@@ -49,9 +49,10 @@ from compstore.cas._checks import (
     bounded_put,
     checked_document,
 )
-from compstore.cas._digest import array_hasher, check_digest, digest_array
+from compstore.cas._digest import XXH3_128, DigestAlgorithm, check_digest
 from compstore.cas._folderread import FolderReader
 from compstore.cas._folders import FolderStore
+from compstore.cas._hits import check_same_array, check_same_document
 from compstore.cas._localbase import META_CACHE_SIZE, SQLITE_ERRORS
 from compstore.cas._pack import (
     KIND_ARRAY,
@@ -100,6 +101,13 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
         folder) with `BlobStoreError`, and create nothing, not even missing
         folders: for a repository of a newer format (`compstore.Butler` opens
         those read-only) or one this process must not change.
+    digest_algorithm
+        How components are named (`compstore.cas._digest`): xxh3-128, or the
+        algorithm a format 3 repository records.
+    compare_on_hit
+        When a put finds its digest stored, read the stored component back and
+        compare it with what is put before reusing it (`compstore.cas._hits`;
+        format 3 repositories).
 
     Raises
     ------
@@ -115,7 +123,11 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
         packs: bool = False,
         pack_index: PgPackIndex | None = None,
         read_only: bool = False,
+        digest_algorithm: DigestAlgorithm = XXH3_128,
+        compare_on_hit: bool = False,
     ) -> None:
+        self.digest_algorithm = digest_algorithm
+        self._compare_on_hit = compare_on_hit
         self._init_state(os.path.abspath(os.fspath(root)), fsync, pack_index if packs else None)
         self._read_only = read_only
         try:
@@ -183,7 +195,7 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
     # -- arrays ---------------------------------------------------------------
     def put_array(self, array: np.ndarray, digest: str | None = None) -> str:
         self._refuse_if_read_only("put an array")
-        array, digest = prepare_array(array, digest)
+        array, digest = prepare_array(array, digest, self.digest_algorithm)
         if self.has_array(digest):
             return digest
         if self._index is not None and array.nbytes < PACK_MAX_BYTES:
@@ -208,24 +220,32 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
         self._refuse_if_read_only("put an array")
         check_array(array)
         if array.nbytes < PACK_MAX_BYTES:
-            digest = digest_array(array)
+            digest = self.digest_algorithm.digest_array(array)
             if self.has_array(digest):
+                if self._compare_on_hit:
+                    check_same_array(self, digest, array)
                 return digest, False
             if self._index is None:
                 return digest, self._write_folder(array, digest)
             pending = self._pending_array(array, digest)  # encoded outside the lock
             with self._lock:  # one answer per digest, as for folders
-                if self.has_array(digest):
-                    return digest, False
-                self._add_pending(digest, pending)
+                hit = self.has_array(digest)
+                if not hit:
+                    self._add_pending(digest, pending)
+            if hit:
+                if self._compare_on_hit:
+                    check_same_array(self, digest, array)
+                return digest, False
             return digest, True
         shape = array.shape
-        hasher = array_hasher(array.dtype, shape)
+        hasher = self.digest_algorithm.array_hasher(array.dtype, shape)
         with self._new_folder("new", "a new array component") as tmp:
             layout, files = write_array_data(tmp, array, hasher)
             digest = hasher.hexdigest()
             if self.has_array(digest):
                 shutil.rmtree(tmp, ignore_errors=True)
+                if self._compare_on_hit:
+                    check_same_array(self, digest, array)
                 return digest, False
             names = dimension_names_for(digest, len(shape))
             files.insert(0, write_array_meta(tmp, shape, layout, names))
@@ -373,8 +393,10 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
         self, data: bytes | bytearray | memoryview, digest: str | None = None
     ) -> tuple[str, bool]:
         self._refuse_if_read_only("put a document")
-        data, digest = prepare_document(data, digest)
+        data, digest = prepare_document(data, digest, self.digest_algorithm)
         if self.has_document(digest):
+            if self._compare_on_hit:
+                check_same_document(self, digest, data)
             return digest, False
         if self._index is not None and len(data) < PACK_MAX_BYTES:
             member = (f"documents/{digest}.json", bytes(data))
@@ -399,7 +421,7 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
     def get_document(self, digest: str) -> bytes:
         # Every document read is checked (~0.1 us a KiB): a damaged byte in a
         # manifest or a Wcs is never parsed into an answer.
-        return checked_document(digest, self.get_document_unchecked(digest))
+        return checked_document(digest, self.get_document_unchecked(digest), self.digest_algorithm)
 
     def get_document_unchecked(self, digest: str) -> bytes:
         check_digest(digest)

@@ -8,7 +8,7 @@ from types import EllipsisType
 
 import numpy as np
 
-from compstore.cas._digest import check_digest
+from compstore.cas._digest import XXH3_128, DigestAlgorithm, check_digest
 from compstore.cas._region import normalize_region
 from compstore.cas._store import (
     ArrayInfo,
@@ -23,9 +23,13 @@ __all__ = ["MemoryBlobStore"]
 
 
 class MemoryBlobStore(BlobStore):
-    """A blob store in a dict; ``sync`` does nothing and stored bytes are logical bytes."""
+    """A blob store in a dict; ``sync`` does nothing and stored bytes are logical bytes.
 
-    def __init__(self) -> None:
+    ``digest_algorithm`` names its components (xxh3-128 by default).
+    """
+
+    def __init__(self, digest_algorithm: DigestAlgorithm = XXH3_128) -> None:
+        self.digest_algorithm = digest_algorithm
         self._arrays: dict[str, np.ndarray] = {}
         self._documents: dict[str, bytes] = {}
         self._lock = threading.Lock()
@@ -36,13 +40,13 @@ class MemoryBlobStore(BlobStore):
         return f"memory:{id(self):x}"
 
     def put_array(self, array: np.ndarray, digest: str | None = None) -> str:
-        array, digest = prepare_array(array, digest)
+        array, digest = prepare_array(array, digest, self.digest_algorithm)
         if digest not in self._arrays:
             self._keep(digest, array)
         return digest
 
     def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
-        array, digest = prepare_array(array, None)
+        array, digest = prepare_array(array, None, self.digest_algorithm)
         return digest, digest not in self._arrays and self._keep(digest, array)
 
     def _keep(self, digest: str, array: np.ndarray) -> bool:
@@ -82,7 +86,7 @@ class MemoryBlobStore(BlobStore):
         return check_digest(digest) in self._arrays
 
     def put_document(self, data: bytes | bytearray | memoryview, digest: str | None = None) -> str:
-        data, digest = prepare_document(data, digest)
+        data, digest = prepare_document(data, digest, self.digest_algorithm)
         with self._lock:
             self._documents.setdefault(digest, data)
         return digest

@@ -12,7 +12,6 @@ import os
 import numpy as np
 
 from compstore.cas._checks import DECODE_ERRORS, bounded_put, corrupt_array, read_only_view
-from compstore.cas._digest import digest_array
 from compstore.cas._localbase import LOCATED_CACHE_SIZE, META_CACHE_SIZE, SQLITE_ERRORS, LocalBase
 from compstore.cas._pack import KIND_ARRAY, KIND_DOCUMENT, PackedMember, pread_members
 from compstore.cas._packwrite import Pending
@@ -130,7 +129,7 @@ class PackReader(LocalBase):
             raise corrupt_array(digest, f"cannot be decoded: {exc}") from exc
         # Packed arrays are small (< PACK_MAX_BYTES): every read, cut-outs too,
         # decodes the whole array and checks it against its digest (~40 us a MiB).
-        actual = digest_array(whole)
+        actual = self.digest_algorithm.digest_array(whole)
         if actual != digest:
             raise corrupt_array(digest, f"is corrupt: its content hashes to {actual}")
         box = whole

@@ -9,7 +9,7 @@ from types import TracebackType
 
 import numpy as np
 
-from compstore.cas._digest import check_digest, digest_array, digest_bytes
+from compstore.cas._digest import XXH3_128, DigestAlgorithm, check_digest
 from compstore.cas._layout import zarr_data_type
 from compstore.errors import BlobNotFoundError, CorruptBlobError, EncodingError
 
@@ -62,7 +62,12 @@ class BlobStore(ABC):
 
     Arrays are bool, int, uint, float or complex numpy arrays of any shape
     (byte order kept); documents are byte strings, canonical JSON by convention.
+
+    ``digest_algorithm`` names components (xxh3-128 unless the store was made
+    for a repository that records another, `compstore.cas._digest`).
     """
+
+    digest_algorithm: DigestAlgorithm = XXH3_128
 
     # -- arrays ---------------------------------------------------------------
     @abstractmethod
@@ -345,14 +350,14 @@ class BlobStore(ABC):
         found = False
         if self.has_array(digest):
             found = True
-            actual = digest_array(self.get_array(digest))
+            actual = self.digest_algorithm.digest_array(self.get_array(digest))
             if actual != digest:
                 raise CorruptBlobError(
                     f"array component {digest} is corrupt: its content hashes to {actual}"
                 )
         if self.has_document(digest):
             found = True
-            actual = digest_bytes(self.get_document(digest))
+            actual = self.digest_algorithm.digest_bytes(self.get_document(digest))
             if actual != digest:
                 raise CorruptBlobError(
                     f"document {digest} is corrupt: its content hashes to {actual}"
@@ -389,7 +394,9 @@ def check_array(array: np.ndarray) -> None:
     zarr_data_type(array.dtype)
 
 
-def prepare_array(array: np.ndarray, digest: str | None) -> tuple[np.ndarray, str]:
+def prepare_array(
+    array: np.ndarray, digest: str | None, algorithm: DigestAlgorithm = XXH3_128
+) -> tuple[np.ndarray, str]:
     """Check that an array can be stored and return it with its digest.
 
     Raises
@@ -401,13 +408,15 @@ def prepare_array(array: np.ndarray, digest: str | None) -> tuple[np.ndarray, st
     """
     check_array(array)
     if digest is None:
-        digest = digest_array(array)
+        digest = algorithm.digest_array(array)
     else:
         check_digest(digest)
     return array, digest
 
 
-def prepare_document(data: bytes | bytearray | memoryview, digest: str | None) -> tuple[bytes, str]:
+def prepare_document(
+    data: bytes | bytearray | memoryview, digest: str | None, algorithm: DigestAlgorithm = XXH3_128
+) -> tuple[bytes, str]:
     """Check a document and return it as ``bytes`` with its digest.
 
     Raises
@@ -420,4 +429,4 @@ def prepare_document(data: bytes | bytearray | memoryview, digest: str | None) -
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise EncodingError(f"a document is bytes, not {type(data).__name__}")
     data = bytes(data)
-    return data, (digest_bytes(data) if digest is None else check_digest(digest))
+    return data, (algorithm.digest_bytes(data) if digest is None else check_digest(digest))

@@ -87,11 +87,34 @@ def _create_args(p: argparse.ArgumentParser) -> None:
         "(no password: $PGPASSWORD or ~/.pgpass); default: SQLite inside the repository. "
         "For --repo s3://bucket/prefix, required: a PostgreSQL URL or a SQLite file path",
     )
+    p.add_argument(
+        "--digest", choices=("xxh3-128", "blake3"), default=None,
+        help="the digest algorithm components are named by, recorded in the repository: "
+        "xxh3-128 (default; fast, for writers who trust each other) or blake3 "
+        "(cryptographic, for a repository shared with writers who are not trusted)",
+    )
+
+
+def _upgrade_args(p: argparse.ArgumentParser) -> None:
+    del p  # no options: the repository is --repo
+
+
+def _upgrade_code(args: argparse.Namespace) -> str:
+    return (
+        _imports(args, "from compstore import Butler")
+        + f"before, after = Butler.upgrade({args.repo!r})\n"
+        + _show(
+            args, "{'root': " + repr(str(args.repo)) + ", 'before': before, 'after': after}",
+            "print(f'format {before} -> {after}' if before != after "
+            "else f'already format {after}')\n",
+        )
+    )
 
 
 def _create_code(args: argparse.Namespace) -> str:
     exist = ", exist_ok=True" if args.exist_ok else ""
     exist += f", registry={args.registry!r}" if args.registry else ""
+    exist += f", digest={args.digest!r}" if args.digest else ""
     return (
         _imports(args, "from compstore import Butler")
         + f"butler = Butler.create({args.repo!r}{exist})\n"
@@ -329,6 +352,8 @@ def parse_data_id(text: str) -> dict[str, Any]:
 
 COMMANDS: list[Command] = [
     Command("create", "create a new, empty repository", _create_args, _create_code),
+    Command("upgrade", "move a format 2 repository to format 3 in place (crash-safe)",
+            _upgrade_args, _upgrade_code),
     Command("register-dataset-type", "define a dataset type", _register_args, _register_code),
     Command("register-aggregate", "define a dataset type as the union of another's datasets",
             _aggregate_args, _aggregate_code),

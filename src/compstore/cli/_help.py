@@ -30,6 +30,7 @@ eval "$(register-python-argcomplete compstore)". Details: docs/cli-and-python.md
 #: One example per command, shown under ``compstore COMMAND --help``.
 EXAMPLES: dict[str, str] = {
     "create": "compstore create --repo store --exist-ok",
+    "upgrade": "compstore upgrade --repo store",
     "register-dataset-type": "compstore register-dataset-type calexp visit,detector Exposure",
     "register-aggregate": "compstore register-aggregate src_visit src --over detector",
     "register-join": "compstore register-join objectTable deepCoadd_meas,deepCoadd_ref --on id",

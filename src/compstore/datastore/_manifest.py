@@ -18,7 +18,7 @@ children. ``docs/format.md`` is the specification.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypedDict, Union, final
 
@@ -124,9 +124,13 @@ class Manifest(Mapping[str, Any]):
     def __len__(self) -> int:
         return 4
 
-    def to_document(self) -> bytes:
-        """The canonical JSON bytes of this manifest (what its digest hashes)."""
-        return canonical_json(
+    def to_document(self, encode: Callable[[Any], bytes] = canonical_json) -> bytes:
+        """The canonical JSON bytes of this manifest (what its digest hashes).
+
+        ``encode``: the repository's document encoding (`compstore.cas.jcs` from
+        format 3, `compstore.cas.canonical_json` before).
+        """
+        return encode(
             {
                 "format": MANIFEST_FORMAT,
                 "storage_class": self.storage_class,

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from .._pool import submit
-from ..cas import canonical_json, check_array, digest_bytes
+from ..cas import BlobStore, canonical_json, check_array
+from ..cache import ObjectCache
 from ..storage_classes import (
     ArrayStorageClass,
     CompositeStorageClass,
@@ -23,6 +24,7 @@ from ..storage_classes import (
 from ..errors import StorageClassError
 from ._manifest import DOCUMENT_FORMAT, Manifest
 from ._read import ObjectReader
+from ._resolve import DatasetResolver
 
 __all__ = ["ASYNC_WRITE_MIN_BYTES", "ObjectIO", "WriteReport"]
 
@@ -180,7 +182,21 @@ class ObjectIO(ObjectReader):
         Finds other datasets: a `DatasetReference` is stored as a reference
         to the dataset it names when that dataset holds the same value, and
         references are read through it. None: values are always stored.
+    encode
+        How documents and manifests become bytes: `compstore.cas.jcs` (RFC 8785)
+        in a format 3 repository, `compstore.cas.canonical_json` in older ones.
+        Their digests are ``blobs.digest_algorithm``'s.
     """
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        cache: ObjectCache,
+        resolver: DatasetResolver | None = None,
+        encode: Callable[[Any], bytes] = canonical_json,
+    ) -> None:
+        super().__init__(blobs, cache, resolver)
+        self._encode = encode
 
     def write(self, obj: Any, storage_class: str, report: WriteReport | None = None) -> str:
         """Store ``obj`` under ``storage_class``; return its manifest digest.
@@ -278,20 +294,21 @@ class ObjectIO(ObjectReader):
             return None
         digest = self.cache.known_digest(ref.value)
         if digest is None:
-            digest = digest_bytes(self._document_bytes(ref.value, sc))
+            digest = self.blobs.digest_algorithm.digest_bytes(self._document_bytes(ref.value, sc))
         if digest != target["document"]:
             return None  # the referenced dataset holds another value: store this one
         return {"storage_class": sc.name, "dataset": dataset_id, "component": ref.component}
 
-    @staticmethod
-    def _document_bytes(obj: Any, sc: DocumentStorageClass) -> bytes:
-        return canonical_json(
+    def _document_bytes(self, obj: Any, sc: DocumentStorageClass) -> bytes:
+        return self._encode(
             {"format": DOCUMENT_FORMAT, "storage_class": sc.name, "value": sc.to_json(obj)}
         )
 
     def _put_document(self, data: bytes, report: WriteReport, digest: str | None = None) -> str:
         # One question to the store: the put says whether it stored the document.
-        digest, stored = self.blobs.put_new_document(data, digest or digest_bytes(data))
+        digest, stored = self.blobs.put_new_document(
+            data, digest or self.blobs.digest_algorithm.digest_bytes(data)
+        )
         if stored:
             report.documents_written += 1
             report.written.append(digest)
@@ -350,8 +367,8 @@ class ObjectIO(ObjectReader):
         """
         if any(_pending(entry) for entry in components.values()):
             return _PendingManifest(storage_class, components, attributes)
-        data = Manifest(storage_class, attributes, components).to_document()
-        digest = digest_bytes(data)
+        data = Manifest(storage_class, attributes, components).to_document(self._encode)
+        digest = self.blobs.digest_algorithm.digest_bytes(data)
         w.manifests.setdefault(digest, data)
         return digest
 

@@ -10,6 +10,13 @@ Lookup-table distortions (``CPDISj``/``DPj`` and ``D2IMDISj``/``D2IMj``, HST's
 WCSDVARR and D2IMARR extensions) are not header cards; the canonical form holds their
 tables under ``"lookup"`` (only when there are any, so the canonical form, and hence
 the digest, of every other Wcs is what it always was).
+
+The cards are plain JSON (keyword -> number, string or bool), encoded like any
+document (RFC 8785 from format 3), so the document does not hold astropy's
+header text. Cards that astropy versions emit or omit with wcslib's defaults
+and that carry no information (`_DEFAULT_CARDS`: the MJD 0 time reference) are
+left out, when a Wcs is made and when one is read, so that a Wcs document does
+not change with the astropy version that wrote it on their account.
 """
 
 from __future__ import annotations
@@ -45,6 +52,24 @@ _SIP_KEY = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
 _AXIS_KEY = re.compile(r"^(CRPIX|CRVAL|CDELT)(\d+)$")
 _MATRIX_KEY = re.compile(r"^PC(\d+)_(\d+)$")
 _PV_KEY = re.compile(r"^PV(\d+)_(\d+)$")
+
+#: Cards with the value wcslib gives when a header has none, which astropy writes
+#: in some versions and not in others (MJDREF = 0.0 since astropy 4.x; DATEREF,
+#: MJDREFI, MJDREFF in others): left out of the canonical cards.
+_DEFAULT_CARDS: dict[str, object] = {
+    "MJDREF": 0.0, "MJDREFI": 0.0, "MJDREFF": 0.0, "DATEREF": "1858-11-17",
+}
+
+
+def _without_defaults(cards: dict[str, Any]) -> dict[str, Any]:
+    """``cards`` without the cards of `_DEFAULT_CARDS` holding their default value."""
+    if not any(k in cards for k in _DEFAULT_CARDS):
+        return cards
+    return {
+        k: v for k, v in cards.items()
+        if k not in _DEFAULT_CARDS or v != _DEFAULT_CARDS[k] or isinstance(v, bool)
+    }
+
 
 #: astropy's attributes holding lookup-table distortions (paper IV prior distortion,
 #: and HST's detector-to-image correction).
@@ -269,7 +294,7 @@ def _canonical_cards(wcs: WCS) -> dict[str, Any]:
             exact = _exact_value(wcs, key)
             value = value if exact is None else exact
         cards[key] = _plain(value)
-    return cards
+    return _without_defaults(cards)
 
 
 def _wcs_from_cards(cards: Mapping[str, Any]) -> WCS:
@@ -428,6 +453,7 @@ class Wcs(Immutable, WcsApiMixin):
             raise ObjectError(f"not a Wcs dict this compstore reads: unknown keys {sorted(extra)}")
         if not all(isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in cards.items()):
             raise ObjectError("not a Wcs dict: header cards must map str to str, int, float or bool")
+        cards = _without_defaults(cards)  # a document written before they were left out
         lookups = _check_lookup_doc(data["lookup"]) if "lookup" in data else {}
         # to_dict() gives canonical cards already: keep them as they are (the astropy
         # WCS is built lazily), rather than parse, re-canonicalise and parse again.

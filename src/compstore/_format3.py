@@ -1,0 +1,164 @@
+"""Format 3: what a repository's config version decides, and the upgrade from format 2.
+
+Format 3 (``docs/spec/format.md``, "Version table") changes two things:
+
+- documents and manifests are encoded by RFC 8785 (`compstore.cas.jcs`)
+  instead of Python-``repr`` canonical JSON, so that any language recomputes
+  their digests;
+- the config records the digest algorithm (``"digest": "xxh3-128"`` or
+  ``"blake3"``), and a writer compares bytes on a digest hit before reusing
+  a component (`compstore.cas._hits`).
+
+Everything else (layout, packs, array files, the registry) is format 2's, so
+a format 2 repository becomes format 3 by one atomic replacement of its
+config (`upgrade`): documents already stored stay valid under their digests
+(a digest names bytes, whatever encoding produced them), and readers of
+format 3 read both encodings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ._atomic import write_atomic
+from .cas import XXH3_128, DigestAlgorithm, canonical_json, digest_algorithm, jcs
+from .errors import EncodingError, RepositoryError, RepositoryFormatError, RepositoryNotFoundError
+
+__all__ = [
+    "DEFAULT_DIGEST",
+    "FORMAT3",
+    "check_digest_name",
+    "config_digest",
+    "document_encoder",
+    "upgrade",
+]
+
+#: The version `Repository.create` writes for a folder repository (SQLite or
+#: PostgreSQL registry alike: no format 3 reader predates PostgreSQL registries).
+FORMAT3 = (3, 0)
+#: The digest algorithm of a repository created without ``digest=``.
+DEFAULT_DIGEST = XXH3_128.name
+
+
+def check_digest_name(name: object) -> str:
+    """``name`` if it names a digest algorithm a repository may record.
+
+    Raises
+    ------
+    RepositoryError
+        If it does not, listing the ones that exist.
+    """
+    try:
+        return digest_algorithm(name).name
+    except EncodingError as exc:
+        raise RepositoryError(str(exc)) from None
+
+
+def config_digest(config: Mapping[str, Any], major: int, where: str) -> DigestAlgorithm:
+    """The digest algorithm of a repository with this config (xxh3-128 before format 3).
+
+    Raises
+    ------
+    RepositoryFormatError
+        If a format 3 config names no algorithm, or one this compstore lacks.
+    """
+    if major < 3:
+        return XXH3_128
+    name = config.get("digest")
+    try:
+        return digest_algorithm(name)
+    except EncodingError as exc:
+        raise RepositoryFormatError(
+            f"{where}: {exc}; a format 3 config names its digest algorithm "
+            '("digest": "xxh3-128" or "blake3")'
+        ) from None
+
+
+def document_encoder(major: int) -> Callable[[Any], bytes]:
+    """How a repository of format ``major`` encodes new documents and manifests."""
+    return jcs if major >= 3 else canonical_json
+
+
+@contextlib.contextmanager
+def _upgrade_lock(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RepositoryError(
+                f"another process is creating or upgrading the repository at {path}; "
+                "wait for it, then run the upgrade again"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def upgrade(root: str | os.PathLike[str]) -> tuple[str, str]:
+    """Move the format 2 repository in the folder ``root`` to format 3, in place.
+
+    The only change is the config: version ``3.0`` and ``"digest": "xxh3-128"``
+    (a repository keeps the algorithm its components are named by; moving to
+    blake3 is a transfer into a new repository created with ``digest="blake3"``).
+    It is written aside, flushed, and put in place by one rename, so a process
+    killed at any point leaves the repository at format 2 or format 3, never
+    neither. Stored documents keep their (format 2) bytes and digests; a value
+    put again after the upgrade is encoded by RFC 8785, so it may be stored a
+    second time under a new digest rather than shared with its format 2 copy.
+    Writers that opened the repository as format 2 go on writing valid format 2
+    documents.
+
+    Returns
+    -------
+    (str, str)
+        The version before and after (equal if it was format 3 already).
+
+    Raises
+    ------
+    RepositoryNotFoundError
+        If ``root`` holds no repository.
+    RepositoryError
+        If it is on object storage, of format 1, or of a format 2 minor version
+        this compstore does not write (it opens those read-only), or another
+        process is creating or upgrading it.
+    RepositoryFormatError
+        If its config is malformed or of an unknown major version.
+    """
+    from ._repository import CONFIG_NAME, KNOWN_MINORS, _parse_config
+    from ._s3repo import is_s3_url
+
+    if is_s3_url(root):
+        raise RepositoryError(
+            f"{root}: repositories on object storage are format 2.2 or 2.3 and have no upgrade yet"
+        )
+    path = Path(root)
+    config_path = path / CONFIG_NAME
+    if not config_path.is_file():
+        raise RepositoryNotFoundError(f"no compstore repository at {path} (no {CONFIG_NAME})")
+    with _upgrade_lock(path):
+        config, major, minor = _parse_config(config_path.read_bytes(), str(config_path))
+        before = f"{major}.{minor}"
+        if major == FORMAT3[0]:
+            return before, before
+        if major != 2 or minor > KNOWN_MINORS[2] or minor >= 2:
+            raise RepositoryError(
+                f"{path} is format {before}: only format 2.0 and 2.1 folder repositories "
+                "upgrade in place; move the datasets of another into a new repository "
+                "with `compstore transfer`"
+            )
+        new = {**config, "version": f"{FORMAT3[0]}.{FORMAT3[1]}", "digest": DEFAULT_DIGEST}
+        write_atomic(
+            config_path,
+            (json.dumps(new, indent=2) + "\n").encode(),
+            fsync=True,
+            sync_dir=True,
+            partial=str(config_path) + ".partial",
+        )
+    return before, new["version"]
