@@ -44,3 +44,13 @@ def test_ruff_reports_no_problems() -> None:
         cwd=ROOT, capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, f"ruff found problems:\n{result.stdout}{result.stderr}"
+
+
+def test_every_source_module_is_under_700_lines() -> None:
+    """One idea per module: the largest source file stays under 700 lines (issue 15)."""
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text().splitlines())
+        for path in (ROOT / "src" / "compstore").rglob("*.py")
+    }
+    too_long = {name: n for name, n in sizes.items() if n >= 700}
+    assert not too_long, f"split these modules along their ideas: {too_long}"

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from .._pool import submit
-from ..cas import BlobStore, canonical_json, check_array
 from ..cache import ObjectCache
+from ..cas import BlobStore, canonical_json, check_array
+from ..errors import StorageClassError
 from ..storage_classes import (
     ArrayStorageClass,
     CompositeStorageClass,
@@ -21,7 +22,6 @@ from ..storage_classes import (
     StorageClass,
     get_storage_class,
 )
-from ..errors import StorageClassError
 from ._manifest import DOCUMENT_FORMAT, Manifest
 from ._read import ObjectReader
 from ._resolve import DatasetResolver
@@ -92,6 +92,7 @@ class _PendingArray:
 
     def resolve(self, w: _Write) -> str:
         """Its digest, once written; reports it written, or reused if this write has it already."""
+        digest: str
         digest, stored = self.task.result()
         w.account(digest, stored)
         return digest

@@ -6,12 +6,12 @@ start with ``_``; the public surface is exactly ``__all__``.
 
 from __future__ import annotations
 
+from compstore.errors import ReplaceKeyError
+
 from ._background import Background
 from ._box import Box2I
 from ._calib import Calib
 from ._catalog import CatalogMember, SourceCatalog
-from compstore.errors import ReplaceKeyError
-
 from ._coadd_inputs import CoaddInput, CoaddInputs
 from ._image import Exposure, MaskedImage
 from ._mask import DEFAULT_MASK_PLANES, Mask

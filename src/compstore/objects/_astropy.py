@@ -205,6 +205,7 @@ def exposure_from_ccddata(ccd: CCDData) -> Exposure:
     """
     from compstore.fits._hdus import _pixel_values
     from compstore.fits._wcs import _xy0_from_header
+
     from ._psf import ImagePsf
 
     data = np.asarray(ccd.data)

@@ -111,7 +111,8 @@ class Background(Immutable):
         # could differ between box sizes and break sub-box consistency).
         rows = self._grid[:, x_lo] * (1.0 - fx) + self._grid[:, x_hi] * fx
         out = rows[y_lo, :] * (1.0 - fy)[:, None] + rows[y_hi, :] * fy[:, None]
-        return out.astype(np.float32)
+        result: np.ndarray = out.astype(np.float32)
+        return result
 
     def subtract_from(self, exposure: Exposure) -> Exposure:
         """A new Exposure: image minus this background, with ``background`` set to it.

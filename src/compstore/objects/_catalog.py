@@ -8,17 +8,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-
 import astropy.units as u
+import numpy as np
 from astropy.table import Column, Table, vstack
 from astropy.wcs import WCS
 
 from compstore.errors import ObjectError
 
 from ._calib import Calib
-from ._wcs import Wcs
 from ._frozen import Immutable, check_optional
+from ._wcs import Wcs
 
 __all__ = ["CatalogMember", "SourceCatalog"]
 
@@ -349,7 +348,7 @@ class SourceCatalog(Immutable):
         """
         xs, ys = np.asarray(self[x].data, float), np.asarray(self[y].data, float)
         if self._wcs is not None and not self._members:
-            return self._wcs.pixel_to_sky(xs, ys)  # type: ignore[no-any-return]
+            return self._wcs.pixel_to_sky(xs, ys)
         if not self._members:
             raise ObjectError("this catalog has no Wcs; attach one with replace(wcs=...)")
         ra, dec = np.empty_like(xs), np.empty_like(ys)

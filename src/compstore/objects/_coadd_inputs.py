@@ -9,9 +9,9 @@ from typing import overload
 from compstore.errors import ObjectError
 
 from ._calib import Calib
+from ._frozen import Immutable, check_optional
 from ._psf import Psf
 from ._wcs import Wcs
-from ._frozen import Immutable, check_optional
 
 __all__ = ["CoaddInput", "CoaddInputs"]
 

@@ -18,11 +18,11 @@ from ._background import Background
 from ._box import Box2I
 from ._calib import Calib
 from ._coadd_inputs import CoaddInputs
+from ._frozen import Immutable, check_optional
 from ._mask import Mask
 from ._psf import Psf
 from ._visit import VisitInfo
 from ._wcs import Wcs
-from ._frozen import Immutable, check_optional
 
 __all__ = ["Exposure", "MaskedImage"]
 
@@ -183,8 +183,10 @@ def _as_wcs(value: Any) -> Wcs | None:
     if isinstance(value, WCS):
         from compstore.objects._astropy import wcs_from_astropy
 
-        return wcs_from_astropy(value, "wcs")
-    return check_optional(value, Wcs, "wcs")
+        wcs: Wcs = wcs_from_astropy(value, "wcs")
+        return wcs
+    checked: Wcs | None = check_optional(value, Wcs, "wcs")
+    return checked
 
 
 # Per-component normalizer; replace() runs only those of the replaced components, so

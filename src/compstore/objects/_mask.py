@@ -134,7 +134,8 @@ class Mask:
         ObjectError
             If the plane is unknown.
         """
-        return (self._array & np.int32(self.bitmask(name))) != 0
+        plane: np.ndarray = (self._array & np.int32(self.bitmask(name))) != 0
+        return plane
 
     def set_plane(self, name: str, where: ArrayLike | None = None) -> None:
         """Set plane ``name`` in place where ``where`` is True (everywhere if None).

@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from compstore.errors import ObjectError
+
 from ._frozen import Immutable, finite_grid
 
 __all__ = ["GaussianPsf", "ImagePsf", "Psf"]

@@ -42,6 +42,7 @@ from astropy.wcs import (
 from numpy.typing import ArrayLike
 
 from compstore.errors import ObjectError
+
 from ._frozen import Immutable
 from ._wcsapi import _INVERSE_MAXITER, _INVERSE_TOLERANCE, WcsApiMixin
 
@@ -502,12 +503,12 @@ class Wcs(Immutable, WcsApiMixin):
     @property
     def has_distortion(self) -> bool:
         """Whether the WCS includes SIP, lookup-table (or other non-linear) distortion."""
-        return self._astropy().has_distortion
+        return bool(self._astropy().has_distortion)
 
     @property
     def has_celestial(self) -> bool:
         """Whether the WCS has celestial axes (so :meth:`pixel_to_sky` works)."""
-        return self._astropy().has_celestial
+        return bool(self._astropy().has_celestial)
 
     @property
     def world_axis_types(self) -> tuple[str, ...]:
