@@ -12,7 +12,7 @@ import numpy as np
 
 from .._pool import submit
 from ..cache import ObjectCache
-from ..cas import BlobStore, canonical_json, check_array
+from ..cas import BlobStore, canonical_json, check_array, jcs
 from ..errors import StorageClassError
 from ..storage_classes import (
     ArrayStorageClass,
@@ -301,9 +301,9 @@ class ObjectIO(ObjectReader):
         return {"storage_class": sc.name, "dataset": dataset_id, "component": ref.component}
 
     def _document_bytes(self, obj: Any, sc: DocumentStorageClass) -> bytes:
-        return self._encode(
-            {"format": DOCUMENT_FORMAT, "storage_class": sc.name, "value": sc.to_json(obj)}
-        )
+        # RFC 8785 numbers do not say int or float: a storage class may mark its floats.
+        value = sc.to_json_exact(obj) if self._encode is jcs else sc.to_json(obj)
+        return self._encode({"format": DOCUMENT_FORMAT, "storage_class": sc.name, "value": value})
 
     def _put_document(self, data: bytes, report: WriteReport, digest: str | None = None) -> str:
         # One question to the store: the put says whether it stored the document.

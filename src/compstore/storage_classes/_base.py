@@ -135,6 +135,17 @@ class DocumentStorageClass(StorageClass):
     def from_json(self, value: Any) -> Any:
         """Rebuild the object from :meth:`to_json`'s value."""
 
+    def to_json_exact(self, obj: Any) -> Any:
+        """The value written where JSON numbers do not say int or float (format 3).
+
+        RFC 8785 writes ``30.0`` as ``30`` and ``-0.0`` as ``0``, so a value
+        read back may come back as another type. A storage class whose values
+        have a fixed schema converts them in :meth:`from_json` and needs nothing
+        here; one holding free-form values (`Metadata`) overrides this to mark
+        such floats, and its :meth:`from_json` reads both forms.
+        """
+        return self.to_json(obj)
+
 
 class CompositeStorageClass(StorageClass):
     """A type stored as a manifest naming its components."""

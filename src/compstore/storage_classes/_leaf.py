@@ -98,5 +98,17 @@ class MetadataStorageClass(DocumentStorageClass):
             pairs.append([key, value])
         return pairs
 
+    def to_json_exact(self, obj: Any) -> Any:
+        # A float RFC 8785 would write as an integer (30.0 -> 30, -0.0 -> 0) is
+        # written as [key, repr, "float"], so that it reads back as that float.
+        return [
+            [key, repr(value), "float"]
+            if type(value) is float and (value.is_integer() or value == 0)
+            else [key, value]
+            for key, value in self.to_json(obj)
+        ]
+
     def from_json(self, value: Any) -> Any:
-        return MappingProxyType({k: v for k, v in value})
+        return MappingProxyType(
+            {p[0]: float(p[1]) if len(p) == 3 and p[2] == "float" else p[1] for p in value}
+        )
