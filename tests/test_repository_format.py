@@ -179,3 +179,39 @@ def test_a_repository_made_again_where_one_was_deleted_is_a_new_one(tmp_path):
     ).stdout
     assert out.strip() == "[0, 1, 2, 3, 4]"
     assert old.registry is not new.registry
+
+
+def test_objects_read_from_a_deleted_repository_are_stored_again_in_its_successor(tmp_path):
+    """The object cache of a process must not take the new repository for the old one.
+
+    An object read from the first repository carries its digests in the cache;
+    put into the repository made again at the same path, its components must be
+    written there, not assumed present.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    from compstore.testing.sky import make_exposure
+
+    root = tmp_path / "repo"
+    Butler.create(root)
+    first = Butler(root, run="r")
+    first.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    first.put(make_exposure(1, 0, size=64, seed=1), "calexp", visit=1, detector=0)
+    exposure = first.get("calexp", visit=1, detector=0)
+    shutil.rmtree(root)
+    Butler.create(root)
+    second = Butler(root, run="r")
+    assert second.cache is not first.cache
+    second.register_dataset_type("calexp", ("visit", "detector"), "Exposure")
+    second.put(exposure, "calexp", visit=1, detector=0)
+    assert Butler(root).verify(deep=True).ok
+    code = (
+        "import sys; from compstore import Butler; "
+        "e = Butler(sys.argv[1], collections='r').get('calexp', visit=1, detector=0); "
+        "print(e.image.shape)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "(64, 64)", out.stderr[-500:]
+

@@ -143,7 +143,7 @@ class ChainedButler(Butler):
         # A cache of the chain, not the first repository's: a plain Butler of the
         # first repository must never take a digest known here (maybe held only by
         # a later repository) for one its own store holds.
-        key = "chain:" + "\n".join(m._repo.location for m in self._members)
+        key = "chain:" + "\n".join(m._repo.identity for m in self._members)
         self.cache = shared_cache(
             key, cache_bytes if cache_bytes is not None else DEFAULT_CACHE_BYTES
         )

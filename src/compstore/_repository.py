@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import re
@@ -347,6 +348,24 @@ class Repository:
         if not self.location:
             root = self.root
             self.location = str(root.resolve()) if isinstance(root, Path) else root
+
+    @functools.cached_property
+    def identity(self) -> str:
+        """This repository's key in the process-wide caches (the object cache, gc's records).
+
+        Its location, and for a folder the identity of its config file (inode
+        and modification time, as it was opened), so that a repository deleted
+        and made again at one path (rm -rf, create) is another repository to
+        the caches of a process that had the first open: a digest the first
+        held is not taken as present in the second.
+        """
+        if not isinstance(self.root, Path):
+            return self.location
+        try:
+            st = os.stat(self.root / CONFIG_NAME)
+        except OSError:
+            return self.location
+        return f"{self.location}#{st.st_dev}:{st.st_ino}:{st.st_mtime_ns}"
 
     @classmethod
     def create(

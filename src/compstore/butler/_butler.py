@@ -132,7 +132,7 @@ class Butler(Puts, Removal, Inspection):
         self.registry: Registry = self._repo.registry
         self.blobs = self._repo.blobs
         self.cache: ObjectCache = shared_cache(
-            self._repo.location, cache_bytes if cache_bytes is not None else DEFAULT_CACHE_BYTES
+            self._repo.identity, cache_bytes if cache_bytes is not None else DEFAULT_CACHE_BYTES
         )
         self._io = ObjectIO(
             self.blobs, self.cache, RegistryResolver(self), self._repo.document_encoding
