@@ -260,3 +260,20 @@ def test_a_subset_of_a_blake3_repository_is_blake3(tmp_path):
     got = Butler(tmp_path / "sub", collections="sfm").get("calexp", visit=1, detector=0)
     np.testing.assert_array_equal(got.image, make_exposure(1, 0, size=32, seed=1).image)
     assert target.verify(deep=True).ok
+
+
+def test_an_upgrade_that_cannot_write_is_a_repository_error(tmp_path, monkeypatch):
+    import compstore._format3 as format3
+
+    root = tmp_path / "repo"
+    Butler.create(root)
+    _as_format_2(root)
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(format3, "write_atomic", refused)
+    with pytest.raises(RepositoryError, match="cannot upgrade .*Permission denied"):
+        Butler.upgrade(root)
+    monkeypatch.undo()
+    assert Butler(root)._repo.config["version"] == "2.0"  # still opens, as format 2

@@ -131,7 +131,7 @@ def upgrade(root: str | os.PathLike[str]) -> tuple[str, str]:
     RepositoryFormatError
         If its config is malformed or of an unknown major version.
     """
-    from ._repository import CONFIG_NAME, KNOWN_MINORS, _parse_config
+    from ._repository import CONFIG_NAME
     from ._s3repo import is_s3_url
 
     if is_s3_url(root):
@@ -142,6 +142,19 @@ def upgrade(root: str | os.PathLike[str]) -> tuple[str, str]:
     config_path = path / CONFIG_NAME
     if not config_path.is_file():
         raise RepositoryNotFoundError(f"no compstore repository at {path} (no {CONFIG_NAME})")
+    try:
+        return _upgrade_locked(path, config_path)
+    except OSError as exc:  # an unwritable folder or config, a full disk
+        raise RepositoryError(
+            f"cannot upgrade {path}: {exc.strerror or exc}; it still opens (as format 2, or "
+            "as 3 if the failure came after the new config was in place): fix the permissions "
+            "or free space, then run the upgrade again"
+        ) from None
+
+
+def _upgrade_locked(path: Path, config_path: Path) -> tuple[str, str]:
+    from ._repository import KNOWN_MINORS, _parse_config
+
     with _upgrade_lock(path):
         config, major, minor = _parse_config(config_path.read_bytes(), str(config_path))
         before = f"{major}.{minor}"
