@@ -19,10 +19,9 @@ format 3 read both encodings.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,20 +84,14 @@ def document_encoder(major: int) -> Callable[[Any], bytes]:
     return jcs if major >= 3 else canonical_json
 
 
-@contextlib.contextmanager
-def _upgrade_lock(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RepositoryError(
-                f"another process is creating or upgrading the repository at {path}; "
-                "wait for it, then run the upgrade again"
-            ) from None
-        yield
-    finally:
-        os.close(fd)
+def _upgrade_lock(path: Path) -> contextlib.AbstractContextManager[None]:
+    """The create lock of the folder, held while the config is replaced."""
+    from ._repository import _locked
+
+    return _locked(path, RepositoryError(
+        f"another process is creating or upgrading the repository at {path}; "
+        "wait for it, then run the upgrade again"
+    ))
 
 
 def upgrade(root: str | os.PathLike[str]) -> tuple[str, str]:

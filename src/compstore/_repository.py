@@ -34,6 +34,7 @@ from .cas import BlobStore, LocalBlobStore, parse_json
 from .cas._pack_pg import PgPackIndex
 from .errors import (
     BlobStoreError,
+    CompstoreError,
     RepositoryError,
     RepositoryExistsError,
     RepositoryFormatError,
@@ -207,14 +208,19 @@ def check_registry_url(registry: str) -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the folder ``path`` (released if the process dies)."""
+def _locked(path: Path, busy: CompstoreError | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on the folder ``path`` (released if the process dies).
+
+    The lock of `Repository.create` and of an upgrade (`compstore._format3`):
+    if another process holds it, ``busy`` is raised (by default a
+    `RepositoryExistsError` saying a create is under way).
+    """
     fd = os.open(path, os.O_RDONLY)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RepositoryExistsError(
+            raise busy or RepositoryExistsError(
                 f"another process is creating a repository in {path}; wait for it"
             ) from None
         yield
