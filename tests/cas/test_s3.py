@@ -299,3 +299,28 @@ def test_a_missing_pack_is_corruption_not_a_network_error(s3_server, s3_bucket, 
             reader.get_document(d)
         with pytest.raises(CorruptBlobError, match=row.pack):
             reader.check_files(d)
+
+
+def test_dropping_an_arrays_cached_objects_drops_its_remembered_place_too(
+    s3_server, s3_bucket, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """After `_drop_cached` (a read found damage) the index is asked, not a stale pack."""
+    from compstore.cas._s3sweep import sweep_s3
+
+    make = _packing(s3_server, s3_bucket, tmp_path, "dropped")
+    writer, reader = make(), make()
+    array = np.arange(12)
+    da = writer.put_array(array)
+    writer.sync()
+    assert np.array_equal(reader.get_array(da), array)
+    old = reader._located[da]
+    assert old is not None
+    assert sweep_s3(make(), set()).packs_removed == 1
+    again = make()
+    assert again.put_array(array) == da
+    again.put_document(b'{"x": 1}')  # another pack
+    again.sync()
+    reader._drop_cached(da)
+    s3_server.clear_requests()
+    assert np.array_equal(reader.get_array(da), array)
+    assert not [r for r in s3_server.requests if old.pack in r.path]  # no GET of the gone pack
