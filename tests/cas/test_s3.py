@@ -212,3 +212,115 @@ def test_packs_of_two_writers_with_the_same_components(s3_server, s3_bucket, tmp
     assert not third.put_new_document(b'{"a": 1}')[1]  # known: not pending again
     packs = [o for b in obstore.list(_raw(third), "packs/") for o in b]
     assert len(packs) == 1
+
+
+def _packing(s3_server, s3_bucket, tmp_path, prefix: str):  # type: ignore[no-untyped-def]
+    """A maker of stores on one prefix sharing one SQLite pack index (as a repository's)."""
+    from compstore.cas._pack import PackIndex
+
+    def make() -> S3BlobStore:
+        index = PackIndex(str(tmp_path / f"{prefix}.sqlite3"), fsync=False)
+        return S3BlobStore(s3_bucket, prefix, pack_index=index, **s3_server.store_options())
+
+    return make
+
+
+def test_a_writer_that_loses_the_race_for_a_row_remembers_the_winners_pack(
+    s3_server, s3_bucket, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """B checks the index, A indexes d, B writes its pack: B's copy of d is unreferenced.
+
+    B must not remember its own pack for d (gc deletes it), but the index's row.
+    """
+    from compstore.cas._s3sweep import sweep_s3
+
+    make = _packing(s3_server, s3_bucket, tmp_path, "racing")
+    a, b = make(), make()
+    d = a.put_document(b'{"a": 1}')
+    a.put_document(b'{"f": 2}')  # A's pack differs from B's
+    b.put_document(b'{"a": 1}')
+    assert b._index is not None
+    existing = b._index.existing
+
+    def late(digests):  # type: ignore[no-untyped-def]
+        found = existing(digests)
+        if d in digests and d not in found:
+            a.sync()  # A indexes d right after B looked
+        return found
+
+    monkeypatch.setattr(b._index, "existing", late)
+    b.sync()
+    monkeypatch.undo()
+    row = a._index.lookup(d)  # type: ignore[union-attr]
+    assert row is not None
+    assert b._located.get(d) in (None, row)  # never B's own, unreferenced pack
+    assert b.get_document(d) == b'{"a": 1}'
+    assert sweep_s3(make(), {d}).packs_removed == 1  # B's pack
+    assert b.get_document(d) == b'{"a": 1}'
+
+
+def test_a_place_remembered_before_gc_is_looked_up_again(s3_server, s3_bucket, tmp_path) -> None:
+    """gc deletes a reader's remembered pack; the components are put again into another."""
+    from compstore.cas._s3sweep import sweep_s3
+
+    make = _packing(s3_server, s3_bucket, tmp_path, "stale")
+    writer, gone, moved = make(), make(), make()
+    array = np.arange(10)
+    d, da = writer.put_document(b'{"a": 1}'), writer.put_array(array)
+    writer.sync()
+    for reader in (gone, moved):  # each remembers their places
+        assert reader.get_document(d) == b'{"a": 1}'
+        assert np.array_equal(reader.get_array(da), array)
+    assert sweep_s3(make(), set()).packs_removed == 1  # both dead: rows and pack go
+    with pytest.raises(BlobNotFoundError):  # deleted: not "the repository is damaged"
+        gone.get_document(d)
+    with pytest.raises(BlobNotFoundError):
+        gone.get_array(da)
+    again = make()
+    assert again.put_document(b'{"a": 1}') == d and again.put_array(array) == da
+    again.put_document(b'{"x": 1}')  # (a pack that differs from the first)
+    again.sync()  # put again: into a new pack
+    assert moved.get_document(d) == b'{"a": 1}'
+    assert np.array_equal(moved.get_array(da), array)
+    assert gone.get_document(d) == b'{"a": 1}'
+
+
+def test_a_missing_pack_is_corruption_not_a_network_error(s3_server, s3_bucket, tmp_path) -> None:
+    """An index row naming a pack the bucket lacks: CorruptBlobError, as `check_files` says."""
+    make = _packing(s3_server, s3_bucket, tmp_path, "lost")
+    store = make()
+    d = store.put_document(b'{"a": 1}')
+    store.sync()
+    row = store._index.lookup(d)  # type: ignore[union-attr]
+    assert row is not None
+    obstore.delete(_raw(store), store._pack_key(row.pack))
+    for reader in (store, make()):
+        with pytest.raises(CorruptBlobError, match=f"{d} is indexed in pack {row.pack}"):
+            reader.get_document(d)
+        with pytest.raises(CorruptBlobError, match=row.pack):
+            reader.check_files(d)
+
+
+def test_dropping_an_arrays_cached_objects_drops_its_remembered_place_too(
+    s3_server, s3_bucket, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """After `_drop_cached` (a read found damage) the index is asked, not a stale pack."""
+    from compstore.cas._s3sweep import sweep_s3
+
+    make = _packing(s3_server, s3_bucket, tmp_path, "dropped")
+    writer, reader = make(), make()
+    array = np.arange(12)
+    da = writer.put_array(array)
+    writer.sync()
+    assert np.array_equal(reader.get_array(da), array)
+    old = reader._located[da]
+    assert old is not None
+    assert sweep_s3(make(), set()).packs_removed == 1
+    again = make()
+    assert again.put_array(array) == da
+    again.put_document(b'{"x": 1}')  # another pack
+    again.sync()
+    reader._drop_cached(da)
+    s3_server.clear_requests()
+    assert np.array_equal(reader.get_array(da), array)
+    assert not [r for r in s3_server.requests if old.pack in r.path]  # no GET of the gone pack

@@ -79,6 +79,12 @@ class PackedMember:
     meta_size: int | None = None
     key: str | None = None
 
+    @property
+    def end(self) -> int:
+        """The byte of the pack where this component's last member ends (the pack is at
+        least this long)."""
+        return max(self.data_offset + self.data_size, (self.meta_offset or 0) + (self.meta_size or 0))
+
 
 def build_pack(members: Sequence[tuple[str, bytes]]) -> tuple[bytes, dict[str, tuple[int, int]]]:
     """Return an uncompressed zip of ``members`` and each member's ``(offset, size)`` in it.

@@ -163,15 +163,13 @@ class PackReader(LocalBase):
     def _check_pack_member(self, digest: str, found: PackedMember) -> None:
         """`check_files` of a packed component: its pack is there and long enough."""
         path = self._pack_path(found.pack)
-        end = max(found.data_offset + found.data_size,
-                  (found.meta_offset or 0) + (found.meta_size or 0))  # fmt: skip
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:
             size = -1
         except OSError as exc:
             raise BlobStoreError(f"cannot check component {digest}: {exc}") from exc
-        if size < end:
+        if size < found.end:
             what = "is missing" if size < 0 else f"ends at byte {size}, before its member"
             raise CorruptBlobError(
                 f"component {digest} is indexed in pack {found.pack}, which {what}; the "

@@ -206,8 +206,13 @@ class S3BlobStore(S3Packs):
         return meta
 
     def _forget(self, digest: str) -> None:
-        """Drop what is cached of an array (deleted, here or by another process)."""
+        """Drop what is held in memory of a component (deleted, here or by another process).
+
+        Its place in a pack too: gc may have deleted that pack, and a put since
+        written the component into another.
+        """
         with self._lock:
+            self._located.pop(digest, None)
             self._meta.pop(digest, None)
             self._sums.pop(digest, None)
             self._tails.pop(digest, None)

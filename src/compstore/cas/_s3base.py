@@ -291,6 +291,8 @@ class S3Base(BlobStore):
                     f"cannot read {what} from {self.url}: {first_line(exc)}; {TO_DO}"
                 ) from exc
             return None
+        except CompstoreError:
+            raise  # already says what is wrong (a packed member's pack missing: corruption)
         except Exception as exc:
             raise BlobStoreError(
                 f"cannot read {what} from {self.url}: {first_line(exc)}; {TO_DO}"

@@ -144,7 +144,10 @@ class S3Packs(S3Base):
 
         Components another writer has indexed since they were put are left
         out (the rows that exist win: at worst a racing writer's pack holds a
-        second, unreferenced copy).
+        second, unreferenced copy). Only the rows that won are remembered, read
+        back after the insert: a racing writer may have indexed a component
+        between the check and the insert, and this pack, then unreferenced, is
+        one gc may delete.
         """
         if not self._pending:
             return
@@ -160,9 +163,13 @@ class S3Packs(S3Base):
             rows = {d: member_of(d, p, name, where) for d, p in todo.items()}
             with self._index_errors():
                 self._index.add(rows)
+                won = self._index.existing(rows)
             with self._lock:
                 for digest, member in rows.items():
-                    bounded_put(self._located, digest, member, _LOCATED_SIZE)
+                    if won.get(digest) == name:
+                        bounded_put(self._located, digest, member, _LOCATED_SIZE)
+                    else:  # indexed by another writer meanwhile: looked up when read
+                        self._located.pop(digest, None)
         for digest, p in pending.items():
             if self._pending.get(digest) is p:
                 del self._pending[digest]
@@ -211,6 +218,29 @@ class S3Packs(S3Base):
                 found = self._locate(digest, fresh=True)
                 if found is None or found.kind != kind:
                     raise
+        got = self._member_bytes(key, found, kind, digest, name)
+        if got is None and isinstance(found, PackedMember):
+            # Its pack is missing or short. A place remembered may be stale: gc
+            # deleted the component, or moved it (put again into a new pack)
+            # since. Only what the index says now is damage.
+            again = self._locate(digest, fresh=True)
+            if again is None or again.kind != kind:
+                return super()._get_object(key)  # deleted, or now unpacked
+            if again != found:
+                found = again
+                got = self._member_bytes(key, found, kind, digest, name)
+            if got is None and isinstance(found, PackedMember):
+                raise self._missing_pack(digest, found)
+        assert got is not None
+        return got
+
+    def _member_bytes(
+        self, key: str, found: PackedMember | Pending, kind: str, digest: str, name: str
+    ) -> memoryview | None:
+        """The object ``key`` of the packed or pending ``found``.
+
+        None if its pack is missing or shorter than the index says.
+        """
         if isinstance(found, Pending):
             for member, data in found.members:
                 if member.rsplit("/", 1)[-1] == _member_name(kind, digest, name):
@@ -226,10 +256,8 @@ class S3Packs(S3Base):
                 self._client, self._pack_key(found.pack), start=span[0], end=span[1]
             )
         except FileNotFoundError:
-            raise self._missing_pack(digest, found) from None
-        if len(got) != span[1] - span[0]:
-            raise self._missing_pack(digest, found)
-        return memoryview(got)
+            return None
+        return memoryview(got) if len(got) == span[1] - span[0] else None
 
     def _missing_pack(self, digest: str, found: PackedMember) -> CorruptBlobError:
         return CorruptBlobError(
@@ -298,10 +326,8 @@ class S3Packs(S3Base):
 
     def _pack_end(self, digest: str, found: PackedMember) -> None:
         """`check_files` of a packed component: its pack is there and long enough."""
-        end = max(found.data_offset + found.data_size,
-                  (found.meta_offset or 0) + (found.meta_size or 0))  # fmt: skip
         size = self._head(self._pack_key(found.pack), f"pack {found.pack}")
-        if size is None or size < end:
+        if size is None or size < found.end:
             raise self._missing_pack(digest, found)
 
     def _packed_digests(self, kind: str) -> set[str]:
