@@ -1,4 +1,5 @@
-"""Metadata keeps int and float apart in format 3 too (RFC 8785 writes 30.0 as 30)."""
+"""Metadata keeps int and float apart in format 3 too (RFC 8785 writes 30.0 as 30),
+and stores integers beyond 2**53 exactly."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import pytest
 
 from compstore import Butler
 
-VALUES = {"EXPTIME": 30.0, "ZERO": -0.0, "POS": 0.0, "N": 3, "X": 1.5, "BIG": 1e21, "S": "30"}
+VALUES = {
+    "EXPTIME": 30.0, "ZERO": -0.0, "POS": 0.0, "N": 3, "X": 1.5, "BIG": 1e21, "S": "30",
+    "HUGE": 2**60 + 1, "NEG": -(2**62),  # integers beyond what a JSON number holds exactly
+}
 
 
 @pytest.mark.parametrize("version", ["3.0", "2.0"])

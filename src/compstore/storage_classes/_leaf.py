@@ -66,6 +66,19 @@ class Box2IStorageClass(_DictValueStorageClass):
 _SCALARS = (str, int, float, bool)
 
 
+_EXACT_INT = 2**53 - 1  # the largest integer every JSON reader holds exactly
+
+
+def _typed(pair: list[Any]) -> Any:
+    """The value of a Metadata pair, or of a [key, text, type] triple (format 3)."""
+    if len(pair) == 3:
+        convert = {"float": float, "int": int}.get(pair[2])
+        if convert is None or not isinstance(pair[1], str):
+            raise EncodingError(f"metadata entry {pair!r:.100} is neither a pair nor a typed triple")
+        return convert(pair[1])
+    return pair[1]
+
+
 class MetadataStorageClass(DocumentStorageClass):
     """A header-like mapping of str -> str/int/float/bool/None.
 
@@ -100,15 +113,17 @@ class MetadataStorageClass(DocumentStorageClass):
 
     def to_json_exact(self, obj: Any) -> Any:
         # A float RFC 8785 would write as an integer (30.0 -> 30, -0.0 -> 0) is
-        # written as [key, repr, "float"], so that it reads back as that float.
+        # written as [key, repr, "float"], so that it reads back as that float; an
+        # integer a JSON number cannot hold exactly (beyond 2**53 - 1, as FITS
+        # headers may have) as [key, digits, "int"].
         return [
             [key, repr(value), "float"]
             if type(value) is float and (value.is_integer() or value == 0)
+            else [key, str(value), "int"]
+            if type(value) is int and abs(value) > _EXACT_INT
             else [key, value]
             for key, value in self.to_json(obj)
         ]
 
     def from_json(self, value: Any) -> Any:
-        return MappingProxyType(
-            {p[0]: float(p[1]) if len(p) == 3 and p[2] == "float" else p[1] for p in value}
-        )
+        return MappingProxyType({p[0]: _typed(p) for p in value})
