@@ -175,6 +175,12 @@ def test_a_colliding_array_is_refused_not_shared(tmp_path, packs, size):
     assert stored and store.put_new_array(first) == (digest, False)  # same bytes: shared
     with pytest.raises(CorruptBlobError, match="other content"):
         store.put_new_array(other)
+    # put_array compares as put_new_array does, its digest found or given (copies, chains).
+    assert store.put_array(first) == digest == store.put_array(first, digest=digest)
+    for put in (lambda: store.put_array(other), lambda: store.put_array(other, digest=digest)):
+        with pytest.raises(CorruptBlobError, match=f"array {digest}"):
+            put()
+    np.testing.assert_array_equal(store.get_array(digest), first)
     # Without the comparison (format 2) the collision would silently share the first array.
     trusting = LocalBlobStore(tmp_path / "b", fsync=False, packs=packs, digest_algorithm=COLLIDING)
     assert trusting.put_new_array(other) == (digest, False)

@@ -10,6 +10,7 @@ import pytest
 from compstore import Butler
 from compstore._chain import ChainedButler
 from compstore.errors import (
+    CorruptBlobError,
     DatasetNotFoundError,
     DefinitionError,
     MissingCollectionError,
@@ -421,3 +422,13 @@ def test_a_chain_of_blob_stores_is_as_durable_and_writable_as_its_first(tmp_path
     assert chain.location == f"{first.location} (then 1 more, only read)"
     alone = ChainedBlobStore([LocalBlobStore(tmp_path / "blobs", fsync=False, read_only=True)])
     assert not alone.durable and alone.read_only and alone.location == first.location
+    # It compares on a digest hit as its first does: in its first (format 3 repositories).
+    assert not chain.compare_on_hit
+    comparing = LocalBlobStore(tmp_path / "f3", fsync=False, compare_on_hit=True)
+    digest = comparing.put_document(b'{"a":1}')
+    later.put_document(b'{"a":2}', digest=digest)  # other bytes under that digest, later
+    chain = ChainedBlobStore([comparing, later])
+    assert chain.compare_on_hit
+    chain.check_hit(digest, b'{"a":1}')
+    with pytest.raises(CorruptBlobError, match=f"document {digest}"):
+        chain.check_hit(digest, b'{"a":2}')

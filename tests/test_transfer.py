@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import os
 
 import numpy as np
 import pytest
 
 from compstore import Butler
-from compstore.errors import ConflictingDatasetError, DatasetNotFoundError
+from compstore.butler.transfer import copy_component, copy_through
+from compstore.cas import DigestAlgorithm, LocalBlobStore
+from compstore.errors import ConflictingDatasetError, CorruptBlobError, DatasetNotFoundError
 from compstore.registry import DatasetRef
 from compstore.testing.repository import blob_bytes
 from compstore.testing.sky import make_catalog, make_exposure
@@ -175,3 +178,49 @@ def test_a_transfer_waits_for_a_running_gc_of_the_destination(source, tmp_path):
     assert done.is_set()
     assert len(dest.query_datasets("src", collections=["sfm"])) == 4
     assert dest.verify(deep=True).ok
+
+
+# -- a digest the destination holds with other content ----------------------------------
+class _Const:
+    """A hasher whose digest ignores the content (not its kind): every put of a kind collides."""
+
+    def __init__(self, tag: bytes) -> None:
+        self._digest = hashlib.md5(tag).hexdigest()
+
+    def update(self, data: object) -> None:
+        del data
+
+    def hexdigest(self) -> str:
+        return self._digest
+
+
+COLLIDING = DigestAlgorithm("const", _Const)
+
+
+@pytest.mark.parametrize("copy", [copy_component, copy_through])
+@pytest.mark.parametrize("packs", [False, True])
+def test_a_copy_onto_a_colliding_component_is_refused_not_shared(tmp_path, copy, packs):
+    def store(name, compare=True):
+        return LocalBlobStore(tmp_path / name, fsync=False, packs=packs,
+                              digest_algorithm=COLLIDING, compare_on_hit=compare)
+
+    src, dst = store("src"), store("dst")
+    document, array = src.put_document(b'{"honest":1}'), src.put_array(np.ones(4))
+    planted = (dst.put_document(b'{"planted":1}'), dst.put_array(np.zeros(4)))
+    assert planted == (document, array)  # the destination holds other bytes under both digests
+    src.sync()
+    dst.sync()
+    with pytest.raises(CorruptBlobError, match=f"document {document}"):
+        copy(src, dst, document, "document")
+    with pytest.raises(CorruptBlobError, match=f"array {array}"):
+        copy(src, dst, array, "array")
+    assert dst.get_document(document) == b'{"planted":1}'  # nothing was written over it
+    # The same bytes are a hit as before: nothing copied.
+    same = store("same")
+    same.put_document(b'{"honest":1}')
+    same.put_array(np.ones(4))
+    same.sync()
+    assert copy(src, same, document, "document") == 0 and copy(src, same, array, "array") == 0
+    # A destination that trusts its digests (format 1 and 2) skips without reading.
+    trusting = store("dst", compare=False)
+    assert copy(src, trusting, document, "document") == 0 and copy(src, trusting, array, "array") == 0

@@ -70,6 +70,15 @@ class ChainedBlobStore(BlobStore):
         return self.first.read_only
 
     @property
+    def compare_on_hit(self) -> bool:
+        """Whether the first store (where writes go) compares on a digest hit."""
+        return self.first.compare_on_hit
+
+    def check_hit(self, digest: str, value: np.ndarray | bytes) -> None:
+        """As `BlobStore.check_hit`, in the first store (where a put finds its hits)."""
+        self.first.check_hit(digest, value)
+
+    @property
     def location(self) -> str:
         """The first store's location, and how many stores are read after it."""
         more = len(self.stores) - 1

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from .._progress import progress_bar
 from .._repository import Repository
 from ..cas import BlobStore, LocalBlobStore
-from ..cas._pack import KIND_ARRAY, KIND_DOCUMENT, PACK_MAX_BYTES, PackedMember
+from ..cas._pack import KIND_DOCUMENT, PACK_MAX_BYTES, PackedMember
 from ..cas._packwrite import Pending
 from ..cas._sums import SUMS_NAME
 from ..errors import BlobStoreError, ConflictingDatasetError, DatasetNotFoundError, RepositoryError
@@ -158,19 +158,43 @@ def copy_through(src: BlobStore, dst: BlobStore, digest: str, kind: str) -> int:
     Raises
     ------
     BlobNotFoundError, CorruptBlobError
-        If ``src`` lacks it, or holds it damaged.
+        If ``src`` lacks it, or holds it damaged; or ``dst`` compares on a hit
+        and holds other content under ``digest``.
     BlobStoreError
         If it cannot be read or written.
     """
+    if _held(src, dst, digest, kind):
+        return 0
     if kind == KIND_DOCUMENT:
-        if dst.has_document(digest):
-            return 0
         dst.put_document(src.get_document(digest), digest)
     else:
-        if dst.has_array(digest):
-            return 0
         dst.put_array(src.get_array(digest), digest)
     return dst.stored_bytes(digest)
+
+
+def _held(src: BlobStore, dst: BlobStore, digest: str, kind: str) -> bool:
+    """Whether ``dst`` holds component ``digest`` already, and so is not written to.
+
+    A destination that compares on a hit (`BlobStore.check_hit`: format 3)
+    first checks that it holds ``src``'s component, not other bytes under its
+    digest: the cost of reading both is paid on hits only.
+
+    Raises
+    ------
+    CorruptBlobError
+        If ``dst`` holds other content under ``digest`` (nothing is written).
+    """
+    if kind == KIND_DOCUMENT:
+        if not dst.has_document(digest):
+            return False
+        if dst.compare_on_hit:
+            dst.check_hit(digest, src.get_document(digest))
+        return True
+    if not dst.has_array(digest):
+        return False
+    if dst.compare_on_hit:
+        dst.check_hit(digest, src.get_array(digest))
+    return True
 
 
 def copy_component(src: LocalBlobStore, dst: LocalBlobStore, digest: str, kind: str) -> int:
@@ -180,10 +204,12 @@ def copy_component(src: LocalBlobStore, dst: LocalBlobStore, digest: str, kind: 
     ------
     BlobNotFoundError
         If ``src`` lacks it.
+    CorruptBlobError
+        If ``dst`` compares on a hit and holds other content under ``digest``.
     BlobStoreError
         If a file cannot be read or written.
     """
-    if (dst.has_array(digest) if kind == KIND_ARRAY else dst.has_document(digest)):
+    if _held(src, dst, digest, kind):
         return 0
     found = src._packed(digest, kind) if src.packs else None
     if found is not None:

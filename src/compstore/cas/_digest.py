@@ -89,13 +89,7 @@ def digest_bytes(data: bytes | bytearray | memoryview) -> str:
     EncodingError
         If ``data`` is not bytes-like.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise EncodingError(
-            f"digest_bytes takes bytes, bytearray or memoryview, not {type(data).__name__}"
-        )
-    h = xxhash.xxh3_128(BYTES_TAG)
-    h.update(data)
-    return h.hexdigest()
+    return XXH3_128.digest_bytes(data)
 
 
 def _dtype_descr(dtype: np.dtype) -> object:
@@ -150,13 +144,7 @@ def digest_array(array: np.ndarray) -> str:
     EncodingError
         If the dtype is ``object`` or a structured dtype with object fields.
     """
-    arr = np.asarray(array)
-    h = array_hasher(arr.dtype, arr.shape)
-    arr = np.ascontiguousarray(arr)
-    if arr.size:
-        h.update(array_bytes(arr))
-    digest: str = h.hexdigest()
-    return digest
+    return XXH3_128.digest_array(array)
 
 
 def array_hasher(dtype: np.dtype, shape: tuple[int, ...]) -> Any:
@@ -171,11 +159,7 @@ def array_hasher(dtype: np.dtype, shape: tuple[int, ...]) -> Any:
     EncodingError
         If the dtype holds Python objects.
     """
-    h = xxhash.xxh3_128(ARRAY_TAG)
-    # The header is canonical JSON, which never holds a raw NUL: the NUL marks its end.
-    h.update(array_header(dtype, shape))
-    h.update(b"\x00")
-    return h
+    return XXH3_128.array_hasher(dtype, shape)
 
 
 def array_bytes(arr: np.ndarray) -> memoryview:
@@ -223,7 +207,7 @@ class DigestAlgorithm:
         return self._new(tag)
 
     def digest_bytes(self, data: bytes | bytearray | memoryview) -> str:
-        """As the module's `digest_bytes`, with this algorithm."""
+        """Digest a byte string with this algorithm: see the module's `digest_bytes`."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise EncodingError(
                 f"digest_bytes takes bytes, bytearray or memoryview, not {type(data).__name__}"
@@ -233,14 +217,15 @@ class DigestAlgorithm:
         return str(h.hexdigest())
 
     def array_hasher(self, dtype: np.dtype, shape: tuple[int, ...]) -> Any:
-        """As the module's `array_hasher`, with this algorithm."""
+        """Start an array's digest with this algorithm: see the module's `array_hasher`."""
         h = self._new(ARRAY_TAG)
+        # The header is canonical JSON, which never holds a raw NUL: the NUL marks its end.
         h.update(array_header(dtype, shape))
         h.update(b"\x00")
         return h
 
     def digest_array(self, array: np.ndarray) -> str:
-        """As the module's `digest_array`, with this algorithm."""
+        """Digest an array with this algorithm: see the module's `digest_array`."""
         arr = np.asarray(array)
         h = self.array_hasher(arr.dtype, arr.shape)
         arr = np.ascontiguousarray(arr)

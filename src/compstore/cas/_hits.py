@@ -2,6 +2,7 @@
 
 A put whose digest is stored already writes nothing (deduplication). With
 ``compare_on_hit`` (every format 3 repository: `LocalBlobStore`) the writer
+(`BlobStore.check_hit`, on every put and on a copy between stores)
 first reads the stored component back, checked against its digest as every
 read is, and compares it with what it was asked to put. A difference means a
 digest collision (xxh3-128 is not collision resistant: content can be made to
@@ -12,10 +13,14 @@ name; either way the put fails rather than silently sharing other bytes
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from compstore.cas._store import BlobStore
 from compstore.errors import CorruptBlobError
+
+if TYPE_CHECKING:
+    from compstore.cas._store import BlobStore
 
 __all__ = ["check_same_array", "check_same_document"]
 

@@ -52,7 +52,6 @@ from compstore.cas._checks import (
 from compstore.cas._digest import XXH3_128, DigestAlgorithm, check_digest
 from compstore.cas._folderread import FolderReader
 from compstore.cas._folders import FolderStore
-from compstore.cas._hits import check_same_array, check_same_document
 from compstore.cas._localbase import META_CACHE_SIZE, SQLITE_ERRORS
 from compstore.cas._pack import (
     KIND_ARRAY,
@@ -177,6 +176,11 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
         return self._read_only
 
     @property
+    def compare_on_hit(self) -> bool:
+        """As `BlobStore.compare_on_hit`: whether the store was opened with ``compare_on_hit=True``."""
+        return self._compare_on_hit
+
+    @property
     def location(self) -> str:
         """As `BlobStore.location`: the blob store's folder."""
         return self._root
@@ -197,6 +201,7 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
         self._refuse_if_read_only("put an array")
         array, digest = prepare_array(array, digest, self.digest_algorithm)
         if self.has_array(digest):
+            self.check_hit(digest, array)
             return digest
         if self._index is not None and array.nbytes < PACK_MAX_BYTES:
             self._add_pending(digest, self._pending_array(array, digest))
@@ -222,19 +227,20 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
         if array.nbytes < PACK_MAX_BYTES:
             digest = self.digest_algorithm.digest_array(array)
             if self.has_array(digest):
-                if self._compare_on_hit:
-                    check_same_array(self, digest, array)
+                self.check_hit(digest, array)
                 return digest, False
             if self._index is None:
-                return digest, self._write_folder(array, digest)
+                stored = self._write_folder(array, digest)
+                if not stored:  # another writer's folder came first: a hit all the same
+                    self.check_hit(digest, array)
+                return digest, stored
             pending = self._pending_array(array, digest)  # encoded outside the lock
             with self._lock:  # one answer per digest, as for folders
                 hit = self.has_array(digest)
                 if not hit:
                     self._add_pending(digest, pending)
             if hit:
-                if self._compare_on_hit:
-                    check_same_array(self, digest, array)
+                self.check_hit(digest, array)
                 return digest, False
             return digest, True
         shape = array.shape
@@ -244,8 +250,7 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
             digest = hasher.hexdigest()
             if self.has_array(digest):
                 shutil.rmtree(tmp, ignore_errors=True)
-                if self._compare_on_hit:
-                    check_same_array(self, digest, array)
+                self.check_hit(digest, array)
                 return digest, False
             names = dimension_names_for(digest, len(shape))
             files.insert(0, write_array_meta(tmp, shape, layout, names))
@@ -395,27 +400,30 @@ class LocalBlobStore(FolderStore, FolderReader, PackWriter, PackReader):
         self._refuse_if_read_only("put a document")
         data, digest = prepare_document(data, digest, self.digest_algorithm)
         if self.has_document(digest):
-            if self._compare_on_hit:
-                check_same_document(self, digest, data)
+            self.check_hit(digest, data)
             return digest, False
         if self._index is not None and len(data) < PACK_MAX_BYTES:
             member = (f"documents/{digest}.json", bytes(data))
-            return digest, self._add_pending(digest, Pending(KIND_DOCUMENT, [member], None))
+            stored = self._add_pending(digest, Pending(KIND_DOCUMENT, [member], None))
+            if not stored:  # another thread's, pending meanwhile
+                self.check_hit(digest, data)
+            return digest, stored
         try:
             with self._lock:
-                if digest in self._staged_documents:
-                    return digest, False  # another thread staged it meanwhile
-                if self._fsync:
+                raced = digest in self._staged_documents  # another thread staged it meanwhile
+                if not raced and self._fsync:
                     tmp = self._temp_path(digest) + ".json"
                     write_new(tmp, data)
                     self._staged_documents[digest] = tmp
-                else:
+                elif not raced:
                     final = self._document_path(digest)
                     self._ensure_dir(os.path.dirname(final), group=False)
                     write_atomic(final, data)
         except OSError as exc:
             raise BlobStoreError(f"cannot write document {digest}: {exc}") from exc
-        return digest, True
+        if raced:
+            self.check_hit(digest, data)
+        return digest, not raced
 
 
     def get_document(self, digest: str) -> bytes:

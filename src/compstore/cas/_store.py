@@ -10,6 +10,7 @@ from types import TracebackType
 import numpy as np
 
 from compstore.cas._digest import XXH3_128, DigestAlgorithm, check_digest
+from compstore.cas._hits import check_same_array, check_same_document
 from compstore.cas._layout import zarr_data_type
 from compstore.errors import BlobNotFoundError, CorruptBlobError, EncodingError
 
@@ -106,8 +107,9 @@ class BlobStore(ABC):
         ------
         As `put_array`.
         """
-        array, digest = prepare_array(array, None)
+        array, digest = prepare_array(array, None, self.digest_algorithm)
         if self.has_array(digest):
+            self.check_hit(digest, array)
             return digest, False
         self.put_array(array, digest)
         return digest, True
@@ -183,8 +185,9 @@ class BlobStore(ABC):
         ------
         As `put_document`.
         """
-        data, digest = prepare_document(data, digest)
+        data, digest = prepare_document(data, digest, self.digest_algorithm)
         if self.has_document(digest):
+            self.check_hit(digest, data)
             return digest, False
         self.put_document(data, digest)
         return digest, True
@@ -276,6 +279,38 @@ class BlobStore(ABC):
         every put and delete; :meth:`sync` and :meth:`close` do nothing.
         """
         return False
+
+    @property
+    def compare_on_hit(self) -> bool:
+        """Whether a put finding its digest stored compares the stored component first (`check_hit`).
+
+        The default is False (the digest is trusted); `LocalBlobStore` says True
+        for a format 3 repository (``docs/spec/format.md``, "Threat model").
+        """
+        return False
+
+    def check_hit(self, digest: str, value: np.ndarray | bytes) -> None:
+        """What a put finding ``digest`` stored does before reusing it.
+
+        With `compare_on_hit`, read the stored component back and raise unless it
+        holds ``value`` (an array: dtype, shape and bytes; a document: bytes,
+        `compstore.cas._hits`); without, nothing. Every put of a store that
+        compares calls it on a hit, and so does a copy between stores
+        (`compstore.butler.transfer`) before skipping a component the
+        destination holds.
+
+        Raises
+        ------
+        CorruptBlobError
+            If the stored component differs from ``value`` (a digest collision,
+            or a component replaced under its name), or fails its digest.
+        """
+        if not self.compare_on_hit:
+            return
+        if isinstance(value, np.ndarray):
+            check_same_array(self, digest, value)
+        else:
+            check_same_document(self, digest, value)
 
     @property
     def location(self) -> str:
