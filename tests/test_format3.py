@@ -269,7 +269,7 @@ def test_a_subset_of_a_blake3_repository_is_blake3(tmp_path):
 
 
 def test_an_upgrade_that_cannot_write_is_a_repository_error(tmp_path, monkeypatch):
-    import compstore._format3 as format3
+    import compstore._config as config_module
 
     root = tmp_path / "repo"
     Butler.create(root)
@@ -278,7 +278,7 @@ def test_an_upgrade_that_cannot_write_is_a_repository_error(tmp_path, monkeypatc
     def refused(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(format3, "write_atomic", refused)
+    monkeypatch.setattr(config_module, "write_atomic", refused)
     with pytest.raises(RepositoryError, match="cannot upgrade .*Permission denied"):
         Butler.upgrade(root)
     monkeypatch.undo()

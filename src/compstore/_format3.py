@@ -19,13 +19,12 @@ format 3 read both encodings.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._atomic import write_atomic
+from ._config import CONFIG_NAME, KNOWN_MINORS, folder_lock, parse_config, write_config
 from .cas import XXH3_128, DigestAlgorithm, canonical_json, digest_algorithm, jcs
 from .errors import EncodingError, RepositoryError, RepositoryFormatError, RepositoryNotFoundError
 
@@ -86,9 +85,7 @@ def document_encoder(major: int) -> Callable[[Any], bytes]:
 
 def _upgrade_lock(path: Path) -> contextlib.AbstractContextManager[None]:
     """The create lock of the folder, held while the config is replaced."""
-    from ._repository import _locked
-
-    return _locked(path, RepositoryError(
+    return folder_lock(path, RepositoryError(
         f"another process is creating or upgrading the repository at {path}; "
         "wait for it, then run the upgrade again"
     ))
@@ -124,7 +121,6 @@ def upgrade(root: str | os.PathLike[str]) -> tuple[str, str]:
     RepositoryFormatError
         If its config is malformed or of an unknown major version.
     """
-    from ._repository import CONFIG_NAME
     from ._s3repo import is_s3_url
 
     if is_s3_url(root):
@@ -146,10 +142,9 @@ def upgrade(root: str | os.PathLike[str]) -> tuple[str, str]:
 
 
 def _upgrade_locked(path: Path, config_path: Path) -> tuple[str, str]:
-    from ._repository import KNOWN_MINORS, _parse_config
 
     with _upgrade_lock(path):
-        config, major, minor = _parse_config(config_path.read_bytes(), str(config_path))
+        config, major, minor = parse_config(config_path.read_bytes(), str(config_path))
         before = f"{major}.{minor}"
         if major == FORMAT3[0]:
             return before, before
@@ -160,11 +155,5 @@ def _upgrade_locked(path: Path, config_path: Path) -> tuple[str, str]:
                 "with `compstore transfer`"
             )
         new = {**config, "version": f"{FORMAT3[0]}.{FORMAT3[1]}", "digest": DEFAULT_DIGEST}
-        write_atomic(
-            config_path,
-            (json.dumps(new, indent=2) + "\n").encode(),
-            fsync=True,
-            sync_dir=True,
-            partial=str(config_path) + ".partial",
-        )
+        write_config(path, new)
     return before, new["version"]

@@ -12,9 +12,7 @@ Layout (``docs/spec/format.md`` is the specification)::
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
-import json
 import os
 import re
 import shutil
@@ -27,14 +25,21 @@ from pathlib import Path
 from typing import Any
 
 from . import _s3repo
-from ._atomic import write_atomic
+from ._config import (
+    _MAX_CONFIG_BYTES,
+    CONFIG_NAME,
+    FORMAT_NAME,
+    KNOWN_MINORS,
+    write_config,
+)
+from ._config import folder_lock as _locked
+from ._config import parse_config as _parse_config
 from ._format3 import FORMAT3, check_digest_name, config_digest, document_encoder
 from ._s3repo import S3Location, is_s3_url
-from .cas import BlobStore, LocalBlobStore, parse_json
+from .cas import BlobStore, LocalBlobStore
 from .cas._pack_pg import PgPackIndex
 from .errors import (
     BlobStoreError,
-    CompstoreError,
     RepositoryError,
     RepositoryExistsError,
     RepositoryFormatError,
@@ -46,8 +51,6 @@ from .registry._postgres import conninfo
 
 __all__ = ["CONFIG_NAME", "FORMAT_NAME", "FORMAT_VERSION", "Repository"]
 
-CONFIG_NAME = "compstore.json"
-FORMAT_NAME = "compstore"
 #: (major, minor): a reader refuses another major version and opens a newer
 #: minor version read-only. Format 3 (`compstore._format3`): RFC 8785 documents
 #: and a recorded digest algorithm.
@@ -63,13 +66,7 @@ FORMAT_VERSION_SHARED = (2, 1)
 #: (``blobs/packs/``), indexed in the registry database (`compstore.cas._s3packs`).
 FORMAT_VERSION_S3 = (2, 3)
 _FIRST_S3 = (2, 2)
-#: The newest minor version this compstore knows of each major version it opens.
-#: Format 2 adds packs of small components (docs/spec/format.md, "Packs"); a format 1
-#: repository is written without them, so that older readers still read it.
-KNOWN_MINORS = {1: 0, 2: 3, 3: 0}
 _REGISTRY_NAME = "registry.sqlite3"
-_MAX_CONFIG_BYTES = 1 << 16
-_VERSION = re.compile(r"[0-9]{1,6}\.[0-9]{1,6}")
 # One Registry per repository per process: Butlers of one repository share its
 # caches (dataset types, collections), as they share the object cache.
 # A SQLite registry is known by its file's identity too (device, inode), not by its
@@ -205,27 +202,6 @@ def check_registry_url(registry: str) -> str:
     if not url.database:
         raise RepositoryError(f"registry URL {registry!r} names no database (…/DBNAME)")
     return registry
-
-
-@contextlib.contextmanager
-def _locked(path: Path, busy: CompstoreError | None = None) -> Iterator[None]:
-    """Hold an exclusive lock on the folder ``path`` (released if the process dies).
-
-    The lock of `Repository.create` and of an upgrade (`compstore._format3`):
-    if another process holds it, ``busy`` is raised (by default a
-    `RepositoryExistsError` saying a create is under way).
-    """
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise busy or RepositoryExistsError(
-                f"another process is creating a repository in {path}; wait for it"
-            ) from None
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _clear_half_made(path: Path) -> None:
@@ -490,14 +466,7 @@ class Repository:
             # so a create that died half-way is never mistaken for one.
             # A fixed temporary name: _HALF_MADE knows it, so a create killed while
             # writing it can be run again.
-            config_path = path / CONFIG_NAME
-            write_atomic(
-                config_path,
-                (json.dumps(config, indent=2) + "\n").encode(),
-                fsync=True,
-                sync_dir=True,
-                partial=str(config_path) + ".partial",
-            )
+            write_config(path, config)
         return cls.open(path)
 
     @classmethod
@@ -662,37 +631,3 @@ class Repository:
                                    pack_index=index, gc_lock=_s3repo.gc_lock_folder(target))  # fmt: skip
         return cls(root=loc.url, config=config, registry=registry, blobs=blobs,
                    read_only=minor > KNOWN_MINORS[major])
-
-
-def _parse_config(raw: bytes, where: str) -> tuple[dict[str, Any], int, int]:
-    """The config in ``raw`` (read from ``where``), and its major and minor version.
-
-    Raises
-    ------
-    RepositoryFormatError
-        If it is malformed, or of a major version this compstore does not read.
-    """
-    try:
-        if len(raw) > _MAX_CONFIG_BYTES:
-            raise ValueError(f"it is over {_MAX_CONFIG_BYTES:,} bytes")
-        config = parse_json(raw)  # bounded nesting (ValueError)
-        if not isinstance(config, dict):
-            raise TypeError(f"it holds a JSON {type(config).__name__}, not an object")
-        version = config["version"]
-        if not isinstance(version, str) or not _VERSION.fullmatch(version):
-            raise ValueError(f"version {str(version)[:50]!r} is not MAJOR.MINOR")
-        major, minor = (int(p) for p in version.split("."))
-        if config["format"] != FORMAT_NAME:
-            raise ValueError(f"format is {str(config['format'])[:50]!r}")
-    except (ValueError, KeyError, TypeError) as err:
-        raise RepositoryFormatError(
-            f"{where} is not a valid compstore config: {err}; restore it "
-            "(docs/spec/format.md shows one)"
-        ) from None
-    if major not in KNOWN_MINORS:
-        raise RepositoryFormatError(
-            f"{where} has format version {major}.{minor}; this compstore reads versions "
-            f"{', '.join(f'{m}.x' for m in KNOWN_MINORS)} only: use a compstore "
-            "release that supports it"
-        )
-    return config, major, minor
