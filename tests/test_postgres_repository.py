@@ -182,7 +182,7 @@ def test_subset_and_transfer_between_sqlite_and_postgresql(shared, tmp_path, pos
 def test_a_create_killed_before_its_config_can_be_run_again(tmp_path, postgres_url, monkeypatch):
     """The registry records the folder creating it: the same folder may finish the job;
     another folder, or a registry holding data, is refused."""
-    import compstore._repository as repository
+    import compstore._config as repository  # where the config is written
 
     real = repository.write_atomic
 
