@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 
 from compstore import Butler
 from compstore.demo import run_demo
-from compstore.errors import DatasetNotFoundError, MissingDatasetTypeError, RepositoryExistsError
+from compstore.errors import (
+    DatasetNotFoundError,
+    MissingDatasetTypeError,
+    RepositoryError,
+    RepositoryExistsError,
+)
 from compstore.registry import CollectionType
 from compstore.testing.repository import blob_bytes, copy_repository
 from compstore.testing.sky import make_catalog, make_exposure
@@ -214,6 +219,9 @@ def test_existing_destination_is_refused(source, tmp_path):
 def test_bad_input_creates_nothing(source, tmp_path):
     with pytest.raises(MissingDatasetTypeError):
         source.subset(tmp_path / "x", ["nope"])
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(RepositoryError, match="one repository"):
+        source.subset([tmp_path / "x", tmp_path / "y"], CATALOG_TYPES)
     assert not (tmp_path / "x").exists()
 
 

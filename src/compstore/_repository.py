@@ -396,6 +396,12 @@ class Repository:
             password-less ``postgresql://`` URL (or, for ``s3://``, a SQLite
             file path).
         """
+        if not isinstance(root, (str, os.PathLike)):
+            raise RepositoryError(
+                f"a create makes one repository, not {type(root).__name__} {root!r:.200}: "
+                "create each with Butler.create(root), then read them in order with "
+                "Butler([first, second, ...]) (writes go to the first)"
+            )
         asked = digest
         digest = check_digest_name(digest if digest is not None else "xxh3-128")
         if is_s3_url(root):

@@ -26,7 +26,6 @@ from ..errors import (
     CorruptBlobError,
     DataIdError,
     MissingDatasetTypeError,
-    RepositoryError,
     UnknownComponentError,
 )
 from ..registry import (
@@ -205,12 +204,6 @@ class Butler(Puts, Removal, Inspection):
             ``registry`` is not a password-less ``postgresql://`` URL, or its
             database cannot be reached, or ``digest`` names no algorithm.
         """
-        if not isinstance(root, (str, os.PathLike)):
-            raise RepositoryError(
-                f"Butler.create makes one repository, not {type(root).__name__} "
-                f"{root!r:.200}: create each with Butler.create(root), then read them in "
-                "order with Butler([first, second, ...]) (writes go to the first)"
-            )
         Repository.create(root, exist_ok=exist_ok, registry=registry, fsync=fsync,
                           local_cache=local_cache, local_cache_bytes=local_cache_bytes,
                           digest=digest)

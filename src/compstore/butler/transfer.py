@@ -544,8 +544,6 @@ def subset(
     from ._butler import Butler
 
     refs, names = _chosen(source, dataset_types, where, collections)  # bad input: before creating
-    if not isinstance(dest, (str, os.PathLike)):
-        raise RepositoryError(f"subset makes one repository, not {type(dest).__name__} {dest!r:.200}")
     durable = source.blobs.durable
     # No fan-out folders up front: the copy makes those it writes into (most of an
     # empty create's time otherwise, for a catalogs-only subset more than the copy).
