@@ -106,47 +106,38 @@ class _Provenance(_Datasets):
         As `get_provenance` for each, in two queries per 500 IDs.
         """
         wanted = sorted({_as_uuid(i) for i in ids})
-        prov, inputs = self._t["provenance"], self._t["provenance_input"]
-        out: dict[uuid.UUID, dict[str, Any]] = {}
         with self._read() as conn:
             self._refresh(conn)
-            for chunk in _chunks(wanted, _IN_CHUNK):
-                for row in conn.execute(sa.select(prov).where(prov.c.output_id.in_(chunk))):
-                    out[row.output_id] = {
-                        "output_id": row.output_id,
-                        "task_label": row.task_label,
-                        "task_class": row.task_class,
-                        "config": json.loads(row.config),
-                        "input_ids": [],
-                    }
-                found = [i for i in chunk if i in out]
-                if not found:
-                    continue
-                for output_id, input_id in conn.execute(
-                    sa.select(inputs.c.output_id, inputs.c.input_id)
-                    .where(inputs.c.output_id.in_(found))
-                    .order_by(inputs.c.output_id, inputs.c.position)
-                ):
-                    out[output_id]["input_ids"].append(input_id)
+            return self._provenances(conn, wanted)
+
+    def _provenances(
+        self, conn: sa.Connection, ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, dict[str, Any]]:
+        """The provenance of each of ``ids`` that has some (two queries per 500 IDs)."""
+        prov, inputs = self._t["provenance"], self._t["provenance_input"]
+        out: dict[uuid.UUID, dict[str, Any]] = {}
+        for chunk in _chunks(ids, _IN_CHUNK):
+            for row in conn.execute(sa.select(prov).where(prov.c.output_id.in_(chunk))):
+                out[row.output_id] = {
+                    "output_id": row.output_id,
+                    "task_label": row.task_label,
+                    "task_class": row.task_class,
+                    "config": json.loads(row.config),
+                    "input_ids": [],
+                }
+            found = [i for i in chunk if i in out]
+            if not found:
+                continue
+            for output_id, input_id in conn.execute(
+                sa.select(inputs.c.output_id, inputs.c.input_id)
+                .where(inputs.c.output_id.in_(found))
+                .order_by(inputs.c.output_id, inputs.c.position)
+            ):
+                out[output_id]["input_ids"].append(input_id)
         return out
 
     def _get_provenance(self, conn: sa.Connection, output_id: uuid.UUID) -> dict[str, Any] | None:
-        prov, inputs = self._t["provenance"], self._t["provenance_input"]
-        row = conn.execute(sa.select(prov).where(prov.c.output_id == output_id)).first()
-        if row is None:
-            return None
-        input_ids = conn.execute(
-            sa.select(inputs.c.input_id)
-            .where(inputs.c.output_id == output_id)
-            .order_by(inputs.c.position)
-        ).scalars().all()
-        return {
-            "output_id": row.output_id,
-            "task_label": row.task_label,
-            "task_class": row.task_class,
-            "config": json.loads(row.config),
-            "input_ids": list(input_ids),
-        }
+        return self._provenances(conn, [output_id]).get(output_id)
 
     @reconnecting
     def get_provenance(self, id: uuid.UUID) -> dict[str, Any] | None:
