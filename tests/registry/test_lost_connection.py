@@ -79,3 +79,15 @@ def test_a_write_after_a_lost_connection_works_or_says_so(
             pg_registry.insert_dataset("calexp", {"visit": 4}, "sfm", "p" * 32)
     assert pg_registry.find_dataset("calexp", {"visit": 3}, ["sfm"]) is None
     assert pg_registry.get_dataset(uuid.uuid4()) is None
+
+
+def test_the_change_counter_keeps_its_fast_path_after_a_failed_run(pg_registry: Registry) -> None:
+    """A failed run of the prepared statement on a live connection drops the fast path;
+    the next reading prepares it again, finding it prepared already, and keeps it."""
+    version = pg_registry.data_version()
+    pg_registry.data_version()
+    watcher = pg_registry._watcher
+    assert watcher is not None and watcher._state_conn is not None  # the fast path is on
+    watcher._state_conn = None  # as after a failed run: the statement is still prepared
+    assert pg_registry.data_version() == version
+    assert watcher._state_conn is not None  # and the fast path is back

@@ -41,6 +41,7 @@ _GENERATION_BYTES = GENERATION_KEY.encode()
 _CATALOG_BYTES = b"catalog_version"
 _TUPLES_OK = 2  # libpq's PGRES_TUPLES_OK (psycopg.pq.ExecStatus), without importing psycopg
 _COMMAND_OK = 1  # PGRES_COMMAND_OK
+_SQLSTATE = 67  # libpq's PG_DIAG_SQLSTATE; 42P05: duplicate_prepared_statement
 
 
 def conninfo(url: sa.URL) -> str:
@@ -179,7 +180,9 @@ class PgWatcher:
         pgconn = conn.pgconn
         sql = _STATE_SQL.replace("?", "'{}'").format(GENERATION_KEY, "catalog_version")
         result = pgconn.prepare(_STATE_NAME, sql.encode())
-        if result.status == _COMMAND_OK:
+        # Prepared now, or still from before on this connection (a failed run of it
+        # that left the connection alive): either way it runs on this connection.
+        if result.status == _COMMAND_OK or result.error_field(_SQLSTATE) == b"42P05":
             self._state_conn = pgconn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Rows:
