@@ -215,3 +215,36 @@ def test_objects_read_from_a_deleted_repository_are_stored_again_in_its_successo
     out = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "(64, 64)", out.stderr[-500:]
 
+
+
+def test_a_create_opens_its_registry_once_and_builds_its_schema_description_once(tmp_path, monkeypatch):
+    """Butler.create and Butler.subset hand the registry they created to the Butler they return.
+
+    Opening it again (and describing its schema a second time) was most of a
+    small subset's time; the schema statements are compiled once per process.
+    """
+    from compstore.registry import _connections, _schema
+
+    built: list[object] = []
+    real_build = _schema.build_metadata
+
+    def counting_build(dimensions):
+        built.append(dict(dimensions))
+        return real_build(dimensions)
+
+    monkeypatch.setattr(_connections, "build_metadata", counting_build)
+    butler = Butler.create(tmp_path / "a", fsync=False)
+    assert len(built) == 1
+    butler = Butler(tmp_path / "a", run="r", fsync=False)  # the same process: the same registry
+    assert len(built) == 1
+    butler.register_dataset_type("src", ("visit", "detector"), "SourceCatalog")
+    butler.put(make_catalog(make_exposure(1, 0, size=32)), "src", visit=1, detector=0)
+    built.clear()
+    subset = butler.subset(tmp_path / "b", ["src"])
+    assert len(built) == 1
+    assert subset.query_datasets("src")[0].id == butler.query_datasets("src")[0].id
+    # A registry opened from its file describes the schema the file holds.
+    from compstore.registry import Registry
+
+    registry = Registry(tmp_path / "b" / "registry.sqlite3")
+    assert set(built[-1]) <= set(registry._dimensions)

@@ -100,6 +100,12 @@ def _shared_registry(path: Path | str) -> Registry:
         return registry
 
 
+def _adopt_registry(path: Path, registry: Registry) -> None:
+    """Serve the registry just created at ``path`` to `open` (rather than open it again)."""
+    with _registries_lock:
+        _registries[_registry_key(path)] = registry
+
+
 _BLOBS_NAME = "blobs"
 # (registry URL, folder) pairs checked by _refuse_a_copy in this process.
 _owned: set[tuple[str, str]] = set()
@@ -424,6 +430,7 @@ class Repository:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RepositoryExistsError(f"cannot create the folder {path}: {exc.strerror}") from None
+        created: Registry | None = None
         with _locked(path):
             if (path / CONFIG_NAME).exists():
                 if exist_ok:
@@ -450,7 +457,9 @@ class Repository:
                 _clear_half_made(path)
             version = FORMAT_VERSION
             if registry is None:
-                Registry.create(path / _REGISTRY_NAME).close()
+                # Held until `open` below takes it (the table holds registries weakly).
+                created = Registry.create(path / _REGISTRY_NAME)
+                _adopt_registry(path / _REGISTRY_NAME, created)
                 store = LocalBlobStore(path / _BLOBS_NAME, fsync=fsync)
             else:
                 with _reaching(registry):
@@ -473,7 +482,9 @@ class Repository:
             # A fixed temporary name: _HALF_MADE knows it, so a create killed while
             # writing it can be run again.
             write_config(path, config)
-        return cls.open(path)
+        repository = cls.open(path)
+        del created  # (kept alive until here on purpose)
+        return repository
 
     @classmethod
     def open(

@@ -204,10 +204,14 @@ class Butler(Puts, Removal, Inspection):
             ``registry`` is not a password-less ``postgresql://`` URL, or its
             database cannot be reached, or ``digest`` names no algorithm.
         """
-        Repository.create(root, exist_ok=exist_ok, registry=registry, fsync=fsync,
-                          local_cache=local_cache, local_cache_bytes=local_cache_bytes,
-                          digest=digest)
-        return cls(root, fsync=fsync, local_cache=local_cache, local_cache_bytes=local_cache_bytes)
+        # Kept while the Butler opens it: its registry, held weakly by the process-wide
+        # table, is then served to the Butler rather than opened a second time.
+        made = Repository.create(root, exist_ok=exist_ok, registry=registry, fsync=fsync,
+                                 local_cache=local_cache, local_cache_bytes=local_cache_bytes,
+                                 digest=digest)
+        butler = cls(root, fsync=fsync, local_cache=local_cache, local_cache_bytes=local_cache_bytes)
+        del made
+        return butler
 
     @staticmethod
     def upgrade(root: str | os.PathLike[str]) -> tuple[str, str]:

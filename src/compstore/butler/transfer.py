@@ -548,10 +548,11 @@ def subset(
     # No fan-out folders up front: the copy makes those it writes into (most of an
     # empty create's time otherwise, for a catalogs-only subset more than the copy).
     # The same digest algorithm: components are copied under their names.
-    Repository.create(
+    made = Repository.create(  # kept: the Butler is then served its registry, not a reopen
         dest, fsync=durable, fanout=False, digest=source.blobs.digest_algorithm.name
     )
     target = Butler(dest, fsync=durable)
+    del made
     return target, copy_datasets(source, target, refs, dataset_types=names, progress=progress)
 
 

@@ -33,6 +33,8 @@ from ._postgres import PgWatcher, bump_generation, connection_lost, lost_connect
 from ._schema import (
     SCHEMA_VERSION,
     build_metadata,
+    meta_tables,
+    schema_ddl,
 )
 from ._type_info import _TypeInfo
 from ._types import (
@@ -113,17 +115,26 @@ class _Connections:
         self._lock = threading.RLock()
         self._stale = True
         self._dimensions: dict[str, ValueType | None] = {}
-        self._md = build_metadata({})
+        self._md: sa.MetaData
         self._types: dict[str, _TypeInfo] = {}
         self._type_names: dict[int, str] = {}
         self._collections: dict[str, tuple[int, CollectionType]] = {}
         self._collection_names: dict[int, str] = {}
         self._statement_cache: dict[int, tuple[sa.MetaData, _TypeInfo, Any, Any, Any]] = {}
         self._insert_plans: dict[tuple[str, ...], _InsertPlan | None] = {}
+        # The schema description is built once here, from what the database holds
+        # (SQLAlchemy's tables cost milliseconds to build): the first call finds it
+        # current, as `_refresh` would have made it.
         if _create:
             self._create_schema(_creator)
         else:
             self._check_schema()
+
+    def _described(self, md: sa.MetaData, dimensions: Mapping[str, ValueType | None]) -> None:
+        """Take ``md`` (built for ``dimensions``, as the database holds them) as the schema."""
+        self._md = md
+        self._dimensions = dict(dimensions)
+        self._stale = False
 
     def _create_schema(self, creator: str | None = None) -> None:
         with self._engine.connect() as conn:
@@ -133,7 +144,8 @@ class _Connections:
         with self._engine.connect() as conn:
             conn.execution_options(compstore_write=True)
             with conn.begin():
-                md.create_all(conn)
+                for statement in schema_ddl(conn.dialect, BUILTIN_DIMENSIONS):
+                    conn.exec_driver_sql(statement)
                 conn.execute(
                     md.tables["registry_meta"].insert(),
                     [{"key": "schema_version", "value": SCHEMA_VERSION},
@@ -146,20 +158,24 @@ class _Connections:
                     md.tables["dimension"].insert(),
                     [{"name": n, "value_type": t} for n, t in BUILTIN_DIMENSIONS.items()],
                 )
+        self._described(md, BUILTIN_DIMENSIONS)
 
     def _check_schema(self) -> None:
         with self._engine.connect() as conn:
             if not sa.inspect(conn).has_table("registry_meta"):
                 raise RepositoryNotFoundError(f"no registry at {self._where()}")
-            meta = build_metadata({}).tables["registry_meta"]
+            bare = meta_tables()
+            meta, dim = bare["registry_meta"], bare["dimension"]
             version = conn.execute(
                 sa.select(meta.c.value).where(meta.c.key == "schema_version")
             ).scalar()
-        if version is None or version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
-            raise RepositoryFormatError(
-                f"registry at {self._where()} has schema version {version!r}; "
-                f"this compstore reads version {SCHEMA_VERSION.split('.')[0]}.x"
-            )
+            if version is None or version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+                raise RepositoryFormatError(
+                    f"registry at {self._where()} has schema version {version!r}; "
+                    f"this compstore reads version {SCHEMA_VERSION.split('.')[0]}.x"
+                )
+            rows = dict(conn.execute(sa.select(dim.c.name, dim.c.value_type)).all())
+        self._described(build_metadata(rows), rows)
 
     def _where(self) -> str:
         return repr(self._url.database) if is_sqlite(self._url) else self._url.render_as_string()

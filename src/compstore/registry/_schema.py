@@ -9,6 +9,8 @@ with ``ALTER TABLE ... ADD COLUMN`` and an index on
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Mapping
 
 import sqlalchemy as sa
@@ -23,6 +25,8 @@ __all__ = [
     "attach_dimension_column",
     "build_metadata",
     "dimension_column_name",
+    "meta_tables",
+    "schema_ddl",
 ]
 
 #: major.minor of the registry schema; a different major cannot be opened.
@@ -155,6 +159,41 @@ def build_metadata(dimensions: Mapping[str, ValueType | None]) -> sa.MetaData:
         sa.Column("input_id", sa.Uuid, nullable=False),
     )
     return md
+
+
+def schema_ddl(dialect: sa.Dialect, dimensions: Mapping[str, ValueType | None]) -> tuple[str, ...]:
+    """The statements that create the schema of `build_metadata` (``dimensions``) in ``dialect``.
+
+    What ``MetaData.create_all`` runs (tables in dependency order, then their
+    indexes), compiled once per dialect and dimension set in a process:
+    compiling is most of a new registry's time.
+    """
+    key = (dialect.name, dialect.driver, tuple(sorted(dimensions.items())))
+    with _ddl_lock:
+        statements = _ddl.get(key)
+        if statements is None:
+            md = build_metadata(dimensions)
+            made: list[str] = []
+            for table in md.sorted_tables:
+                made.append(str(sa.schema.CreateTable(table).compile(dialect=dialect)).strip())
+                made.extend(
+                    str(sa.schema.CreateIndex(index).compile(dialect=dialect)).strip()
+                    for index in sorted(table.indexes, key=lambda i: str(i.name))
+                )
+            statements = _ddl[key] = tuple(made)
+        return statements
+
+
+_ddl: dict[tuple[str, str, tuple[tuple[str, ValueType | None], ...]], tuple[str, ...]] = {}
+_ddl_lock = threading.Lock()
+
+
+@functools.cache
+def meta_tables() -> Mapping[str, sa.Table]:
+    """The schema's tables without dimension columns, built once: to read ``registry_meta``
+    and ``dimension`` before a registry has described its own schema. Never to be
+    changed (`attach_dimension_column`, `definition_table` take a registry's own)."""
+    return build_metadata({}).tables
 
 
 def attach_dimension_column(md: sa.MetaData, dimension: str, value_type: ValueType) -> sa.Column[object]:
