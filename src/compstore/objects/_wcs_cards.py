@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import math
 import re
 import warnings
@@ -53,7 +54,7 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs import WCS, WCSHDO_P14, FITSFixedWarning, WCSHDO_all
 
 __all__ = ["canonical_cards", "astropy_cards", "uncovered_features"]
 
@@ -64,6 +65,8 @@ MATRIX_KEY = re.compile(r"^PC(\d+)_(\d+)$")
 PV_KEY = re.compile(r"^PV(\d+)_(\d+)$")
 #: Cards of the distortions wcslib keeps in its ``disprm`` (not in the wcsprm).
 _DISTORTION_KEY = re.compile(r"^(CPDIS\d+|CQDIS\d+|DP\d+\..*|DQ\d+\..*)$")
+#: The same, as wcslib writes them (``DQ1     = 'AXIS.1: 1'``: a record-valued card).
+_RAW_DISTORTION_KEY = re.compile(r"^(CPDIS|CQDIS|DP|DQ)\d+$")
 
 #: Cards with the value wcslib gives when a header has none, which astropy writes
 #: in some versions and not in others (MJDREF = 0.0 since astropy 4.x; DATEREF,
@@ -187,6 +190,15 @@ def _same(a: Any, b: Any) -> bool:
     return bool(np.array_equal(a, b))
 
 
+@functools.lru_cache(maxsize=8)
+def _new_values(naxis: int) -> dict[str, Any]:
+    """The `_UNCOVERED` (and ``aux.*``) values of a new WCS of ``naxis`` axes."""
+    fresh = WCS(naxis=naxis).wcs
+    values = {name: getattr(fresh, name) for name in _UNCOVERED}
+    values.update({f"aux.{name}": getattr(fresh.aux, name) for name in _UNCOVERED_AUX})
+    return values
+
+
 def uncovered_features(wcs: WCS) -> list[str]:
     """The wcsprm attributes of ``wcs`` that no rule of :func:`canonical_cards` writes.
 
@@ -194,13 +206,13 @@ def uncovered_features(wcs: WCS) -> list[str]:
     WCS the rules cover whole.
     """
     w = wcs.wcs
-    fresh = WCS(naxis=w.naxis).wcs
-    found = [name for name in _UNCOVERED if not _same(getattr(w, name), getattr(fresh, name))]
+    new = _new_values(w.naxis)
+    found = [name for name in _UNCOVERED if not _same(getattr(w, name), new[name])]
     if w.dateref not in ("", DEFAULT_CARDS["DATEREF"]):  # wcslib leaves it unset, or sets MJD 0
         found.append("dateref")
     found += [
         f"aux.{name}" for name in _UNCOVERED_AUX
-        if not _same(getattr(w.aux, name), getattr(fresh.aux, name))
+        if not _same(getattr(w.aux, name), new[f"aux.{name}"])
     ]
     return found
 
@@ -293,8 +305,14 @@ def _sip_cards(wcs: WCS, cards: dict[str, Any]) -> None:
 
 def _distortion_cards(wcs: WCS, cards: dict[str, Any]) -> None:
     """Copy the cards of wcslib's ``disprm`` distortions (TPV, TPD, DSS) from astropy's header."""
-    header = _astropy_header(wcs)
     held_pv = {f"PV{i}_{m}" for i, m, _ in wcs.wcs.get_pv()}
+    # wcslib's own header (a few microseconds; astropy's parse of it is the slow
+    # part): read astropy's only if a distortion's keyword is there.
+    raw = wcs.wcs.to_header(WCSHDO_all | WCSHDO_P14)
+    keywords = {raw[i:i + 8].rstrip() for i in range(0, len(raw), 80)}
+    if not any(_RAW_DISTORTION_KEY.match(k) or (PV_KEY.match(k) and k not in held_pv) for k in keywords):
+        return
+    header = _astropy_header(wcs)
     copied = [
         k for k in header
         if _DISTORTION_KEY.match(k) or (PV_KEY.match(k) and k not in held_pv)
