@@ -19,8 +19,9 @@ from compstore.datastore import (
     entry_kind,
     parse_manifest,
     walk,
+    walk_entries,
 )
-from compstore.errors import CorruptBlobError
+from compstore.errors import BlobNotFoundError, CorruptBlobError
 from compstore.testing.sky import make_exposure
 
 D = "0" * 32
@@ -81,6 +82,77 @@ def test_walk_yields_references_only_when_asked() -> None:
         ("manifest", "a" * 32), ("manifest", "b" * 32)
     ]
     assert ("dataset", other) in list(walk(manifests.__getitem__, "a" * 32, datasets=True))
+
+
+def _tree() -> dict[str, Manifest]:
+    # a -> b (nested) and c (missing); b names an array, a malformed entry, a reference.
+    return {
+        "a" * 32: Manifest("X", {}, {
+            "n": {"storage_class": "Y", "manifest": "b" * 32},
+            "gone": {"storage_class": "Y", "manifest": "c" * 32},
+        }),
+        "b" * 32: Manifest("Y", {}, {
+            "pixels": {"storage_class": "Array", "array": "d" * 32},
+            "junk": {"storage_class": "Array", "array": 3},
+            "ref": {"storage_class": "Wcs", "dataset": "not a uuid", "component": "wcs"},
+        }),
+    }
+
+
+def _load(manifests: dict[str, Manifest]):
+    def load(digest: str) -> Manifest:
+        if digest not in manifests:
+            raise BlobNotFoundError(f"no document {digest}")
+        return manifests[digest]
+    return load
+
+
+def test_walk_raises_on_what_the_tolerant_walk_reports() -> None:
+    manifests = _tree()
+    with pytest.raises(BlobNotFoundError):
+        list(walk(_load(manifests), "a" * 32))
+    del manifests["a" * 32].components["gone"]
+    with pytest.raises(CorruptBlobError, match="manifest entry"):
+        list(walk(_load(manifests), "a" * 32))
+
+
+def test_the_tolerant_walk_reports_damage_and_goes_on() -> None:
+    unreadable: list[tuple[str, str]] = []
+
+    def on_unreadable(digest: str, exc: Exception):
+        unreadable.append((digest, type(exc).__name__))
+        # salvaged some other way: its components are walked anyway
+        return {"salvaged": {"storage_class": "Array", "document": "e" * 32}}
+
+    found = list(walk_entries(_load(_tree()), "a" * 32, on_unreadable=on_unreadable))
+    assert [(k, t, n) for k, t, n, _ in found] == [
+        ("manifest", "a" * 32, ""),
+        ("manifest", "c" * 32, ""),
+        ("document", "e" * 32, "salvaged"),
+        ("manifest", "b" * 32, ""),
+        ("array", "d" * 32, "pixels"),
+        ("malformed", "b" * 32, "junk"),
+        ("dataset", "not a uuid", "ref"),  # lenient: the caller checks the ID
+    ]
+    assert found[-1][3]["component"] == "wcs"
+    assert unreadable == [("c" * 32, "BlobNotFoundError")]
+
+
+def test_a_shared_seen_walks_each_manifest_once_across_calls() -> None:
+    manifests = _tree()
+    seen: set[str] = set()
+    first = [t for k, t, _, _ in walk_entries(_load(manifests), "b" * 32, seen=seen, on_unreadable=lambda d, e: None)]
+    assert first[0] == "b" * 32 and seen == {"b" * 32}
+    again = [(k, t) for k, t, _, _ in walk_entries(_load(manifests), "a" * 32, seen=seen, on_unreadable=lambda d, e: None)]
+    assert again == [("manifest", "a" * 32), ("manifest", "c" * 32)]  # b not walked again
+    assert list(walk_entries(_load(manifests), "a" * 32, seen=seen)) == []
+
+
+def test_verify_has_no_manifest_walk_of_its_own() -> None:
+    import compstore.butler.verify as verify
+
+    source = Path(verify.__file__).read_text()
+    assert "walk_entries(" in source and ".pop()" not in source and "stack" not in source
 
 
 def test_storage_classes_import_only_objects_errors_and_plugins() -> None:

@@ -1,7 +1,8 @@
 """Checking a repository: every component its datasets need is there, and intact.
 
 `verify_repository` walks the manifest of each dataset it is given (all
-of the registry's, from `Butler.verify`), nested manifests too, and asks
+of the registry's, from `Butler.verify`), nested manifests too (the one
+manifest walk, `datastore.walk_entries`, in its tolerant mode), and asks
 the blob store for each component the manifests name, and whether its files
 are there (`BlobStore.check_files`: an array's chunk files, a packed
 component's pack; a listing and a stat, no data read). With ``deep`` it
@@ -23,7 +24,7 @@ from typing import Any
 from .._progress import progress_bar
 from ..cas import BlobStore
 from ..cas._encoding import parse_json
-from ..datastore import ObjectIO, entry_kind
+from ..datastore import ObjectIO, walk_entries
 from ..errors import BlobNotFoundError, CompstoreError, CorruptBlobError
 from ..registry import DatasetRef, Registry
 
@@ -227,33 +228,32 @@ class _Walk:
     def dataset(self, ref: DatasetRef) -> None:
         """Check the manifest of ``ref`` and everything it names, nested manifests too.
 
-        Iterative (a stack, not recursion): however deep manifests nest, the
-        walk ends, and each manifest is walked once.
+        The one manifest walk (`walk_entries`), in its tolerant mode: each
+        manifest is walked once (across datasets too), and a damaged one or a
+        malformed entry is reported, and the walk goes on.
         """
-        stack = [ref.manifest]
-        while stack:
-            digest = stack.pop()
-            if digest in self.walked:
-                continue
-            self.walked.add(digest)
-            intact = self.component(digest, "document", ref)
-            components = self.components(digest)
-            if isinstance(components, tuple):
-                # Reported already if the document is missing or fails its hash;
-                # a manifest that is there and intact but is not one, here.
-                if intact:
-                    self.checked["document", digest] = False
-                    self.problem(digest, components[0], components[1], ref)
-                salvaged = self.salvage(digest)
-                if salvaged is None:
-                    continue
-                components = salvaged
+
+        def unreadable(digest: str, exc: CompstoreError) -> Mapping[str, Any] | None:
+            # Reported already if the document is missing or fails its hash; a
+            # manifest that is there and intact but is not one (or not readable), here.
+            if self.checked.get(("document", digest)):
+                self.checked["document", digest] = False
+                self.problem(digest, _classify(exc), str(exc), ref)
             # A manifest that fails its hash but still parses: what it names is
             # checked too, so that none of it counts as unreferenced.
-            for name, entry in components.items():
-                nested = self.entry(digest, name, entry, ref)
-                if nested is not None:
-                    stack.append(nested)
+            return self.salvage(digest)
+
+        for kind, target, name, entry in walk_entries(
+            self.io.manifest, ref.manifest, seen=self.walked, on_unreadable=unreadable
+        ):
+            if kind == "manifest":
+                self.component(target, "document", ref)
+            elif kind == "array" or kind == "document":
+                self.component(target, kind, ref)
+            elif kind == "dataset":
+                self.reference(target, entry.get("component"), ref)
+            else:  # "malformed": target is the manifest holding it
+                self.problem(target, UNREADABLE, f"component {name!r} has no readable entry", ref)
 
     def duplicates(self) -> None:
         """Report datasets the registry holds twice (same type, data ID and run).
@@ -273,19 +273,12 @@ class _Walk:
                     first,
                 )
 
-    def components(self, digest: str) -> Mapping[str, Any] | tuple[str, str]:
-        """The components of manifest ``digest``, or ``(problem, message)`` if it does not read."""
+    def components(self, digest: str) -> Mapping[str, Any] | None:
+        """The components of manifest ``digest``, or None if it does not read."""
         try:
-            components = self.io.manifest(digest).components
-        except BlobNotFoundError as exc:
-            return MISSING, str(exc)
-        except CorruptBlobError as exc:  # not JSON, not a manifest, or its pack is gone
-            return CORRUPT, str(exc)
-        except CompstoreError as exc:
-            return UNREADABLE, str(exc)
-        if not isinstance(components, Mapping):
-            return CORRUPT, f"document {digest} is not a compstore manifest: it has no components"
-        return components
+            return self.io.manifest(digest).components
+        except CompstoreError:
+            return None
 
     def salvage(self, digest: str) -> Mapping[str, Any] | None:
         """The components a manifest that failed its hash still names, if it parses.
@@ -299,19 +292,6 @@ class _Walk:
             return None
         components = value.get("components") if isinstance(value, dict) else None
         return components if isinstance(components, Mapping) else None
-
-    def entry(self, manifest: str, name: str, entry: Any, ref: DatasetRef) -> str | None:
-        """Check one entry of a manifest; return the digest of a nested manifest to walk."""
-        kind = entry_kind(entry)
-        if kind == "array" or kind == "document":
-            self.component(entry[kind], kind, ref)
-        elif kind == "manifest":
-            return str(entry["manifest"])
-        elif kind == "dataset":
-            self.reference(entry["dataset"], entry.get("component"), ref)
-        else:
-            self.problem(manifest, UNREADABLE, f"component {name!r} has no readable entry", ref)
-        return None
 
     def component(self, digest: str, kind: str, ref: DatasetRef) -> bool:
         """Check one array or document (once per kind); return whether it was found intact."""
@@ -362,7 +342,16 @@ class _Walk:
         if component is None:  # the whole dataset
             return
         components = self.components(target.manifest)
-        if isinstance(components, Mapping) and component not in components:
+        if components is not None and component not in components:
             self.problem(
                 dataset_id, DANGLING, f"dataset {dataset_id} has no component {component!r}", ref
             )
+
+
+def _classify(exc: CompstoreError) -> str:
+    """The problem a manifest that does not read has."""
+    if isinstance(exc, BlobNotFoundError):
+        return MISSING
+    if isinstance(exc, CorruptBlobError):  # not JSON, not a manifest, or its pack is gone
+        return CORRUPT
+    return UNREADABLE

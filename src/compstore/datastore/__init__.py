@@ -28,7 +28,7 @@ from ._manifest import (
 )
 from ._read import ObjectReader
 from ._resolve import DatasetResolver
-from ._walk import walk
+from ._walk import walk, walk_entries
 from ._write import ASYNC_WRITE_MIN_BYTES, ObjectIO, WriteReport
 
 __all__ = [
@@ -52,4 +52,5 @@ __all__ = [
     "parse_document",
     "parse_manifest",
     "walk",
+    "walk_entries",
 ]

@@ -1,10 +1,13 @@
 """Wcs: an immutable, hashable value type over an astropy WCS (by default its celestial part).
 
-The canonical form (:meth:`Wcs.to_dict`) is astropy's own FITS header for the WCS
-with every number that wcslib holds in double precision written back *exactly*:
-a FITS card keeps at most 20 characters, so ``WCS.to_header`` rounds CRVAL, CD/PC
-and SIP coefficients to about 14 digits, which moves a pixel by micro-arcseconds and
-would make two "equal" Wcs objects hash differently after a round trip.
+The canonical form (:meth:`Wcs.to_dict`) is a set of FITS header cards that
+compstore writes itself from wcslib's values, by fixed rules per feature
+(``_wcs_cards.py``, docs/spec/format.md), so that which cards a document holds,
+and hence its digest, does not change with the astropy version that made it.
+Every number that wcslib holds in double precision is written *exactly*: a FITS
+card keeps at most 20 characters, so ``WCS.to_header`` rounds CRVAL, CD/PC and SIP
+coefficients to about 14 digits, which moves a pixel by micro-arcseconds and would
+make two "equal" Wcs objects hash differently after a round trip.
 
 Lookup-table distortions (``CPDISj``/``DPj`` and ``D2IMDISj``/``D2IMj``, HST's
 WCSDVARR and D2IMARR extensions) are not header cards; the canonical form holds their
@@ -13,20 +16,17 @@ the digest, of every other Wcs is what it always was).
 
 The cards are plain JSON (keyword -> number, string or bool), encoded like any
 document (RFC 8785 from format 3), so the document does not hold astropy's
-header text. Cards that astropy versions emit or omit with wcslib's defaults
-and that carry no information (`_DEFAULT_CARDS`: the MJD 0 time reference) are
-left out, when a Wcs is made and when one is read, so that a Wcs document does
-not change with the astropy version that wrote it on their account.
+header text. Cards that astropy versions emitted or omitted with wcslib's defaults
+and that carry no information (``DEFAULT_CARDS``: the MJD 0 time reference) are
+left out, when a Wcs is made and when one is read (documents written by astropy's
+header before compstore wrote its own cards may hold them).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
-import re
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,6 @@ from astropy.wcs import (
     WCS,
     WCSSUB_CELESTIAL,
     DistortionLookupTable,
-    FITSFixedWarning,
     NoConvergence,
     Sip,
 )
@@ -44,32 +43,18 @@ from numpy.typing import ArrayLike
 from compstore.errors import ObjectError
 
 from ._frozen import Immutable
+from ._wcs_cards import AXIS_KEY as _AXIS_KEY
+from ._wcs_cards import MATRIX_KEY as _MATRIX_KEY
+from ._wcs_cards import PV_KEY as _PV_KEY
+from ._wcs_cards import SIP_KEY as _SIP_KEY
+from ._wcs_cards import canonical_cards
+from ._wcs_cards import plain as _plain
+from ._wcs_cards import quiet as _quiet
+from ._wcs_cards import sip_matrices as _sip_matrices
+from ._wcs_cards import without_defaults as _without_defaults
 from ._wcsapi import _INVERSE_MAXITER, _INVERSE_TOLERANCE, WcsApiMixin
 
 __all__ = ["Wcs"]
-
-
-_SIP_KEY = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
-_AXIS_KEY = re.compile(r"^(CRPIX|CRVAL|CDELT)(\d+)$")
-_MATRIX_KEY = re.compile(r"^PC(\d+)_(\d+)$")
-_PV_KEY = re.compile(r"^PV(\d+)_(\d+)$")
-
-#: Cards with the value wcslib gives when a header has none, which astropy writes
-#: in some versions and not in others (MJDREF = 0.0 since astropy 4.x; DATEREF,
-#: MJDREFI, MJDREFF in others): left out of the canonical cards.
-_DEFAULT_CARDS: dict[str, object] = {
-    "MJDREF": 0.0, "MJDREFI": 0.0, "MJDREFF": 0.0, "DATEREF": "1858-11-17",
-}
-
-
-def _without_defaults(cards: dict[str, Any]) -> dict[str, Any]:
-    """``cards`` without the cards of `_DEFAULT_CARDS` holding their default value."""
-    if not any(k in cards for k in _DEFAULT_CARDS):
-        return cards
-    return {
-        k: v for k, v in cards.items()
-        if k not in _DEFAULT_CARDS or v != _DEFAULT_CARDS[k] or isinstance(v, bool)
-    }
 
 
 #: astropy's attributes holding lookup-table distortions (paper IV prior distortion,
@@ -77,60 +62,8 @@ def _without_defaults(cards: dict[str, Any]) -> dict[str, Any]:
 _LOOKUP_NAMES = ("cpdis1", "cpdis2", "det2im1", "det2im2")
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    # astropy "fixes" quirky headers (old RADECSYS, missing -SIP, DATE-OBS formats) and
-    # warns about each; a Wcs accepts those fixes silently, as the issue asks it to.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        yield
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-ready Python value; -0.0 becomes 0.0 so equal values give equal dicts."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) + 0.0
-    return str(value)
-
-
-def _sip_matrices(wcs: WCS) -> dict[str, np.ndarray | None]:
-    sip = wcs.sip
-    if sip is None:
-        return {}
-    return {"A": sip.a, "B": sip.b, "AP": sip.ap, "BP": sip.bp}
-
-
-def _exact_value(wcs: WCS, key: str) -> float | None:
-    """The full-precision double behind header card ``key``, or None if not numeric."""
-    w = wcs.wcs
-    if key in ("LONPOLE", "LATPOLE"):
-        return float(w.lonpole if key == "LONPOLE" else w.latpole)
-    if m := _AXIS_KEY.match(key):
-        i = int(m.group(2)) - 1
-        source = {"CRPIX": w.crpix, "CRVAL": w.crval, "CDELT": w.get_cdelt()}[m.group(1)]
-        return float(source[i])
-    if m := _MATRIX_KEY.match(key):
-        return float(w.get_pc()[int(m.group(1)) - 1, int(m.group(2)) - 1])
-    if m := _PV_KEY.match(key):
-        wanted = (int(m.group(1)), int(m.group(2)))
-        for i, k, value in w.get_pv():
-            if (i, k) == wanted:
-                return float(value)
-        return None
-    if m := _SIP_KEY.match(key):
-        matrix = _sip_matrices(wcs).get(m.group(1))
-        if matrix is not None:
-            return float(matrix[int(m.group(2)), int(m.group(3))])
-    return None
-
-
 def _apply_exact(wcs: WCS, cards: Mapping[str, Any]) -> None:
-    """Write the exact card values into ``wcs`` (the inverse of :func:`_exact_value`)."""
+    """Write the exact card values into ``wcs`` (the inverse of `_wcs_cards.exact_value`)."""
     w = wcs.wcs
     crpix, crval, cdelt = w.crpix.copy(), w.crval.copy(), w.get_cdelt().copy()
     pc = w.get_pc().copy()
@@ -283,21 +216,6 @@ def _attach_lookups(wcs: WCS, doc: Mapping[str, Any]) -> None:
         )
 
 
-def _canonical_cards(wcs: WCS) -> dict[str, Any]:
-    with _quiet():
-        header = wcs.to_header(relax=True)
-    cards: dict[str, Any] = {}
-    for key in sorted(set(header.keys())):
-        value = header[key]
-        if key in ("", "COMMENT", "HISTORY") or isinstance(value, fits.card.Undefined):
-            continue
-        if isinstance(value, float):
-            exact = _exact_value(wcs, key)
-            value = value if exact is None else exact
-        cards[key] = _plain(value)
-    return _without_defaults(cards)
-
-
 def _wcs_from_cards(cards: Mapping[str, Any]) -> WCS:
     header = fits.Header()
     for key, value in cards.items():
@@ -365,7 +283,7 @@ class Wcs(Immutable, WcsApiMixin):
                         "WCS -TAB (tabular) coordinates are not supported; "
                         f"axes {list(kept.wcs.ctype)}"
                     )
-                cards = _canonical_cards(kept)
+                cards = canonical_cards(kept)
                 lookups = _lookup_doc(kept)
                 if all_axes:
                     _check_rebuilds(kept, cards, lookups)
