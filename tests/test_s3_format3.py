@@ -28,10 +28,10 @@ def _config(url: str) -> dict:
     return json.loads(_top(url).read_object("compstore.json"))
 
 
-def _as_format_2_3(url: str) -> None:
+def _as_format_2_3(url: str, version: str = "2.3") -> None:
     """Make the new repository ``url`` a format 2.3 one (what `create` wrote before format 3)."""
     config = {k: v for k, v in _config(url).items() if k != "digest"}
-    _top(url)._put("compstore.json", json.dumps({**config, "version": "2.3"}).encode(),
+    _top(url)._put("compstore.json", json.dumps({**config, "version": version}).encode(),
                    "config", create=False)  # fmt: skip
 
 
@@ -251,6 +251,18 @@ def test_upgrade_moves_an_s3_repository_from_2_3_to_3_0(s3_url, tmp_path, capsys
     assert Butler.upgrade(s3_url) == ("3.0", "3.0")
     assert main(["--repo", s3_url, "upgrade"]) == 0
     assert "already format 3.0" in capsys.readouterr().out
+
+
+def test_upgrade_moves_an_s3_repository_without_packs_from_2_2_to_3_0(s3_url, tmp_path):
+    Butler.create(s3_url, registry=str(tmp_path / "registry.sqlite3"))
+    _as_format_2_3(s3_url, "2.2")
+    old = _put(s3_url)
+    assert not old.blobs.packs
+    assert Butler.upgrade(s3_url) == ("2.2", "3.0")
+    b = _put(s3_url, visit=2)
+    assert b.blobs.packs and b.blobs.compare_on_hit  # new small components packed
+    assert set(old.blobs.iter_documents()) <= set(b.blobs.iter_documents())
+    _reads(s3_url, (1, 2))
 
 
 def test_the_cli_upgrades_an_s3_repository(s3_url, tmp_path, capsys):

@@ -99,15 +99,16 @@ def _upgrade_lock(path: Path) -> contextlib.AbstractContextManager[None]:
 
 
 def upgrade(root: str | os.PathLike[str]) -> tuple[str, str]:
-    """Move the format 2 repository ``root`` (a folder, or ``s3://bucket/prefix``) to format 3, in place.
+    """Move the format 2 repository ``root`` (a folder, or ``s3://bucket/prefix``) to format 3.
 
-    The only change is the config: version ``3.0`` and ``"digest": "xxh3-128"``
-    (a repository keeps the algorithm its components are named by; moving to
-    blake3 is a transfer into a new repository created with ``digest="blake3"``).
-    It is written aside, flushed, and put in place by one rename (on object
-    storage: one PUT, conditional on the config's ETag, so that a config changed
-    since it was read is not overwritten), so a process killed at any point
-    leaves the repository at format 2 or format 3, never neither. Stored documents keep their (format 2) bytes and digests; a value
+    In place. The only change is the config: version ``3.0`` and ``"digest":
+    "xxh3-128"`` (a repository keeps the algorithm its components are named by;
+    moving to blake3 is a transfer into a new repository created with
+    ``digest="blake3"``). It is written aside, flushed, and put in place by one
+    rename (on object storage: one PUT, conditional on the config's ETag, so
+    that a config changed since it was read is not overwritten), so a process
+    killed at any point leaves the repository at format 2 or format 3, never
+    neither. Stored documents keep their (format 2) bytes and digests; a value
     put again after the upgrade is encoded by RFC 8785, so it may be stored a
     second time under a new digest rather than shared with its format 2 copy.
     Writers that opened the repository as format 2 go on writing valid format 2
@@ -180,7 +181,8 @@ def _upgrade_s3(url: str) -> tuple[str, str]:
     before = "2"
     try:
         found = top.read_tagged_object(CONFIG_NAME)
-        config, major, minor = parse_config(read_config(loc, None if found is None else found[0]), where)
+        raw = read_config(loc, None if found is None else found[0])
+        config, major, minor = parse_config(raw, where)
         before = f"{major}.{minor}"
         if major == FORMAT3[0]:
             return before, before
