@@ -130,6 +130,11 @@ def measure(server: S3Server, tmp: Path, size: int, repeat: int) -> tuple[dict[s
 
     new = make_exposure(2, 7, size=size, seed=99)
     count("put of a new exposure", lambda b: Butler(url, run="sfm").put(new, "calexp", visit=2, detector=7))
+    # The same content again under another data ID: every component a digest hit (a
+    # format 3 writer compares it with what is stored, docs/spec/format.md "Threat model").
+    same = make_exposure(2, 7, size=size, seed=99)
+    count("put of an exposure stored already (another data ID)",
+          lambda b: Butler(url, run="sfm").put(same, "calexp", visit=2, detector=8))
     box = Box2I((size // 3, size // 3), (100, 100))
     for label, op in [
         ("full get of an exposure", lambda b: b.get("calexp", visit=1, detector=100)),

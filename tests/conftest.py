@@ -105,3 +105,17 @@ def s3_server():
 def s3_bucket(s3_server):
     """The name of a new, empty bucket on the session's S3 server."""
     return s3_server.new_bucket()
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """The server's endpoint and credentials in the ``AWS_*`` variables (nowhere else)."""
+    for key, value in s3_server.environment().items():
+        monkeypatch.setenv(key, value)
+    return s3_server
+
+
+@pytest.fixture
+def s3_url(s3_env, s3_bucket):
+    """The URL of a repository not created yet, in a new bucket (``s3://<bucket>/survey/main``)."""
+    return f"s3://{s3_bucket}/survey/main"

@@ -305,8 +305,8 @@ def s3_blobs(monkeypatch, server):
     """Make every repository opened from now on keep its components in a bucket of ``server``.
 
     One bucket per repository root; each open makes a new `S3BlobStore` of it,
-    packing small components as a repository on object storage does (its pack
-    index an SQLite file in the root).
+    packing small components and comparing on a digest hit as a format 3
+    repository on object storage does (its pack index an SQLite file in the root).
     """
     from compstore._repository import Repository
     from compstore.cas import S3BlobStore
@@ -319,7 +319,10 @@ def s3_blobs(monkeypatch, server):
         opened = real_open(cls, root, **kwargs)
         bucket = buckets.setdefault(opened.root.resolve(), server.new_bucket())
         index = PackIndex(str(opened.root / "s3-packs.sqlite3"), fsync=False)
-        opened.blobs = S3BlobStore(bucket, "blobs", pack_index=index, **server.store_options())
+        # As the folder's store: format 3, its digest algorithm, compared on a hit.
+        opened.blobs = S3BlobStore(bucket, "blobs", pack_index=index, **server.store_options(),
+                                   digest_algorithm=opened.blobs.digest_algorithm,
+                                   compare_on_hit=opened.blobs.compare_on_hit)  # fmt: skip
         return opened
 
     monkeypatch.setattr(Repository, "open", classmethod(open_on_s3))

@@ -27,19 +27,6 @@ DATA_IDS = [(1, 0), (1, 1), (2, 0)]
 
 
 @pytest.fixture
-def s3_env(s3_server, monkeypatch):
-    """The server's endpoint and credentials in the ``AWS_*`` variables (nowhere else)."""
-    for key, value in s3_server.environment().items():
-        monkeypatch.setenv(key, value)
-    return s3_server
-
-
-@pytest.fixture
-def s3_url(s3_env, s3_bucket):
-    return f"s3://{s3_bucket}/survey/main"
-
-
-@pytest.fixture
 def filled(s3_url, tmp_path, sky):
     """An S3 repository (SQLite registry on the local disk) with calexp and src per data ID."""
     Butler.create(s3_url, registry=str(tmp_path / "registry.sqlite3"))
@@ -71,7 +58,8 @@ def test_the_repository_is_objects_under_its_prefix_and_a_config(filled, s3_env)
 
     top = S3BlobStore(filled.split("/")[2], "survey/main")
     config = json.loads(top.read_object("compstore.json"))
-    assert config["format"] == "compstore" and config["version"] == "2.3"
+    assert config["format"] == "compstore" and config["version"] == "3.0"
+    assert config["digest"] == "xxh3-128"
     assert config["registry"].endswith("registry.sqlite3") and config["blobs"] == "blobs"
     text = json.dumps(config)
     assert "testing" not in text and "127.0.0.1" not in text  # no credentials, no endpoint

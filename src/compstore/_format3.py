@@ -13,7 +13,8 @@ Everything else (layout, packs, array files, the registry) is format 2's, so
 a format 2 repository becomes format 3 by one atomic replacement of its
 config (`upgrade`): documents already stored stay valid under their digests
 (a digest names bytes, whatever encoding produced them), and readers of
-format 3 read both encodings.
+format 3 read both encodings. A folder's config is replaced by a rename; one
+on object storage (``s3://``, format 2.2 or 2.3 before) by one conditional PUT.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from typing import Any
 
 from ._config import CONFIG_NAME, KNOWN_MINORS, folder_lock, parse_config, write_config
 from .cas import XXH3_128, DigestAlgorithm, canonical_json, digest_algorithm, jcs
-from .errors import EncodingError, RepositoryError, RepositoryFormatError, RepositoryNotFoundError
+from .errors import (
+    BlobStoreError,
+    EncodingError,
+    RepositoryError,
+    RepositoryFormatError,
+    RepositoryNotFoundError,
+)
 
 __all__ = [
     "DEFAULT_DIGEST",
@@ -37,8 +44,8 @@ __all__ = [
     "upgrade",
 ]
 
-#: The version `Repository.create` writes for a folder repository (SQLite or
-#: PostgreSQL registry alike: no format 3 reader predates PostgreSQL registries).
+#: The version `Repository.create` writes, for a folder (SQLite or PostgreSQL
+#: registry) and on object storage alike: no format 3 reader predates either.
 FORMAT3 = (3, 0)
 #: The digest algorithm of a repository created without ``digest=``.
 DEFAULT_DIGEST = XXH3_128.name
@@ -92,12 +99,14 @@ def _upgrade_lock(path: Path) -> contextlib.AbstractContextManager[None]:
 
 
 def upgrade(root: str | os.PathLike[str]) -> tuple[str, str]:
-    """Move the format 2 repository in the folder ``root`` to format 3, in place.
+    """Move the format 2 repository ``root`` (a folder, or ``s3://bucket/prefix``) to format 3.
 
-    The only change is the config: version ``3.0`` and ``"digest": "xxh3-128"``
-    (a repository keeps the algorithm its components are named by; moving to
-    blake3 is a transfer into a new repository created with ``digest="blake3"``).
-    It is written aside, flushed, and put in place by one rename, so a process
+    In place. The only change is the config: version ``3.0`` and ``"digest":
+    "xxh3-128"`` (a repository keeps the algorithm its components are named by;
+    moving to blake3 is a transfer into a new repository created with
+    ``digest="blake3"``). It is written aside, flushed, and put in place by one
+    rename (on object storage: one PUT, conditional on the config's ETag, so
+    that a config changed since it was read is not overwritten), so a process
     killed at any point leaves the repository at format 2 or format 3, never
     neither. Stored documents keep their (format 2) bytes and digests; a value
     put again after the upgrade is encoded by RFC 8785, so it may be stored a
@@ -115,18 +124,18 @@ def upgrade(root: str | os.PathLike[str]) -> tuple[str, str]:
     RepositoryNotFoundError
         If ``root`` holds no repository.
     RepositoryError
-        If it is on object storage, of format 1, or of a format 2 minor version
-        this compstore does not write (it opens those read-only), or another
-        process is creating or upgrading it.
+        If it is of format 1, or of a format 2 minor version this compstore does
+        not write (it opens those read-only), or a folder's minor version of
+        object storage (2.2, 2.3) or the reverse, or another process is creating
+        or upgrading it (a folder), or changed its config meanwhile (object
+        storage), or the new config cannot be written.
     RepositoryFormatError
         If its config is malformed or of an unknown major version.
     """
     from ._s3repo import is_s3_url
 
     if is_s3_url(root):
-        raise RepositoryError(
-            f"{root}: repositories on object storage are format 2.2 or 2.3 and have no upgrade yet"
-        )
+        return _upgrade_s3(str(root))
     path = Path(root)
     config_path = path / CONFIG_NAME
     if not config_path.is_file():
@@ -149,11 +158,52 @@ def _upgrade_locked(path: Path, config_path: Path) -> tuple[str, str]:
         if major == FORMAT3[0]:
             return before, before
         if major != 2 or minor > KNOWN_MINORS[2] or minor >= 2:
-            raise RepositoryError(
-                f"{path} is format {before}: only format 2.0 and 2.1 folder repositories "
-                "upgrade in place; move the datasets of another into a new repository "
-                "with `compstore transfer`"
-            )
+            raise _refuse(str(path), before, "2.0 and 2.1 folder repositories")
         new = {**config, "version": f"{FORMAT3[0]}.{FORMAT3[1]}", "digest": DEFAULT_DIGEST}
         write_config(path, new)
+    return before, new["version"]
+
+
+def _refuse(where: str, before: str, which: str) -> RepositoryError:
+    return RepositoryError(
+        f"{where} is format {before}: only format {which} upgrade in place; move the "
+        "datasets of another into a new repository with `compstore transfer`"
+    )
+
+
+def _upgrade_s3(url: str) -> tuple[str, str]:
+    """`upgrade` of ``s3://bucket/prefix``: format 2.2 or 2.3 to 3.0 by one conditional PUT."""
+    from ._s3repo import S3Location, config_bytes, open_top, read_config
+
+    loc = S3Location(url)
+    top = open_top(loc)
+    where = f"{loc.url}/{CONFIG_NAME}"
+    before = "2"
+    try:
+        found = top.read_tagged_object(CONFIG_NAME)
+        raw = read_config(loc, None if found is None else found[0])
+        config, major, minor = parse_config(raw, where)
+        before = f"{major}.{minor}"
+        if major == FORMAT3[0]:
+            return before, before
+        if (major, minor) not in ((2, 2), (2, 3)):
+            raise _refuse(loc.url, before, "2.2 and 2.3 repositories on object storage")
+        assert found is not None
+        if found[1] is None:
+            raise RepositoryError(
+                f"the server holding {loc.url} sent no ETag for its config, so it cannot be "
+                "replaced only if unchanged: upgrade on a server that sends ETags (AWS S3, "
+                "MinIO, Ceph do)"
+            )
+        new = {**config, "version": f"{FORMAT3[0]}.{FORMAT3[1]}", "digest": DEFAULT_DIGEST}
+        if not top.replace_object(CONFIG_NAME, config_bytes(new), found[1]):
+            raise RepositoryError(
+                f"the config of {loc.url} changed while it was being upgraded (another "
+                "upgrade?); nothing was written: run the upgrade again"
+            )
+    except BlobStoreError as exc:
+        raise RepositoryError(
+            f"cannot upgrade {loc.url}: {exc}. The config was replaced whole or not at all: "
+            f"the repository opens as format {before} (or 3.0): run the upgrade again"
+        ) from None
     return before, new["version"]

@@ -60,12 +60,15 @@ FORMAT_VERSION = FORMAT3
 #: config and the pack index in that database (docs/spec/format.md); an older reader opens it read-only and finds no
 #: registry.sqlite3, rather than silently reading an empty one.
 FORMAT_VERSION_SHARED = (2, 1)
-#: The version of a repository on object storage (``s3://``, docs/object-storage.md):
-#: 2.2 adds the config in a bucket, a registry named by URL or by absolute path,
-#: and a blob store of objects without packs; 2.3 packs small components
-#: (``blobs/packs/``), indexed in the registry database (`compstore.cas._s3packs`).
-FORMAT_VERSION_S3 = (2, 3)
+#: The version `create` writes on object storage (``s3://``, docs/object-storage.md):
+#: format 3 there too (no format 3 reader predates repositories on object storage).
+#: Before it, 2.2 added the config in a bucket, a registry named by URL or by
+#: absolute path, and a blob store of objects without packs; 2.3 packed small
+#: components (``blobs/packs/``), indexed in the registry database
+#: (`compstore.cas._s3packs`). `compstore._format3.upgrade` moves 2.2 and 2.3 to 3.0.
+FORMAT_VERSION_S3 = FORMAT3
 _FIRST_S3 = (2, 2)
+_S3_PACKS = (2, 3)
 _REGISTRY_NAME = "registry.sqlite3"
 # One Registry per repository per process: Butlers of one repository share its
 # caches (dataset types, collections), as they share the object cache.
@@ -307,6 +310,23 @@ def _refuse_a_copy(path: Path, url: str) -> None:
         )
 
 
+def _same_digest(found: Repository, digest: str | None) -> Repository:
+    """``found`` (a repository ``create(exist_ok=True)`` met), unless it names components by another ``digest``.
+
+    Raises
+    ------
+    RepositoryExistsError
+        If ``digest`` is given and is not the repository's algorithm.
+    """
+    have = found.blobs.digest_algorithm.name
+    if digest is not None and have != digest:
+        raise RepositoryExistsError(
+            f"{found.location} holds a repository whose digests are {have}, not {digest}: "
+            "the algorithm is chosen at create and never changed"
+        )
+    return found
+
+
 def _lost_config(path: Path, evidence: str) -> RepositoryExistsError:
     return RepositoryExistsError(
         f"{path} has no {CONFIG_NAME} but holds data ({evidence}): a repository whose "
@@ -371,8 +391,7 @@ class Repository:
         """Create a repository in ``root`` (a new or empty folder, or ``s3://bucket/prefix``).
 
         ``digest`` (``"xxh3-128"``, the default, or ``"blake3"``) is recorded in
-        the config of a folder repository (format 3); a repository on object
-        storage (format 2.3) is xxh3-128 only.
+        the config (format 3), and names every component.
 
         ``fsync=False`` skips flushing the 512 fan-out folders and their group
         files to disk one by one (most of a create's time); the config, written
@@ -411,14 +430,9 @@ class Repository:
         asked = digest
         digest = check_digest_name(digest if digest is not None else "xxh3-128")
         if is_s3_url(root):
-            if digest != "xxh3-128":
-                raise RepositoryError(
-                    f"a repository on object storage (format 2.3) has xxh3-128 digests only, "
-                    f"not {digest}: create it without digest="
-                )
             return cls._create_s3(
                 str(root), registry, exist_ok=exist_ok, local_cache=local_cache,
-                local_cache_bytes=local_cache_bytes,
+                local_cache_bytes=local_cache_bytes, digest=digest, asked=asked is not None,
             )
         refuse_url_root(root)
         if registry is not None:
@@ -434,14 +448,7 @@ class Repository:
         with _locked(path):
             if (path / CONFIG_NAME).exists():
                 if exist_ok:
-                    found = cls.open(path)
-                    if asked is not None and found.blobs.digest_algorithm.name != digest:
-                        raise RepositoryExistsError(
-                            f"{path} holds a repository whose digests are "
-                            f"{found.blobs.digest_algorithm.name}, not {digest}: the algorithm "
-                            "is chosen at create and never changed"
-                        )
-                    return found
+                    return _same_digest(cls.open(path), digest if asked is not None else None)
                 raise RepositoryExistsError(
                     f"{path} holds a compstore repository already; open it with "
                     f"Butler({str(path)!r}) or choose another folder"
@@ -562,15 +569,18 @@ class Repository:
         exist_ok: bool,
         local_cache: str | os.PathLike[str] | None,
         local_cache_bytes: int | None,
+        digest: str,
+        asked: bool,
     ) -> Repository:
-        """`create` for ``s3://bucket/prefix`` (see `compstore._s3repo`)."""
+        """`create` for ``s3://bucket/prefix`` (see `compstore._s3repo`); ``asked``: ``digest=`` given."""
         loc = S3Location(root)
         target = _s3repo.registry_target(registry, loc.url)
         top = _s3repo.open_top(loc)
         try:
             if top.read_object(CONFIG_NAME) is not None:
                 if exist_ok:
-                    return cls._open_s3(loc.url, local_cache, local_cache_bytes)
+                    found = cls._open_s3(loc.url, local_cache, local_cache_bytes)
+                    return _same_digest(found, digest if asked else None)
                 raise RepositoryExistsError(
                     f"{loc.url} holds a compstore repository already; open it with "
                     f"Butler({loc.url!r}) or choose another prefix"
@@ -594,6 +604,7 @@ class Repository:
             "version": f"{version[0]}.{version[1]}",
             "registry": target,
             "blobs": _BLOBS_NAME,
+            "digest": digest,
         }
         # Written last, and only if absent: two creates racing, one wins.
         try:
@@ -642,9 +653,11 @@ class Repository:
                 _s3repo.check_registry_owner(target, loc.url)
             registry = _shared_registry(target)
             index = None
-            if (major, minor) >= FORMAT_VERSION_S3:  # packs, indexed beside the registry
+            if (major, minor) >= _S3_PACKS:  # packs, indexed beside the registry
                 index = _shared_pack_index(target) if pg else _s3repo.sqlite_pack_index(target)
         blobs = _s3repo.open_store(loc, local_cache=local_cache, local_cache_bytes=local_cache_bytes,
-                                   pack_index=index, gc_lock=_s3repo.gc_lock_folder(target))  # fmt: skip
+                                   pack_index=index, gc_lock=_s3repo.gc_lock_folder(target),
+                                   digest_algorithm=config_digest(config, major, where),
+                                   compare_on_hit=major >= 3)  # fmt: skip
         return cls(root=loc.url, config=config, registry=registry, blobs=blobs,
                    read_only=minor > KNOWN_MINORS[major])

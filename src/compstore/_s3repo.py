@@ -31,7 +31,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Final
 
-from .cas import S3BlobStore
+from .cas import XXH3_128, DigestAlgorithm, S3BlobStore
 from .cas._pack import PackIndex
 from .cas._pack_pg import PgPackIndex
 from .errors import (
@@ -224,15 +224,20 @@ def gc_lock_folder(target: str) -> str | None:
 def open_store(loc: S3Location, *, local_cache: str | os.PathLike[str] | None,
                local_cache_bytes: int | None,
                pack_index: PackIndex | PgPackIndex | None = None,
-               gc_lock: str | None = None) -> S3BlobStore:  # fmt: skip
+               gc_lock: str | None = None, digest_algorithm: DigestAlgorithm = XXH3_128,
+               compare_on_hit: bool = False) -> S3BlobStore:  # fmt: skip
     """The repository's blob store (``<prefix>/blobs``), with the local cache if given.
 
     Each repository caches in a folder of its own inside ``local_cache``, named
     by a hash of its URL (never by the URL itself). With ``pack_index``, small
-    components are written into packs (format 2.3); with ``gc_lock`` (a local
-    folder, `gc_lock_folder`), the store can be garbage-collected.
+    components are written into packs (format 2.3 and 3); with ``gc_lock`` (a local
+    folder, `gc_lock_folder`), the store can be garbage-collected. Format 3:
+    components named by the repository's ``digest_algorithm``, compared on a
+    hit (``compare_on_hit``).
     """
-    options: dict[str, Any] = {"pack_index": pack_index, "gc_lock": gc_lock}
+    options: dict[str, Any] = {"pack_index": pack_index, "gc_lock": gc_lock,
+                               "digest_algorithm": digest_algorithm,
+                               "compare_on_hit": compare_on_hit}  # fmt: skip
     if local_cache is not None:
         name = hashlib.sha256(loc.url.encode()).hexdigest()[:24]
         options["cache"] = Path(local_cache).expanduser() / name

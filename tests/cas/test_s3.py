@@ -159,6 +159,18 @@ class TestS3BlobStorePacked(TestS3BlobStore):
         )
 
 
+class TestS3BlobStoreComparing(TestS3BlobStore):
+    """The conformance suite again, packed, comparing on a digest hit (a format 3 repository's store)."""
+
+    def make_store(self, tmp_path: pathlib.Path) -> BlobStore:
+        from compstore.cas._pack import PackIndex
+
+        name = uuid.uuid4().hex
+        index = PackIndex(str(tmp_path / f"{name}.sqlite3"), fsync=False)
+        return S3BlobStore(self.bucket, f"stores/{name}", pack_index=index, compare_on_hit=True,
+                           **self.server.store_options())  # fmt: skip
+
+
 def test_check_files(store: S3BlobStore) -> None:
     raw = store.put_array(sample_array("<f4", (700, 600)))
     packed = store.put_array(sample_array("<i4", (700, 600)))

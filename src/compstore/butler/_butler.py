@@ -215,8 +215,9 @@ class Butler(Puts, Removal, Inspection):
 
     @staticmethod
     def upgrade(root: str | os.PathLike[str]) -> tuple[str, str]:
-        """Move the format 2 repository in ``root`` to format 3 in place; see
-        `compstore._format3.upgrade` (crash-safe: one atomic config replacement).
+        """Move the format 2 repository ``root`` (a folder, or ``s3://bucket/prefix``) to
+        format 3 in place; see `compstore._format3.upgrade` (crash-safe: one atomic
+        config replacement).
 
         Returns the format version before and after, e.g. ``("2.0", "3.0")``.
         """

@@ -1,7 +1,8 @@
 """The check a format 3 writer makes on a digest hit: the stored bytes are the ones put.
 
 A put whose digest is stored already writes nothing (deduplication). With
-``compare_on_hit`` (every format 3 repository: `LocalBlobStore`) the writer
+``compare_on_hit`` (every format 3 repository: `LocalBlobStore`, and
+`S3BlobStore`, which reads the bucket's copy) the writer
 (`BlobStore.check_hit`, on every put and on a copy between stores)
 first reads the stored component back, checked against its digest as every
 read is, and compares it with what it was asked to put. A difference means a

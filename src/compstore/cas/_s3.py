@@ -47,7 +47,7 @@ from compstore.cas._checks import (
     read_only_view,
     region_box,
 )
-from compstore.cas._digest import array_bytes, array_hasher, check_digest, is_digest
+from compstore.cas._digest import array_bytes, check_digest, is_digest
 from compstore.cas._pack import KIND_ARRAY, KIND_DOCUMENT, PackedMember
 from compstore.cas._packwrite import Pending
 from compstore.cas._rangeread import FetchRanges, FetchSuffix, read_box
@@ -118,6 +118,13 @@ class S3BlobStore(S3Packs):
         exclusive; None: the store cannot be garbage-collected. A repository
         with a SQLite registry passes ``<registry>.gc`` beside that file (its
         writers share that host).
+    digest_algorithm
+        How components are named (`compstore.cas._digest`): xxh3-128, or the
+        algorithm a format 3 repository records.
+    compare_on_hit
+        When a put finds its digest stored, read the stored component back
+        from the bucket and compare it with what is put before reusing it
+        (`compstore.cas._hits`; format 3 repositories).
 
     Raises
     ------
@@ -131,29 +138,51 @@ class S3BlobStore(S3Packs):
         (A copy kept locally is checked by every read anyway; ``verify`` is
         for the bucket's own objects.)
         """
+        with self._from_the_bucket(digest):
+            super().verify(digest)
+
+    @contextlib.contextmanager
+    def _from_the_bucket(self, digest: str) -> Iterator[None]:
+        """Read ``digest`` from the server only, in this thread: not the local cache or memory."""
         self._forget(digest)  # the zarr.json, sums and shard index held in memory
         self._direct.on = True
         try:
-            super().verify(digest)
+            yield
         finally:
             self._direct.on = False
 
     # -- arrays ---------------------------------------------------------------
     def put_array(self, array: np.ndarray, digest: str | None = None) -> str:
-        array, digest = prepare_array(array, digest)
-        if self._packs_it(array.nbytes):
-            self._pend_array(array, digest)
-        elif not self.has_array(digest):
-            self._write_array(array, digest)
-        return digest
+        return self._put_array(array, digest)[0]
 
     def put_new_array(self, array: np.ndarray) -> tuple[str, bool]:
-        array, digest = prepare_array(array, None)
+        return self._put_array(array, None)
+
+    def _put_array(self, array: np.ndarray, digest: str | None) -> tuple[str, bool]:
+        """Store ``array`` unless its digest is found (then compared, `check_hit`); whether stored."""
+        array, digest = prepare_array(array, digest, self.digest_algorithm)
         if self._packs_it(array.nbytes):
-            return digest, self._pend_array(array, digest)
-        if self.has_array(digest):
-            return digest, False
-        return digest, self._write_array(array, digest)
+            stored = self._pend_array(array, digest)
+        elif self.has_array(digest):
+            stored = False
+        else:
+            stored = self._write_array(array, digest)
+        if not stored:
+            self.check_hit(digest, array)
+        return digest, stored
+
+    def check_hit(self, digest: str, value: np.ndarray | bytes) -> None:
+        """As `BlobStore.check_hit`, reading the bucket's object (as `verify`): not a local copy.
+
+        A component compared only with what the local cache or this store
+        object holds could differ in the bucket, where other readers find it.
+        Costs the GETs of a read of the component (a ranged GET of its pack's
+        member, or its ``zarr.json`` and data file); none when `compare_on_hit`
+        is False.
+        """
+        if self.compare_on_hit:
+            with self._from_the_bucket(digest):
+                super().check_hit(digest, value)
 
     def _pend_array(self, array: np.ndarray, digest: str) -> bool:
         """Keep a small array for the next pack (its files as a folder's); False if known."""
@@ -247,7 +276,7 @@ class S3BlobStore(S3Packs):
     def _get_array(self, digest: str, region: RegionLike) -> np.ndarray:
         meta = self._meta_of(digest)
         reg = normalize_region(region, meta.shape)
-        hasher = hasher_for(meta, reg)
+        hasher = hasher_for(meta, reg, self.digest_algorithm)
         # compstore writes no compstore.sums for what checked_whole reads whole: no GET for it.
         sums = None if hasher is not None or checked_whole(meta) else self._sums_of(digest)
         # As LocalBlobStore: a whole read is checked against the digest; so is a cut-out
@@ -331,7 +360,7 @@ class S3BlobStore(S3Packs):
             array = decode_array_data(meta, data)
         except DECODE_ERRORS as exc:
             raise corrupt_array(digest, f"cannot be decoded: {exc}") from exc
-        hasher = array_hasher(meta.dtype, meta.shape)
+        hasher = self.digest_algorithm.array_hasher(meta.dtype, meta.shape)
         hasher.update(array_bytes(array))
         check_hash(digest, hasher)
         return array
@@ -356,28 +385,35 @@ class S3BlobStore(S3Packs):
     def put_new_document(
         self, data: bytes | bytearray | memoryview, digest: str | None = None
     ) -> tuple[str, bool]:
-        data, digest = prepare_document(data, digest)
+        data, digest = prepare_document(data, digest, self.digest_algorithm)
         if self._packs_it(len(data)):
-            if self._locate(digest, fresh=True) is not None:
-                return digest, False
-            member = [(f"{DOCUMENTS}/{digest}.json", data)]
-            return digest, self._add_pending(digest, Pending(KIND_DOCUMENT, member, None))
-        key = self._document_key(digest)
-        # One conditional PUT; a big document is looked up first, so that a stored one
-        # is not uploaded again only to be refused (412).
-        if len(data) < _LOOK_FIRST_BYTES or self._head(key, f"document {digest}") is None:
-            return digest, self._put(key, data, f"document {digest}", create=True)
-        return digest, False
+            stored = self._locate(digest, fresh=True) is None and self._add_pending(
+                digest, Pending(KIND_DOCUMENT, [(f"{DOCUMENTS}/{digest}.json", data)], None)
+            )
+        else:
+            key = self._document_key(digest)
+            # One conditional PUT; a big document is looked up first, so that a stored
+            # one is not uploaded again only to be refused (412).
+            stored = (
+                len(data) < _LOOK_FIRST_BYTES or self._head(key, f"document {digest}") is None
+            ) and self._put(key, data, f"document {digest}", create=True)
+        if not stored:
+            self.check_hit(digest, data)
+        return digest, stored
 
     def get_document(self, digest: str) -> bytes:
         try:
-            return checked_document(digest, self.get_document_unchecked(digest))
+            return checked_document(
+                digest, self.get_document_unchecked(digest), self.digest_algorithm
+            )
         except CorruptBlobError:
             if self._cache is None or self._cache.path(self._document_key(digest)) is None:
                 raise
             # A damaged copy in the local cache: fetch again.
             self._cache.drop(self._document_key(digest))
-            return checked_document(digest, self.get_document_unchecked(digest))
+            return checked_document(
+                digest, self.get_document_unchecked(digest), self.digest_algorithm
+            )
 
     def get_document_unchecked(self, digest: str) -> bytes:
         check_digest(digest)

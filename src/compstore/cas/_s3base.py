@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
-from compstore.cas._digest import is_digest
+from compstore.cas._digest import XXH3_128, DigestAlgorithm, is_digest
 from compstore.cas._objcache import ObjectCache
 from compstore.cas._pack import PackedMember, PackIndex
 from compstore.cas._pack_pg import PgPackIndex
@@ -60,7 +60,11 @@ class S3Base(BlobStore):
         cache_bytes: int = 1 << 30,
         pack_index: PackIndexLike | None = None,
         gc_lock: str | os.PathLike[str] | None = None,
+        digest_algorithm: DigestAlgorithm = XXH3_128,
+        compare_on_hit: bool = False,
     ) -> None:
+        self.digest_algorithm = digest_algorithm
+        self._compare_on_hit = compare_on_hit
         try:
             import obstore
             from obstore.store import S3Store
@@ -126,6 +130,11 @@ class S3Base(BlobStore):
         """The store's `url`."""
         return self.url
 
+    @property
+    def compare_on_hit(self) -> bool:
+        """As `BlobStore.compare_on_hit`: whether the store was opened with ``compare_on_hit=True``."""
+        return self._compare_on_hit
+
     def __repr__(self) -> str:
         return f"S3BlobStore({self.url!r})"
 
@@ -153,6 +162,40 @@ class S3Base(BlobStore):
             If the bucket cannot be written.
         """
         return self._put(key, data, key, create=True)
+
+    def read_tagged_object(self, key: str) -> tuple[bytes, str | None] | None:
+        """The bytes of the object ``key`` (as `read_object`) and its ETag; None if absent.
+
+        The ETag is what `replace_object` is given, to replace this version
+        and no other (None if the server sent none).
+
+        Raises
+        ------
+        BlobStoreError
+            If the bucket cannot be read.
+        """
+        meta: dict[str, Any] = {}
+
+        def get(name: str) -> Any:
+            got = self._obs.get(self._client, name)
+            meta.update(got.meta)
+            return got.bytes()
+
+        data = self._fetch(key, key, get)
+        return None if data is None else (data, meta.get("e_tag"))
+
+    def replace_object(self, key: str, data: bytes, e_tag: str) -> bool:
+        """Overwrite the object ``key`` only if it is still the version ``e_tag``; False if not.
+
+        One conditional PUT (``If-Match``): atomic, and refused (412) when
+        another writer replaced or deleted the object since it was read.
+
+        Raises
+        ------
+        BlobStoreError
+            If the bucket cannot be written.
+        """
+        return self._put(key, data, key, create=False, e_tag=e_tag)
 
     def is_empty(self) -> bool:
         """Whether no object exists under the prefix.
@@ -281,10 +324,10 @@ class S3Base(BlobStore):
             self._cache.put(key, data)
         return data
 
-    def _fetch(self, key: str, what: str) -> bytes | None:
-        """GET the object ``key``; None if it does not exist (the bucket does)."""
+    def _fetch(self, key: str, what: str, get: Callable[[str], Any] | None = None) -> bytes | None:
+        """GET the object ``key`` (by ``get``: `_get_object`); None if it does not exist (the bucket does)."""
         try:
-            return bytes(self._get_object(key))
+            return bytes((get or self._get_object)(key))
         except FileNotFoundError as exc:
             if "NoSuchBucket" in str(exc):
                 raise BlobStoreError(
@@ -309,14 +352,26 @@ class S3Base(BlobStore):
                 f"cannot look up {what} in {self.url}: {first_line(exc)}; {TO_DO}"
             ) from exc
 
-    def _put(self, key: str, data: bytes, what: str, create: bool) -> bool:
-        """Write ``key``; with ``create``, only if absent. Returns False if it was there."""
+    def _put(self, key: str, data: bytes, what: str, create: bool, e_tag: str | None = None) -> bool:
+        """Write ``key``; with ``create``, only if absent. Returns False if it was there.
+
+        With ``e_tag``, only if it is that version (False if it is another, or absent).
+        """
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
+        mode: Any = "create" if create else "overwrite"
+        if e_tag is not None:
+            mode = {"e_tag": e_tag}
         try:
-            self._obs.put(self._client, key, data, mode="create" if create else "overwrite")
+            self._obs.put(self._client, key, data, mode=mode)
         except (AlreadyExistsError, PreconditionError):
             return False
+        except FileNotFoundError as exc:
+            if e_tag is not None and "NoSuchBucket" not in str(exc):
+                return False  # deleted since it was read
+            raise BlobStoreError(
+                f"cannot write {what} to {self.url}: {first_line(exc)}; {TO_DO}"
+            ) from exc
         except Exception as exc:
             raise BlobStoreError(
                 f"cannot write {what} to {self.url}: {first_line(exc)}; {TO_DO}"

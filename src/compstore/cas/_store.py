@@ -284,8 +284,8 @@ class BlobStore(ABC):
     def compare_on_hit(self) -> bool:
         """Whether a put finding its digest stored compares the stored component first (`check_hit`).
 
-        The default is False (the digest is trusted); `LocalBlobStore` says True
-        for a format 3 repository (``docs/spec/format.md``, "Threat model").
+        The default is False (the digest is trusted); `LocalBlobStore` and
+        `S3BlobStore` say True for a format 3 repository (``docs/spec/format.md``, "Threat model").
         """
         return False
 
