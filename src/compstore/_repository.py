@@ -634,6 +634,6 @@ class Repository:
             if (major, minor) >= FORMAT_VERSION_S3:  # packs, indexed beside the registry
                 index = _shared_pack_index(target) if pg else _s3repo.sqlite_pack_index(target)
         blobs = _s3repo.open_store(loc, local_cache=local_cache, local_cache_bytes=local_cache_bytes,
-                                   pack_index=index, gc_lock=_s3repo.gc_lock_folder(target))  # fmt: skip
+                                   pack_index=index, gc_lock=_s3repo.gc_lock(target, loc.url))  # fmt: skip
         return cls(root=loc.url, config=config, registry=registry, blobs=blobs,
                    read_only=minor > KNOWN_MINORS[major])
