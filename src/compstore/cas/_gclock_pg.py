@@ -83,6 +83,7 @@ class _Session:
         self.pid = os.getpid()
         # Never prepared: the writer's two statements go in one simple query.
         self.conn: Any = psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
+        self._errors = (psycopg.Error, OSError)  # no import in `close` (run at exit too)
 
     def run(self, sql: str) -> list[Any]:
         """Run ``sql`` (one or more statements); the first column of each statement's last row."""
@@ -95,10 +96,8 @@ class _Session:
                 return values
 
     def close(self) -> None:
-        import psycopg
-
         if self.pid == os.getpid():  # a forked child must not end its parent's session
-            with contextlib.suppress(psycopg.Error, OSError):
+            with contextlib.suppress(self._errors):
                 self.conn.close()
 
     def __del__(self) -> None:
