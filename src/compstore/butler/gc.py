@@ -14,7 +14,29 @@
 
 `put_guard` is the writer's side: a Butler put holds the lock shared from its
 first existence check to its registry commit. The ordering rules are in
-``docs/format.md``, "Garbage collection".
+``docs/spec/format.md``, "Garbage collection".
+
+The gc lock (`compstore.cas._gclock.GcLock`) is an ``flock`` in the blob store's
+folder, or in ``<registry>.gc`` beside the SQLite registry of a repository on
+object storage (`FolderGcLock`); for a repository on object storage whose
+registry is PostgreSQL (hosts sharing it), session advisory locks in that
+database (`compstore.cas._gclock_pg.PgGcLock`). An advisory lock is lost with
+its connection, which the writer cannot notice by itself; so the put calls
+`PutGuard.confirm` last in its registry transaction, which reads the
+generation row ``FOR SHARE``. Why that suffices:
+
+- a sweep commits its generation bump before it deletes anything, so if the
+  generation is the one the put read under the lock, no sweep has deleted
+  anything since the put's first existence check;
+- a sweep's bump is an ``UPDATE`` of that row, which waits for the put's
+  transaction to end; the sweep marks again after its bump, so it sees the
+  put's rows (committed) or the put has rolled back;
+- if the generation changed, a sweep ran while the lock was lost: the put
+  fails (`BlobStoreError`, "put again") and its transaction rolls back, so no
+  row names a component the sweep may have deleted.
+
+A sweep checks that it still holds its lock before it deletes anything and
+before each bulk DELETE on object storage (``SELECT 1`` on its session).
 
 Memory: one Python set of the live digests and one of the registered
 manifests, plus what the sweep holds (bounded: see `compstore.cas._sweep`):
@@ -218,8 +240,8 @@ def collect_garbage(
         The repository's registry.
     blobs
         Its blob store: a `LocalBlobStore` (gc sweeps its files), or an
-        `S3BlobStore` with a gc lock folder (a repository on object storage
-        with a SQLite registry: `compstore.cas._s3sweep`).
+        `S3BlobStore` with a gc lock (a repository on object storage, with a
+        SQLite or a PostgreSQL registry: `compstore.cas._s3sweep`).
     dry_run
         Count what would be deleted; change nothing (takes no exclusive lock).
     progress
@@ -238,7 +260,9 @@ def collect_garbage(
         `compstore verify`).
     BlobStoreError
         If the blob store cannot be listed or changed, or is neither a
-        `LocalBlobStore` nor an `S3BlobStore` with a gc lock.
+        `LocalBlobStore` nor an `S3BlobStore` with a gc lock; if the gc lock
+        cannot be taken, or was lost (its database connection) before the sweep
+        ended (what was deleted so far was garbage: run gc again).
     """
     lock = _gc_lock(blobs)
     if lock is None:
