@@ -97,7 +97,7 @@ class _Session:
 
     def close(self) -> None:
         if self.pid == os.getpid():  # a forked child must not end its parent's session
-            with contextlib.suppress(self._errors):
+            with contextlib.suppress(*self._errors):
                 self.conn.close()
 
     def __del__(self) -> None:
