@@ -274,3 +274,22 @@ def test_a_sweep_whose_lock_was_lost_stops_before_deleting(repo, monkeypatch):
         Butler(url).gc()
     monkeypatch.setattr(gc_module, "_mark", mark)
     assert Butler(url).gc().arrays == 3  # nothing was deleted: the next gc does it
+
+
+def test_a_lock_session_ended_while_idle_is_opened_again_by_the_next_put(repo):
+    from compstore.cas._gclock_pg import APPLICATION
+
+    url, postgres_url = repo
+    butler = Butler(url, run="sfm")
+    exposure = make_exposure(9, 0, size=64, seed=9)
+    butler.put(exposure, "calexp", visit=9, detector=0)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        ended = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (APPLICATION,),
+        ).fetchall()
+    assert ended  # the writer's idle session (a restart or a timeout would end it too)
+    butler.put(exposure, "calexp", visit=10, detector=0)
+    np.testing.assert_array_equal(
+        Butler(url, collections=["sfm"]).get("calexp", visit=10, detector=0).image, exposure.image
+    )

@@ -52,7 +52,10 @@ from typing import Any, Final
 from compstore.cas._gclock import Execute
 from compstore.errors import BlobStoreError
 
-__all__ = ["PgGcLock", "lock_key"]
+__all__ = ["APPLICATION", "PgGcLock", "lock_key"]
+
+#: The ``application_name`` of the lock's sessions (``pg_stat_activity`` shows them).
+APPLICATION: Final = "compstore gc lock"
 
 _TABLE: Final = "compstore_gc"
 # The (int, int) advisory key space is not the bigint one: no repository's K is this.
@@ -82,7 +85,9 @@ class _Session:
 
         self.pid = os.getpid()
         # Never prepared: the writer's two statements go in one simple query.
-        self.conn: Any = psycopg.connect(conninfo, autocommit=True, prepare_threshold=None)
+        self.conn: Any = psycopg.connect(
+            conninfo, autocommit=True, prepare_threshold=None, application_name=APPLICATION
+        )
         self._errors = (psycopg.Error, OSError)  # no import in `close` (run at exit too)
 
     def run(self, sql: str) -> list[Any]:
@@ -196,15 +201,20 @@ class PgGcLock:
         if self.key in held:  # the outer guard of this thread holds the lock until it exits
             yield held[self.key]
             return
-        session = self._session()
-        try:
-            _, generation = session.run(
-                f"SELECT pg_advisory_lock_shared({self._k}); "
-                f"SELECT generation FROM {_TABLE} WHERE lock_key = {self._k}"
-            )
-        except psycopg.Error as exc:
-            self._drop()  # a lock granted before the failure goes with the session
-            raise self._error("cannot take", exc) from exc
+        take = (
+            f"SELECT pg_advisory_lock_shared({self._k}); "
+            f"SELECT generation FROM {_TABLE} WHERE lock_key = {self._k}"
+        )
+        for attempt in range(2):
+            session = self._session()
+            try:
+                _, generation = session.run(take)
+                break
+            except psycopg.Error as exc:
+                self._drop()  # a lock granted before the failure goes with the session
+                # A session the server ended while idle (a restart, a timeout): once more.
+                if attempt or not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+                    raise self._error("cannot take", exc) from exc
         held[self.key] = str(generation).encode()
         try:
             yield held[self.key]
