@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from .cas import S3BlobStore
-from .cas._pack import PackIndex
 from .cas._gclock_pg import PgGcLock
+from .cas._pack import PackIndex
 from .cas._pack_pg import PgPackIndex
 from .errors import (
     BlobStoreError,
