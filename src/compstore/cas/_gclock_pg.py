@@ -195,11 +195,13 @@ class PgGcLock:
         """
         import psycopg
 
-        held: dict[str, bytes] | None = getattr(_held, "keys", None)
+        # By process too: a child forked inside a put does not hold its parent's session.
+        mine = (os.getpid(), self.key)
+        held: dict[tuple[int, str], bytes] | None = getattr(_held, "keys", None)
         if held is None:
             held = _held.keys = {}
-        if self.key in held:  # the outer guard of this thread holds the lock until it exits
-            yield held[self.key]
+        if mine in held:  # the outer guard of this thread holds the lock until it exits
+            yield held[mine]
             return
         take = (
             f"SELECT pg_advisory_lock_shared({self._k}); "
@@ -215,11 +217,11 @@ class PgGcLock:
                 # A session the server ended while idle (a restart, a timeout): once more.
                 if attempt or not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
                     raise self._error("cannot take", exc) from exc
-        held[self.key] = str(generation).encode()
+        held[mine] = str(generation).encode()
         try:
-            yield held[self.key]
+            yield held[mine]
         finally:
-            del held[self.key]
+            del held[mine]
             try:
                 session.run(f"SELECT pg_advisory_unlock_shared({self._k})")
             except psycopg.Error:
