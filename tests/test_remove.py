@@ -57,3 +57,22 @@ def test_a_dataset_nothing_refers_to_is_removed_as_before(coadded):
     assert coadded.remove(outer) == [outer]
     assert not coadded.exists("deepCoadd", tract=1, patch=2, band="r")
     assert Butler(coadded.root).verify().ok
+
+
+def test_a_dataset_removed_and_collected_by_another_process_meanwhile_is_skipped(
+    coadded, monkeypatch
+):
+    """remove lists every dataset, then reads their manifests: one removed (and its manifest
+    deleted by gc) by another process in between refers to nothing, and is no error."""
+    butler = Butler(coadded.root)  # nothing read yet: no manifest in its caches
+    listed = butler._all_refs()
+    outer = coadded.find_dataset("deepCoadd", tract=1, patch=2, band="r")
+    Butler(coadded.root).remove(outer)  # another process: remove, then gc
+    assert Butler(coadded.root).gc().components > 0
+    monkeypatch.setattr(butler, "_all_refs", lambda collections=None: listed)
+    butler.cache.clear()  # the process's cache of this repository holds what coadded put
+    calexp = butler.find_dataset("calexp", visit=1, detector=0)
+    with pytest.raises(DatasetInUseError):  # the first deepCoadd still refers to it
+        butler.remove(calexp)
+    inner = butler.find_dataset("deepCoadd", tract=1, patch=1, band="r")
+    assert butler.remove(inner) == [inner]

@@ -310,12 +310,6 @@ def test_gc_on_object_storage_waits_for_a_put_in_flight(filled, s3_env):
     assert done and done[0].components == 0
 
 
-def test_gc_is_refused_on_object_storage_with_a_postgresql_registry(s3_url, postgres_url):
-    Butler.create(s3_url, registry=postgres_url)
-    with pytest.raises(BlobStoreError, match="gc works on .*; s3://.*S3BlobStore without a gc lock folder .*PostgreSQL"):
-        Butler(s3_url).gc()
-
-
 def test_component_path_names_the_arrays_url(filled):
     with pytest.raises(BlobStoreError, match=r"s3://.*/blobs/arrays/"):
         Butler(filled, collections=["sfm"]).component_path("calexp.image", visit=1, detector=0)

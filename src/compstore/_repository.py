@@ -656,7 +656,7 @@ class Repository:
             if (major, minor) >= _S3_PACKS:  # packs, indexed beside the registry
                 index = _shared_pack_index(target) if pg else _s3repo.sqlite_pack_index(target)
         blobs = _s3repo.open_store(loc, local_cache=local_cache, local_cache_bytes=local_cache_bytes,
-                                   pack_index=index, gc_lock=_s3repo.gc_lock_folder(target),
+                                   pack_index=index, gc_lock=_s3repo.gc_lock(target, loc.url),
                                    digest_algorithm=config_digest(config, major, where),
                                    compare_on_hit=major >= 3)  # fmt: skip
         return cls(root=loc.url, config=config, registry=registry, blobs=blobs,

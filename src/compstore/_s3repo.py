@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .cas import XXH3_128, DigestAlgorithm, S3BlobStore
+from .cas._gclock_pg import PgGcLock
 from .cas._pack import PackIndex
 from .cas._pack_pg import PgPackIndex
 from .errors import (
@@ -52,6 +53,7 @@ _PART = re.compile(r"[A-Za-z0-9_.=+-]{1,200}")
 _SQLITE_SUFFIXES: Final = (".sqlite3", ".sqlite", ".db")
 _indexes: weakref.WeakValueDictionary[tuple[str, int], PackIndex] = weakref.WeakValueDictionary()
 _indexes_lock = threading.Lock()
+_pg_locks: weakref.WeakValueDictionary[tuple[str, str], PgGcLock] = weakref.WeakValueDictionary()
 
 
 def is_s3_url(root: object) -> bool:
@@ -203,13 +205,12 @@ def sqlite_pack_index(path: str) -> PackIndex:
 
 
 def gc_lock_folder(target: str) -> str | None:
-    """The folder of the gc lock of a repository whose registry is ``target``; None: no gc.
+    """The folder of the gc lock of a repository whose registry is the SQLite file ``target``.
 
-    For a SQLite registry, ``<registry>.gc`` beside the file (created): every
-    writer of the repository uses that file, so they share this host and an
-    ``flock`` there excludes them all. A PostgreSQL registry is shared by hosts
-    an ``flock`` cannot reach: None (gc refused). A folder that cannot be
-    created (a read-only disk): None.
+    ``<registry>.gc`` beside the file (created): every writer of the
+    repository uses that file, so they share this host and an ``flock`` there
+    excludes them all. A folder that cannot be created (a read-only disk):
+    None (no gc). A PostgreSQL registry: None (see `gc_lock`).
     """
     if target.startswith("postgresql"):
         return None
@@ -221,19 +222,40 @@ def gc_lock_folder(target: str) -> str | None:
     return folder
 
 
+def gc_lock(target: str, url: str) -> str | PgGcLock | None:
+    """The gc lock of the repository ``url`` whose registry is ``target``; None: no gc.
+
+    A SQLite registry: the folder `gc_lock_folder`. A PostgreSQL registry,
+    shared by hosts no ``flock`` reaches: advisory locks in that database
+    (`compstore.cas._gclock_pg.PgGcLock`), one object per repository per
+    process (its writers' connections are per thread).
+    """
+    if not target.startswith("postgresql"):
+        return gc_lock_folder(target)
+    from .registry._engine import make_url
+    from .registry._postgres import conninfo
+
+    key = (target, url)
+    with _indexes_lock:
+        lock = _pg_locks.get(key)
+        if lock is None:
+            lock = _pg_locks[key] = PgGcLock(conninfo(make_url(target)), url)
+        return lock
+
+
 def open_store(loc: S3Location, *, local_cache: str | os.PathLike[str] | None,
                local_cache_bytes: int | None,
                pack_index: PackIndex | PgPackIndex | None = None,
-               gc_lock: str | None = None, digest_algorithm: DigestAlgorithm = XXH3_128,
+               gc_lock: str | PgGcLock | None = None, digest_algorithm: DigestAlgorithm = XXH3_128,
                compare_on_hit: bool = False) -> S3BlobStore:  # fmt: skip
     """The repository's blob store (``<prefix>/blobs``), with the local cache if given.
 
     Each repository caches in a folder of its own inside ``local_cache``, named
     by a hash of its URL (never by the URL itself). With ``pack_index``, small
     components are written into packs (format 2.3 and 3); with ``gc_lock`` (a local
-    folder, `gc_lock_folder`), the store can be garbage-collected. Format 3:
-    components named by the repository's ``digest_algorithm``, compared on a
-    hit (``compare_on_hit``).
+    folder or advisory locks in a PostgreSQL registry: `gc_lock`), the store
+    can be garbage-collected. Format 3: components named by the repository's
+    ``digest_algorithm``, compared on a hit (``compare_on_hit``).
     """
     options: dict[str, Any] = {"pack_index": pack_index, "gc_lock": gc_lock,
                                "digest_algorithm": digest_algorithm,

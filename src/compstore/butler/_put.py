@@ -24,7 +24,7 @@ from ..registry._common import config_json
 from ..storage_classes import get_storage_class
 from ._lookup import Lookup
 from ._names import parse_dataset_name
-from .gc import put_guard
+from .gc import PutGuard, put_guard
 
 __all__ = ["PutResult", "Puts"]
 
@@ -125,8 +125,8 @@ class Puts(Lookup):
             prepared.append((obj, dtype, full_id))
         # The gc lock, shared, from the first existence check to the commit: no sweep
         # deletes a component this put reuses or wrote before its row names it.
-        with put_guard(self.blobs, self.cache):
-            return self._commit_many(run, prepared, parts, report)
+        with put_guard(self.blobs, self.cache) as guard:
+            return self._commit_many(run, prepared, parts, report, guard)
 
     def _commit_many(
         self,
@@ -134,6 +134,7 @@ class Puts(Lookup):
         prepared: list[tuple[Any, DatasetType, DataId]],
         provenance: _Provenance | None,
         report: WriteReport,
+        guard: PutGuard,
     ) -> list[DatasetRef]:
         manifests = [self._io.write(obj, dtype.storage_class, report) for obj, dtype, _ in prepared]
         # Durability order: components and manifests reach the disk, then the rows.
@@ -157,6 +158,7 @@ class Puts(Lookup):
                     )
                     self.registry.record_provenance(ref.id, label, task_class, config, inputs)
                 refs.append(ref)
+            guard.confirm(self.registry)  # last: the gc lock held throughout
         if _log.isEnabledFor(logging.DEBUG):
             _log.debug("put %d dataset(s) into run %r: %s", len(refs), run,
                        ", ".join(f"{r.dataset_type} {dict(r.data_id)}" for r in refs[:5])
@@ -247,8 +249,8 @@ class Puts(Lookup):
         run = self._require_run()
         report = report if report is not None else WriteReport()
         # The gc lock, shared, for the whole stream (see put_many): a gc waits for it.
-        with put_guard(self.blobs, self.cache):
-            return self._put_stream(run, items, skip_same, report)
+        with put_guard(self.blobs, self.cache) as guard:
+            return self._put_stream(run, items, skip_same, report, guard)
 
     def _put_stream(
         self,
@@ -256,6 +258,7 @@ class Puts(Lookup):
         items: Iterable[tuple[Any, str, Mapping[str, Any]]],
         skip_same: bool,
         report: WriteReport,
+        guard: PutGuard,
     ) -> list[DatasetRef]:
         pending: list[tuple[DatasetType, DataId, str, DatasetRef | None]] = []
         seen: set[tuple[str, DataId]] = set()
@@ -289,6 +292,7 @@ class Puts(Lookup):
                 if existing is None:
                     existing = self.registry.insert_dataset(dtype.name, full_id, run, manifest)
                 refs.append(existing)
+            guard.confirm(self.registry)  # last: the gc lock held throughout
         return refs
 
 

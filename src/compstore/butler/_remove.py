@@ -197,6 +197,10 @@ class Removal(ButlerBase):
             try:
                 targets = self._referenced(ref.manifest, per_manifest)
             except CompstoreError as exc:
+                if self.registry.get_dataset(ref.id) is None:
+                    # Removed by another process since the listing, and its manifest
+                    # collected by a gc since: it refers to nothing any more.
+                    continue
                 raise CompstoreError(
                     f"cannot tell which datasets {ref.dataset_type} {dict(ref.data_id)} in run "
                     f"{ref.run!r} refers to: {exc}; nothing was removed (run `compstore verify`)"

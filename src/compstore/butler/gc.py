@@ -14,7 +14,29 @@
 
 `put_guard` is the writer's side: a Butler put holds the lock shared from its
 first existence check to its registry commit. The ordering rules are in
-``docs/format.md``, "Garbage collection".
+``docs/spec/format.md``, "Garbage collection".
+
+The gc lock (`compstore.cas._gclock.GcLock`) is an ``flock`` in the blob store's
+folder, or in ``<registry>.gc`` beside the SQLite registry of a repository on
+object storage (`FolderGcLock`); for a repository on object storage whose
+registry is PostgreSQL (hosts sharing it), session advisory locks in that
+database (`compstore.cas._gclock_pg.PgGcLock`). An advisory lock is lost with
+its connection, which the writer cannot notice by itself; so the put calls
+`PutGuard.confirm` last in its registry transaction, which reads the
+generation row ``FOR SHARE``. Why that suffices:
+
+- a sweep commits its generation bump before it deletes anything, so if the
+  generation is the one the put read under the lock, no sweep has deleted
+  anything since the put's first existence check;
+- a sweep's bump is an ``UPDATE`` of that row, which waits for the put's
+  transaction to end; the sweep marks again after its bump, so it sees the
+  put's rows (committed) or the put has rolled back;
+- if the generation changed, a sweep ran while the lock was lost: the put
+  fails (`BlobStoreError`, "put again") and its transaction rolls back, so no
+  row names a component the sweep may have deleted.
+
+A sweep checks that it still holds its lock before it deletes anything and
+before each bulk DELETE on object storage (``SELECT 1`` on its session).
 
 Memory: one Python set of the live digests and one of the registered
 manifests, plus what the sweep holds (bounded: see `compstore.cas._sweep`):
@@ -38,14 +60,21 @@ from typing import Any
 from compstore._progress import progress_bar
 from compstore.cache import ObjectCache
 from compstore.cas import BlobStore, LocalBlobStore, S3BlobStore
-from compstore.cas._gclock import read_generation, sweep_guard, writer_guard
+from compstore.cas._gclock import FolderGcLock, GcLock
 from compstore.cas._s3sweep import sweep_s3
 from compstore.cas._sweep import REPACK_BELOW, SweepResult, sweep_store
 from compstore.datastore import Manifest, parse_manifest, walk
 from compstore.errors import BlobStoreError, CompstoreError, CorruptBlobError
 from compstore.registry import Registry
 
-__all__ = ["REPACK_BELOW", "GcReport", "collect_garbage", "put_guard", "remember_generation"]
+__all__ = [
+    "REPACK_BELOW",
+    "GcReport",
+    "PutGuard",
+    "collect_garbage",
+    "put_guard",
+    "remember_generation",
+]
 
 # The generation each identity cache last saw: a put whose generation differs
 # makes the cache forget the digests it remembered (a sweep may have deleted them).
@@ -123,50 +152,81 @@ def remember_generation(blobs: BlobStore, cache: ObjectCache) -> None:
     `LocalBlobStore` or an `S3BlobStore` with a gc lock is ever swept: for
     another store, nothing to record.
     """
-    root = _lock_folder(blobs)
-    if root is None:
+    lock = _gc_lock(blobs)
+    if lock is None:
         return
     seen = _seen.setdefault(cache, {})
-    if root not in seen:
+    if lock.key not in seen:
         try:
-            with writer_guard(root) as generation:
-                seen.setdefault(root, generation)
+            with lock.writer() as generation:
+                seen.setdefault(lock.key, generation)
         except OSError:
             # A repository this process may not write (read-only files): no put
             # will run here, and what the generation file says is enough to read.
-            seen.setdefault(root, read_generation(root))
+            seen.setdefault(lock.key, lock.read_generation())
+        except BlobStoreError:
+            pass  # a lock out of reach: the first put forgets what was cached before it
+
+
+class PutGuard:
+    """What `put_guard` yields: `confirm` runs last in the put's registry transaction."""
+
+    __slots__ = ("_generation", "_lock")
+
+    def __init__(self, lock: GcLock | None, generation: bytes) -> None:
+        self._lock = lock
+        self._generation = generation
+
+    def confirm(self, registry: Registry) -> None:
+        """Check that the gc lock held throughout (inside the open registry transaction).
+
+        A lock that lives in a database session (a PostgreSQL registry's) is
+        lost with its connection; this fails the put if a sweep ran since
+        (`compstore.cas._gclock_pg`). An ``flock`` cannot be lost: nothing to do.
+
+        Raises
+        ------
+        BlobStoreError
+            If the lock was lost and a sweep ran since the put took it: put again.
+        """
+        if self._lock is not None and self._lock.confirms:
+            self._lock.confirm(self._generation, registry.execute_in_transaction)
+
+
+_NO_GUARD = PutGuard(None, b"")
 
 
 @contextlib.contextmanager
-def put_guard(blobs: BlobStore, cache: ObjectCache) -> Iterator[None]:
+def put_guard(blobs: BlobStore, cache: ObjectCache) -> Iterator[PutGuard]:
     """Hold the gc lock shared for a put (existence checks through registry commit).
 
     (A blob store that is not a folder has no gc: nothing to hold.)
 
     If a sweep ran since ``cache`` last looked, the digests it remembers are
     forgotten first, so that the put checks (and writes again) what it needs.
-    Only a `LocalBlobStore` or an `S3BlobStore` with a gc lock folder is ever
-    swept: another store takes no lock.
+    Only a `LocalBlobStore` or an `S3BlobStore` with a gc lock is ever swept:
+    another store takes no lock. The put calls the guard's `PutGuard.confirm`
+    as the last statement of its registry transaction.
 
     Raises
     ------
     BlobStoreError
-        If the lock file cannot be opened or locked.
+        If the lock cannot be taken.
     """
-    root = _lock_folder(blobs)
-    if root is None:
-        yield
+    lock = _gc_lock(blobs)
+    if lock is None:
+        yield _NO_GUARD
         return
     with contextlib.ExitStack() as stack:
         try:
-            generation = stack.enter_context(writer_guard(root))
+            generation = stack.enter_context(lock.writer())
         except OSError as exc:
             raise BlobStoreError(f"cannot take the gc lock of {blobs.location}: {exc}") from exc
         seen = _seen.setdefault(cache, {})
-        if seen.get(root) != generation:
+        if seen.get(lock.key) != generation:
             cache.forget_digests()
-            seen[root] = generation
-        yield
+            seen[lock.key] = generation
+        yield PutGuard(lock, generation)
 
 
 def collect_garbage(
@@ -180,8 +240,8 @@ def collect_garbage(
         The repository's registry.
     blobs
         Its blob store: a `LocalBlobStore` (gc sweeps its files), or an
-        `S3BlobStore` with a gc lock folder (a repository on object storage
-        with a SQLite registry: `compstore.cas._s3sweep`).
+        `S3BlobStore` with a gc lock (a repository on object storage, with a
+        SQLite or a PostgreSQL registry: `compstore.cas._s3sweep`).
     dry_run
         Count what would be deleted; change nothing (takes no exclusive lock).
     progress
@@ -200,15 +260,16 @@ def collect_garbage(
         `compstore verify`).
     BlobStoreError
         If the blob store cannot be listed or changed, or is neither a
-        `LocalBlobStore` nor an `S3BlobStore` with a gc lock.
+        `LocalBlobStore` nor an `S3BlobStore` with a gc lock; if the gc lock
+        cannot be taken, or was lost (its database connection) before the sweep
+        ended (what was deleted so far was garbage: run gc again).
     """
-    root = _lock_folder(blobs)
-    if root is None:
+    lock = _gc_lock(blobs)
+    if lock is None:
         raise BlobStoreError(
-            f"gc works on a blob store in a local folder, or on object storage with a SQLite "
-            f"registry; {blobs.location} is a {type(blobs).__name__}"
-            + (" without a gc lock folder (its repository's registry is PostgreSQL, shared by "
-               "hosts a lock file cannot reach, or the registry's folder is not writable)"
+            f"gc works on a blob store in a local folder, or on object storage with a gc "
+            f"lock; {blobs.location} is a {type(blobs).__name__}"
+            + (" without a gc lock (the folder beside its SQLite registry is not writable)"
                if isinstance(blobs, S3BlobStore) else "")
             + " (unreferenced objects are left in place: docs/object-storage.md)"
         )  # fmt: skip
@@ -217,19 +278,21 @@ def collect_garbage(
     manifests = registry.manifests()
     _mark(blobs, manifests, live, progress)
     try:
-        with sweep_guard(root, bump=not dry_run) if not dry_run else contextlib.nullcontext():
+        sweeping = lock.sweep(bump=True) if not dry_run else contextlib.nullcontext(_held)
+        with sweeping as held:
             # Datasets committed by the puts that were in flight during the mark.
             later = registry.manifests()
             _mark(blobs, later - manifests, live, False)
             manifests |= later
             swept: SweepResult
+            held()  # a lock lost with its connection: stop before deleting anything
             if isinstance(blobs, LocalBlobStore):
                 swept = sweep_store(blobs, live, dry_run=dry_run, progress=progress)
                 if not dry_run and blobs.packs and swept.pack_members:
                     _compact_index(blobs)
             else:
                 assert isinstance(blobs, S3BlobStore)
-                swept = sweep_s3(blobs, live, dry_run=dry_run)
+                swept = sweep_s3(blobs, live, dry_run=dry_run, held=held)
         if not dry_run:
             registry.compact()  # rows removed since the last gc leave free pages and WAL
     except Exception as exc:
@@ -264,13 +327,17 @@ def _store_errors() -> tuple[type[Exception], ...]:
     return (OSError, sqlite3.Error) + ((psycopg.Error,) if psycopg is not None else ())
 
 
-def _lock_folder(blobs: BlobStore) -> str | None:
-    """The folder of the store's gc lock; None if the store is never swept."""
+def _gc_lock(blobs: BlobStore) -> GcLock | None:
+    """The store's gc lock; None if the store is never swept."""
     if isinstance(blobs, LocalBlobStore):
-        return str(blobs.root)
+        return FolderGcLock(str(blobs.root))
     if isinstance(blobs, S3BlobStore):
-        return blobs.gc_lock_folder
+        return blobs.gc_lock
     return None
+
+
+def _held() -> None:
+    """A dry run holds no lock: nothing to check."""
 
 
 def _mark(blobs: BlobStore, manifests: Iterable[str], live: set[str], progress: bool) -> None:

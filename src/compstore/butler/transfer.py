@@ -433,7 +433,7 @@ def copy_datasets(
     dst = dest.blobs
     # The destination's gc lock, shared, from the first existence check to the rows:
     # no sweep deletes a component this copy skipped (the destination had it) or wrote.
-    with put_guard(dst, dest.cache):
+    with put_guard(dst, dest.cache) as guard:
         copied = [_copy_closure(member, dst, part, progress) for member, part, _ in parts]
         dst.sync()  # every component durable before any row names it
         out: list[DatasetRef] = []
@@ -445,6 +445,7 @@ def copy_datasets(
                 out.extend(rows)
                 added += n
                 collections.update(dict.fromkeys(named))
+            guard.confirm(dest.registry)  # last: the gc lock held throughout
     return TransferReport(
         refs=tuple(out),
         datasets=added,

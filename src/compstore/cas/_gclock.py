@@ -26,6 +26,10 @@ may name a component a sweep has deleted since.
 
 Locks are per open file description, so every guard opens its own: two
 threads of one process lock independently, as two processes do.
+
+`GcLock` is what the garbage collector and the writers need of a gc lock;
+`FolderGcLock` is this ``flock`` one, `compstore.cas._gclock_pg.PgGcLock` the
+PostgreSQL one of a repository on object storage shared by hosts.
 """
 
 from __future__ import annotations
@@ -34,10 +38,23 @@ import contextlib
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
-from typing import Final
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, Final, Protocol
 
-__all__ = ["GC_GATE", "GC_LOCK", "read_generation", "sweep_guard", "writer_guard"]
+__all__ = [
+    "GC_GATE",
+    "GC_LOCK",
+    "Execute",
+    "FolderGcLock",
+    "GcLock",
+    "read_generation",
+    "sweep_guard",
+    "writer_guard",
+]
+
+#: Runs one statement inside the registry transaction about to commit (``Registry.execute_in_transaction``).
+Execute = Callable[[str, Mapping[str, Any]], list[tuple[Any, ...]]]
 
 GC_LOCK: Final = "gc.lock"
 GC_GATE: Final = "gc.gate"
@@ -140,3 +157,58 @@ def sweep_guard(root: str, *, bump: bool) -> Iterator[None]:
             os.close(fd)
     finally:
         os.close(gate)
+
+
+class GcLock(Protocol):
+    """What gc and the writers of one repository need of its gc lock (see the module docstring)."""
+
+    @property
+    def key(self) -> str:
+        """Names the lock (and its generation) among the repositories a process uses."""
+
+    @property
+    def confirms(self) -> bool:
+        """Whether `confirm` must run in the registry transaction of a put (else it does nothing)."""
+
+    def writer(self) -> AbstractContextManager[bytes]:
+        """Hold the lock shared (a put in flight, reentrant per thread); yield the generation."""
+
+    def confirm(self, generation: bytes, execute: Execute) -> None:
+        """Check, last in the put's registry transaction, that the lock held since ``generation``."""
+
+    def sweep(self, *, bump: bool) -> AbstractContextManager[Callable[[], None]]:
+        """Hold the lock exclusive (new writers wait); yield a check that it is still held."""
+
+    def read_generation(self) -> bytes:
+        """The generation, read without the lock."""
+
+
+def _held_still() -> None:
+    """An ``flock`` is held as long as its file is open: nothing to check."""
+
+
+class FolderGcLock:
+    """The ``flock`` gc lock in a local folder (`writer_guard`, `sweep_guard`), as a `GcLock`."""
+
+    confirms = False
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    @property
+    def key(self) -> str:
+        return self.root
+
+    def writer(self) -> AbstractContextManager[bytes]:
+        return writer_guard(self.root)
+
+    def confirm(self, generation: bytes, execute: Execute) -> None:
+        """Nothing to check: an ``flock`` is held until the writer lets it go."""
+
+    @contextlib.contextmanager
+    def sweep(self, *, bump: bool) -> Iterator[Callable[[], None]]:
+        with sweep_guard(self.root, bump=bump):
+            yield _held_still
+
+    def read_generation(self) -> bytes:
+        return read_generation(self.root)

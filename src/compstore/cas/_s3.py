@@ -113,11 +113,13 @@ class S3BlobStore(S3Packs):
         components are written into packs at `sync` (`compstore.cas._s3packs`).
         None: every component is its own objects.
     gc_lock
-        A local folder holding the gc lock (`compstore.cas._gclock`) that every
-        writer of this store takes shared and `compstore.gc.collect_garbage`
-        exclusive; None: the store cannot be garbage-collected. A repository
-        with a SQLite registry passes ``<registry>.gc`` beside that file (its
-        writers share that host).
+        The gc lock that every writer of this store takes shared and
+        `compstore.gc.collect_garbage` exclusive: a local folder holding an
+        ``flock`` one (`compstore.cas._gclock`), or a `compstore.cas._gclock.GcLock`;
+        None: the store cannot be garbage-collected. A repository with a SQLite
+        registry passes ``<registry>.gc`` beside that file (its writers share
+        that host), one with a PostgreSQL registry advisory locks in that
+        database (`compstore.cas._gclock_pg.PgGcLock`).
     digest_algorithm
         How components are named (`compstore.cas._digest`): xxh3-128, or the
         algorithm a format 3 repository records.

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from compstore.cas._digest import XXH3_128, DigestAlgorithm, is_digest
+from compstore.cas._gclock import FolderGcLock, GcLock
 from compstore.cas._objcache import ObjectCache
 from compstore.cas._pack import PackedMember, PackIndex
 from compstore.cas._pack_pg import PgPackIndex
@@ -59,7 +60,7 @@ class S3Base(BlobStore):
         cache: str | os.PathLike[str] | None = None,
         cache_bytes: int = 1 << 30,
         pack_index: PackIndexLike | None = None,
-        gc_lock: str | os.PathLike[str] | None = None,
+        gc_lock: str | os.PathLike[str] | GcLock | None = None,
         digest_algorithm: DigestAlgorithm = XXH3_128,
         compare_on_hit: bool = False,
     ) -> None:
@@ -112,8 +113,15 @@ class S3Base(BlobStore):
         self._pending_bytes = 0
         self._located: dict[str, PackedMember | None] = {}  # digest -> place (None: unpacked)
         self._pack_lock = threading.Lock()  # one pack written at a time
-        #: The local folder holding the gc lock of this store's repository (None: no gc).
-        self.gc_lock_folder = None if gc_lock is None else os.fspath(gc_lock)
+        #: The gc lock of this store's repository (None: no gc), and its local folder
+        #: if it is an ``flock`` one (None otherwise).
+        self.gc_lock_folder: str | None = None
+        self.gc_lock: GcLock | None = None
+        if isinstance(gc_lock, (str, os.PathLike)):
+            self.gc_lock_folder = os.fspath(gc_lock)
+            self.gc_lock = FolderGcLock(self.gc_lock_folder)
+        elif gc_lock is not None:
+            self.gc_lock = gc_lock
 
     @property
     def url(self) -> str:

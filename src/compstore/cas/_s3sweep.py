@@ -22,7 +22,7 @@ deletes; other processes' caches may still serve a deleted component's
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Final
 
 from compstore.cas._digest import is_digest
@@ -40,8 +40,17 @@ __all__ = ["sweep_s3"]
 _BULK: Final = 1000  # keys per bulk DELETE (S3's limit)
 
 
-def sweep_s3(store: S3BlobStore, live: Collection[str], *, dry_run: bool = False) -> SweepResult:
+def sweep_s3(
+    store: S3BlobStore,
+    live: Collection[str],
+    *,
+    dry_run: bool = False,
+    held: Callable[[], None] | None = None,
+) -> SweepResult:
     """Delete what ``live`` does not name from ``store`` (the gc lock held exclusive).
+
+    ``held`` (the gc lock's check that it is still held) runs before each bulk
+    DELETE and before the index rows go: it raises to stop the sweep.
 
     Returns
     -------
@@ -106,14 +115,16 @@ def sweep_s3(store: S3BlobStore, live: Collection[str], *, dry_run: bool = False
 
     # zarr.json first: an array stops existing before its data goes.
     what = "unreferenced components"
-    _delete(store, [store._array_key(d, "zarr.json") for d in dead_arrays], what)
+    check = held if held is not None else _nothing
+    _delete(store, [store._array_key(d, "zarr.json") for d in dead_arrays], what, check)
     _delete(store, [store._array_key(d, n) for d in dead_arrays + leftovers
-                    for n in folders[d] if not (d in dead_arrays and n == "zarr.json")], what)  # fmt: skip
-    _delete(store, [store._document_key(d) for d in dead_documents], what)
+                    for n in folders[d] if not (d in dead_arrays and n == "zarr.json")], what, check)  # fmt: skip
+    _delete(store, [store._document_key(d) for d in dead_documents], what, check)
+    check()
     for digest in dead_packed:
         store._unpack(digest)
     # Rows first, packs after: a row never names a missing pack.
-    _delete(store, [store._pack_key(p) for p in dead_packs], "unreferenced packs")
+    _delete(store, [store._pack_key(p) for p in dead_packs], "unreferenced packs", check)
     for digest in dead_arrays + leftovers + dead_documents + dead_packed:
         store._drop_cached(digest)
         if store._cache is not None:
@@ -121,6 +132,11 @@ def sweep_s3(store: S3BlobStore, live: Collection[str], *, dry_run: bool = False
     return result
 
 
-def _delete(store: S3BlobStore, keys: list[str], what: str) -> None:
+def _delete(store: S3BlobStore, keys: list[str], what: str, check: Callable[[], None]) -> None:
     for start in range(0, len(keys), _BULK):
+        check()
         store._delete(keys[start : start + _BULK], what)
+
+
+def _nothing() -> None:
+    """No lock to check."""

@@ -249,6 +249,29 @@ class _Connections:
                 raise lost_connection_error(self._where(), exc, writing=True) from exc
             raise
 
+    def execute_in_transaction(
+        self, sql: str, params: Mapping[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement inside the calling thread's open `transaction`; return its rows.
+
+        For a check that must commit or roll back with the transaction's rows
+        (the PostgreSQL gc lock's: `compstore.cas._gclock_pg`). ``sql`` uses the
+        driver's placeholders (``%(name)s`` for PostgreSQL, ``:name`` for SQLite).
+
+        Raises
+        ------
+        RepositoryError
+            If the thread has no transaction open.
+        """
+        conn: sa.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            raise RepositoryError(
+                "execute_in_transaction runs inside `with registry.transaction():` only"
+            )
+        self._check_not_broken()
+        result = conn.exec_driver_sql(sql, dict(params))
+        return [tuple(row) for row in result] if result.returns_rows else []
+
     def _check_not_broken(self) -> None:
         if getattr(self._local, "broken", False):
             raise RepositoryError(
