@@ -76,8 +76,9 @@ def _fill(root: Path, visits: int, detectors: int, size: int) -> Butler:
 
 def _empty_as_subset_makes_it(root: Path, durable: bool) -> None:
     # An empty repository made as Butler.subset makes its destination (no fan-out folders).
-    Repository.create(root, fsync=durable, fanout=False)
-    Butler(root, fsync=durable)
+    made = Repository.create(root, fsync=durable, fanout=False)
+    Butler(root, fsync=durable)  # served the registry `made` holds, as subset's Butler is
+    del made
 
 
 def _footprint(butler: Butler, digest: str) -> int:
