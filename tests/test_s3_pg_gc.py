@@ -25,13 +25,6 @@ from compstore.testing.sky import make_catalog, make_exposure
 
 
 @pytest.fixture
-def s3_env(s3_server, monkeypatch):
-    for key, value in s3_server.environment().items():
-        monkeypatch.setenv(key, value)
-    return s3_server
-
-
-@pytest.fixture
 def repo(s3_env, s3_bucket, postgres_url):
     """An S3 repository with a PostgreSQL registry and the types calexp and src."""
     url = f"s3://{s3_bucket}/survey/pg"
