@@ -286,3 +286,23 @@ def test_a_lock_session_ended_while_idle_is_opened_again_by_the_next_put(repo):
     np.testing.assert_array_equal(
         Butler(url, collections=["sfm"]).get("calexp", visit=10, detector=0).image, exposure.image
     )
+
+
+def test_a_session_whose_setup_fails_is_closed(postgres_url, monkeypatch):
+    """A connection made for the lock is closed when creating its table fails (no leak)."""
+    from compstore.cas import _gclock_pg
+
+    made = []
+    real_run = _gclock_pg._Session.run
+
+    def failing_run(self, sql):
+        made.append(self)
+        if "CREATE TABLE" in sql:
+            raise psycopg.errors.InsufficientPrivilege("permission denied for schema public")
+        return real_run(self, sql)
+
+    monkeypatch.setattr(_gclock_pg._Session, "run", failing_run)
+    lock = _gclock_pg.PgGcLock(postgres_url, "s3://nowhere/setup-fails")
+    with pytest.raises(BlobStoreError, match="may create a table"):
+        lock.read_generation()
+    assert made and all(session.conn.closed for session in made)

@@ -161,13 +161,17 @@ class PgGcLock:
 
         try:
             session = _Session(self._conninfo)
+        except psycopg.Error as exc:
+            raise self._error("cannot reach", exc) from exc
+        try:
             if self._ready != os.getpid():
                 with self._setup_lock:
                     session.run(_SETUP.format(k=self._k))
                     self._ready = os.getpid()
-            return session
         except psycopg.Error as exc:
+            session.close()  # not left to the garbage collector
             raise self._error("cannot reach", exc) from exc
+        return session
 
     def _error(self, what: str, exc: BaseException) -> BlobStoreError:
         reason = " ".join(str(exc).split())[:300]
