@@ -129,8 +129,6 @@ class PgGcLock:
     use. Every failure to reach the database raises `BlobStoreError`.
     """
 
-    confirms = True
-
     def __init__(self, conninfo: str, url: str) -> None:
         self._conninfo = conninfo
         self._url = url
