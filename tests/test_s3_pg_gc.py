@@ -306,3 +306,23 @@ def test_a_session_whose_setup_fails_is_closed(postgres_url, monkeypatch):
     with pytest.raises(BlobStoreError, match="may create a table"):
         lock.read_generation()
     assert made and all(session.conn.closed for session in made)
+
+
+def test_a_writer_interrupted_while_taking_the_lock_keeps_none(postgres_url, monkeypatch):
+    """An interrupt after the shared lock is granted drops the session: no lock left held."""
+    from compstore.cas import _gclock_pg
+
+    lock = _gclock_pg.PgGcLock(postgres_url, "s3://nowhere/interrupted")
+    lock.read_generation()  # the table and the row exist
+    real_run = _gclock_pg._Session.run
+
+    def interrupted(self, sql):
+        values = real_run(self, sql)
+        if "pg_advisory_lock_shared" in sql:
+            raise KeyboardInterrupt
+        return values
+
+    monkeypatch.setattr(_gclock_pg._Session, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt), lock.writer():
+        pass
+    _wait_until(lambda: not _advisory(postgres_url))

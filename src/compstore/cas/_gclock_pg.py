@@ -219,6 +219,9 @@ class PgGcLock:
                 # A session the server ended while idle (a restart, a timeout): once more.
                 if attempt or not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
                     raise self._error("cannot take", exc) from exc
+            except BaseException:
+                self._drop()  # interrupted: a lock granted meanwhile is not kept by the thread
+                raise
         held[mine] = str(generation).encode()
         try:
             yield held[mine]
