@@ -25,13 +25,6 @@ from compstore.testing.sky import make_catalog, make_exposure
 
 
 @pytest.fixture
-def s3_env(s3_server, monkeypatch):
-    for key, value in s3_server.environment().items():
-        monkeypatch.setenv(key, value)
-    return s3_server
-
-
-@pytest.fixture
 def repo(s3_env, s3_bucket, postgres_url):
     """An S3 repository with a PostgreSQL registry and the types calexp and src."""
     url = f"s3://{s3_bucket}/survey/pg"
@@ -293,3 +286,43 @@ def test_a_lock_session_ended_while_idle_is_opened_again_by_the_next_put(repo):
     np.testing.assert_array_equal(
         Butler(url, collections=["sfm"]).get("calexp", visit=10, detector=0).image, exposure.image
     )
+
+
+def test_a_session_whose_setup_fails_is_closed(postgres_url, monkeypatch):
+    """A connection made for the lock is closed when creating its table fails (no leak)."""
+    from compstore.cas import _gclock_pg
+
+    made = []
+    real_run = _gclock_pg._Session.run
+
+    def failing_run(self, sql):
+        made.append(self)
+        if "CREATE TABLE" in sql:
+            raise psycopg.errors.InsufficientPrivilege("permission denied for schema public")
+        return real_run(self, sql)
+
+    monkeypatch.setattr(_gclock_pg._Session, "run", failing_run)
+    lock = _gclock_pg.PgGcLock(postgres_url, "s3://nowhere/setup-fails")
+    with pytest.raises(BlobStoreError, match="may create a table"):
+        lock.read_generation()
+    assert made and all(session.conn.closed for session in made)
+
+
+def test_a_writer_interrupted_while_taking_the_lock_keeps_none(postgres_url, monkeypatch):
+    """An interrupt after the shared lock is granted drops the session: no lock left held."""
+    from compstore.cas import _gclock_pg
+
+    lock = _gclock_pg.PgGcLock(postgres_url, "s3://nowhere/interrupted")
+    lock.read_generation()  # the table and the row exist
+    real_run = _gclock_pg._Session.run
+
+    def interrupted(self, sql):
+        values = real_run(self, sql)
+        if "pg_advisory_lock_shared" in sql:
+            raise KeyboardInterrupt
+        return values
+
+    monkeypatch.setattr(_gclock_pg._Session, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt), lock.writer():
+        pass
+    _wait_until(lambda: not _advisory(postgres_url))

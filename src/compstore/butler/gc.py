@@ -189,7 +189,7 @@ class PutGuard:
         BlobStoreError
             If the lock was lost and a sweep ran since the put took it: put again.
         """
-        if self._lock is not None and self._lock.confirms:
+        if self._lock is not None:
             self._lock.confirm(self._generation, registry.execute_in_transaction)
 
 

@@ -166,10 +166,6 @@ class GcLock(Protocol):
     def key(self) -> str:
         """Names the lock (and its generation) among the repositories a process uses."""
 
-    @property
-    def confirms(self) -> bool:
-        """Whether `confirm` must run in the registry transaction of a put (else it does nothing)."""
-
     def writer(self) -> AbstractContextManager[bytes]:
         """Hold the lock shared (a put in flight, reentrant per thread); yield the generation."""
 
@@ -189,8 +185,6 @@ def _held_still() -> None:
 
 class FolderGcLock:
     """The ``flock`` gc lock in a local folder (`writer_guard`, `sweep_guard`), as a `GcLock`."""
-
-    confirms = False
 
     def __init__(self, root: str) -> None:
         self.root = root

@@ -129,8 +129,6 @@ class PgGcLock:
     use. Every failure to reach the database raises `BlobStoreError`.
     """
 
-    confirms = True
-
     def __init__(self, conninfo: str, url: str) -> None:
         self._conninfo = conninfo
         self._url = url
@@ -161,13 +159,17 @@ class PgGcLock:
 
         try:
             session = _Session(self._conninfo)
+        except psycopg.Error as exc:
+            raise self._error("cannot reach", exc) from exc
+        try:
             if self._ready != os.getpid():
                 with self._setup_lock:
                     session.run(_SETUP.format(k=self._k))
                     self._ready = os.getpid()
-            return session
         except psycopg.Error as exc:
+            session.close()  # not left to the garbage collector
             raise self._error("cannot reach", exc) from exc
+        return session
 
     def _error(self, what: str, exc: BaseException) -> BlobStoreError:
         reason = " ".join(str(exc).split())[:300]
@@ -217,6 +219,9 @@ class PgGcLock:
                 # A session the server ended while idle (a restart, a timeout): once more.
                 if attempt or not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
                     raise self._error("cannot take", exc) from exc
+            except BaseException:
+                self._drop()  # interrupted: a lock granted meanwhile is not kept by the thread
+                raise
         held[mine] = str(generation).encode()
         try:
             yield held[mine]
