@@ -12,7 +12,6 @@ from compstore import Butler
 from compstore.cas import (
     BLAKE3,
     XXH3_128,
-    DigestAlgorithm,
     LocalBlobStore,
     canonical_json,
     jcs,
@@ -26,6 +25,7 @@ from compstore.errors import (
     RepositoryFormatError,
     RepositoryNotFoundError,
 )
+from compstore.testing.digests import COLLIDING
 from compstore.testing.sky import make_exposure
 
 
@@ -147,22 +147,6 @@ def test_a_wcs_document_leaves_out_the_cards_astropy_versions_disagree_on(tmp_pa
 
 
 # -- a digest hit --------------------------------------------------------------------
-class _Const:
-    """A hasher whose digest ignores the content: every put collides."""
-
-    def __init__(self, tag: bytes) -> None:
-        del tag
-
-    def update(self, data: object) -> None:
-        del data
-
-    def hexdigest(self) -> str:
-        return "ab" * 16
-
-
-COLLIDING = DigestAlgorithm("const", _Const)
-
-
 @pytest.mark.parametrize("packs", [False, True])
 @pytest.mark.parametrize("size", [8, 1024])  # packed / small folder, and a big array (4 MiB)
 def test_a_colliding_array_is_refused_not_shared(tmp_path, packs, size):

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from compstore import Butler
-from compstore.cas import BLAKE3, XXH3_128, DigestAlgorithm, S3BlobStore, canonical_json, jcs, parse_json
+from compstore.cas import BLAKE3, XXH3_128, S3BlobStore, canonical_json, jcs, parse_json
 from compstore.cli import main
 from compstore.errors import CorruptBlobError, RepositoryError, RepositoryExistsError
+from compstore.testing.digests import COLLIDING
 from compstore.testing.sky import make_exposure
 
 pytest.importorskip("obstore")
@@ -102,22 +103,6 @@ def test_the_cli_creates_a_blake3_s3_repository(s3_url, tmp_path):
 
 
 # -- a digest hit ---------------------------------------------------------------------
-class _Const:
-    """A hasher whose digest ignores the content: every put collides."""
-
-    def __init__(self, tag: bytes) -> None:
-        del tag
-
-    def update(self, data: object) -> None:
-        del data
-
-    def hexdigest(self) -> str:
-        return "ab" * 16
-
-
-COLLIDING = DigestAlgorithm("const", _Const)
-
-
 def _store(s3_server, bucket, tmp_path, *, packs, **options):  # type: ignore[no-untyped-def]
     from compstore.cas._pack import PackIndex
 

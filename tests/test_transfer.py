@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import filecmp
-import hashlib
 import os
 
 import numpy as np
@@ -11,9 +10,10 @@ import pytest
 
 from compstore import Butler
 from compstore.butler.transfer import copy_component, copy_through
-from compstore.cas import DigestAlgorithm, LocalBlobStore
+from compstore.cas import LocalBlobStore
 from compstore.errors import ConflictingDatasetError, CorruptBlobError, DatasetNotFoundError
 from compstore.registry import DatasetRef
+from compstore.testing.digests import colliding_per_kind
 from compstore.testing.repository import blob_bytes
 from compstore.testing.sky import make_catalog, make_exposure
 
@@ -181,20 +181,7 @@ def test_a_transfer_waits_for_a_running_gc_of_the_destination(source, tmp_path):
 
 
 # -- a digest the destination holds with other content ----------------------------------
-class _Const:
-    """A hasher whose digest ignores the content (not its kind): every put of a kind collides."""
-
-    def __init__(self, tag: bytes) -> None:
-        self._digest = hashlib.md5(tag).hexdigest()
-
-    def update(self, data: object) -> None:
-        del data
-
-    def hexdigest(self) -> str:
-        return self._digest
-
-
-COLLIDING = DigestAlgorithm("const", _Const)
+COLLIDING = colliding_per_kind()
 
 
 @pytest.mark.parametrize("copy", [copy_component, copy_through])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import pathlib
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from compstore.cas import BLAKE3, XXH3_128, BlobStore, DigestAlgorithm, MemoryBlobStore
 from compstore.errors import CorruptBlobError
 from compstore.testing.blobstore import BlobStoreTests
+from compstore.testing.digests import colliding_per_kind
 
 
 class TestMemoryBlobStore(BlobStoreTests):
@@ -43,22 +43,11 @@ class _Comparing(_Defaults):
     """A store that compares on a hit and names everything of a kind alike (`BlobStore`'s puts)."""
 
     def __init__(self) -> None:
-        super().__init__(DigestAlgorithm("const", lambda tag: _Const(tag)))
+        super().__init__(colliding_per_kind())
 
     @property
     def compare_on_hit(self) -> bool:
         return True
-
-
-class _Const:
-    def __init__(self, tag: bytes) -> None:
-        self._digest = hashlib.md5(tag).hexdigest()
-
-    def update(self, data: object) -> None:
-        del data
-
-    def hexdigest(self) -> str:
-        return self._digest
 
 
 def test_the_default_puts_compare_on_a_hit_when_the_store_says_so() -> None:
