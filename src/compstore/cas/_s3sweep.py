@@ -115,7 +115,7 @@ def sweep_s3(
 
     # zarr.json first: an array stops existing before its data goes.
     what = "unreferenced components"
-    check = held if held is not None else _nothing
+    check = held if held is not None else (lambda: None)
     _delete(store, [store._array_key(d, "zarr.json") for d in dead_arrays], what, check)
     _delete(store, [store._array_key(d, n) for d in dead_arrays + leftovers
                     for n in folders[d] if not (d in dead_arrays and n == "zarr.json")], what, check)  # fmt: skip
@@ -137,6 +137,3 @@ def _delete(store: S3BlobStore, keys: list[str], what: str, check: Callable[[], 
         check()
         store._delete(keys[start : start + _BULK], what)
 
-
-def _nothing() -> None:
-    """No lock to check."""
